@@ -1,0 +1,61 @@
+# deployflow: two commands matter. `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DEPLOYFLOW_HOME := $(CURDIR)
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW_CONFIG := $(CURDIR)/airflow.cfg
+export PYTHONPATH := $(CURDIR)/plugins
+# pip's machine-wide find-links may name folders that do not exist: keep its noise out.
+PIP := $(VENV)/bin/pip --disable-pip-version-check --no-input
+PORT ?= 8080
+SERVICE ?= sample-app
+ENVIRONMENT ?= dev
+REF ?= HEAD
+
+.PHONY: help venv images up demo demo-down test test-unit lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## the virtualenv, from the full lock
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements.txt 2> >(grep -v "^WARNING: Location" >&2)
+	touch $@
+
+images: venv ## base image (pulled, else debootstrapped) and the stack's images
+	$(PY) scripts/stack.py images
+
+up: venv ## start the local stack: registry and Airflow on 127.0.0.1:$(PORT)
+	$(PY) scripts/stack.py up --home $(AIRFLOW_HOME) --port $(PORT)
+
+demo: up ## release the sample service through Airflow's REST API and follow it
+	$(PY) -m deployflow.client --url http://127.0.0.1:$(PORT) \
+	    --password-file $(AIRFLOW_HOME)/simple_auth_manager_passwords.json \
+	    release $(SERVICE) --environment $(ENVIRONMENT) --git-ref $(REF) --reason "make demo"; \
+	  rc=$$?; \
+	  echo; echo "Airflow UI: http://127.0.0.1:$(PORT)  user: admin  password: $$($(PY) scripts/stack.py password --home $(AIRFLOW_HOME))"; \
+	  echo "Stop everything with: make demo-down"; exit $$rc
+
+demo-down: ## stop what demo started (Airflow processes by PID, containers by name)
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down --home $(AIRFLOW_HOME); fi
+
+test: venv images ## every test: unit, DAG integrity, end-to-end against Docker and Airflow
+	$(PY) -m pytest
+
+test-unit: venv ## the fast tests only (no Docker, no Airflow processes)
+	$(PY) -m pytest tests/unit tests/dags
+
+lock: ## rebuild requirements.txt from requirements.in in a clean venv
+	rm -rf /tmp/deployflow-lock && $(PYTHON) -m venv /tmp/deployflow-lock
+	/tmp/deployflow-lock/bin/pip install -q -r requirements.in
+	{ head -3 requirements.txt; /tmp/deployflow-lock/bin/pip freeze --all | grep -v -E '^(pip|setuptools|wheel)=='; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+clean: demo-down ## remove the venv and Airflow state (images and the registry volume stay)
+	rm -rf $(VENV) .airflow .airflow-test .workspace

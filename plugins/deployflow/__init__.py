@@ -1,0 +1,1 @@
+"""deployflow: release pipelines as Airflow DAGs. This package's core imports no Airflow."""

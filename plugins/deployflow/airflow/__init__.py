@@ -1,0 +1,1 @@
+"""Airflow adapters: operators and the DAG factory. Thin: they call the core."""

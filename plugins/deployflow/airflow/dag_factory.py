@@ -1,0 +1,89 @@
+"""One release DAG per catalog entry: ``release_<service>``.
+
+Built at DAG-file import from the catalog's YAML alone: no network, no Docker,
+no git. A bad catalog file raises ConfigError here, which Airflow shows as the
+DAG file's import error, naming the file, the field and the valid values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import DAG, Param, TaskGroup
+from docker.types import Mount
+
+from deployflow import testing
+from deployflow.airflow.operators import (
+    CheckoutOperator,
+    ImageBuildOperator,
+    PytestSuiteOperator,
+    ResolveReleaseOperator,
+    docker_url,
+)
+from deployflow.catalog import Service, load_catalog
+from deployflow.release import param_schema
+
+IMAGE = "{{ ti.xcom_pull(task_ids='build')['ref'] }}"
+COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='checkout')['coverage_dir'] }}"
+DAGRUN_TIMEOUT = timedelta(minutes=30)
+
+
+def release_dags(catalog: Path | None = None) -> dict[str, DAG]:
+    """Every service's release DAG, by dag_id."""
+    dags = [release_dag(service) for service in load_catalog(catalog).values()]
+    return {dag.dag_id: dag for dag in dags}
+
+
+def release_dag(service: Service) -> DAG:
+    schema = param_schema(service)
+    if service.nightly is not None:
+        # A scheduled run takes the defaults: make them the nightly's.
+        schema["environment"]["default"] = service.nightly.environment
+        schema["git_ref"]["default"] = service.nightly.ref or service.source.default_ref
+    params = {name: Param(spec.pop("default"), **spec) for name, spec in schema.items()}
+
+    with DAG(
+        dag_id=f"release_{service.name}",
+        description=service.description or f"Release {service.name}",
+        schedule=service.nightly.cron if service.nightly else None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params=params,
+        tags=["deployflow", "release", f"service:{service.name}"],
+        default_args={"owner": service.owner or "deployflow", "retries": 1, "retry_delay": timedelta(seconds=10)},
+        dagrun_timeout=DAGRUN_TIMEOUT,
+        render_template_as_native_obj=False,
+        doc_md=__doc__,
+    ) as dag:
+        resolve = ResolveReleaseOperator(task_id="resolve", service=service)
+        source = CheckoutOperator(task_id="checkout", service=service, git_ref="{{ ti.xcom_pull(task_ids='resolve')['git_ref'] }}")
+        # A failed build or suite is deterministic: a retry only delays the verdict.
+        image = ImageBuildOperator(task_id="build", service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
+        with TaskGroup("test", tooltip="pytest suites in containers from the built image") as suites:
+            for suite in service.tests.suites:
+                PytestSuiteOperator(
+                    task_id=suite,
+                    suite=suite,
+                    image=IMAGE,
+                    coverage_source=service.tests.coverage_source,
+                    coverage_dir=COVERAGE_DIR,
+                    retries=0,
+                    execution_timeout=timedelta(seconds=service.tests.timeout_s),
+                )
+        gate = DockerOperator(
+            task_id="coverage_gate",
+            doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
+            image=IMAGE,
+            command=testing.coverage_gate_command(service.tests.coverage_threshold),
+            environment=testing.coverage_gate_environment(),
+            mounts=[Mount(target=testing.COVERAGE_MOUNT, source=COVERAGE_DIR, type="bind")],
+            docker_url=docker_url(),
+            network_mode="host",
+            mount_tmp_dir=False,
+            auto_remove="force",
+            retries=0,
+        )
+        resolve >> source >> image >> suites >> gate
+    return dag

@@ -1,0 +1,199 @@
+"""Operators of the release DAG's first half: resolve, checkout, build, test.
+
+Thin adapters: they read Airflow's context (params, run id, XCom) and call the
+Airflow-free core in ``deployflow``. Every failure the core raises on purpose
+(:class:`StageFailed`, :class:`ConfigError`) becomes an AirflowFailException:
+a broken Dockerfile or a bad ref does not get better with a retry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.hooks.docker import DockerHook
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import BaseOperator, Variable
+from docker.types import Mount
+
+from deployflow import build, testing
+from deployflow.catalog import Service, project_root
+from deployflow.checkout import Checkout, checkout
+from deployflow.errors import DeployflowError
+from deployflow.release import ReleaseRequest
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
+DEFAULT_BASE_IMAGE = "deployflow/base:bookworm"
+
+
+def docker_url() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+
+
+def workspace_root() -> Path:
+    """Where releases check out code: ``$DEPLOYFLOW_WORKSPACE``, else ``.workspace`` in the project."""
+    return Path(os.environ.get("DEPLOYFLOW_WORKSPACE") or project_root() / ".workspace")
+
+
+def run_workspace(service: str, run_id: str) -> Path:
+    return workspace_root() / service / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+class ResolveReleaseOperator(BaseOperator):
+    """Validate the run's params against the catalog and push the release request to XCom.
+
+    :param service: the catalog entry this DAG releases.
+    """
+
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, service: Service, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def execute(self, context: Context) -> dict[str, str]:
+        dag_run = context["dag_run"]
+        requested_by = getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+        try:
+            request = ReleaseRequest.from_params(self.service, dict(context["params"]), requested_by=requested_by)
+        except DeployflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "release %s of %s to %s with %s, requested by %s%s",
+            request.git_ref, request.service, request.environment, request.strategy, request.requested_by,
+            f" ({request.reason})" if request.reason else "",
+        )
+        return request.to_dict()
+
+
+class CheckoutOperator(BaseOperator):
+    """Check out the requested ref into this run's workspace; pushes the commit SHA to XCom.
+
+    :param service: the catalog entry this DAG releases.
+    :param git_ref: branch, tag or commit (templated).
+    """
+
+    template_fields: Sequence[str] = ("git_ref",)
+    ui_color = "#fff4e5"
+
+    def __init__(self, *, service: Service, git_ref: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.git_ref = git_ref
+
+    def execute(self, context: Context) -> dict[str, object]:
+        workspace = run_workspace(self.service.name, context["run_id"])
+        location = self.service.source.location(project_root())
+        try:
+            result = checkout(location, self.git_ref, workspace / "src")
+        except DeployflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        coverage_dir = workspace / "coverage"
+        coverage_dir.mkdir(parents=True, exist_ok=True)
+        for stale in coverage_dir.glob(".coverage*"):
+            stale.unlink()  # a retried run must not count an earlier attempt's data
+        coverage_dir.chmod(0o777)  # the test containers run as the image's unprivileged user
+        self.log.info("checkout: %s at %s -> %s in %.2f s", location, self.git_ref, result.sha, result.seconds)
+        return {**result.to_dict(), "workspace": str(workspace), "coverage_dir": str(coverage_dir)}
+
+
+class ImageBuildOperator(BaseOperator):
+    """``docker build`` the service at the checked-out commit, tag it by commit, push it.
+
+    The registry comes from the Airflow Variable ``deployflow_registry``
+    (``AIRFLOW_VAR_DEPLOYFLOW_REGISTRY``); without one the image stays local.
+
+    :param service: the catalog entry this DAG releases.
+    :param docker_url: the Docker engine (default ``$DOCKER_HOST`` or the local socket).
+    """
+
+    ui_color = "#e6f4ea"
+
+    def __init__(self, *, service: Service, docker_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.docker_url = docker_url
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        source = ti.xcom_pull(task_ids="checkout")
+        request = ti.xcom_pull(task_ids="resolve")
+        registry = Variable.get("deployflow_registry", default=None) or None
+        base_image = Variable.get("deployflow_base_image", default=DEFAULT_BASE_IMAGE)
+        build_type = "nightly" if str(context["dag_run"].run_type).endswith("scheduled") else "release"
+        spec = build.image_spec(
+            self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
+            base_image=base_image, registry=registry,
+        )
+        client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
+        started = time.monotonic()
+        try:
+            built = build.build_image(client, spec)
+            self.log.info("build: %s (%s, %.1f MB) in %.1f s", built.ref, built.image_id[:19], built.size_mb, built.seconds)
+            if registry:
+                built = build.push_image(client, built, spec)
+        except DeployflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("build stage done in %.1f s: %s pushed=%s", time.monotonic() - started, built.ref, built.pushed)
+        return built.to_dict()
+
+
+class PytestSuiteOperator(DockerOperator):
+    """Run one test suite with pytest in a container from the built image.
+
+    Logs a one-line summary (counts, time, coverage, failing tests); a failed
+    suite fails the task with that line as the reason.
+
+    :param suite: ``unit``, ``integration`` or ``performance``.
+    :param coverage_source: what ``--cov`` measures.
+    :param coverage_dir: host directory shared by the suites for coverage data (templated).
+    """
+
+    ui_color = "#fce8e6"
+
+    def __init__(self, *, suite: str, coverage_source: str, coverage_dir: str, image: str, **kwargs: Any) -> None:
+        kwargs.setdefault("docker_url", docker_url())
+        super().__init__(
+            image=image,
+            command=testing.suite_command(suite, coverage_source),
+            environment=testing.suite_environment(suite),
+            mounts=[Mount(target=testing.COVERAGE_MOUNT, source=coverage_dir, type="bind")],
+            network_mode="host",
+            mount_tmp_dir=False,
+            auto_remove="force",
+            xcom_all=True,
+            do_xcom_push=False,
+            **kwargs,
+        )
+        self.suite = suite
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.do_xcom_push = True  # DockerOperator returns the log lines only when pushing
+        try:
+            lines = super().execute(context) or []
+        except DockerContainerFailedException as exc:
+            outcome = testing.read_pytest_output(self.suite, _text(exc.logs))
+            self.log.error("%s", outcome.summary())
+            raise AirflowFailException(outcome.summary()) from None
+        outcome = testing.read_pytest_output(self.suite, _text(lines))
+        self.log.info("%s", outcome.summary())
+        return {"suite": self.suite, "ok": outcome.ok, "counts": outcome.counts,
+                "seconds": outcome.seconds, "coverage": outcome.coverage}
+
+
+def _text(lines: Any) -> list[str]:
+    if isinstance(lines, (str, bytes)):
+        lines = [lines]
+    out: list[str] = []
+    for line in lines or []:
+        out.extend((line.decode(errors="replace") if isinstance(line, bytes) else str(line)).splitlines())
+    return out

@@ -1,0 +1,289 @@
+"""The service catalog: one YAML file per service, loaded into validated dataclasses.
+
+A bad file raises :class:`ConfigError` naming the file, the dotted path of the
+field, and the valid values, so a typo fails DAG import with a sentence a person
+can act on instead of a KeyError deep inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployflow.errors import ConfigError, one_of
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+STRATEGIES = ("rolling", "canary", "blue-green")
+PLATFORMS = ("docker", "kubernetes")
+SUITES = ("unit", "integration", "performance")
+DEFAULT_STRATEGY = {"dev": "rolling", "staging": "canary", "prod": "blue-green"}
+
+_SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+_HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+GIT_REF = re.compile(r"^(?!-)[A-Za-z0-9._/@^~-]{1,200}$")
+
+
+def project_root() -> Path:
+    """The deployflow checkout: ``$DEPLOYFLOW_HOME``, else two levels above this package."""
+    return Path(os.environ.get("DEPLOYFLOW_HOME") or Path(__file__).resolve().parents[2])
+
+
+def catalog_dir() -> Path:
+    """Where service files live: ``$DEPLOYFLOW_CATALOG``, else ``include/services``."""
+    configured = os.environ.get("DEPLOYFLOW_CATALOG")
+    return Path(configured) if configured else project_root() / "include" / "services"
+
+
+class _Fields:
+    """Reads one mapping of a YAML document, tracking the dotted path for errors."""
+
+    def __init__(self, raw: Any, path: str, allowed: tuple[str, ...]) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(path or "(top level)", f"must be a mapping, got {type(raw).__name__}")
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            raise ConfigError(_join(path, str(unknown[0])), f"unknown field; valid fields are {', '.join(allowed)}")
+        self.raw = raw
+        self.path = path
+
+    def at(self, key: str) -> str:
+        return _join(self.path, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    def required(self, key: str) -> Any:
+        if self.raw.get(key) in (None, ""):
+            raise ConfigError(self.at(key), "is required")
+        return self.raw[key]
+
+    def string(self, key: str, default: str | None = None, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        value = self.raw.get(key, default)
+        if value is None:
+            raise ConfigError(self.at(key), "is required")
+        if not isinstance(value, str):
+            raise ConfigError(self.at(key), f"must be a string, got {value!r}")
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
+        return value
+
+    def choice(self, key: str, valid: tuple[str, ...], default: str | None = None) -> str:
+        value = self.raw.get(key, default)
+        if value not in valid:
+            raise ConfigError(self.at(key), one_of(value, valid))
+        return value
+
+    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+            raise ConfigError(self.at(key), f"{value!r} is not valid; must be a whole number from {low} to {high}")
+        return int(value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the service's code is: a git URL or a local repository, and the build context in it."""
+
+    repo: str
+    context: str = "."
+    default_ref: str = "HEAD"
+
+    def location(self, root: Path) -> str:
+        """The repository as git can clone it; a relative path is taken from ``root``."""
+        if "://" in self.repo or self.repo.startswith("git@") or os.path.isabs(self.repo):
+            return self.repo
+        return str((root / self.repo).resolve())
+
+
+@dataclass(frozen=True)
+class Build:
+    dockerfile: str = "Dockerfile"
+    args: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: int = 900
+
+
+@dataclass(frozen=True)
+class Tests:
+    suites: tuple[str, ...] = SUITES
+    coverage_threshold: int = 80
+    coverage_source: str = "."
+    timeout_s: int = 600
+
+
+@dataclass(frozen=True)
+class Health:
+    health: str = "/health"
+    ready: str = "/ready"
+    live: str = "/live"
+
+    def paths(self) -> tuple[str, str, str]:
+        return (self.health, self.ready, self.live)
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    platform: str
+    strategy: str
+    replicas: int
+    health: Health
+
+
+@dataclass(frozen=True)
+class Nightly:
+    """A scheduled release: cron expression, the environment it targets and the ref it builds."""
+
+    cron: str
+    environment: str = "dev"
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    source: Source
+    build: Build
+    tests: Tests
+    environments: Mapping[str, Environment]
+    nightly: Nightly | None = None
+    owner: str = ""
+    description: str = ""
+    port: int = 8000
+
+    @property
+    def image_name(self) -> str:
+        return self.name
+
+
+def parse_service(raw: Any) -> Service:
+    """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
+    top = _Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly"))
+    name = top.string("name", pattern=_SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
+    return Service(
+        name=name,
+        description=top.string("description", ""),
+        owner=top.string("owner", ""),
+        port=top.integer("port", 8000, low=1024, high=65535),
+        source=_source(top.required("source"), top.at("source")),
+        build=_build(top.get("build", {}), top.at("build")),
+        tests=_tests(top.get("tests", {}), top.at("tests")),
+        environments=_environments(top.required("environments"), top.at("environments")),
+        nightly=_nightly(top.get("nightly"), top.at("nightly")),
+    )
+
+
+def _source(raw: Any, path: str) -> Source:
+    f = _Fields(raw, path, ("repo", "context", "default_ref"))
+    context = f.string("context", ".")
+    if os.path.isabs(context) or ".." in Path(context).parts:
+        raise ConfigError(f.at("context"), f"{context!r} is not valid; must be a relative path inside the repository")
+    return Source(
+        repo=f.string("repo"),
+        context=context,
+        default_ref=f.string("default_ref", "HEAD", pattern=GIT_REF, hint="must be a branch, tag or commit name"),
+    )
+
+
+def _build(raw: Any, path: str) -> Build:
+    f = _Fields(raw, path, ("dockerfile", "args", "timeout_s"))
+    args = f.get("args", {}) or {}
+    if not isinstance(args, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in args.items()):
+        raise ConfigError(f.at("args"), "must be a mapping of build-arg names to strings")
+    return Build(
+        dockerfile=f.string("dockerfile", "Dockerfile"),
+        args={k: str(v) for k, v in args.items()},
+        timeout_s=f.integer("timeout_s", 900, low=10, high=7200),
+    )
+
+
+def _tests(raw: Any, path: str) -> Tests:
+    f = _Fields(raw, path, ("suites", "coverage_threshold", "coverage_source", "timeout_s"))
+    suites = f.get("suites", list(SUITES))
+    if not isinstance(suites, list) or not suites:
+        raise ConfigError(f.at("suites"), f"must be a non-empty list drawn from {', '.join(SUITES)}")
+    for i, suite in enumerate(suites):
+        if suite not in SUITES:
+            raise ConfigError(f"{f.at('suites')}[{i}]", one_of(suite, SUITES))
+    if len(set(suites)) != len(suites):
+        raise ConfigError(f.at("suites"), f"lists a suite twice: {suites}")
+    return Tests(
+        suites=tuple(suites),
+        coverage_threshold=f.integer("coverage_threshold", 80, low=0, high=100),
+        coverage_source=f.string("coverage_source", "."),
+        timeout_s=f.integer("timeout_s", 600, low=10, high=7200),
+    )
+
+
+def _environments(raw: Any, path: str) -> dict[str, Environment]:
+    f = _Fields(raw, path, ENVIRONMENTS)
+    return {name: _environment(name, f.raw[name] or {}, f.at(name)) for name in ENVIRONMENTS if name in f.raw}
+
+
+def _environment(name: str, raw: Any, path: str) -> Environment:
+    f = _Fields(raw, path, ("platform", "strategy", "replicas", "health"))
+    return Environment(
+        name=name,
+        platform=f.choice("platform", PLATFORMS, "docker"),
+        strategy=f.choice("strategy", STRATEGIES, DEFAULT_STRATEGY[name]),
+        replicas=f.integer("replicas", 1, low=1, high=50),
+        health=_health(f.get("health", {}) or {}, f.at("health")),
+    )
+
+
+def _health(raw: Any, path: str) -> Health:
+    f = _Fields(raw, path, ("health", "ready", "live"))
+    hint = "must be an HTTP path starting with '/'"
+    return Health(
+        health=f.string("health", "/health", pattern=_HTTP_PATH, hint=hint),
+        ready=f.string("ready", "/ready", pattern=_HTTP_PATH, hint=hint),
+        live=f.string("live", "/live", pattern=_HTTP_PATH, hint=hint),
+    )
+
+
+def _nightly(raw: Any, path: str) -> Nightly | None:
+    if raw is None:
+        return None
+    f = _Fields(raw, path, ("cron", "environment", "ref"))
+    cron = f.string("cron")
+    from croniter import croniter  # a pure library; Airflow depends on it too
+
+    if not croniter.is_valid(cron):
+        raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+    ref = f.get("ref")
+    if ref is not None:
+        f.string("ref", pattern=GIT_REF, hint="must be a branch, tag or commit name")
+    return Nightly(cron=cron, environment=f.choice("environment", ENVIRONMENTS, "dev"), ref=ref)
+
+
+def load_service(path: Path) -> Service:
+    """Load and validate one catalog file; every error names the file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("(file)", f"is not valid YAML: {exc}", source=str(path)) from exc
+    try:
+        service = parse_service(raw)
+    except ConfigError as exc:
+        raise exc.in_source(str(path)) from None
+    if service.name != path.stem:
+        raise ConfigError("name", f"{service.name!r} must match the file name {path.stem!r}", source=str(path))
+    return service
+
+
+def load_catalog(directory: Path | None = None) -> dict[str, Service]:
+    """Every ``*.yaml`` service in ``directory``, by name. Raises on the first bad file."""
+    directory = directory or catalog_dir()
+    if not directory.is_dir():
+        raise ConfigError("(catalog)", f"directory {directory} does not exist (set DEPLOYFLOW_CATALOG)")
+    services = [load_service(p) for p in sorted(directory.glob("*.yaml"))]
+    return {s.name: s for s in services}

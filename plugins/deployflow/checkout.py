@@ -1,0 +1,90 @@
+"""Check out one ref of a service's repository into a release workspace.
+
+Commands are built by pure functions (asserted exactly in tests) and run by
+one small runner, so what touches git is visible in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from deployflow.errors import StageFailed
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[Sequence[str]], str]
+
+
+def clone_command(location: str, dest: Path) -> list[str]:
+    # --no-checkout: the ref is checked out detached below, whatever branch HEAD names.
+    return ["git", "clone", "--quiet", "--no-checkout", "--", location, str(dest)]
+
+
+def resolve_command(dest: Path, candidate: str) -> list[str]:
+    return ["git", "-C", str(dest), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{candidate}^{{commit}}"]
+
+
+def checkout_command(dest: Path, sha: str) -> list[str]:
+    return ["git", "-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha]
+
+
+def ref_candidates(ref: str) -> list[str]:
+    """Names to try for ``ref`` in a fresh clone: as given, then as a branch of origin."""
+    return [ref] if ref == "HEAD" else [ref, f"origin/{ref}"]
+
+
+def run_git(argv: Sequence[str]) -> str:
+    """Run one git command; a failure raises with git's own words."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Checkout:
+    sha: str
+    ref: str
+    path: str
+    seconds: float
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[:12]
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "short_sha": self.short_sha}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Checkout:
+        return cls(sha=str(data["sha"]), ref=str(data["ref"]), path=str(data["path"]), seconds=float(data["seconds"]))
+
+
+def checkout(location: str, ref: str, dest: Path, *, run: Runner = run_git) -> Checkout:
+    """Clone ``location`` into ``dest`` (emptied first) and check out ``ref`` detached."""
+    started = time.monotonic()
+    if dest.exists():
+        shutil.rmtree(dest)  # a retried task starts from a clean tree
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run(clone_command(location, dest))
+    except subprocess.CalledProcessError as exc:
+        raise StageFailed(f"checkout: cannot clone {location}: {(exc.stderr or '').strip()}") from exc
+    sha = _resolve(dest, ref, run)
+    run(checkout_command(dest, sha))
+    return Checkout(sha=sha, ref=ref, path=str(dest), seconds=round(time.monotonic() - started, 3))
+
+
+def _resolve(dest: Path, ref: str, run: Runner) -> str:
+    for candidate in ref_candidates(ref):
+        try:
+            return run(resolve_command(dest, candidate))
+        except subprocess.CalledProcessError:
+            continue
+    raise StageFailed(f"checkout: ref {ref!r} is not a branch, tag or commit of the repository")

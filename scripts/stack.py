@@ -1,0 +1,233 @@
+"""The local stack: images, the registry container, and Airflow's four processes.
+
+    python scripts/stack.py up   [--home .airflow] [--port 8080]
+    python scripts/stack.py down [--home .airflow]
+    python scripts/stack.py images
+
+Idempotent: ``up`` reuses what is running and what was built. Airflow runs as
+``airflow standalone`` would (scheduler, dag-processor, api-server, triggerer,
+SQLite, LocalExecutor), but each process is started here so that its PID is
+known and ``down`` can stop every one of them, and so that the scheduler and
+triggerer run with ``--skip-serve-logs`` (Airflow binds log servers to every
+interface; on one machine the API server reads the log files directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
+REGISTRY_IMAGE = "deployflow/registry:2"
+REGISTRY_CONTAINER = "deployflow-registry"
+REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
+COMPONENTS = {
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "api-server": ["api-server"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+# ---- images and registry ------------------------------------------------------------
+
+
+def ensure_images(client: docker.DockerClient) -> None:
+    """The base image (pulled or debootstrapped) and the registry image, built once."""
+    subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
+    try:
+        client.images.get(REGISTRY_IMAGE)
+    except docker.errors.ImageNotFound:
+        started = time.monotonic()
+        client.images.build(
+            path=str(ROOT / "include/images/registry"), tag=REGISTRY_IMAGE,
+            buildargs={"BASE_IMAGE": BASE_IMAGE}, network_mode="host", rm=True,
+        )
+        say(f"built {REGISTRY_IMAGE} in {time.monotonic() - started:.0f} s")
+
+
+def registry_up(client: docker.DockerClient) -> None:
+    try:
+        container = client.containers.get(REGISTRY_CONTAINER)
+        if container.status != "running":
+            container.start()
+    except docker.errors.NotFound:
+        client.containers.run(
+            REGISTRY_IMAGE, name=REGISTRY_CONTAINER, detach=True, network_mode="host",
+            environment={"REGISTRY_HTTP_ADDR": REGISTRY_ADDR},
+            volumes={"deployflow-registry-data": {"bind": "/var/lib/docker-registry", "mode": "rw"}},
+            labels={"io.deployflow.stack": "registry"},
+        )
+    _wait_http(f"http://{REGISTRY_ADDR}/v2/", "registry", timeout=30)
+    say(f"registry on {REGISTRY_ADDR}")
+
+
+def registry_down(client: docker.DockerClient) -> None:
+    try:
+        client.containers.get(REGISTRY_CONTAINER).remove(force=True)
+        say(f"removed container {REGISTRY_CONTAINER}")
+    except docker.errors.NotFound:
+        pass
+
+
+# ---- Airflow ----------------------------------------------------------------------
+
+
+def airflow_env(home: Path, port: int) -> dict[str, str]:
+    """The environment of every Airflow process of the stack at ``home``."""
+    base_url = f"http://127.0.0.1:{port}"
+    return {
+        **os.environ,
+        "DEPLOYFLOW_HOME": str(ROOT),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / "jwt_secret", lambda: secrets.token_urlsafe(48)),
+        "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_ADDR,
+        "AIRFLOW_VAR_DEPLOYFLOW_BASE_IMAGE": BASE_IMAGE,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def _secret(path: Path, make) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make())
+    return path.read_text().strip()
+
+
+def admin_password(home: Path) -> str:
+    """The admin password, generated once per AIRFLOW_HOME into the simple auth manager's file."""
+    path = home / "simple_auth_manager_passwords.json"
+    return json.loads(_secret(path, lambda: json.dumps({"admin": secrets.token_urlsafe(12)})))["admin"]
+
+
+def _pid_file(home: Path, name: str) -> Path:
+    return home / "pids" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running(home: Path, name: str) -> int | None:
+    path = _pid_file(home, name)
+    if path.exists():
+        pid = int(path.read_text())
+        if _alive(pid):
+            return pid
+    return None
+
+
+def airflow_up(home: Path, port: int) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(home, port)
+    admin_password(home)
+    if not (home / "airflow.db").exists() or not (home / ".migrated").exists():
+        started = time.monotonic()
+        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        (home / ".migrated").touch()
+        say(f"Airflow database ready in {time.monotonic() - started:.0f} s")
+    (home / "pids").mkdir(exist_ok=True)
+    (home / "logs").mkdir(exist_ok=True)
+    for name, args in COMPONENTS.items():
+        if _running(home, name):
+            continue
+        out = open(home / "logs" / f"{name}.out", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        _pid_file(home, name).write_text(str(proc.pid))
+        say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
+    _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
+    say(f"Airflow on http://127.0.0.1:{port} (user admin, password in {home / 'simple_auth_manager_passwords.json'})")
+
+
+def airflow_down(home: Path) -> None:
+    """Stop every component by its PID, its whole process group (task runners included)."""
+    for name in COMPONENTS:
+        pid = _running(home, name)
+        if pid is None:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _reap(pid)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        _pid_file(home, name).unlink(missing_ok=True)
+        say(f"stopped {name} (pid {pid})")
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _wait_http(url: str, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=5)
+            if response.status_code < 500:
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise SystemExit(f"[stack] {what} did not answer at {url} within {timeout:.0f} s ({last})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("up", "down", "images", "password"))
+    parser.add_argument("--home", type=Path, default=ROOT / ".airflow", help="AIRFLOW_HOME of this stack")
+    parser.add_argument("--port", type=int, default=8080, help="API server port (127.0.0.1)")
+    parser.add_argument("--keep-registry", action="store_true", help="down: leave the registry running")
+    args = parser.parse_args(argv)
+    home = args.home.resolve()
+    if args.command == "password":
+        print(admin_password(home))
+        return 0
+    if args.command == "down":
+        airflow_down(home)
+        if not args.keep_registry:
+            registry_down(docker.from_env())
+        return 0
+    client = docker.from_env()
+    ensure_images(client)
+    if args.command == "up":
+        registry_up(client)
+        airflow_up(home, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
