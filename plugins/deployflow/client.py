@@ -85,15 +85,16 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
+        """The task's structured log entries (Airflow 3 logs are JSON events)."""
         data = self._call(
             "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"full_content": "true"}, headers={"Accept": "application/json"},
         )
-        content = data.get("content", "")
-        if isinstance(content, list):  # structured log lines in Airflow 3
-            return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
-        return str(content)
+        content = data.get("content", [])
+        if isinstance(content, str):
+            return [{"event": line} for line in content.splitlines()]
+        return [e if isinstance(e, dict) else {"event": str(e)} for e in content]
 
     def wait(
         self, dag_id: str, run_id: str, *, timeout: float = 1800, poll: float = 2.0,
@@ -126,6 +127,14 @@ def timings(task_instances: list[dict[str, Any]]) -> list[TaskTiming]:
         TaskTiming(ti["task_id"], ti.get("state"), ti.get("duration"), ti.get("try_number", 0))
         for ti in sorted(task_instances, key=start)
     ]
+
+
+def failure_reason(entries: list[dict[str, Any]]) -> str | None:
+    """The message of the exception that failed the task, from its log entries."""
+    for entry in reversed(entries):
+        for detail in entry.get("error_detail") or []:
+            return f"{detail.get('exc_type')}: {detail.get('exc_value')}"
+    return None
 
 
 def run_seconds(run: dict[str, Any]) -> float | None:
@@ -166,9 +175,8 @@ def _release(args: argparse.Namespace) -> int:
         print(f"  {t.task_id:<24} {t.state or '-':<16} {'' if t.seconds is None else f'{t.seconds:.1f}'}")
     for ti in tis:
         if ti.get("state") == "failed":
-            log = client.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)
-            reason = [ln for ln in log.splitlines() if "FAILED" in ln or "failed" in ln or "Error" in ln][-3:]
-            print(f"\n  {ti['task_id']} failed:\n    " + "\n    ".join(reason or ["(see the task log)"]))
+            entries = client.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)
+            print(f"\n  {ti['task_id']} failed: {failure_reason(entries) or '(see the task log)'}")
     return 0 if run["state"] == "success" else 1
 
 

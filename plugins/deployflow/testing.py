@@ -58,7 +58,9 @@ class SuiteOutcome:
 
     @property
     def ok(self) -> bool:
-        return not (self.counts.get("failed") or self.counts.get("error") or self.counts.get("errors"))
+        """Tests ran and none failed: a run that never reached pytest's summary is not a pass."""
+        failed = self.counts.get("failed") or self.counts.get("error") or self.counts.get("errors")
+        return bool(self.counts.get("passed")) and not failed
 
     def summary(self) -> str:
         """One line for the task log: counts, time, coverage, first failures."""

@@ -185,6 +185,8 @@ class PytestSuiteOperator(DockerOperator):
             self.log.error("%s", outcome.summary())
             raise AirflowFailException(outcome.summary()) from None
         outcome = testing.read_pytest_output(self.suite, _text(lines))
+        if not outcome.ok:  # exit 0 yet no passing test: nothing was shown to work
+            raise AirflowFailException(outcome.summary())
         self.log.info("%s", outcome.summary())
         return {"suite": self.suite, "ok": outcome.ok, "counts": outcome.counts,
                 "seconds": outcome.seconds, "coverage": outcome.coverage}

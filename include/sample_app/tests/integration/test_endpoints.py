@@ -1,0 +1,183 @@
+"""The real server, in-process on 127.0.0.1, exercised over HTTP."""
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+
+import pytest
+import requests
+
+import app
+
+JSON = "application/json"
+TIMEOUT = 5
+
+
+def get(running, path, session=requests):
+    return session.get(running.url + path, timeout=TIMEOUT)
+
+
+def test_root_describes_the_build(start_server):
+    running = start_server(APP_VERSION="1.2.3", APP_COMMIT="abc123", APP_TRACK="canary")
+    response = get(running, "/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == JSON
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert response.json() == {"service": "sample-app", "version": "1.2.3", "commit": "abc123",
+                               "track": "canary", "hostname": socket.gethostname()}
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/live", "/health?verbose=1"])
+def test_probes_pass_by_default(running, path):
+    response = get(running, path)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == JSON
+    assert response.json()["status"] == "ok"
+
+
+def test_unknown_path_is_404_json(running):
+    response = get(running, "/nope")
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == JSON
+    assert response.json() == {"error": "not found", "path": "/nope"}
+
+
+def test_head_has_get_headers_and_no_body(running):
+    get_response = get(running, "/health")
+    head = requests.head(running.url + "/health", timeout=TIMEOUT)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["Content-Length"] == get_response.headers["Content-Length"]
+
+
+def test_other_methods_are_405_and_close_the_connection(running):
+    response = requests.post(running.url + "/", data=b"payload", timeout=TIMEOUT)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.headers["Connection"] == "close"
+    assert get(running, "/").status_code == 200
+
+
+def test_keep_alive_reuses_one_connection(running):
+    conn = http.client.HTTPConnection("127.0.0.1", running.server.server_address[1], timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/")
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock
+        assert first.version == 11 and not first.will_close
+        conn.request("GET", "/metrics")
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200
+        assert conn.sock is sock  # http.client opens a new socket if the server closed it
+    finally:
+        conn.close()
+
+
+def test_metrics_reflect_requests(running, parse_metrics):
+    session = requests.Session()
+    for _ in range(3):
+        assert get(running, "/", session).status_code == 200
+    session.head(running.url + "/", timeout=TIMEOUT)
+    get(running, "/health", session)
+    get(running, "/ready", session)
+    get(running, "/nope", session)
+    get(running, "/wp-login.php", session)
+
+    response = get(running, "/metrics", session)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    metrics = parse_metrics(response.text)
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/") == 3
+    assert metrics.value("http_requests_total", code="200", method="HEAD", path="/") == 1
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/health") == 1
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/ready") == 1
+    assert metrics.value("http_requests_total", code="404", method="GET", path="other") == 2
+    assert metrics.value("http_request_duration_seconds_count", path="/") == 4
+    assert metrics.value("http_request_duration_seconds_bucket", path="/", le="+Inf") == 4
+    # The scrape being answered is recorded after it is rendered.
+    assert metrics.value("http_request_duration_seconds_count", path="/metrics") is None
+    assert metrics.value("app_info", version=running.app.config.version, commit=running.app.config.commit) == 1
+    assert time.time() - 60 < metrics.value("process_start_time_seconds") <= time.time()
+
+    again = parse_metrics(get(running, "/metrics", session).text)
+    assert again.value("http_requests_total", code="200", method="GET", path="/metrics") == 1
+    assert again.value("http_request_duration_seconds_count", path="/") == 4
+
+
+def test_ready_never_fails_only_readiness(start_server):
+    running = start_server(FAULT_READY_NEVER="1")
+    ready = get(running, "/ready")
+    assert ready.status_code == 503
+    assert ready.headers["Content-Type"] == JSON
+    assert ready.json()["status"] == "unavailable"
+    assert get(running, "/health").status_code == 200
+    assert get(running, "/live").status_code == 200
+
+
+def test_error_rate_one_fails_every_root_request(start_server, parse_metrics):
+    running = start_server(FAULT_ERROR_RATE="1.0")
+    codes = [get(running, "/").status_code for _ in range(5)]
+    assert codes == [500] * 5
+    assert get(running, "/health").status_code == 200
+    metrics = parse_metrics(get(running, "/metrics").text)
+    assert metrics.value("http_requests_total", code="500", method="GET", path="/") == 5
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/") is None
+
+
+def test_seeded_error_rate_is_repeatable_over_http(start_server):
+    running = start_server(FAULT_ERROR_RATE="0.5", FAULT_SEED="3")
+    reference = app.Faults(0.5, seed=3)
+    expected = [500 if reference.should_fail() else 200 for _ in range(40)]
+    assert [get(running, "/").status_code for _ in range(40)] == expected
+    assert 200 in expected and 500 in expected
+
+
+def test_latency_is_added_to_root_only(start_server, parse_metrics):
+    running = start_server(FAULT_LATENCY_MS="80")
+    started = time.perf_counter()
+    assert get(running, "/").status_code == 200
+    assert time.perf_counter() - started >= 0.08
+    get(running, "/health")
+    metrics = parse_metrics(get(running, "/metrics").text)
+    assert metrics.value("http_request_duration_seconds_bucket", path="/", le="0.05") == 0
+    assert metrics.value("http_request_duration_seconds_sum", path="/") >= 0.08
+    assert metrics.value("http_request_duration_seconds_sum", path="/health") < 0.08
+
+
+def test_draining_fails_readiness_only(running):
+    running.app.draining = True  # what SIGTERM sets before the server stops
+    assert get(running, "/ready").status_code == 503
+    assert get(running, "/live").status_code == 200
+    assert get(running, "/").status_code == 200
+
+
+def test_probes_fail_once_crash_deadline_passed(start_server):
+    running = start_server(FAULT_CRASH_AFTER_S="0.3")
+    assert [get(running, p).status_code for p in ("/live", "/health", "/ready")] == [200, 200, 200]
+    time.sleep(max(0.0, running.app.crash_at - time.monotonic()) + 0.02)
+    # make_server never arms the crash itself (only main() does), so we are
+    # still here, but the probes must stop claiming the process is fine.
+    assert [get(running, p).status_code for p in ("/live", "/health", "/ready")] == [503, 503, 503]
+
+
+def test_ipv6_bind(start_server):
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = app.make_server(app.Config.from_env({"BIND": "::1", "PORT": "0"}))
+    try:
+        assert server.address_family == socket.AF_INET6
+        assert server.server_address[0] == "::1"
+    finally:
+        server.server_close()
+
+
+def test_main_exits_1_when_port_is_taken(running, capsys):
+    port = running.server.server_address[1]
+    assert app.main({"PORT": str(port)}) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Load `/` from 8 keep-alive clients and hold p95 latency to a budget."""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import requests
+
+REQUESTS = 300
+CLIENTS = 8
+# Generous on purpose: this catches a slow build (e.g. FAULT_LATENCY_MS baked
+# in), not the noise of a busy CI machine. Tighten with PERF_P95_BUDGET_MS.
+BUDGET_MS = float(os.environ.get("PERF_P95_BUDGET_MS") or 250)
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    return sorted_values[max(0, math.ceil(pct / 100 * len(sorted_values)) - 1)]
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile([7.0], 95) == 7.0
+
+
+def test_root_p95_within_budget(running, parse_metrics, capsys):
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(CLIENTS + 1)
+    shares = [REQUESTS // CLIENTS + (i < REQUESTS % CLIENTS) for i in range(CLIENTS)]
+
+    def client(count: int) -> None:
+        mine, failed = [], []
+        with requests.Session() as session:
+            session.get(running.url + "/", timeout=10)  # warm-up: connect outside the measurement
+            barrier.wait(timeout=30)
+            for _ in range(count):
+                started = time.perf_counter()
+                try:
+                    response = session.get(running.url + "/", timeout=10)
+                    if response.status_code != 200:
+                        failed.append(f"HTTP {response.status_code}")
+                except requests.RequestException as exc:
+                    failed.append(repr(exc))
+                mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            errors.extend(failed)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in shares]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=30)
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join(timeout=120)
+    wall = time.perf_counter() - started
+
+    ordered = sorted(latencies)
+    p50, p95 = percentile(ordered, 50) * 1000, percentile(ordered, 95) * 1000
+    with capsys.disabled():
+        print(f"\n[perf] {len(ordered)} requests, {CLIENTS} clients: p50={p50:.1f} ms p95={p95:.1f} ms "
+              f"max={ordered[-1] * 1000:.1f} ms throughput={len(ordered) / wall:.0f} req/s "
+              f"errors={len(errors)} budget p95<{BUDGET_MS:g} ms")
+
+    assert len(ordered) == REQUESTS
+    assert errors == [], f"{len(errors)} failed requests, e.g. {errors[:3]}"
+    assert p95 < BUDGET_MS, f"p95 {p95:.1f} ms over the {BUDGET_MS:g} ms budget"
+    # The server saw every request (warm-ups included), not just the client.
+    metrics = parse_metrics(requests.get(running.url + "/metrics", timeout=10).text)
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/") == REQUESTS + CLIENTS

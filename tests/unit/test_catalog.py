@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployflow.catalog import DEFAULT_STRATEGY, load_catalog, load_service, parse_service
+from deployflow.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = {
+    "name": "shop",
+    "source": {"repo": "https://git.example.invalid/shop.git"},
+    "environments": {"dev": {}, "staging": {}, "prod": {"replicas": 3}},
+}
+
+
+def test_shipped_catalog_loads():
+    services = load_catalog(ROOT / "include" / "services")
+    app = services["sample-app"]
+    assert app.tests.suites == ("unit", "integration", "performance")
+    assert app.tests.coverage_threshold == 80
+    assert {e: app.environments[e].strategy for e in app.environments} == DEFAULT_STRATEGY
+    assert app.nightly is not None and app.nightly.cron == "0 2 * * *"
+
+
+def test_defaults_fill_a_minimal_entry():
+    service = parse_service(GOOD)
+    assert [service.environments[e].strategy for e in ("dev", "staging", "prod")] == ["rolling", "canary", "blue-green"]
+    assert service.environments["prod"].replicas == 3
+    assert service.environments["dev"].health.paths() == ("/health", "/ready", "/live")
+    assert service.environments["dev"].platform == "docker"
+    assert service.tests.coverage_threshold == 80
+    assert service.build.dockerfile == "Dockerfile"
+    assert service.nightly is None
+
+
+def with_change(path: str, value):
+    doc = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node = doc
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return doc
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path", "says"),
+    [
+        ("name", "Shop_App", "name", "lower-case"),
+        ("name", DELETE, "name", "is required"),
+        ("colour", "blue", "colour", "valid fields are name"),
+        ("source", DELETE, "source", "is required"),
+        ("source.repo", 42, "source.repo", "must be a string"),
+        ("source.context", "../other", "source.context", "relative path inside"),
+        ("source.default_ref", "-x", "source.default_ref", "branch, tag or commit"),
+        ("build.args", ["A=1"], "build.args", "mapping of build-arg names"),
+        ("build.timeout_s", 0, "build.timeout_s", "from 10 to 7200"),
+        ("tests.suites", ["unit", "smoke"], "tests.suites[1]", "'unit', 'integration', 'performance'"),
+        ("tests.suites", [], "tests.suites", "non-empty list"),
+        ("tests.suites", ["unit", "unit"], "tests.suites", "twice"),
+        ("tests.coverage_threshold", 101, "tests.coverage_threshold", "from 0 to 100"),
+        ("tests.coverage_threshold", "high", "tests.coverage_threshold", "whole number"),
+        ("environments", DELETE, "environments", "is required"),
+        ("environments.qa", {}, "environments.qa", "valid fields are dev, staging, prod"),
+        ("environments.prod.strategy", "bluegreen", "environments.prod.strategy", "'rolling', 'canary', 'blue-green'"),
+        ("environments.prod.platform", "nomad", "environments.prod.platform", "'docker', 'kubernetes'"),
+        ("environments.prod.replicas", 0, "environments.prod.replicas", "from 1 to 50"),
+        ("environments.prod.replicas", True, "environments.prod.replicas", "whole number"),
+        ("environments.prod.health", {"ready": "ready"}, "environments.prod.health.ready", "starting with '/'"),
+        ("environments.dev", "rolling", "environments.dev", "must be a mapping"),
+        ("nightly", {"cron": "every night"}, "nightly.cron", "not a valid cron"),
+        ("nightly", {"cron": "0 2 * * *", "environment": "qa"}, "nightly.environment", "'dev', 'staging', 'prod'"),
+        ("port", 80, "port", "from 1024 to 65535"),
+    ],
+)
+def test_each_rule_names_the_field(path, value, error_path, says):
+    with pytest.raises(ConfigError) as caught:
+        parse_service(with_change(path, value))
+    assert caught.value.path == error_path
+    assert says in caught.value.message
+
+
+def test_a_bad_file_is_named(tmp_path):
+    bad = tmp_path / "shop.yaml"
+    bad.write_text(yaml.safe_dump(with_change("environments.prod.strategy", "bluegreen")))
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(tmp_path)
+    assert str(caught.value).startswith(f"{bad}: environments.prod.strategy: 'bluegreen' is not valid")
+
+
+def test_name_must_match_the_file(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(ConfigError, match="must match the file name 'other'"):
+        load_service(path)
+
+
+def test_invalid_yaml_is_named(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"shop.yaml: \(file\): is not valid YAML"):
+        load_service(path)
+
+
+def test_missing_catalog_directory(tmp_path):
+    with pytest.raises(ConfigError, match="DEPLOYFLOW_CATALOG"):
+        load_catalog(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("repo", "expected"),
+    [
+        ("https://git.example.invalid/a.git", "https://git.example.invalid/a.git"),
+        ("git@git.example.invalid:a.git", "git@git.example.invalid:a.git"),
+        ("/srv/git/a", "/srv/git/a"),
+        (".", "/opt/deployflow"),
+        ("../a", "/opt/a"),
+    ],
+)
+def test_source_location(repo, expected):
+    service = parse_service(with_change("source.repo", repo))
+    assert service.source.location(Path("/opt/deployflow")) == expected
