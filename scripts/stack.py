@@ -88,8 +88,8 @@ def registry_down(client: docker.DockerClient) -> None:
 # ---- Airflow ----------------------------------------------------------------------
 
 
-def airflow_env(home: Path, port: int) -> dict[str, str]:
-    """The environment of every Airflow process of the stack at ``home``."""
+def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every Airflow process of the stack at ``home``; ``extra`` wins."""
     base_url = f"http://127.0.0.1:{port}"
     return {
         **os.environ,
@@ -103,6 +103,7 @@ def airflow_env(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_ADDR,
         "AIRFLOW_VAR_DEPLOYFLOW_BASE_IMAGE": BASE_IMAGE,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(extra or {}),
     }
 
 
@@ -141,9 +142,9 @@ def _running(home: Path, name: str) -> int | None:
     return None
 
 
-def airflow_up(home: Path, port: int) -> None:
+def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    env = airflow_env(home, port)
+    env = airflow_env(home, port, extra_env)
     admin_password(home)
     if not (home / "airflow.db").exists() or not (home / ".migrated").exists():
         started = time.monotonic()

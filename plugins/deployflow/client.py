@@ -82,6 +82,13 @@ class AirflowClient:
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self._call("GET", path, params={"deserialize": "true", "stringify": "false"})["value"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
@@ -107,8 +114,8 @@ class AirflowClient:
             run = self.dag_run(dag_id, run_id)
             if on_change is not None:
                 for ti in self.task_instances(dag_id, run_id):
-                    state = ti.get("state") or "none"
-                    if seen.get(ti["task_id"]) != state:
+                    state = ti.get("state")
+                    if state and seen.get(ti["task_id"]) != state:
                         seen[ti["task_id"]] = state
                         on_change(ti["task_id"], state)
             if run["state"] in FINISHED:

@@ -1,0 +1,98 @@
+"""The release DAG's first half, run for real: checkout, docker build, push, pytest containers.
+
+All three scenarios are triggered at once through the REST API (JWT from
+/auth/token), as CI would, and followed to the end; the tests then read what
+Airflow, the registry and the task logs say.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from deployflow.client import ApiError
+from tests.e2e.harness import DAG_ID, PORT, git, log_text
+
+pytestmark = pytest.mark.e2e
+
+BUILD_AND_TEST = {"resolve", "checkout", "build", "test.unit", "test.integration", "test.performance"}
+NOT_RUN = {"upstream_failed", "skipped", None}
+
+
+@pytest.fixture(scope="module")
+def runs(airflow, sample_repo):
+    triggered = {
+        ref: airflow.trigger(DAG_ID, {"environment": "dev", "git_ref": ref, "reason": f"e2e {ref}"})["dag_run_id"]
+        for ref in ("main", "broken-unit", "broken-build")
+    }
+    results = {}
+    for ref, run_id in triggered.items():
+        run = airflow.wait(DAG_ID, run_id, timeout=900)
+        states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG_ID, run_id)}
+        results[ref] = {"run_id": run_id, "state": run["state"], "tasks": states, "sha": git(sample_repo, "rev-parse", ref)}
+    return results
+
+
+def test_a_good_commit_builds_pushes_and_passes_all_suites(airflow, runs):
+    run = runs["main"]
+    assert run["state"] == "success", run["tasks"]
+    assert set(run["tasks"].values()) == {"success"}
+    assert airflow.xcom(DAG_ID, run["run_id"], "checkout")["sha"] == run["sha"]
+    built = airflow.xcom(DAG_ID, run["run_id"], "build")
+    assert built["ref"] == f"127.0.0.1:5000/sample-app:{run['sha'][:12]}"
+    assert built["pushed"] and built["digest"].startswith("sha256:")
+    tags = requests.get("http://127.0.0.1:5000/v2/sample-app/tags/list", timeout=10).json()["tags"]
+    assert run["sha"][:12] in tags
+    manifest = requests.head(
+        f"http://127.0.0.1:5000/v2/sample-app/manifests/{run['sha'][:12]}", timeout=10,
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    assert manifest.headers["Docker-Content-Digest"] == built["digest"]
+    for suite in ("unit", "integration", "performance"):
+        assert f"suite {suite}: PASSED" in log_text(airflow, run["run_id"], f"test.{suite}")
+    assert "TOTAL" in log_text(airflow, run["run_id"], "coverage_gate")
+
+
+def test_a_failing_unit_test_stops_the_release_at_the_test_stage(airflow, runs):
+    run = runs["broken-unit"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["build"] == "success"
+    assert run["tasks"]["test.unit"] == "failed"
+    after_tests = {t: s for t, s in run["tasks"].items() if t not in BUILD_AND_TEST}
+    assert after_tests and set(after_tests.values()) <= NOT_RUN, after_tests
+    log = log_text(airflow, run["run_id"], "test.unit")
+    assert "suite unit: FAILED" in log
+    assert "tests/unit/test_release_blocker.py::test_release_blocker" in log
+
+
+def test_a_broken_dockerfile_stops_the_release_at_build(airflow, runs):
+    run = runs["broken-build"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["build"] == "failed"
+    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "checkout", "build"}}
+    assert later and set(later.values()) <= NOT_RUN, later
+    log = log_text(airflow, run["run_id"], "build")
+    assert "returned a non-zero code: 3" in log
+    assert "this step breaks the build" in log
+
+
+@pytest.mark.parametrize(
+    ("conf", "says"),
+    [
+        ({"environment": "qa"}, "Invalid input for param environment: 'qa' is not one of ['dev', 'staging', 'prod']"),
+        ({"environment": "dev", "git_ref": "--upload-pack=touch /tmp/x"}, "Invalid input for param git_ref"),
+        ({"environment": "dev", "strategy": "big-bang"}, "Invalid input for param strategy"),
+    ],
+)
+def test_the_rest_api_refuses_bad_params_and_creates_no_run(airflow, conf, says):
+    before = len(airflow.dag_runs(DAG_ID))
+    with pytest.raises(ApiError) as caught:
+        airflow.trigger(DAG_ID, conf)
+    assert caught.value.status == 400
+    assert says in caught.value.detail
+    assert len(airflow.dag_runs(DAG_ID)) == before
+
+
+def test_the_rest_api_wants_a_token():
+    response = requests.post(f"http://127.0.0.1:{PORT}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None}, timeout=10)
+    assert response.status_code == 401
