@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -96,6 +97,7 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
         "DEPLOYFLOW_HOME": str(ROOT),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(ROOT / "airflow.cfg"),
+        "PYTHONPATH": str(ROOT / "plugins"),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
@@ -149,6 +151,8 @@ def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None) -
     if not (home / "airflow.db").exists() or not (home / ".migrated").exists():
         started = time.monotonic()
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        with sqlite3.connect(home / "airflow.db") as db:  # WAL: readers never block the writer
+            db.execute("PRAGMA journal_mode=WAL")
         (home / ".migrated").touch()
         say(f"Airflow database ready in {time.monotonic() - started:.0f} s")
     (home / "pids").mkdir(exist_ok=True)
