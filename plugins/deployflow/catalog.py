@@ -85,6 +85,12 @@ class _Fields:
             raise ConfigError(self.at(key), f"{value!r} is not valid; must be a whole number from {low} to {high}")
         return int(value)
 
+    def number(self, key: str, default: float, *, low: float, high: float) -> float:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ConfigError(self.at(key), f"{value!r} is not valid; must be a number from {low:g} to {high:g}")
+        return float(value)
+
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
@@ -122,12 +128,34 @@ class Tests:
 
 @dataclass(frozen=True)
 class Health:
+    """Where and how long to probe a new version before it gets traffic."""
+
     health: str = "/health"
     ready: str = "/ready"
     live: str = "/live"
+    consecutive: int = 3
+    interval_s: float = 1.0
+    timeout_s: int = 60
 
     def paths(self) -> tuple[str, str, str]:
         return (self.health, self.ready, self.live)
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    scale_down_delay_s: int = 30
+
+
+@dataclass(frozen=True)
+class Canary:
+    steps: tuple[int, ...] = (10, 25, 50, 100)
+    pause_s: int = 30
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class Rolling:
+    batch_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -137,6 +165,10 @@ class Environment:
     strategy: str
     replicas: int
     health: Health
+    port: int | None = None
+    blue_green: BlueGreen = field(default_factory=BlueGreen)
+    canary: Canary = field(default_factory=Canary)
+    rolling: Rolling = field(default_factory=Rolling)
 
 
 @dataclass(frozen=True)
@@ -226,28 +258,72 @@ def _tests(raw: Any, path: str) -> Tests:
 
 def _environments(raw: Any, path: str) -> dict[str, Environment]:
     f = _Fields(raw, path, ENVIRONMENTS)
-    return {name: _environment(name, f.raw[name] or {}, f.at(name)) for name in ENVIRONMENTS if name in f.raw}
+    environments = {name: _environment(name, f.raw[name] or {}, f.at(name)) for name in ENVIRONMENTS if name in f.raw}
+    seen: dict[int, str] = {}
+    for env in environments.values():
+        if env.port is not None and env.port in seen:
+            raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is already the port of {seen[env.port]}")
+        if env.port is not None:
+            seen[env.port] = env.name
+    return environments
 
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
-    f = _Fields(raw, path, ("platform", "strategy", "replicas", "health"))
+    f = _Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling"))
+    platform = f.choice("platform", PLATFORMS, "docker")
+    if platform == "docker" and f.get("port") is None:
+        raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
     return Environment(
         name=name,
-        platform=f.choice("platform", PLATFORMS, "docker"),
+        platform=platform,
         strategy=f.choice("strategy", STRATEGIES, DEFAULT_STRATEGY[name]),
         replicas=f.integer("replicas", 1, low=1, high=50),
+        port=None if f.get("port") is None else f.integer("port", 0, low=1024, high=65535),
         health=_health(f.get("health", {}) or {}, f.at("health")),
+        blue_green=_blue_green(f.get("blue_green", {}) or {}, f.at("blue_green")),
+        canary=_canary(f.get("canary", {}) or {}, f.at("canary")),
+        rolling=_rolling(f.get("rolling", {}) or {}, f.at("rolling")),
     )
 
 
 def _health(raw: Any, path: str) -> Health:
-    f = _Fields(raw, path, ("health", "ready", "live"))
+    f = _Fields(raw, path, ("health", "ready", "live", "consecutive", "interval_s", "timeout_s"))
     hint = "must be an HTTP path starting with '/'"
     return Health(
         health=f.string("health", "/health", pattern=_HTTP_PATH, hint=hint),
         ready=f.string("ready", "/ready", pattern=_HTTP_PATH, hint=hint),
         live=f.string("live", "/live", pattern=_HTTP_PATH, hint=hint),
+        consecutive=f.integer("consecutive", 3, low=1, high=100),
+        interval_s=f.number("interval_s", 1.0, low=0.1, high=60),
+        timeout_s=f.integer("timeout_s", 60, low=1, high=3600),
     )
+
+
+def _blue_green(raw: Any, path: str) -> BlueGreen:
+    f = _Fields(raw, path, ("scale_down_delay_s",))
+    return BlueGreen(scale_down_delay_s=f.integer("scale_down_delay_s", 30, low=0, high=3600))
+
+
+def _canary(raw: Any, path: str) -> Canary:
+    f = _Fields(raw, path, ("steps", "pause_s", "replicas"))
+    steps = f.get("steps", [10, 25, 50, 100])
+    valid = (
+        isinstance(steps, list) and steps and steps[-1] == 100
+        and all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100 for w in steps)
+        and all(a < b for a, b in zip(steps, steps[1:]))
+    )
+    if not valid:
+        raise ConfigError(f.at("steps"), f"{steps!r} is not valid; must be rising percentages from 1 to 100, ending at 100")
+    return Canary(
+        steps=tuple(steps),
+        pause_s=f.integer("pause_s", 30, low=0, high=86400),
+        replicas=f.integer("replicas", 1, low=1, high=50),
+    )
+
+
+def _rolling(raw: Any, path: str) -> Rolling:
+    f = _Fields(raw, path, ("batch_size",))
+    return Rolling(batch_size=f.integer("batch_size", 1, low=1, high=50))
 
 
 def _nightly(raw: Any, path: str) -> Nightly | None:
@@ -286,4 +362,15 @@ def load_catalog(directory: Path | None = None) -> dict[str, Service]:
     if not directory.is_dir():
         raise ConfigError("(catalog)", f"directory {directory} does not exist (set DEPLOYFLOW_CATALOG)")
     services = [load_service(p) for p in sorted(directory.glob("*.yaml"))]
+    owners: dict[int, str] = {}
+    for service in services:
+        for env in service.environments.values():
+            if env.port is None:
+                continue
+            if env.port in owners:
+                raise ConfigError(
+                    f"environments.{env.name}.port", f"{env.port} is already the port of {owners[env.port]}",
+                    source=str(directory / f"{service.name}.yaml"),
+                )
+            owners[env.port] = f"{service.name}/{env.name}"
     return {s.name: s for s in services}

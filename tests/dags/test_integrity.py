@@ -34,7 +34,7 @@ for dag_id, dag in bag.dags.items():
         "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids)} for t in dag.tasks},
         "params": sorted(dag.params),
         "schedule": dag.timetable.description if hasattr(dag.timetable, "description") else str(dag.timetable),
-        "cron": str(dag.schedule),
+        "cron": getattr(dag.timetable, "expression", None) or str(dag.schedule),
     }
 print(json.dumps(out))
 """
@@ -88,7 +88,7 @@ def test_release_dag_shape(imported):
 
 def test_a_bad_catalog_file_fails_import_naming_file_field_and_values(tmp_path):
     (tmp_path / "shop.yaml").write_text(
-        "name: shop\nsource: {repo: /srv/shop}\nenvironments:\n  prod: {strategy: big-bang}\n"
+        "name: shop\nsource: {repo: /srv/shop}\nenvironments:\n  prod: {strategy: big-bang, port: 18900}\n"
     )
     result = import_in_subprocess(ROOT / "dags" / "release.py", {"DEPLOYFLOW_CATALOG": str(tmp_path)})
     [error] = result["errors"].values()

@@ -93,6 +93,11 @@ def test_the_rest_api_refuses_bad_params_and_creates_no_run(airflow, conf, says)
     assert len(airflow.dag_runs(DAG_ID)) == before
 
 
+def test_the_nightly_schedule_did_not_fire_on_deployment(airflow, runs):
+    """A DAG that appears at 04:00 waits for the next 02:00; it does not release at once for the last one."""
+    assert {run["run_type"] for run in airflow.dag_runs(DAG_ID)} == {"manual"}
+
+
 def test_the_rest_api_wants_a_token():
     response = requests.post(f"http://127.0.0.1:{PORT}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None}, timeout=10)
     assert response.status_code == 401

@@ -13,7 +13,7 @@ SERVICE = parse_service({
     "name": "shop",
     "source": {"repo": "/srv/shop", "context": "services/shop"},
     "build": {"args": {"PIP_INDEX": "x"}},
-    "environments": {"dev": {}},
+    "environments": {"dev": {"port": 18101}},
 })
 SOURCE = Checkout(sha="0123456789abcdef0123456789abcdef01234567", ref="main", path="/ws/src", seconds=0.1)
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
     "name": "shop",
     "source": {"repo": "https://git.example.invalid/shop.git"},
-    "environments": {"dev": {}, "staging": {}, "prod": {"replicas": 3}},
+    "environments": {"dev": {"port": 18101}, "staging": {"port": 18102}, "prod": {"replicas": 3, "port": 18103}},
 }
 
 
@@ -73,6 +73,13 @@ DELETE = object()
         ("tests.coverage_threshold", "high", "tests.coverage_threshold", "whole number"),
         ("environments", DELETE, "environments", "is required"),
         ("environments.qa", {}, "environments.qa", "valid fields are dev, staging, prod"),
+        ("environments.prod.port", DELETE, "environments.prod.port", "required on the docker platform"),
+        ("environments.prod.port", 18101, "environments.prod.port", "already the port of dev"),
+        ("environments.prod.canary", {"steps": [50, 25, 100]}, "environments.prod.canary.steps", "rising percentages"),
+        ("environments.prod.canary", {"steps": [10, 50]}, "environments.prod.canary.steps", "ending at 100"),
+        ("environments.prod.blue_green", {"scale_down_delay_s": -1}, "environments.prod.blue_green.scale_down_delay_s", "from 0 to 3600"),
+        ("environments.prod.rolling", {"batch": 1}, "environments.prod.rolling.batch", "valid fields are batch_size"),
+        ("environments.prod.health", {"interval_s": 0}, "environments.prod.health.interval_s", "from 0.1 to 60"),
         ("environments.prod.strategy", "bluegreen", "environments.prod.strategy", "'rolling', 'canary', 'blue-green'"),
         ("environments.prod.platform", "nomad", "environments.prod.platform", "'docker', 'kubernetes'"),
         ("environments.prod.replicas", 0, "environments.prod.replicas", "from 1 to 50"),

@@ -10,7 +10,7 @@ from deployflow.release import ReleaseRequest, param_schema
 SERVICE = parse_service({
     "name": "shop",
     "source": {"repo": "/srv/shop", "default_ref": "main"},
-    "environments": {"dev": {}, "staging": {}, "prod": {"strategy": "canary"}},
+    "environments": {"dev": {"port": 18101}, "staging": {"port": 18102}, "prod": {"strategy": "canary", "port": 18103}},
 })
 
 

@@ -7,11 +7,11 @@ DAG file's import error, naming the file, the field and the valid values.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TaskGroup
 from docker.types import Mount
 
 from deployflow import testing
@@ -47,8 +47,9 @@ def release_dag(service: Service) -> DAG:
     with DAG(
         dag_id=f"release_{service.name}",
         description=service.description or f"Release {service.name}",
-        schedule=service.nightly.cron if service.nightly else None,
-        start_date=datetime(2026, 1, 1),
+        # No start_date and run_immediately=False: a newly deployed DAG waits for
+        # the next nightly slot instead of releasing at once for the last one.
+        schedule=CronTriggerTimetable(service.nightly.cron, timezone="UTC", run_immediately=False) if service.nightly else None,
         catchup=False,
         params=params,
         tags=["deployflow", "release", f"service:{service.name}"],
