@@ -47,9 +47,13 @@ def release_dag(service: Service) -> DAG:
     with DAG(
         dag_id=f"release_{service.name}",
         description=service.description or f"Release {service.name}",
-        # No start_date and run_immediately=False: a newly deployed DAG waits for
-        # the next nightly slot instead of releasing at once for the last one.
-        schedule=CronTriggerTimetable(service.nightly.cron, timezone="UTC", run_immediately=False) if service.nightly else None,
+        # A newly deployed DAG waits for the next nightly slot instead of releasing
+        # at once for the last one: no start_date, and run_immediately=timedelta(0)
+        # (False still runs a slot less than a tenth of the period old).
+        schedule=(
+            CronTriggerTimetable(service.nightly.cron, timezone="UTC", run_immediately=timedelta(0))
+            if service.nightly else None
+        ),
         catchup=False,
         params=params,
         tags=["deployflow", "release", f"service:{service.name}"],
