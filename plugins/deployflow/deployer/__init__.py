@@ -1,0 +1,1 @@
+"""The deployer: the step-by-step release that runs inside the deploy container."""

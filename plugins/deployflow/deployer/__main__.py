@@ -1,0 +1,90 @@
+"""The deployer CLI, the same on every platform (it runs in the deploy container).
+
+    python -m deployflow.deployer prepare  --service-file sample-app.yaml --environment prod \\
+        --version 0123456789ab --image 127.0.0.1:5000/sample-app:0123456789ab [--strategy blue-green]
+    python -m deployflow.deployer shift    ... [--weight 25]
+    python -m deployflow.deployer promote  ...
+    python -m deployflow.deployer rollback ...
+    python -m deployflow.deployer status   --service-file sample-app.yaml --environment prod
+
+Progress and timings go to stderr; the last line on stdout is the step's
+result as JSON (the deploy task's XCom). Exit codes: 0 done, 1 the step
+failed (traffic is already back on the old version), 2 bad input.
+Environment: DEPLOYFLOW_STACK (container name prefix, default "local"),
+DEPLOYFLOW_STATE (the routers' directory), DEPLOYFLOW_HAPROXY_IMAGE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import docker
+import requests
+
+from deployflow.catalog import load_service
+from deployflow.deployer.rollout import Rollout, Target
+from deployflow.errors import ConfigError, DeployflowError
+from deployflow.platforms.factory import platform_class
+from deployflow.routers.factory import router_class
+from deployflow.strategies.factory import strategy_for
+
+STEPS = ("prepare", "shift", "promote", "rollback", "status")
+ROUTER_OF_PLATFORM = {"docker": "haproxy"}
+
+
+def build_rollout(args: argparse.Namespace, client: docker.DockerClient) -> Rollout:
+    """Wire the core objects for one service and environment from the CLI's arguments."""
+    service = load_service(Path(args.service_file))
+    if args.environment not in service.environments:
+        raise ConfigError("--environment", f"{args.environment!r} is not valid; valid values are {', '.join(service.environments)}")
+    env = service.environments[args.environment]
+    stack = os.environ.get("DEPLOYFLOW_STACK", "local")
+    state_dir = Path(os.environ.get("DEPLOYFLOW_STATE", ".state"))
+    platform = platform_class(env.platform)(client, stack=stack)
+    router = router_class(ROUTER_OF_PLATFORM[env.platform])(
+        client, stack=stack, service=service.name, environment=env.name, front_port=env.port,
+        check_path=env.health.ready, state_dir=state_dir,
+        image=os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE", "deployflow/haproxy:1"),
+    )
+    return Rollout(
+        platform=platform, router=router, strategy=strategy_for(args.strategy or env.strategy, env),
+        service=service, environment=env, target=Target(args.version or "", args.image or ""),
+        session=requests.Session(), state_dir=router.dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployflow.deployer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("--service-file", required=True, help="the service's catalog file")
+    parser.add_argument("--environment", required=True)
+    parser.add_argument("--version", help="the version to release (the image tag)")
+    parser.add_argument("--image", help="the image reference to run")
+    parser.add_argument("--strategy", help="override the environment's strategy")
+    parser.add_argument("--weight", type=int, help="shift: only the step to this percentage")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    if args.step != "status" and not (args.version and args.image):
+        parser.error(f"{args.step} needs --version and --image")
+    try:
+        rollout = build_rollout(args, docker.from_env())
+        step = getattr(rollout, args.step)
+        result = step(args.weight) if args.step == "shift" else step()
+    except (ConfigError, ValueError) as exc:
+        logging.error("%s", exc)
+        return 2
+    except DeployflowError as exc:
+        logging.error("%s failed: %s", args.step, exc)
+        print(json.dumps({"step": args.step, "ok": False, "error": str(exc)}), flush=True)
+        return 1
+    print(json.dumps({"step": args.step, "ok": True, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""A steady HTTP load through the proxy, counting every failed request.
+
+Used by the end-to-end tests and the deploy benchmark to prove "no failed
+request", and by the release DAG to drive traffic during canary analysis (the
+idea of Flagger's load tester). Requests are paced open-loop at ``rate`` per
+second from a few threads with keep-alive sessions; each answer's status and
+the version that served it (the sample service's JSON ``version``) are kept
+with a timestamp, so a test can see when traffic moved.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import requests
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    status: int | None  # None: no HTTP answer at all
+    version: str | None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None or self.status >= 500
+
+
+@dataclass
+class LoadReport:
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return len(self.samples)
+
+    @property
+    def failures(self) -> list[Sample]:
+        return [s for s in self.samples if s.failed]
+
+    def by_version(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
+        return Counter(s.version or "?" for s in self.samples if since <= s.at < until and not s.failed)
+
+    def summary(self) -> str:
+        errors = Counter(s.error or str(s.status) for s in self.failures)
+        seconds = (self.samples[-1].at - self.samples[0].at) if self.samples else 0.0
+        return (
+            f"{self.sent} requests in {seconds:.1f} s, {len(self.failures)} failed"
+            + (f" ({dict(errors)})" if errors else "")
+            + f", served by {dict(self.by_version())}"
+        )
+
+
+class LoadGenerator:
+    """``rate`` requests per second to ``url`` until stopped (or ``max_seconds``)."""
+
+    def __init__(self, url: str, *, rate: float = 100.0, threads: int = 4, timeout: float = 5.0, max_seconds: float = 900) -> None:
+        self.url = url
+        self.rate = rate
+        self.threads = threads
+        self.timeout = timeout
+        self.max_seconds = max_seconds
+        self.report = LoadReport()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._started = 0.0
+
+    def __enter__(self) -> LoadGenerator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        for index in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(index,), daemon=True, name=f"load-{index}")
+            worker.start()
+            self._workers.append(worker)
+
+    def stop(self) -> LoadReport:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=self.timeout + 1)
+        with self._lock:
+            self.report.samples.sort(key=lambda s: s.at)
+        return self.report
+
+    def _run(self, index: int) -> None:
+        period = self.threads / self.rate
+        next_at = self._started + index * (1 / self.rate)
+        with requests.Session() as session:
+            while not self._stop.is_set() and time.monotonic() - self._started < self.max_seconds:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                next_at += period
+                sample = self._one(session)
+                with self._lock:
+                    self.report.samples.append(sample)
+
+    def _one(self, session: requests.Session) -> Sample:
+        at = time.monotonic()
+        try:
+            response = session.get(self.url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return Sample(at, None, None, type(exc).__name__)
+        version = None
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                version = response.json().get("version")
+            except ValueError:
+                pass
+        return Sample(at, response.status_code, version)

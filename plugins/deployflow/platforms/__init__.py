@@ -1,0 +1,1 @@
+"""Platforms: where versions run (a Docker host's containers, Kubernetes)."""

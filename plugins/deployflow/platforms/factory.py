@@ -1,0 +1,17 @@
+"""Platform by name; an unknown name is an error that lists the valid ones."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+IMPLEMENTATIONS = {
+    "docker": "deployflow.platforms.docker:DockerPlatform",
+}
+
+
+def platform_class(name: str) -> type:
+    if name not in IMPLEMENTATIONS:
+        valid = ", ".join(repr(n) for n in IMPLEMENTATIONS)
+        raise ValueError(f"platform {name!r} is not known; valid values are {valid}")
+    module, cls = IMPLEMENTATIONS[name].split(":")
+    return getattr(import_module(module), cls)

@@ -1,0 +1,1 @@
+"""Routers: how traffic is split between versions (HAProxy on a Docker host)."""

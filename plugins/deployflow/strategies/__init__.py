@@ -1,0 +1,1 @@
+"""Strategies: plans of traffic steps over a platform and a router."""
