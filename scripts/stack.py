@@ -15,6 +15,7 @@ interface; on one machine the API server reads the log files directly).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -31,6 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
 REGISTRY_IMAGE = "deployflow/registry:2"
+HAPROXY_IMAGE = "deployflow/haproxy:1"
 REGISTRY_CONTAINER = "deployflow-registry"
 REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
 COMPONENTS = {
@@ -48,18 +50,32 @@ def say(message: str) -> None:
 # ---- images and registry ------------------------------------------------------------
 
 
+def deployer_image() -> str:
+    """The deployer's tag: a hash of the package and its Dockerfile, so code changes rebuild it."""
+    digest = hashlib.sha256()
+    files = sorted((ROOT / "plugins/deployflow").rglob("*.py")) + [ROOT / "include/images/deployer/Dockerfile"]
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return f"deployflow/deployer:{digest.hexdigest()[:12]}"
+
+
 def ensure_images(client: docker.DockerClient) -> None:
-    """The base image (pulled or debootstrapped) and the registry image, built once."""
+    """The base image (pulled or debootstrapped), then the stack's images, each built once."""
     subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
-    try:
-        client.images.get(REGISTRY_IMAGE)
-    except docker.errors.ImageNotFound:
-        started = time.monotonic()
-        client.images.build(
-            path=str(ROOT / "include/images/registry"), tag=REGISTRY_IMAGE,
-            buildargs={"BASE_IMAGE": BASE_IMAGE}, network_mode="host", rm=True,
-        )
-        say(f"built {REGISTRY_IMAGE} in {time.monotonic() - started:.0f} s")
+    for tag, context, dockerfile in (
+        (REGISTRY_IMAGE, ROOT / "include/images/registry", "Dockerfile"),
+        (HAPROXY_IMAGE, ROOT / "include/images/haproxy", "Dockerfile"),
+        (deployer_image(), ROOT / "plugins", str(ROOT / "include/images/deployer/Dockerfile")),
+    ):
+        try:
+            client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            started = time.monotonic()
+            client.images.build(
+                path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
+                network_mode="host", rm=True,
+            )
+            say(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
 def registry_up(client: docker.DockerClient) -> None:
@@ -104,6 +120,10 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / "jwt_secret", lambda: secrets.token_urlsafe(48)),
         "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_ADDR,
         "AIRFLOW_VAR_DEPLOYFLOW_BASE_IMAGE": BASE_IMAGE,
+        "AIRFLOW_VAR_DEPLOYFLOW_DEPLOYER_IMAGE": deployer_image(),
+        "DEPLOYFLOW_HAPROXY_IMAGE": HAPROXY_IMAGE,
+        "DEPLOYFLOW_STACK": "local",
+        "DEPLOYFLOW_STATE": str(ROOT / ".state"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra or {}),
     }

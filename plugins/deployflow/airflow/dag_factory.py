@@ -11,10 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TaskGroup
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
 from deployflow import testing
+from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.operators import (
     CheckoutOperator,
     ImageBuildOperator,
@@ -22,21 +24,28 @@ from deployflow.airflow.operators import (
     ResolveReleaseOperator,
     docker_url,
 )
-from deployflow.catalog import Service, load_catalog
+from deployflow.catalog import Service, catalog_dir, load_catalog
 from deployflow.release import param_schema
 
 IMAGE = "{{ ti.xcom_pull(task_ids='build')['ref'] }}"
 COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='checkout')['coverage_dir'] }}"
+REQUEST = "{{{{ ti.xcom_pull(task_ids='resolve')['{}'] }}}}"
+VERSION = "{{ ti.xcom_pull(task_ids='checkout')['short_sha'] }}"
+# Deploy by digest when the image was pushed: what runs is exactly what was tested.
+DEPLOY_IMAGE = (
+    "{% set b = ti.xcom_pull(task_ids='build') %}{{ b['ref'] }}{{ '@' ~ b['digest'] if b['digest'] else '' }}"
+)
 DAGRUN_TIMEOUT = timedelta(minutes=30)
 
 
 def release_dags(catalog: Path | None = None) -> dict[str, DAG]:
     """Every service's release DAG, by dag_id."""
-    dags = [release_dag(service) for service in load_catalog(catalog).values()]
+    directory = catalog or catalog_dir()
+    dags = [release_dag(service, directory / f"{service.name}.yaml") for service in load_catalog(directory).values()]
     return {dag.dag_id: dag for dag in dags}
 
 
-def release_dag(service: Service) -> DAG:
+def release_dag(service: Service, service_file: Path) -> DAG:
     schema = param_schema(service)
     if service.nightly is not None:
         # A scheduled run takes the defaults: make them the nightly's.
@@ -59,6 +68,9 @@ def release_dag(service: Service) -> DAG:
         tags=["deployflow", "release", f"service:{service.name}"],
         default_args={"owner": service.owner or "deployflow", "retries": 1, "retry_delay": timedelta(seconds=10)},
         dagrun_timeout=DAGRUN_TIMEOUT,
+        # One release of a service at a time: never two deployers on one
+        # environment. A second trigger queues until the first run ends.
+        max_active_runs=1,
         render_template_as_native_obj=False,
         doc_md=__doc__,
     ) as dag:
@@ -90,5 +102,28 @@ def release_dag(service: Service) -> DAG:
             auto_remove="force",
             retries=0,
         )
-        resolve >> source >> image >> suites >> gate
+        deploy = _deploy_tasks(service, service_file)
+        resolve >> source >> image >> suites >> gate >> deploy["prepare"]
     return dag
+
+
+def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
+    """prepare -> health -> shift -> promote, a rollback when any of them fails, and the record."""
+    common = {
+        "service": service, "service_file": str(service_file), "environment_name": REQUEST.format("environment"),
+        "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": REQUEST.format("strategy"),
+    }
+    # prepare converges when retried (a killed deployer is picked up where it stopped);
+    # shift and promote restore traffic themselves when they fail, so the next move is rollback.
+    prepare = DeployerOperator(task_id="prepare", step="prepare", retries=1, **common)
+    healthy = HealthCheckSensor(
+        task_id="health", urls="{{ ti.xcom_pull(task_ids='prepare')['instances'] }}", service=service,
+        environment_name=REQUEST.format("environment"), retries=0,
+    )
+    shift = DeployerOperator(task_id="shift", step="shift", retries=0, **common)
+    promote = DeployerOperator(task_id="promote", step="promote", retries=0, **common)
+    rollback = DeployerOperator(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
+    record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    prepare >> healthy >> shift >> promote >> record
+    [prepare, healthy, shift, promote] >> rollback >> record
+    return {"prepare": prepare, "rollback": rollback, "record": record}

@@ -19,43 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import docker
-import requests
 
 from deployflow.catalog import load_service
-from deployflow.deployer.rollout import Rollout, Target
+from deployflow.deployer.wiring import rollout_for
 from deployflow.errors import ConfigError, DeployflowError
-from deployflow.platforms.factory import platform_class
-from deployflow.routers.factory import router_class
-from deployflow.strategies.factory import strategy_for
 
 STEPS = ("prepare", "shift", "promote", "rollback", "status")
-ROUTER_OF_PLATFORM = {"docker": "haproxy"}
-
-
-def build_rollout(args: argparse.Namespace, client: docker.DockerClient) -> Rollout:
-    """Wire the core objects for one service and environment from the CLI's arguments."""
-    service = load_service(Path(args.service_file))
-    if args.environment not in service.environments:
-        raise ConfigError("--environment", f"{args.environment!r} is not valid; valid values are {', '.join(service.environments)}")
-    env = service.environments[args.environment]
-    stack = os.environ.get("DEPLOYFLOW_STACK", "local")
-    state_dir = Path(os.environ.get("DEPLOYFLOW_STATE", ".state"))
-    platform = platform_class(env.platform)(client, stack=stack)
-    router = router_class(ROUTER_OF_PLATFORM[env.platform])(
-        client, stack=stack, service=service.name, environment=env.name, front_port=env.port,
-        check_path=env.health.ready, state_dir=state_dir,
-        image=os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE", "deployflow/haproxy:1"),
-    )
-    return Rollout(
-        platform=platform, router=router, strategy=strategy_for(args.strategy or env.strategy, env),
-        service=service, environment=env, target=Target(args.version or "", args.image or ""),
-        session=requests.Session(), state_dir=router.dir,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.step != "status" and not (args.version and args.image):
         parser.error(f"{args.step} needs --version and --image")
     try:
-        rollout = build_rollout(args, docker.from_env())
+        rollout = rollout_for(
+            load_service(Path(args.service_file)), args.environment, client=docker.from_env(),
+            strategy=args.strategy, version=args.version or "", image=args.image or "",
+        )
         step = getattr(rollout, args.step)
         result = step(args.weight) if args.step == "shift" else step()
     except (ConfigError, ValueError) as exc:

@@ -1,0 +1,192 @@
+"""Operators of the release DAG's second half: the deployer steps, and the record.
+
+Each deploy step runs ``python -m deployflow.deployer <step>`` in the
+deployer image through DockerOperator, with the Docker socket and the
+routers' state directory mounted: the same CLI that KubernetesPodOperator
+runs on Kubernetes. The step's JSON result (its last output line) is the
+task's XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk import BaseOperator, Variable
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from docker.types import Mount
+
+from deployflow.airflow.operators import docker_url
+from deployflow.catalog import Service, project_root
+from deployflow.ledger import Ledger, ReleaseEntry
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CATALOG_MOUNT = "/etc/deployflow"
+FAILED, BAD_INPUT = 1, 2  # the deployer's exit codes; anything else (a kill) may be retried
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state")
+
+
+def _last_json(lines: Any) -> dict[str, Any] | None:
+    if isinstance(lines, (str, bytes)):
+        lines = [lines]
+    for line in reversed(list(lines or [])):
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                continue
+    return None
+
+
+def _last_error(lines: Any) -> str | None:
+    for line in reversed([str(x) for x in lines or []]):
+        if " ERROR " in line:
+            return line.split(" ERROR ", 1)[1].strip()
+    return None
+
+
+class DeployerOperator(DockerOperator):
+    """One deployer step for this run's release, in the deployer image.
+
+    :param step: ``prepare``, ``shift``, ``promote``, ``rollback`` or ``status``.
+    :param service: the catalog entry; its file is mounted read-only into the container.
+    :param service_file: that entry's path on this host.
+    :param environment: target environment (templated).
+    :param version: image tag being released (templated).
+    :param image_ref: image reference to run (templated).
+    :param strategy: strategy name (templated).
+    """
+
+    template_fields: Sequence[str] = (*DockerOperator.template_fields, "environment_name", "version", "image_ref", "strategy")
+    ui_color = "#e0f2f1"
+
+    def __init__(
+        self, *, step: str, service: Service, service_file: str, environment_name: str, version: str = "",
+        image_ref: str = "", strategy: str = "", **kwargs: Any,
+    ) -> None:
+        state = str(state_dir())
+        kwargs.setdefault("docker_url", docker_url())
+        super().__init__(
+            image="{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}",
+            command=None,
+            mounts=[
+                Mount(target="/var/run/docker.sock", source="/var/run/docker.sock", type="bind"),
+                Mount(target=state, source=state, type="bind"),
+                Mount(target=f"{CATALOG_MOUNT}/{service.name}.yaml", source=service_file, type="bind", read_only=True),
+            ],
+            environment={
+                "DEPLOYFLOW_STATE": state,
+                "DEPLOYFLOW_STACK": os.environ.get("DEPLOYFLOW_STACK", "local"),
+                "DEPLOYFLOW_HAPROXY_IMAGE": os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE", "deployflow/haproxy:1"),
+            },
+            network_mode="host",
+            mount_tmp_dir=False,
+            auto_remove="force",
+            labels={"io.deployflow.role": "deployer", "io.deployflow.service": service.name, "io.deployflow.step": step},
+            **kwargs,
+        )
+        self.step = step
+        self.service = service
+        self.environment_name = environment_name
+        self.version = version
+        self.image_ref = image_ref
+        self.strategy = strategy
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        state_dir().mkdir(parents=True, exist_ok=True)
+        if self.step == "prepare":
+            ti.xcom_push(key="started", value=True)  # from here on, rollback has something to undo
+        if self.step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
+            raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+        self.command = [
+            self.step, "--service-file", f"{CATALOG_MOUNT}/{self.service.name}.yaml", "--environment", self.environment_name,
+            "--version", self.version, "--image", self.image_ref, "--strategy", self.strategy,
+        ]
+        self.do_xcom_push = True
+        try:
+            lines = super().execute(context)
+        except DockerContainerFailedException as exc:
+            result = _last_json(exc.logs) or {"error": _last_error(exc.logs)}
+            # The container is gone (auto_remove); its exit code is in the message.
+            found = re.search(r"'StatusCode': (\d+)", str(exc))
+            code = int(found.group(1)) if found else None
+            reason = result.get("error") or f"deployer {self.step} exited with {code}"
+            if code in (FAILED, BAD_INPUT):
+                raise AirflowFailException(reason) from None
+            raise AirflowException(f"{reason} (may be retried)") from None
+        result = _last_json(lines)
+        if result is None:
+            raise AirflowFailException(f"deployer {self.step} printed no result")
+        return result
+
+
+class ReleaseRecordOperator(BaseOperator):
+    """The last task: record the release (who, what, where, outcome, timings) and show what is live.
+
+    Fails when the release did not reach production, so the run's state says
+    what happened to the release.
+
+    :param service: the catalog entry.
+    """
+
+    ui_color = "#ede7f6"
+
+    def __init__(self, *, service: Service, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        pulled = {t: ti.xcom_pull(task_ids=t) for t in ("resolve", "checkout", "build", "prepare", "promote", "rollback")}
+        request = pulled["resolve"] or {}
+        outcome = self._outcome(pulled, bool(ti.xcom_pull(task_ids="prepare", key="started")))
+        entry = ReleaseEntry.of(
+            request=request, run_id=context["run_id"], outcome=outcome,
+            commit=(pulled["checkout"] or {}).get("sha"), image=(pulled["build"] or {}).get("ref"),
+            previous=(pulled["prepare"] or {}).get("previous"),
+            started=context["dag_run"].start_date, rollback=pulled["rollback"],
+        )
+        Ledger(state_dir() / "ledger.jsonl").append(entry)
+        self.log.info("release %s", entry.summary())
+        if request.get("environment") in self.service.environments:
+            self._log_status(request["environment"])
+        if outcome != "promoted":
+            raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}")
+        return entry.to_dict()
+
+    @staticmethod
+    def _outcome(pulled: dict[str, Any], deploy_started: bool) -> str:
+        if pulled["promote"]:
+            return "promoted"
+        rollback = pulled["rollback"] or {}
+        if rollback.get("rolled_back"):
+            return "rolled back" + (f" to {rollback['to']}" if rollback.get("to") else " (first deploy: nothing left)")
+        if deploy_started:
+            return "failed during deploy"
+        return "failed before deploy"
+
+    def _log_status(self, environment: str) -> None:
+        import docker
+
+        from deployflow.deployer.wiring import rollout_for
+
+        try:
+            status = rollout_for(self.service, environment, client=docker.from_env(), state_dir=state_dir()).status()
+        except Exception as exc:  # the record must not fail on a status read
+            self.log.warning("could not read what is live in %s: %s", environment, exc)
+            return
+        self.log.info("live in %s: %s", environment, json.dumps(status))

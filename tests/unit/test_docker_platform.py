@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from deployflow.platforms.base import Instance, InstanceSpec, other_colour
+from deployflow.platforms.docker import DockerPlatform, container_name, free_port, labels, run_kwargs
+from deployflow.platforms.factory import platform_class
+from tests.unit.fakes import FakeDockerClient
+
+SPEC = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, env={"LOG_LEVEL": "debug"})
+
+
+def free_ports(count: int) -> int:
+    """The first port of ``count`` consecutive ports nothing on 127.0.0.1 holds now."""
+    for base in range(41000, 60000, count):
+        try:
+            held = []
+            for port in range(base, base + count):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise AssertionError("no free ports for the test")
+
+
+def app_labels(stack: str, version: str, colour: str, index: int, port: int, service: str = "shop") -> dict[str, str]:
+    return labels(stack, InstanceSpec(service, "prod", version, f"reg/{service}:{version}", colour, index), port)
+
+
+def test_run_kwargs_exact():
+    assert container_name("t", SPEC) == "df-t-shop-prod-green-1"
+    assert run_kwargs("t", SPEC, 20005) == {
+        "image": "reg/shop:v2",
+        "name": "df-t-shop-prod-green-1",
+        "detach": True,
+        "network_mode": "host",
+        "environment": {"LOG_LEVEL": "debug", "PORT": "20005", "BIND": "127.0.0.1", "APP_TRACK": "green"},
+        "labels": {
+            "io.deployflow.stack": "t", "io.deployflow.role": "app", "io.deployflow.service": "shop",
+            "io.deployflow.environment": "prod", "io.deployflow.version": "v2", "io.deployflow.colour": "green",
+            "io.deployflow.index": "1", "io.deployflow.port": "20005",
+        },
+        "restart_policy": {"Name": "no"},
+        "stop_signal": "SIGTERM",
+    }
+
+
+def test_spec_env_cannot_override_the_port_convention():
+    spec = InstanceSpec("shop", "prod", "v2", "img", "blue", 0, env={"PORT": "80", "BIND": "0.0.0.0"})
+    assert run_kwargs("t", spec, 20001)["environment"] == {"PORT": "20001", "BIND": "127.0.0.1", "APP_TRACK": "blue"}
+
+
+def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
+    base = free_ports(4)
+    client = FakeDockerClient()
+    # other instances, of this and another stack, hold the first two ports by label
+    client.add("df-t-shop-prod-blue-0", image="reg/shop:v1", labels=app_labels("t", "v1", "blue", 0, base))
+    client.add("df-u-cart-prod-blue-0", image="reg/cart:v1", labels=app_labels("u", "v1", "blue", 0, base + 1, "cart"))
+    platform = DockerPlatform(client, stack="t", ports=(base, base + 3))
+    instance = platform.start(SPEC)
+    assert client.calls == [
+        ("get", "df-t-shop-prod-green-1"),
+        ("list", {"all": True}, {"label": ["io.deployflow.role=app"]}),
+        ("run", "reg/shop:v2", None, {k: v for k, v in run_kwargs("t", SPEC, base + 2).items() if k != "image"}),
+        ("reload", "df-t-shop-prod-green-1"),
+    ]
+    assert instance == Instance("df-t-shop-prod-green-1", "shop", "prod", "v2", "reg/shop:v2", "green", 1,
+                                "127.0.0.1", base + 2, True)
+    assert instance.url == f"http://127.0.0.1:{base + 2}"
+
+
+def test_start_returns_a_running_container_of_the_same_version_untouched():
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1", image="reg/shop:v2", labels=app_labels("t", "v2", "green", 1, 20007))
+    instance = DockerPlatform(client, stack="t").start(SPEC)
+    assert client.calls == [("get", "df-t-shop-prod-green-1")]
+    assert (instance.port, instance.running, instance.version) == (20007, True, "v2")
+
+
+@pytest.mark.parametrize(
+    ("status", "version", "image"),
+    [
+        ("exited", "v2", "reg/shop:v2"),  # crashed: started again
+        ("running", "v1", "reg/shop:v1"),  # an earlier release's leftover under the same name
+        ("running", "v2", "reg/shop:v2-rebuilt"),  # same version tag, other image
+    ],
+)
+def test_start_replaces_a_container_that_is_not_the_wanted_one(status, version, image):
+    base = free_ports(2)
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1", image=image, status=status, labels=app_labels("t", version, "green", 1, base))
+    instance = DockerPlatform(client, stack="t", ports=(base, base + 1)).start(SPEC)
+    assert [c[:2] for c in client.calls] == [
+        ("get", "df-t-shop-prod-green-1"), ("remove", "df-t-shop-prod-green-1"), ("list", {"all": True}),
+        ("run", "reg/shop:v2"), ("reload", "df-t-shop-prod-green-1"),
+    ]
+    assert client.calls_of("remove") == [("remove", "df-t-shop-prod-green-1", True)]
+    # the removed container's port is free again
+    assert (instance.version, instance.image, instance.port) == ("v2", "reg/shop:v2", base)
+
+
+def test_instances_are_read_from_labels_and_sorted():
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1", image="reg/shop:v2", labels=app_labels("t", "v2", "green", 1, 20003))
+    client.add("df-t-shop-prod-blue-1", image="reg/shop:v1", labels=app_labels("t", "v1", "blue", 1, 20001))
+    client.add("df-t-shop-prod-green-0", image="reg/shop:v2", status="exited", labels=app_labels("t", "v2", "green", 0, 20002))
+    client.add("df-t-shop-prod-blue-0", image="reg/shop:v1", labels=app_labels("t", "v1", "blue", 0, 20000))
+    client.add("df-u-shop-prod-blue-0", image="reg/shop:v0", labels=app_labels("u", "v0", "blue", 0, 20009))
+    client.add("df-t-cart-prod-blue-0", image="reg/cart:v1", labels=app_labels("t", "v1", "blue", 0, 20008, "cart"))
+    found = DockerPlatform(client, stack="t").instances("shop", "prod")
+    assert client.calls == [("list", {"all": True}, {"label": [
+        "io.deployflow.role=app", "io.deployflow.stack=t", "io.deployflow.service=shop", "io.deployflow.environment=prod",
+    ]})]
+    assert [(i.name, i.version, i.image, i.colour, i.index, i.port, i.running) for i in found] == [
+        ("df-t-shop-prod-blue-0", "v1", "reg/shop:v1", "blue", 0, 20000, True),
+        ("df-t-shop-prod-blue-1", "v1", "reg/shop:v1", "blue", 1, 20001, True),
+        ("df-t-shop-prod-green-0", "v2", "reg/shop:v2", "green", 0, 20002, False),
+        ("df-t-shop-prod-green-1", "v2", "reg/shop:v2", "green", 1, 20003, True),
+    ]
+
+
+def instance(name: str = "df-t-shop-prod-green-1") -> Instance:
+    return Instance(name, "shop", "prod", "v2", "reg/shop:v2", "green", 1, "127.0.0.1", 20003, True)
+
+
+def test_stop_stops_with_grace_then_removes():
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1")
+    DockerPlatform(client, stack="t").stop(instance(), grace_s=4)
+    assert client.calls == [("get", "df-t-shop-prod-green-1"), ("stop", "df-t-shop-prod-green-1", 4),
+                            ("remove", "df-t-shop-prod-green-1", True)]
+
+
+def test_stop_of_a_container_that_is_gone_is_fine():
+    client = FakeDockerClient()
+    DockerPlatform(client, stack="t").stop(instance())
+    assert client.calls == [("get", "df-t-shop-prod-green-1")]
+
+
+def test_stop_of_a_container_that_vanishes_while_stopping_is_fine():
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1", stop_raises=True)
+    DockerPlatform(client, stack="t").stop(instance())
+    assert client.calls_of("remove") == []
+
+
+def test_describe_failure_gives_exit_code_and_last_log_lines():
+    client = FakeDockerClient()
+    client.add("df-t-shop-prod-green-1", status="exited", exit_code=3, logs=b"starting\nboom: bad config\n")
+    platform = DockerPlatform(client, stack="t")
+    assert platform.describe_failure(instance()) == (
+        "df-t-shop-prod-green-1 is exited (exit code 3); last log lines: starting | boom: bad config")
+    assert client.calls_of("logs") == [("logs", "df-t-shop-prod-green-1", 5)]
+    assert platform.describe_failure(instance("df-gone")) == "df-gone no longer exists"
+
+
+def test_free_port_skips_taken_and_listening_ports():
+    base = free_ports(4)
+    assert free_port([], base, base + 3) == base
+    assert free_port([base, base + 1], base, base + 3) == base + 2
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", base))
+        listener.listen()
+        assert free_port([base + 1], base, base + 3) == base + 2
+
+
+def test_free_port_says_when_the_range_is_full():
+    base = free_ports(2)
+    with pytest.raises(RuntimeError, match=f"no free port left in {base}-{base + 1} on 127.0.0.1"):
+        free_port([base, base + 1], base, base + 1)
+
+
+def test_colours_and_factory():
+    assert (other_colour("blue"), other_colour("green")) == ("green", "blue")
+    assert platform_class("docker") is DockerPlatform
+    with pytest.raises(ValueError, match="platform 'nomad' is not known; valid values are 'docker'"):
+        platform_class("nomad")
