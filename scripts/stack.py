@@ -94,6 +94,13 @@ def registry_up(client: docker.DockerClient) -> None:
     say(f"registry on {REGISTRY_ADDR}")
 
 
+def containers_down(client: docker.DockerClient, stack: str) -> None:
+    """Remove the releases' containers of ``stack``: app instances and proxies."""
+    for container in client.containers.list(all=True, filters={"label": f"io.deployflow.stack={stack}"}):
+        container.remove(force=True)
+        say(f"removed container {container.name}")
+
+
 def registry_down(client: docker.DockerClient) -> None:
     try:
         client.containers.get(REGISTRY_CONTAINER).remove(force=True)
@@ -243,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "down":
         airflow_down(home)
+        client = docker.from_env()
+        containers_down(client, "local")
         if not args.keep_registry:
-            registry_down(docker.from_env())
+            registry_down(client)
         return 0
     client = docker.from_env()
     ensure_images(client)

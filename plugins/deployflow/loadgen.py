@@ -20,7 +20,7 @@ import requests
 
 @dataclass(frozen=True)
 class Sample:
-    at: float
+    at: float  # wall-clock time, to line samples up with other logs
     status: int | None  # None: no HTTP answer at all
     version: str | None
     error: str | None = None
@@ -106,7 +106,7 @@ class LoadGenerator:
                     self.report.samples.append(sample)
 
     def _one(self, session: requests.Session) -> Sample:
-        at = time.monotonic()
+        at = time.time()
         try:
             response = session.get(self.url, timeout=self.timeout)
         except requests.RequestException as exc:

@@ -20,7 +20,7 @@ import yaml
 
 import stack
 from deployflow.client import AirflowClient, ApiError
-from tests.e2e.harness import DAG_ID, PORT, ROOT, git
+from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, ROOT, STACK, git
 
 
 BROKEN_UNIT_TEST = '''
@@ -58,8 +58,22 @@ def sample_repo(tmp_path_factory) -> Path:
     with (repo / "Dockerfile").open("a") as dockerfile:
         dockerfile.write("RUN echo 'this step breaks the build' && exit 3\n")
     git(repo, "commit", "-qam", "a Dockerfile step that fails")
+    git(repo, "checkout", "-qb", "ready-never", "main")
+    _bake(repo, "FAULT_READY_NEVER", "1")
+    git(repo, "commit", "-qam", "a version whose readiness never passes")
+    git(repo, "checkout", "-qb", "crash", "main")
+    _bake(repo, "FAULT_CRASH_AFTER_S", str(CRASH_AFTER_S))
+    git(repo, "commit", "-qam", f"a version that crashes {CRASH_AFTER_S} s after start")
     git(repo, "checkout", "-q", "main")
     return repo
+
+
+def _bake(repo: Path, knob: str, value: str) -> None:
+    """Set a fault knob's build-time default in the Dockerfile (the sample's suites ignore it)."""
+    dockerfile = repo / "Dockerfile"
+    text = dockerfile.read_text()
+    assert f"ARG {knob}=\n" in text, f"the sample's Dockerfile has no ARG {knob}"
+    dockerfile.write_text(text.replace(f"ARG {knob}=\n", f"ARG {knob}={value}\n"))
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +81,15 @@ def catalog(tmp_path_factory, sample_repo: Path) -> Path:
     directory = tmp_path_factory.mktemp("catalog")
     entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
     entry["source"] = {"repo": str(sample_repo), "context": ".", "default_ref": "main"}
+    # Own ports (a demo may be running) and short waits, so the suite stays quick.
+    health = {"consecutive": 3, "interval_s": 0.5, "timeout_s": 10}
+    entry["environments"] = {
+        "dev": {"port": PORTS["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},
+        "staging": {"port": PORTS["staging"], "replicas": 2, "strategy": "canary", "health": health,
+                    "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1}},
+        "prod": {"port": PORTS["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
+                 "blue_green": {"scale_down_delay_s": 10}},
+    }
     (directory / "sample-app.yaml").write_text(yaml.safe_dump(entry))
     return directory
 
@@ -77,7 +100,11 @@ def airflow(docker_client, catalog: Path, tmp_path_factory) -> Iterator[AirflowC
     home = tmp_path_factory.mktemp("airflow-home")
     stack.ensure_images(docker_client)
     stack.registry_up(docker_client)
-    extra = {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace"))}
+    extra = {
+        "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
+        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(tmp_path_factory.mktemp("state")),
+    }
+    stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
     try:
         stack.airflow_up(home, PORT, extra)
         client = AirflowClient(f"http://127.0.0.1:{PORT}")
@@ -86,6 +113,7 @@ def airflow(docker_client, catalog: Path, tmp_path_factory) -> Iterator[AirflowC
         yield client
     finally:
         stack.airflow_down(home)
+        stack.containers_down(docker_client, STACK)
 
 
 def _wait_for_dag(client: AirflowClient, dag_id: str, timeout: float = 120) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 from deployflow.client import AirflowClient
@@ -10,6 +11,9 @@ from deployflow.client import AirflowClient
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 28080
 DAG_ID = "release_sample-app"
+STACK = "e2e"
+PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
+CRASH_AFTER_S = 10
 
 
 def git(repo: Path, *args: str) -> str:
@@ -24,3 +28,50 @@ def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int =
         for detail in entry.get("error_detail") or []:
             lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
     return "\n".join(lines)
+
+
+def release(client: AirflowClient, environment: str, ref: str, **conf: str) -> dict:
+    """Trigger a release through the REST API and follow it to the end."""
+    run_id = client.trigger(DAG_ID, {"environment": environment, "git_ref": ref, **conf})["dag_run_id"]
+    return finished(client, run_id)
+
+
+def finished(client: AirflowClient, run_id: str) -> dict:
+    run = client.wait(DAG_ID, run_id, timeout=900)
+    tis = client.task_instances(DAG_ID, run_id)
+    return {
+        "run_id": run_id, "state": run["state"], "start": run["start_date"], "end": run["end_date"],
+        "tasks": {ti["task_id"]: ti["state"] for ti in tis},
+        "tries": {ti["task_id"]: ti["try_number"] for ti in tis},
+    }
+
+
+def branch(repo: Path, name: str, base: str = "main") -> str:
+    """A new commit on a new branch (a new version of the same code); returns its short SHA."""
+    git(repo, "checkout", "-qb", name, base)
+    (repo / "RELEASE").write_text(f"{name}\n")
+    git(repo, "add", "RELEASE")
+    git(repo, "commit", "-qm", f"release {name}")
+    sha = git(repo, "rev-parse", "HEAD")[:12]
+    git(repo, "checkout", "-q", "main")
+    return sha
+
+
+def short_sha(repo: Path, ref: str) -> str:
+    return git(repo, "rev-parse", ref)[:12]
+
+
+def served_version(environment: str) -> str:
+    import requests
+
+    return requests.get(f"http://127.0.0.1:{PORTS[environment]}/", timeout=5).json()["version"][:12]
+
+
+def versions(report, **window: float) -> Counter:
+    """Successful answers by version (short SHA, as containers are labelled)."""
+    return Counter({version[:12]: n for version, n in report.by_version(**window).items()})
+
+
+def app_containers(docker_client, environment: str) -> list:
+    labels = [f"io.deployflow.stack={STACK}", "io.deployflow.role=app", f"io.deployflow.environment={environment}"]
+    return docker_client.containers.list(all=True, filters={"label": labels})

@@ -16,6 +16,7 @@ from tests.e2e.harness import DAG_ID, PORT, git, log_text
 pytestmark = pytest.mark.e2e
 
 BUILD_AND_TEST = {"resolve", "checkout", "build", "test.unit", "test.integration", "test.performance"}
+DEPLOY = {"coverage_gate", "prepare", "health", "shift", "promote", "rollback"}
 NOT_RUN = {"upstream_failed", "skipped", None}
 
 
@@ -36,7 +37,7 @@ def runs(airflow, sample_repo):
 def test_a_good_commit_builds_pushes_and_passes_all_suites(airflow, runs):
     run = runs["main"]
     assert run["state"] == "success", run["tasks"]
-    assert set(run["tasks"].values()) == {"success"}
+    assert {t: s for t, s in run["tasks"].items() if s != "success"} == {"rollback": "skipped"}
     assert airflow.xcom(DAG_ID, run["run_id"], "checkout")["sha"] == run["sha"]
     built = airflow.xcom(DAG_ID, run["run_id"], "build")
     assert built["ref"] == f"127.0.0.1:5000/sample-app:{run['sha'][:12]}"
@@ -58,8 +59,9 @@ def test_a_failing_unit_test_stops_the_release_at_the_test_stage(airflow, runs):
     assert run["state"] == "failed"
     assert run["tasks"]["build"] == "success"
     assert run["tasks"]["test.unit"] == "failed"
-    after_tests = {t: s for t, s in run["tasks"].items() if t not in BUILD_AND_TEST}
-    assert after_tests and set(after_tests.values()) <= NOT_RUN, after_tests
+    deploy = {t: s for t, s in run["tasks"].items() if t in DEPLOY}
+    assert deploy.keys() == DEPLOY and set(deploy.values()) <= NOT_RUN, deploy
+    assert "failed before deploy" in log_text(airflow, run["run_id"], "record")
     log = log_text(airflow, run["run_id"], "test.unit")
     assert "suite unit: FAILED" in log
     assert "tests/unit/test_release_blocker.py::test_release_blocker" in log
@@ -69,7 +71,7 @@ def test_a_broken_dockerfile_stops_the_release_at_build(airflow, runs):
     run = runs["broken-build"]
     assert run["state"] == "failed"
     assert run["tasks"]["build"] == "failed"
-    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "checkout", "build"}}
+    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "checkout", "build", "record"}}
     assert later and set(later.values()) <= NOT_RUN, later
     log = log_text(airflow, run["run_id"], "build")
     assert "returned a non-zero code: 3" in log

@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 
 from docker.errors import NotFound
 
+from deployflow.platforms.base import Instance, InstanceSpec
+from deployflow.routers.base import Route
+
 
 class FakeContainer:
     """A fake docker Container: status, labels and attrs as given; records stop, remove and reload on its client."""
@@ -132,3 +135,111 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+# ---- HAProxy's admin socket ------------------------------------------------------
+
+HEADER = (
+    "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+    "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state "
+    "bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr "
+    "srv_agent_addr srv_agent_port\n"
+)
+
+
+def state_line(srv_id: int, name: str, port: int, weight: int, op: int = 2, admin: int = 0, backend: str = "app") -> str:
+    """One line of ``show servers state`` as HAProxy 2.x prints it."""
+    return f"3 {backend} {srv_id} {name} 127.0.0.1 {op} {admin} {weight} {weight} 2 15 3 2 6 0 0 0 - {port} - 0 0 - - 0\n"
+
+
+def state_of(routes: dict[str, Route]) -> str:
+    """The ``show servers state app`` answer of a proxy serving ``routes``."""
+    return HEADER + "".join(state_line(i, r.name, r.port, r.weight) for i, r in enumerate(routes.values(), 1))
+
+
+class FakeAdminSocket:
+    """A fake AdminSocket: answers from a script per command (HAProxy's usual answer otherwise); records every command."""
+
+    def __init__(self, state: str = HEADER, answers: dict[str, list[str]] | None = None, down_for: int = 0) -> None:
+        self.state = state
+        self.answers = answers or {}
+        self.down_for = down_for  # how many sends fail as if the socket did not exist yet
+        self.sent: list[str] = []
+
+    def send(self, command: str) -> str:
+        self.sent.append(command)
+        if self.down_for:
+            self.down_for -= 1
+            raise FileNotFoundError(2, "No such file or directory")
+        if command == "show servers state app":
+            return self.state
+        script = self.answers.get(command)
+        if script:
+            return script.pop(0) if len(script) > 1 else script[0]
+        return {"add": "New server registered.", "del": "Server deleted."}.get(command.split()[0], "")
+
+
+class BusyUntilCut(FakeAdminSocket):
+    """A fake AdminSocket whose servers keep connections until their sessions are shut down; records commands."""
+
+    def send(self, command: str) -> str:
+        answer = super().send(command)
+        if command.startswith("del server"):
+            cut = f"shutdown sessions server {command.split()[-1]}" in self.sent
+            return "Server deleted." if cut else "Server still has connections attached to it, cannot remove it."
+        return answer
+
+
+# ---- a platform and a router for Rollout ----------------------------------------
+
+class FakePlatform:
+    """A fake Platform: keeps instances in a dict, gives each a new port; records starts and stops in ``log``."""
+
+    def __init__(self, log: list) -> None:
+        self.by_name: dict[str, Instance] = {}
+        self.log = log
+        self.next_port = 20000
+
+    def instances(self, service: str, environment: str) -> list[Instance]:
+        return sorted(self.by_name.values(), key=lambda i: (i.colour, i.index))
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        name = f"{spec.colour}-{spec.index}"
+        current = self.by_name.get(name)
+        if current and current.running and (current.version, current.image) == (spec.version, spec.image):
+            return current
+        self.log.append(("start", name, spec.version))
+        self.by_name[name] = Instance(name, spec.service, spec.environment, spec.version, spec.image, spec.colour,
+                                      spec.index, "127.0.0.1", self.next_port, True)
+        self.next_port += 1
+        return self.by_name[name]
+
+    def stop(self, instance: Instance, grace_s: int = 10) -> None:
+        self.log.append(("stop", instance.name))
+        self.by_name.pop(instance.name, None)
+
+    def describe_failure(self, instance: Instance) -> str:
+        return f"{instance.name} is a fake"
+
+
+class FakeRouter:
+    """A fake Router: keeps routes in a dict; records each set_routes call in ``log`` as {name: weight}."""
+
+    def __init__(self, log: list) -> None:
+        self.current: dict[str, Route] = {}
+        self.log = log
+        self.calls: list[dict[str, Route]] = []
+
+    def ensure(self) -> None:
+        self.log.append(("ensure",))
+
+    def routes(self) -> dict[str, Route]:
+        return dict(self.current)
+
+    def set_routes(self, routes) -> None:
+        self.calls.append(dict(routes))
+        self.current = dict(routes)
+        self.log.append(("routes", {n: r.weight for n, r in sorted(routes.items())}))
+
+    def remove(self) -> None:
+        self.current = {}

@@ -113,15 +113,16 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
         "service": service, "service_file": str(service_file), "environment_name": REQUEST.format("environment"),
         "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": REQUEST.format("strategy"),
     }
-    # prepare converges when retried (a killed deployer is picked up where it stopped);
-    # shift and promote restore traffic themselves when they fail, so the next move is rollback.
+    # Every step converges when retried, so a killed deployer is retried; a step
+    # that failed on its own (exit 1: health, exit 2: input) is not, and shift
+    # and promote have already put traffic back on the old version by then.
     prepare = DeployerOperator(task_id="prepare", step="prepare", retries=1, **common)
     healthy = HealthCheckSensor(
         task_id="health", urls="{{ ti.xcom_pull(task_ids='prepare')['instances'] }}", service=service,
         environment_name=REQUEST.format("environment"), retries=0,
     )
-    shift = DeployerOperator(task_id="shift", step="shift", retries=0, **common)
-    promote = DeployerOperator(task_id="promote", step="promote", retries=0, **common)
+    shift = DeployerOperator(task_id="shift", step="shift", retries=1, **common)
+    promote = DeployerOperator(task_id="promote", step="promote", retries=1, **common)
     rollback = DeployerOperator(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
     record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
     prepare >> healthy >> shift >> promote >> record

@@ -117,6 +117,7 @@ class DeployerOperator(DockerOperator):
             "--version", self.version, "--image", self.image_ref, "--strategy", self.strategy,
         ]
         self.do_xcom_push = True
+        self.xcom_all = True  # the result line may come before the last log line (stdout and stderr interleave)
         try:
             lines = super().execute(context)
         except DockerContainerFailedException as exc:

@@ -50,13 +50,14 @@ class Record:
     colour: str
     previous: Target | None
     already_live: bool = False
+    outcome: str | None = None  # "promoted" or "rolled back": a later release of this version starts afresh
 
 
 class Rollout:
     def __init__(
         self, *, platform: Platform, router: Router, strategy: Strategy, service: Service, environment: Environment,
         target: Target, session: health.Session, state_dir: Path, drain_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.platform = platform
         self.router = router
@@ -68,6 +69,7 @@ class Rollout:
         self.record_path = Path(state_dir) / "release.json"
         self.drain_s = drain_s
         self.sleep = sleep
+        self.clock = clock
 
     # ---- live state -----------------------------------------------------------------
 
@@ -83,17 +85,30 @@ class Rollout:
     def _set(self, instances: list[Instance], colour: str, version: str | None = None) -> list[Instance]:
         return [i for i in instances if i.colour == colour and (version is None or i.version == version)]
 
-    def _load_record(self) -> Record | None:
+    def _load_record(self, *, finished: bool = False) -> Record | None:
+        """This release's record; a finished one only if ``finished`` (a retried last step)."""
         if not self.record_path.exists():
             return None
         data = json.loads(self.record_path.read_text())
-        previous = Target(**data["previous"]) if data.get("previous") else None
-        record = Record(data["version"], data["colour"], previous, data.get("already_live", False))
-        return record if record.version == self.target.version else None
+        data["previous"] = Target(**data["previous"]) if data.get("previous") else None
+        record = Record(**data)
+        if record.version != self.target.version or (record.outcome and not finished):
+            return None
+        return record
 
     def _save_record(self, record: Record) -> None:
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
         self.record_path.write_text(json.dumps(asdict(record), indent=1))
+
+    def _share(self, record: Record) -> int:
+        """Percent of traffic the new version has now, from the router's weights."""
+        routes = {n: r for n, r in self.router.routes().items() if not r.backup}
+        new = {i.name for i in self._set(self._instances(), record.colour, self.target.version)}
+        total = sum(r.weight for r in routes.values())
+        return round(100 * sum(r.weight for n, r in routes.items() if n in new) / total) if total else 0
+
+    def _finish(self, record: Record, outcome: str) -> None:
+        self._save_record(Record(record.version, record.colour, record.previous, record.already_live, outcome))
 
     def _spec(self, colour: str, index: int, target: Target) -> InstanceSpec:
         return InstanceSpec(self.service.name, self.env.name, target.version, target.image, colour, index)
@@ -136,7 +151,9 @@ class Rollout:
         """Carry out the strategy's traffic steps (or the one to ``percent``), watching each."""
         started = time.monotonic()
         record = self._require_record()
-        if record.already_live:
+        if record.outcome == "rolled back":
+            raise StepFailed(f"{self.target.version} was rolled back in {self.env.name}; release it again from prepare")
+        if record.already_live or record.outcome == "promoted":
             return self._result(record, started)
         steps = self.strategy.steps(self.env.replicas)
         if percent is not None:
@@ -144,6 +161,9 @@ class Rollout:
             if percent not in planned:
                 raise StepFailed(f"--weight {percent} is not a step of {self.strategy.name} here; valid values are {planned}")
             steps = [s for s in steps if s.percent == percent]
+        else:  # a retried shift goes on from where traffic is, never back to a smaller share
+            reached = self._share(record)
+            steps = [s for s in steps if s.percent >= reached] or steps[-1:]
         for step in steps:
             self._apply(record, step)
             if step.pause_s:
@@ -154,7 +174,8 @@ class Rollout:
         """Watch the new version through the scale-down delay, then remove the old one."""
         started = time.monotonic()
         record = self._require_record()
-        if record.already_live:
+        if record.outcome == "promoted" or record.already_live:  # a retry after the work was done
+            self._finish(record, "promoted")
             return self._result(record, started)
         delay = self.strategy.scale_down_delay()
         if delay:
@@ -162,6 +183,7 @@ class Rollout:
         instances = self._instances()
         old = [i for i in instances if i.colour != record.colour]
         self._remove(old)
+        self._finish(record, "promoted")
         log.info("promote: %s is live in %s; %d old instance(s) removed in %.1f s", self.target.version,
                  self.env.name, len(old), time.monotonic() - started)
         return self._result(record, started)
@@ -169,14 +191,18 @@ class Rollout:
     def rollback(self) -> dict[str, Any]:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
         started = time.monotonic()
-        record = self._load_record()
-        if record is None or record.already_live:
+        record = self._load_record(finished=True)
+        if record is None or record.already_live or record.outcome == "promoted":
             log.info("rollback: this release changed nothing in %s; nothing to roll back", self.env.name)
             return {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
+        previous = record.previous.version if record.previous else None
+        if record.outcome == "rolled back":  # a retry after the work was done
+            return {"rolled_back": True, "to": previous, "seconds": 0.0}
         instances = self._instances()
         new = self._set(instances, record.colour, self.target.version)
         if record.previous is None:
             self._remove(new)
+            self._finish(record, "rolled back")
             log.info("rollback: first deploy of %s: rolled back to nothing (%d instance(s) removed)", self.service.name, len(new))
             return {"rolled_back": True, "to": None, "seconds": round(time.monotonic() - started, 2)}
         old_colour = other_colour(record.colour)
@@ -184,6 +210,7 @@ class Rollout:
         self._restore(record)
         restored = time.monotonic() - started
         self._remove(new)
+        self._finish(record, "rolled back")
         log.info("rollback: 100 %% of traffic on %s after %.2f s; %d new instance(s) removed", record.previous.version, restored, len(new))
         return {"rolled_back": True, "to": record.previous.version, "seconds_to_old_traffic": round(restored, 2),
                 "seconds": round(time.monotonic() - started, 2)}
@@ -208,7 +235,7 @@ class Rollout:
     # ---- mechanics -----------------------------------------------------------------
 
     def _require_record(self) -> Record:
-        record = self._load_record()
+        record = self._load_record(finished=True)
         if record is None:
             raise StepFailed(f"no prepared release of {self.target.version} in {self.env.name}; run prepare first")
         return record
@@ -239,7 +266,7 @@ class Rollout:
         h = self.env.health
         verdict = health.wait_healthy(
             self.session, [i.url for i in instances], [h.ready], consecutive=1, interval_s=min(h.interval_s, 0.5),
-            timeout_s=h.timeout_s, sleep=self.sleep,
+            timeout_s=h.timeout_s, sleep=self.sleep, clock=self.clock,
         )
         if not verdict.healthy:
             why = "; ".join(self.platform.describe_failure(i) for i in instances)
@@ -273,7 +300,7 @@ class Rollout:
         new = self._set(self._instances(), record.colour, self.target.version)
         h = self.env.health
         verdict = health.watch(self.session, [i.url for i in new], h.paths(), seconds=seconds,
-                               interval_s=min(h.interval_s, 0.5), sleep=self.sleep)
+                               interval_s=min(h.interval_s, 0.5), sleep=self.sleep, clock=self.clock)
         if verdict.healthy:
             return
         failed_at = time.monotonic()

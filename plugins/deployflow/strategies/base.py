@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-MAX_WEIGHT = 200  # HAProxy weights go to 256; 200 keeps a percentage exact in halves
+MAX_WEIGHT = 200  # per server, under HAProxy's 256
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ def weights(new: Sequence[str], old: Sequence[str], percent: int) -> dict[str, i
     """Per-server weights giving ``percent`` to the ``new`` servers, the rest to ``old``.
 
     Without old servers everything goes to the new ones (a first deploy).
+    Weights are whole numbers of at least 1, so a tiny share spread over many
+    servers comes out larger than asked (1 % over 50 servers is 50 units).
     """
     if not old:
         percent = 100

@@ -1,0 +1,173 @@
+"""The release DAG's second half on the Docker platform, for real: HAProxy, containers, traffic.
+
+A load generator sends 100 requests/s through the environment's proxy during
+every release and counts each failed request. Each environment first gets a
+live version (module fixture), so every test releases over a running one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from docker.errors import NotFound
+
+from deployflow.loadgen import LoadGenerator
+from tests.e2e.harness import (
+    DAG_ID, PORTS, app_containers, branch, finished, log_text, release, served_version, short_sha, versions,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def live(airflow, sample_repo):
+    """main, released to every environment: the version each test replaces."""
+    for environment in ("prod", "staging", "dev"):
+        run = release(airflow, environment, "main")
+        assert run["state"] == "success", (environment, run["tasks"])
+        assert served_version(environment) == short_sha(sample_repo, "main")
+    return short_sha(sample_repo, "main")
+
+
+def under_load(environment: str):
+    return LoadGenerator(f"http://127.0.0.1:{PORTS[environment]}/", rate=100, threads=4)
+
+
+def test_blue_green_switches_with_no_failed_request_and_removes_the_old_colour(airflow, docker_client, sample_repo, live):
+    new = branch(sample_repo, "bg-2")
+    with under_load("prod") as load:
+        run = release(airflow, "prod", "bg-2")
+    assert run["state"] == "success", run["tasks"]
+    assert load.report.failures == [], load.report.summary()
+    served = versions(load.report)
+    assert served[live] > 0 and served[new] > 0, served  # traffic moved while we watched
+    assert served_version("prod") == new
+    remaining = app_containers(docker_client, "prod")
+    assert sorted(c.labels["io.deployflow.version"] for c in remaining) == [new, new]
+    assert "is live in prod; 2 old instance(s) removed" in log_text(airflow, run["run_id"], "promote")
+
+
+def test_a_version_never_ready_gets_no_traffic_and_is_rolled_back(airflow, docker_client, sample_repo, live):
+    before = served_version("prod")
+    bad = short_sha(sample_repo, "ready-never")
+    with under_load("prod") as load:
+        run = release(airflow, "prod", "ready-never")
+    assert run["state"] == "failed"
+    assert run["tasks"]["health"] == "failed"
+    assert run["tasks"]["rollback"] == "success"
+    assert {run["tasks"][t] for t in ("shift", "promote")} == {"upstream_failed"}
+    assert "HTTP 503" in log_text(airflow, run["run_id"], "health")  # the last answer, quoted
+    assert load.report.failures == [], load.report.summary()
+    assert bad not in versions(load.report), "the unready version received traffic"
+    assert served_version("prod") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "prod")} == {before}
+    assert f"rolled back to {before}" in log_text(airflow, run["run_id"], "record")
+
+
+def test_a_version_that_crashes_after_start_is_rolled_back(airflow, docker_client, sample_repo, live):
+    before = served_version("prod")
+    with under_load("prod") as load:
+        run = release(airflow, "prod", "crash")
+    assert run["state"] == "failed"
+    assert run["tasks"]["promote"] == "failed"  # the crash came during the scale-down watch
+    assert run["tasks"]["rollback"] == "success"
+    assert "traffic restored to" in log_text(airflow, run["run_id"], "promote")
+    assert served_version("prod") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "prod")} == {before}
+    # The old colour stood by as HAProxy backup servers: the crash cost no request.
+    assert load.report.failures == [], load.report.summary()
+
+
+def step_times(log: str) -> list[tuple[float, int]]:
+    """(wall time, percent) of each 'shift: N % of traffic' line the deployer logged."""
+    import datetime as dt
+    import re
+
+    found = []
+    for match in re.finditer(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO shift: (\d+) % of traffic", log):
+        stamp = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.timezone.utc)
+        found.append((stamp.timestamp(), int(match.group(2))))
+    return found
+
+
+def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, sample_repo, live):
+    new = branch(sample_repo, "canary-2")
+    with under_load("staging") as load:
+        run = release(airflow, "staging", "canary-2")
+    assert run["state"] == "success", run["tasks"]
+    assert load.report.failures == [], load.report.summary()
+    steps = step_times(log_text(airflow, run["run_id"], "shift"))
+    assert [p for _, p in steps] == [20, 50, 100]
+    for (start, percent), (end, _) in zip(steps, steps[1:]):
+        window = versions(load.report, since=start + 0.5, until=end)
+        total = sum(window.values())
+        share = 100 * window[new] / total
+        sigma = 100 * (percent / 100 * (1 - percent / 100) / total) ** 0.5
+        assert abs(share - percent) <= max(4 * sigma, 3), (percent, share, total)
+    assert served_version("staging") == new
+
+
+def test_rolling_replaces_every_replica_checking_health_per_batch(airflow, docker_client, sample_repo, live):
+    new = branch(sample_repo, "rolling-2")
+    with under_load("dev") as load:
+        run = release(airflow, "dev", "rolling-2")
+    assert run["state"] == "success", run["tasks"]
+    assert load.report.failures == [], load.report.summary()
+    assert [p for _, p in step_times(log_text(airflow, run["run_id"], "shift"))] == [33, 67, 100]
+    containers = app_containers(docker_client, "dev")
+    assert sorted(c.labels["io.deployflow.version"] for c in containers) == [new] * 3
+    assert served_version("dev") == new
+
+
+def test_a_deploy_task_killed_mid_way_is_retried_and_converges(airflow, docker_client, sample_repo, live):
+    new = branch(sample_repo, "killed-2")
+    run_id = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "killed-2"})["dag_run_id"]
+    labels = [f"io.deployflow.role=deployer", "io.deployflow.step=promote"]
+    deadline = time.monotonic() + 600
+    killed = None
+    while killed is None and time.monotonic() < deadline:
+        for container in docker_client.containers.list(filters={"label": labels}):
+            time.sleep(2)  # well into the scale-down watch
+            try:
+                container.kill()
+                killed = container.name
+            except NotFound:
+                pass
+        time.sleep(0.2)
+    assert killed, "never saw the promote step's deployer running"
+    run = finished(airflow, run_id)
+    assert run["state"] == "success", run["tasks"]
+    assert run["tries"]["promote"] == 2
+    containers = app_containers(docker_client, "prod")
+    assert sorted(c.labels["io.deployflow.version"] for c in containers) == [new, new]
+    assert len({c.labels["io.deployflow.colour"] for c in containers}) == 1
+    assert served_version("prod") == new
+
+
+def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker_client, sample_repo, live):
+    branch(sample_repo, "queue-a")
+    branch(sample_repo, "queue-b")
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def count_deployers() -> None:
+        while not stop.is_set():
+            seen.append(len(docker_client.containers.list(filters={"label": f"io.deployflow.role=deployer"})))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=count_deployers, daemon=True)
+    watcher.start()
+    try:
+        first = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-a"})["dag_run_id"]
+        second = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-b"})["dag_run_id"]
+        assert airflow.dag_run(DAG_ID, second)["state"] == "queued"
+        a, b = finished(airflow, first), finished(airflow, second)
+    finally:
+        stop.set()
+        watcher.join()
+    assert a["state"] == b["state"] == "success"
+    assert b["start"] >= a["end"], (a["end"], b["start"])  # the second waited for the first
+    assert max(seen) == 1, "two deployers ran at once"
+    assert served_version("prod") == short_sha(sample_repo, "queue-b")

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from deployflow.catalog import parse_service
+from deployflow.deployer.rollout import Rollout, StepFailed, Target
+from deployflow.strategies.factory import strategy_for
+from tests.unit.fakes import FakePlatform, FakeRouter, FakeSession
+
+
+def table(routes) -> dict[str, int]:
+    return {n: r.weight for n, r in sorted(routes.items())}
+
+
+def run(rollout: Rollout, *steps: str) -> None:
+    for step in steps:
+        getattr(rollout, step)()
+
+
+class World:
+    """One service's environment on a fake platform and router; rollouts of any version act on it."""
+
+    def __init__(self, tmp_path, strategy: str, replicas: int, pause_s: int = 0, scale_down_delay_s: int = 0) -> None:
+        self.service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
+            "port": 18103, "strategy": strategy, "replicas": replicas, "health": {"timeout_s": 1},
+            "blue_green": {"scale_down_delay_s": scale_down_delay_s}, "canary": {"pause_s": pause_s},
+        }}})
+        self.env = self.service.environments["prod"]
+        self.log: list = []
+        self.platform, self.router = FakePlatform(self.log), FakeRouter(self.log)
+        self.session = FakeSession()
+        self.state_dir = tmp_path
+
+    def rollout(self, version: str, strategy: str | None = None) -> Rollout:
+        return Rollout(
+            platform=self.platform, router=self.router, strategy=strategy_for(strategy or self.env.strategy, self.env),
+            service=self.service, environment=self.env, target=Target(version, f"reg/shop:{version}"),
+            session=self.session, state_dir=self.state_dir, sleep=lambda s: None,
+        )
+
+    def release(self, version: str, strategy: str | None = None) -> None:
+        run(self.rollout(version, strategy), "prepare", "shift", "promote")
+        self.log.clear()
+        self.router.calls.clear()
+        self.session.asked.clear()
+
+    def running(self) -> dict[str, str]:
+        return {i.name: i.version for i in self.platform.instances("shop", "prod")}
+
+    def since(self, mark: int, kind: str | None = None) -> list:
+        return [e for e in self.log[mark:] if kind is None or e[0] == kind]
+
+
+def test_blue_green_first_deploy(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2)
+    rollout = world.rollout("v1")
+    prepared = rollout.prepare()
+    assert world.log == [("ensure",), ("start", "blue-0", "v1"), ("start", "blue-1", "v1"),
+                         ("routes", {"blue-0": 0, "blue-1": 0})]
+    assert {k: prepared[k] for k in ("version", "colour", "already_live", "previous", "instances")} == {
+        "version": "v1", "colour": "blue", "already_live": False, "previous": None,
+        "instances": ["http://127.0.0.1:20000", "http://127.0.0.1:20001"]}
+    rollout.shift()
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+    rollout.promote()
+    assert world.since(4, "stop") == []
+    assert world.running() == {"blue-0": "v1", "blue-1": "v1"}
+
+
+def test_rollback_of_a_first_deploy_leaves_nothing(tmp_path, caplog):
+    world = World(tmp_path, "blue-green", replicas=2)
+    rollout = world.rollout("v1")
+    run(rollout, "prepare", "shift")
+    with caplog.at_level(logging.INFO, logger="deployflow.deployer"):
+        result = rollout.rollback()
+    assert (result["rolled_back"], result["to"]) == (True, None)
+    assert "rolled back to nothing" in caplog.text
+    assert world.router.current == {} and world.running() == {}
+
+
+def test_blue_green_keeps_the_old_colour_as_backup_until_promote(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    assert rollout.prepare()["previous"] == "v1"
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    rollout.shift()
+    assert table(world.router.current) == {"blue-0.backup": 1, "blue-1.backup": 1, "green-0": 100, "green-1": 100}
+    assert [n for n, r in world.router.current.items() if r.backup] == ["blue-0.backup", "blue-1.backup"]
+    assert world.running() == {"blue-0": "v1", "blue-1": "v1", "green-0": "v2", "green-1": "v2"}
+    status = rollout.status()
+    assert (status["live"], status["sets"]["green"]["versions"], status["sets"]["green"]["traffic_percent"]) == ("green", ["v2"], 100)
+    assert (status["sets"]["blue"]["versions"], status["sets"]["blue"]["traffic_percent"]) == (["v1"], 0)
+    mark = len(world.log)
+    rollout.promote()
+    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    assert world.since(mark, "stop") == [("stop", "blue-0"), ("stop", "blue-1")]
+    assert world.running() == {"green-0": "v2", "green-1": "v2"}
+
+
+def test_blue_green_rollback_after_shift_moves_traffic_back_before_removing_the_new(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    run(rollout, "prepare", "shift")
+    mark = len(world.log)
+    assert rollout.rollback()["to"] == "v1"
+    assert world.since(mark) == [
+        ("routes", {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}),
+        ("routes", {"blue-0": 100, "blue-1": 100}),
+        ("stop", "green-0"), ("stop", "green-1"),
+    ]
+    assert rollout.rollback()["to"] == "v1"  # a second rollback is harmless
+    assert world.since(mark + 4, "stop") == [] and world.since(mark + 4, "start") == []
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+
+
+def test_canary_steps_weights_in_order_and_scales_up_at_100(tmp_path):
+    world = World(tmp_path, "canary", replicas=3)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    mark = len(world.log)
+    rollout.shift()
+    blue = lambda w: {f"blue-{i}": w for i in range(3)}  # noqa: E731
+    green = {f"green-{i}": 67 for i in range(3)}
+    assert world.since(mark) == [
+        ("routes", {**blue(60), "green-0": 20}),
+        ("routes", {**blue(50), "green-0": 50}),
+        ("routes", {**blue(33), "green-0": 100}),
+        ("start", "green-1", "v2"), ("start", "green-2", "v2"),
+        ("routes", {**blue(0), **{f"blue-{i}.backup": 1 for i in range(3)}, **green}),
+        ("routes", {**{f"blue-{i}.backup": 1 for i in range(3)}, **green}),
+    ]
+    # only the instances started for the last step had to pass their readiness check
+    assert sorted(set(world.session.asked)) == ["http://127.0.0.1:20004/ready", "http://127.0.0.1:20005/ready"]
+
+
+def test_rolling_replaces_batch_by_batch_without_losing_capacity(tmp_path):
+    world = World(tmp_path, "rolling", replicas=3)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    run(rollout, "prepare", "shift", "promote")
+    assert [e[:2] for e in world.log if e[0] in ("start", "stop")] == [
+        ("start", "green-0"), ("stop", "blue-2"), ("start", "green-1"), ("stop", "blue-1"),
+        ("start", "green-2"), ("stop", "blue-0"),
+    ]
+    for call in world.router.calls:
+        serving = [r for r in call.values() if r.weight > 0 and not r.backup]
+        assert len(serving) >= 3, table(call)
+    assert table(world.router.current) == {"green-0": 67, "green-1": 67, "green-2": 67}
+
+
+def test_a_failing_watched_step_restores_traffic_inside_the_step(tmp_path):
+    world = World(tmp_path, "canary", replicas=3, pause_s=1)
+    world.release("v1", strategy="blue-green")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    world.session.answers[world.platform.by_name["green-0"].url] = 503
+    with pytest.raises(StepFailed) as failed:
+        rollout.shift()
+    assert "v2 failed its health checks during the 10 % step: not healthy" in str(failed.value)
+    assert "traffic restored to v1 in " in str(failed.value)
+    assert table(world.router.current) == {"blue-0": 67, "blue-1": 67, "blue-2": 67, "green-0": 0}
+    assert "green-0" in world.running()  # removing it is the rollback's job
+    rollout.rollback()
+    assert world.running() == {f"blue-{i}": "v1" for i in range(3)}
+
+
+def test_a_failing_first_deploy_has_nothing_to_restore(tmp_path):
+    world = World(tmp_path, "canary", replicas=1, pause_s=1)
+    world.session.default = 503
+    rollout = world.rollout("v1")
+    rollout.prepare()
+    with pytest.raises(StepFailed, match="no previous version to restore"):
+        rollout.shift()
+
+
+def test_blue_green_scale_down_delay_watch_switches_back_to_the_old_colour(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2, scale_down_delay_s=1)
+    world.release("v1", strategy="rolling")
+    rollout = world.rollout("v2")
+    run(rollout, "prepare", "shift")
+    for name in ("green-0", "green-1"):
+        world.session.answers[world.platform.by_name[name].url] = 500
+    with pytest.raises(StepFailed, match="during the scale-down delay: .*traffic restored to v1"):
+        rollout.promote()
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+
+
+@pytest.mark.parametrize("strategy", ["blue-green", "canary", "rolling"])
+def test_steps_run_twice_converge_to_the_same_state(tmp_path, strategy):
+    world = World(tmp_path, strategy, replicas=3)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    instances, routes = world.running(), table(world.router.current)
+    rollout.prepare()
+    assert (world.running(), table(world.router.current)) == (instances, routes)
+    rollout.shift()
+    instances, routes = world.running(), table(world.router.current)
+    rollout.shift()
+    assert (world.running(), table(world.router.current)) == (instances, routes)
+    assert len([e for e in world.log if e[0] == "start"]) == 3
+
+
+def test_shift_to_one_planned_percent_only(tmp_path):
+    world = World(tmp_path, "canary", replicas=3)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    with pytest.raises(StepFailed) as wrong:
+        rollout.shift(30)
+    assert str(wrong.value) == "--weight 30 is not a step of canary here; valid values are [10, 25, 50, 100]"
+    rollout.shift(25)
+    assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
+    assert rollout.status() == {"service": "shop", "environment": "prod", "live": "blue", "sets": {
+        "blue": {"versions": ["v1"], "traffic_percent": 75, "instances": [
+            {"name": f"blue-{i}", "url": f"http://127.0.0.1:2000{i}", "running": True, "route": "unknown"} for i in range(3)]},
+        "green": {"versions": ["v2"], "traffic_percent": 25, "instances": [
+            {"name": "green-0", "url": "http://127.0.0.1:20003", "running": True, "route": "unknown"}]},
+    }}
+
+
+def test_shift_before_prepare_says_what_to_do(tmp_path):
+    with pytest.raises(StepFailed, match="no prepared release of v2 in prod; run prepare first"):
+        World(tmp_path, "canary", replicas=1).rollout("v2").shift()
+
+
+def test_prepare_removes_an_earlier_releases_leftovers_in_its_colour(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2)
+    world.release("v1")
+    world.rollout("v2").prepare()  # a release of v2 that went no further
+    world.log.clear()
+    world.rollout("v3").prepare()
+    assert [e for e in world.log if e[0] in ("start", "stop")] == [
+        ("stop", "green-0"), ("stop", "green-1"), ("start", "green-0", "v3"), ("start", "green-1", "v3")]
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+
+
+def test_releasing_the_live_version_again_changes_nothing(tmp_path):
+    # e.g. a nightly release of a branch with no new commit: the same version as the one live
+    world = World(tmp_path, "blue-green", replicas=2)
+    world.release("v1")
+    world.release("v2")
+    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    result = world.rollout("v2").prepare()
+    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    assert result["already_live"] is True
