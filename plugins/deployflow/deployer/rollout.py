@@ -287,14 +287,15 @@ class Rollout:
         # new instance dies, HAProxy sends traffic back to them by itself.
         desired.update({Route.backup_name(i.name): self._backup(i) for i in idle})
         self.router.set_routes(desired)
+        # Logged the moment the weights change: the line's time marks the step.
+        log.info("shift: %d %% of traffic on %s (%d new, %d old instance(s)), %.1f s to get there",
+                 step.percent if keep else 100, self.target.version, len(new), len(keep), time.monotonic() - started)
         if idle or surplus:
             self.sleep(self.drain_s)  # requests already on their way to the old instances finish
             gone = {i.name for i in [*idle, *surplus]}
             self.router.set_routes({n: r for n, r in self.router.routes().items() if n not in gone})
         if surplus:
             self._remove(surplus)
-        log.info("shift: %d %% of traffic on %s (%d new, %d old instance(s)) in %.1f s",
-                 step.percent if keep else 100, self.target.version, len(new), len(keep), time.monotonic() - started)
 
     def _watch(self, record: Record, seconds: float, what: str) -> None:
         new = self._set(self._instances(), record.colour, self.target.version)
