@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit lock clean
+.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,3 +59,6 @@ lock: ## rebuild requirements.txt from requirements.in in a clean venv
 
 clean: demo-down ## remove the venv and Airflow state (images and the registry volume stay)
 	rm -rf $(VENV) .airflow .airflow-test .workspace
+
+bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, overhead (prints figures)
+	$(PY) scripts/bench_deploy.py

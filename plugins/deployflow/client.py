@@ -86,6 +86,7 @@ class AirflowClient:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """An XCom value; ApiError 404 when the task pushed none."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self._call("GET", path, params={"deserialize": "true", "stringify": "false"})["value"]
 
@@ -180,6 +181,15 @@ def _release(args: argparse.Namespace) -> int:
     print(f"  {'task':<24} {'state':<16} seconds")
     for t in timings(tis):
         print(f"  {t.task_id:<24} {t.state or '-':<16} {'' if t.seconds is None else f'{t.seconds:.1f}'}")
+    try:
+        live = client.xcom(dag_id, run_id, "record", key="live")
+    except ApiError:
+        live = None
+    if live:
+        print(f"\nlive in {live['environment']} at {live['url']}:")
+        for colour, members in live["sets"].items():
+            print(f"  {colour:<6} {', '.join(members['versions'])}: {members['traffic_percent']} % of traffic, "
+                  f"{len(members['instances'])} instance(s)")
     for ti in tis:
         if ti.get("state") == "failed":
             entries = client.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)

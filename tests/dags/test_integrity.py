@@ -31,7 +31,9 @@ out = {"seconds": elapsed, "errors": {k: str(v) for k, v in bag.import_errors.it
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
         "tags": sorted(dag.tags),
-        "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids)} for t in dag.tasks},
+        "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids),
+                              "rule": str(t.trigger_rule.value)} for t in dag.tasks},
+        "max_active_runs": dag.max_active_runs,
         "params": sorted(dag.params),
         "schedule": dag.timetable.description if hasattr(dag.timetable, "description") else str(dag.timetable),
         "cron": getattr(dag.timetable, "expression", None) or str(dag.schedule),
@@ -84,6 +86,14 @@ def test_release_dag_shape(imported):
     for suite in ("unit", "integration", "performance"):
         assert tasks[f"test.{suite}"]["downstream"] == ["coverage_gate"]
         assert tasks[f"test.{suite}"]["retries"] == 0  # a failing suite is not retried
+    assert tasks["coverage_gate"]["downstream"] == ["prepare"]
+    assert tasks["prepare"]["downstream"] == ["health", "rollback"]
+    assert tasks["health"]["downstream"] == ["rollback", "shift"]
+    assert tasks["shift"]["downstream"] == ["promote", "rollback"]
+    assert tasks["promote"]["downstream"] == ["record", "rollback"]
+    assert tasks["rollback"]["downstream"] == ["record"]
+    assert (tasks["rollback"]["rule"], tasks["record"]["rule"]) == ("one_failed", "all_done")
+    assert dag["max_active_runs"] == 1  # one release of a service at a time
 
 
 def test_a_bad_catalog_file_fails_import_naming_file_field_and_values(tmp_path):

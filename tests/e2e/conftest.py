@@ -9,24 +9,17 @@ this repository.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
-import yaml
 
+import scenarios
 import stack
 from deployflow.client import AirflowClient, ApiError
-from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, ROOT, STACK, git
-
-
-BROKEN_UNIT_TEST = '''
-def test_release_blocker():
-    assert 2 + 2 == 5, "deliberately failing unit test"
-'''
+from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, STACK
 
 
 @pytest.fixture(scope="session")
@@ -41,57 +34,12 @@ def docker_client() -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def sample_repo(tmp_path_factory) -> Path:
-    """A git repository of the sample service: main (good), broken-unit, broken-build."""
-    repo = tmp_path_factory.mktemp("sample-repo")
-    shutil.copytree(ROOT / "include" / "sample_app", repo, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", ".coverage*", ".pytest_cache"))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "e2e@example.invalid")
-    git(repo, "config", "user.name", "e2e")
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "sample app")
-    git(repo, "checkout", "-qb", "broken-unit")
-    (repo / "tests" / "unit" / "test_release_blocker.py").write_text(BROKEN_UNIT_TEST)
-    git(repo, "add", ".")
-    git(repo, "commit", "-qm", "a unit test that fails")
-    git(repo, "checkout", "-qb", "broken-build", "main")
-    with (repo / "Dockerfile").open("a") as dockerfile:
-        dockerfile.write("RUN echo 'this step breaks the build' && exit 3\n")
-    git(repo, "commit", "-qam", "a Dockerfile step that fails")
-    git(repo, "checkout", "-qb", "ready-never", "main")
-    _bake(repo, "FAULT_READY_NEVER", "1")
-    git(repo, "commit", "-qam", "a version whose readiness never passes")
-    git(repo, "checkout", "-qb", "crash", "main")
-    _bake(repo, "FAULT_CRASH_AFTER_S", str(CRASH_AFTER_S))
-    git(repo, "commit", "-qam", f"a version that crashes {CRASH_AFTER_S} s after start")
-    git(repo, "checkout", "-q", "main")
-    return repo
-
-
-def _bake(repo: Path, knob: str, value: str) -> None:
-    """Set a fault knob's build-time default in the Dockerfile (the sample's suites ignore it)."""
-    dockerfile = repo / "Dockerfile"
-    text = dockerfile.read_text()
-    assert f"ARG {knob}=\n" in text, f"the sample's Dockerfile has no ARG {knob}"
-    dockerfile.write_text(text.replace(f"ARG {knob}=\n", f"ARG {knob}={value}\n"))
+    return scenarios.make_repo(tmp_path_factory.mktemp("sample-repo"), crash_after_s=CRASH_AFTER_S)
 
 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
-    directory = tmp_path_factory.mktemp("catalog")
-    entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
-    entry["source"] = {"repo": str(sample_repo), "context": ".", "default_ref": "main"}
-    # Own ports (a demo may be running) and short waits, so the suite stays quick.
-    health = {"consecutive": 3, "interval_s": 0.5, "timeout_s": 10}
-    entry["environments"] = {
-        "dev": {"port": PORTS["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},
-        "staging": {"port": PORTS["staging"], "replicas": 2, "strategy": "canary", "health": health,
-                    "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1}},
-        "prod": {"port": PORTS["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
-                 "blue_green": {"scale_down_delay_s": 10}},
-    }
-    (directory / "sample-app.yaml").write_text(yaml.safe_dump(entry))
-    return directory
+    return scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
 
 
 @pytest.fixture(scope="session")

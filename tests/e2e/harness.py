@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 from deployflow.client import AirflowClient
+from scenarios import branch, git  # noqa: F401 - the tests' names for them
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 28080
@@ -14,10 +14,6 @@ DAG_ID = "release_sample-app"
 STACK = "e2e"
 PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
 CRASH_AFTER_S = 10
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1) -> str:
@@ -44,17 +40,6 @@ def finished(client: AirflowClient, run_id: str) -> dict:
         "tasks": {ti["task_id"]: ti["state"] for ti in tis},
         "tries": {ti["task_id"]: ti["try_number"] for ti in tis},
     }
-
-
-def branch(repo: Path, name: str, base: str = "main") -> str:
-    """A new commit on a new branch (a new version of the same code); returns its short SHA."""
-    git(repo, "checkout", "-qb", name, base)
-    (repo / "RELEASE").write_text(f"{name}\n")
-    git(repo, "add", "RELEASE")
-    git(repo, "commit", "-qm", f"release {name}")
-    sha = git(repo, "rev-parse", "HEAD")[:12]
-    git(repo, "checkout", "-q", "main")
-    return sha
 
 
 def short_sha(repo: Path, ref: str) -> str:

@@ -29,11 +29,13 @@ from deployflow.release import param_schema
 
 IMAGE = "{{ ti.xcom_pull(task_ids='build')['ref'] }}"
 COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='checkout')['coverage_dir'] }}"
-REQUEST = "{{{{ ti.xcom_pull(task_ids='resolve')['{}'] }}}}"
-VERSION = "{{ ti.xcom_pull(task_ids='checkout')['short_sha'] }}"
+REQUEST = "{{{{ (ti.xcom_pull(task_ids='resolve') or {{}}).get('{}', '') }}}}"
+VERSION = "{{ (ti.xcom_pull(task_ids='checkout') or {}).get('short_sha', '') }}"
 # Deploy by digest when the image was pushed: what runs is exactly what was tested.
+# (Empty when the build never finished: the rollback task renders this too, then skips.)
 DEPLOY_IMAGE = (
-    "{% set b = ti.xcom_pull(task_ids='build') %}{{ b['ref'] }}{{ '@' ~ b['digest'] if b['digest'] else '' }}"
+    "{% set b = ti.xcom_pull(task_ids='build') or {} %}"
+    "{{ b.get('ref', '') }}{{ '@' ~ b['digest'] if b.get('digest') else '' }}"
 )
 DAGRUN_TIMEOUT = timedelta(minutes=30)
 

@@ -164,7 +164,9 @@ class ReleaseRecordOperator(BaseOperator):
         Ledger(state_dir() / "ledger.jsonl").append(entry)
         self.log.info("release %s", entry.summary())
         if request.get("environment") in self.service.environments:
-            self._log_status(request["environment"])
+            live = self._live(request["environment"])
+            if live is not None:
+                ti.xcom_push(key="live", value=live)
         if outcome != "promoted":
             raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}")
         return entry.to_dict()
@@ -180,7 +182,7 @@ class ReleaseRecordOperator(BaseOperator):
             return "failed during deploy"
         return "failed before deploy"
 
-    def _log_status(self, environment: str) -> None:
+    def _live(self, environment: str) -> dict[str, Any] | None:
         import docker
 
         from deployflow.deployer.wiring import rollout_for
@@ -189,5 +191,7 @@ class ReleaseRecordOperator(BaseOperator):
             status = rollout_for(self.service, environment, client=docker.from_env(), state_dir=state_dir()).status()
         except Exception as exc:  # the record must not fail on a status read
             self.log.warning("could not read what is live in %s: %s", environment, exc)
-            return
+            return None
+        status["url"] = f"http://127.0.0.1:{self.service.environments[environment].port}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
+        return status

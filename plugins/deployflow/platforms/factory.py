@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
+from deployflow.factory import implementation
 
 IMPLEMENTATIONS = {
     "docker": "deployflow.platforms.docker:DockerPlatform",
@@ -10,8 +10,4 @@ IMPLEMENTATIONS = {
 
 
 def platform_class(name: str) -> type:
-    if name not in IMPLEMENTATIONS:
-        valid = ", ".join(repr(n) for n in IMPLEMENTATIONS)
-        raise ValueError(f"platform {name!r} is not known; valid values are {valid}")
-    module, cls = IMPLEMENTATIONS[name].split(":")
-    return getattr(import_module(module), cls)
+    return implementation("platform", name, IMPLEMENTATIONS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
+from deployflow.factory import implementation
 
 IMPLEMENTATIONS = {
     "haproxy": "deployflow.routers.haproxy:HAProxyRouter",
@@ -10,8 +10,4 @@ IMPLEMENTATIONS = {
 
 
 def router_class(name: str) -> type:
-    if name not in IMPLEMENTATIONS:
-        valid = ", ".join(repr(n) for n in IMPLEMENTATIONS)
-        raise ValueError(f"router {name!r} is not known; valid values are {valid}")
-    module, cls = IMPLEMENTATIONS[name].split(":")
-    return getattr(import_module(module), cls)
+    return implementation("router", name, IMPLEMENTATIONS)

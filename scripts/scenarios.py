@@ -1,0 +1,89 @@
+"""Release scenarios of the sample service: a scratch git repository with one
+branch per scenario, and a catalog that points at it. Shared by the
+end-to-end tests and the benchmarks, so both release real commits without
+touching this repository.
+
+Branches: main (good), broken-unit (a failing unit test), broken-build (a
+failing Dockerfile step), ready-never (readiness never passes), crash (exits
+``crash_after_s`` after start). The fault knobs are baked in at build time;
+the sample's suites ignore them, as unit tests miss real regressions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BROKEN_UNIT_TEST = '''
+def test_release_blocker():
+    assert 2 + 2 == 5, "deliberately failing unit test"
+'''
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(repo: Path, *, crash_after_s: int) -> Path:
+    shutil.copytree(ROOT / "include" / "sample_app", repo, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", ".coverage*", ".pytest_cache"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "scenarios@example.invalid")
+    git(repo, "config", "user.name", "scenarios")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "sample app")
+    git(repo, "checkout", "-qb", "broken-unit")
+    (repo / "tests" / "unit" / "test_release_blocker.py").write_text(BROKEN_UNIT_TEST)
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a unit test that fails")
+    git(repo, "checkout", "-qb", "broken-build", "main")
+    with (repo / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write("RUN echo 'this step breaks the build' && exit 3\n")
+    git(repo, "commit", "-qam", "a Dockerfile step that fails")
+    for name, knob, value in (("ready-never", "FAULT_READY_NEVER", "1"), ("crash", "FAULT_CRASH_AFTER_S", str(crash_after_s))):
+        git(repo, "checkout", "-qb", name, "main")
+        _bake(repo, knob, value)
+        git(repo, "commit", "-qam", f"{name}: {knob}={value}")
+    git(repo, "checkout", "-q", "main")
+    return repo
+
+
+def _bake(repo: Path, knob: str, value: str) -> None:
+    dockerfile = repo / "Dockerfile"
+    text = dockerfile.read_text()
+    if f"ARG {knob}=\n" not in text:
+        raise ValueError(f"the sample's Dockerfile has no 'ARG {knob}=' line")
+    dockerfile.write_text(text.replace(f"ARG {knob}=\n", f"ARG {knob}={value}\n"))
+
+
+def branch(repo: Path, name: str, base: str = "main") -> str:
+    """A new commit on a new branch (a new version of the same code); returns its short SHA."""
+    git(repo, "checkout", "-qb", name, base)
+    (repo / "RELEASE").write_text(f"{name}\n")
+    git(repo, "add", "RELEASE")
+    git(repo, "commit", "-qm", f"release {name}")
+    sha = git(repo, "rev-parse", "HEAD")[:12]
+    git(repo, "checkout", "-q", "main")
+    return sha
+
+
+def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_down_delay_s: int = 10) -> Path:
+    """The shipped sample-app entry, pointed at ``repo``, on ``ports``, with short waits."""
+    entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
+    entry["source"] = {"repo": str(repo), "context": ".", "default_ref": "main"}
+    health = {"consecutive": 3, "interval_s": 0.5, "timeout_s": 10}
+    entry["environments"] = {
+        "dev": {"port": ports["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},
+        "staging": {"port": ports["staging"], "replicas": 2, "strategy": "canary", "health": health,
+                    "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1}},
+        "prod": {"port": ports["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
+                 "blue_green": {"scale_down_delay_s": scale_down_delay_s}},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sample-app.yaml").write_text(yaml.safe_dump(entry))
+    return directory
