@@ -29,10 +29,12 @@ from pathlib import Path
 import docker
 import requests
 
-import scenarios
-import stack
-from deployflow.client import AirflowClient
-from deployflow.loadgen import LoadGenerator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+
+import scenarios  # noqa: E402
+import stack  # noqa: E402
+from deployflow.client import AirflowClient  # noqa: E402
+from deployflow.loadgen import LoadGenerator  # noqa: E402
 
 PORT = 28090
 STACK = "bench"

@@ -158,6 +158,56 @@ class Rolling:
     batch_size: int = 1
 
 
+NO_DATA_POLICIES = ("fail", "pass", "extend")
+METRIC_KINDS = ("errors", "histogram", "series")
+DIRECTIONS = ("increase", "decrease", "either")
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """A metric the canary analysis judges. ``query`` is PromQL in which the text
+    ``{selector}`` is replaced by one track's label matchers and ``{window}`` by
+    the analysed range (plain text replacement: PromQL's own braces stay as they are).
+
+    kinds: ``errors`` a request counter with a ``code`` label (judged as
+    proportions of 5xx); ``histogram`` a latency histogram's ``sum by (le)``
+    increase (judged per request); ``series`` any query, judged on its values
+    step by step."""
+
+    name: str
+    kind: str
+    query: str
+    direction: str = "increase"
+    critical: bool = False
+    group: str = "default"
+
+
+DEFAULT_METRICS = (
+    # Errors are judged as proportions (5xx of all requests), the probes left out.
+    MetricQuery("error_rate", "errors", 'http_requests_total{{selector},path!~"/(metrics|health|ready|live)"}',
+                critical=True, group="errors"),
+    # Latency: each request's bucket, from the histogram's increase over the window.
+    MetricQuery("latency", "histogram",
+                'sum by (le) (increase(http_request_duration_seconds_bucket{{selector},path!~"/(metrics|health|ready|live)"}[{window}]))',
+                group="latency"),
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Canary analysis (canary strategy): judge the canary against a baseline, interval by interval."""
+
+    enabled: bool = True
+    interval_s: int = 30
+    intervals: int = 3
+    baseline: bool = True
+    load_rate: float = 0.0
+    no_data: str = "fail"
+    metrics: tuple[MetricQuery, ...] = DEFAULT_METRICS
+    pass_threshold: float = 95.0
+    marginal_threshold: float = 75.0
+
+
 @dataclass(frozen=True)
 class Environment:
     name: str
@@ -169,6 +219,7 @@ class Environment:
     blue_green: BlueGreen = field(default_factory=BlueGreen)
     canary: Canary = field(default_factory=Canary)
     rolling: Rolling = field(default_factory=Rolling)
+    analysis: Analysis = field(default_factory=Analysis)
 
 
 @dataclass(frozen=True)
@@ -269,7 +320,7 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
 
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
-    f = _Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling"))
+    f = _Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
@@ -283,6 +334,7 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         blue_green=_blue_green(f.get("blue_green", {}) or {}, f.at("blue_green")),
         canary=_canary(f.get("canary", {}) or {}, f.at("canary")),
         rolling=_rolling(f.get("rolling", {}) or {}, f.at("rolling")),
+        analysis=_analysis(f.get("analysis", {}) or {}, f.at("analysis")),
     )
 
 
@@ -318,6 +370,48 @@ def _canary(raw: Any, path: str) -> Canary:
         steps=tuple(steps),
         pause_s=f.integer("pause_s", 30, low=0, high=86400),
         replicas=f.integer("replicas", 1, low=1, high=50),
+    )
+
+
+def _analysis(raw: Any, path: str) -> Analysis:
+    f = _Fields(raw, path, ("enabled", "interval_s", "intervals", "baseline", "load_rate", "no_data", "metrics",
+                            "pass_threshold", "marginal_threshold"))
+    for flag in ("enabled", "baseline"):
+        if not isinstance(f.get(flag, True), bool):
+            raise ConfigError(f.at(flag), f"{f.get(flag)!r} is not valid; must be true or false")
+    extra = f.get("metrics", []) or []
+    if not isinstance(extra, list):
+        raise ConfigError(f.at("metrics"), "must be a list of {name, kind, query, direction, critical, group}")
+    metrics = [_metric(m, f"{f.at('metrics')}[{i}]") for i, m in enumerate(extra)]
+    names = [m.name for m in (*DEFAULT_METRICS, *metrics)]
+    if len(set(names)) != len(names):
+        raise ConfigError(f.at("metrics"), f"metric names must be unique (built in: error_rate, latency): {names}")
+    pass_threshold = f.number("pass_threshold", 95.0, low=0, high=100)
+    return Analysis(
+        enabled=f.get("enabled", True),
+        interval_s=f.integer("interval_s", 30, low=1, high=3600),
+        intervals=f.integer("intervals", 3, low=1, high=100),
+        baseline=f.get("baseline", True),
+        load_rate=f.number("load_rate", 0.0, low=0, high=1000),
+        no_data=f.choice("no_data", NO_DATA_POLICIES, "fail"),
+        metrics=(*DEFAULT_METRICS, *metrics),
+        pass_threshold=pass_threshold,
+        marginal_threshold=f.number("marginal_threshold", 75.0, low=0, high=pass_threshold),
+    )
+
+
+def _metric(raw: Any, path: str) -> MetricQuery:
+    f = _Fields(raw, path, ("name", "kind", "query", "direction", "critical", "group"))
+    query = f.string("query")
+    if "{selector}" not in query:
+        raise ConfigError(f.at("query"), "must contain {selector}, where the track's label matchers go")
+    return MetricQuery(
+        name=f.string("name", pattern=re.compile(r"^[a-z][a-z0-9_]{0,40}$"), hint="use lower-case letters, digits and '_'"),
+        kind=f.choice("kind", METRIC_KINDS, "series"),
+        query=query,
+        direction=f.choice("direction", DIRECTIONS, "increase"),
+        critical=bool(f.get("critical", False)),
+        group=f.string("group", "custom"),
     )
 
 

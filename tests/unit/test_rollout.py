@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -22,10 +23,12 @@ def run(rollout: Rollout, *steps: str) -> None:
 class World:
     """One service's environment on a fake platform and router; rollouts of any version act on it."""
 
-    def __init__(self, tmp_path, strategy: str, replicas: int, pause_s: int = 0, scale_down_delay_s: int = 0) -> None:
+    def __init__(self, tmp_path, strategy: str, replicas: int, pause_s: int = 0, scale_down_delay_s: int = 0,
+                 analysis: bool = False) -> None:
         self.service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
             "port": 18103, "strategy": strategy, "replicas": replicas, "health": {"timeout_s": 1},
             "blue_green": {"scale_down_delay_s": scale_down_delay_s}, "canary": {"pause_s": pause_s},
+            "analysis": {"enabled": analysis},
         }}})
         self.env = self.service.environments["prod"]
         self.log: list = []
@@ -38,6 +41,7 @@ class World:
             platform=self.platform, router=self.router, strategy=strategy_for(strategy or self.env.strategy, self.env),
             service=self.service, environment=self.env, target=Target(version, f"reg/shop:{version}"),
             session=self.session, state_dir=self.state_dir, sleep=lambda s: None,
+            targets_path=self.state_dir / "targets" / "shop-prod.json",
         )
 
     def release(self, version: str, strategy: str | None = None) -> None:
@@ -249,3 +253,33 @@ def test_releasing_the_live_version_again_changes_nothing(tmp_path):
     result = world.rollout("v2").prepare()
     assert table(world.router.current) == {"green-0": 100, "green-1": 100}
     assert result["already_live"] is True
+
+
+def test_an_analysed_canary_runs_a_fresh_baseline_and_stops_for_the_verdict(tmp_path):
+    world = World(tmp_path, "canary", replicas=3, analysis=True)
+    world.release("v1")  # a first deploy: nothing to compare with, so no baseline
+    assert set(world.running()) == {"blue-0", "blue-1", "blue-2"}
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    assert world.running()["baseline-0"] == "v1"  # the old version, started afresh, as many as the canary
+    mark = len(world.log)
+    assert rollout.shift()["analysis"] is True
+    # canary and baseline take the same share; the ramp stops at the analysed step
+    assert world.since(mark) == [("routes", {"blue-0": 53, "blue-1": 53, "blue-2": 53, "baseline-0": 20, "green-0": 20})]
+    targets = json.loads((tmp_path / "targets" / "shop-prod.json").read_text())
+    assert {(t["labels"]["version"], t["labels"]["track"]) for t in targets} == {
+        ("v1", "stable"), ("v1", "baseline"), ("v2", "canary")}
+    rollout.promote()  # after a passing analysis: the rest of the ramp, then the old and the baseline go
+    assert world.running() == {"green-0": "v2", "green-1": "v2", "green-2": "v2"}
+    targets = json.loads((tmp_path / "targets" / "shop-prod.json").read_text())
+    assert {t["labels"]["track"] for t in targets} == {"stable"}
+
+
+def test_a_failed_analysis_rolls_back_canary_and_baseline(tmp_path):
+    world = World(tmp_path, "canary", replicas=2, analysis=True)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    run(rollout, "prepare", "shift")
+    assert rollout.rollback()["to"] == "v1"
+    assert world.running() == {"blue-0": "v1", "blue-1": "v1"}
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}

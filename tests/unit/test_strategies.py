@@ -84,7 +84,8 @@ SERVICE = parse_service({
     ("name", "kind", "steps"),
     [
         ("blue-green", BlueGreen, [Step(100, new=4, old=4)]),
-        ("canary", Canary, [Step(30, new=2, old=4, pause_s=3), Step(100, new=4, old=4)]),
+        # canary analysis is on by default: it judges the first step
+        ("canary", Canary, [Step(30, new=2, old=4, pause_s=3, analysis=True), Step(100, new=4, old=4)]),
         ("rolling", Rolling, [Step(75, new=3, old=1), Step(100, new=4, old=0)]),
     ],
 )

@@ -25,7 +25,7 @@ from typing import Any
 from deployflow import health
 from deployflow.catalog import Environment, Service
 from deployflow.errors import DeployflowError
-from deployflow.platforms.base import COLOURS, Instance, InstanceSpec, Platform, other_colour
+from deployflow.platforms.base import BASELINE, COLOURS, Instance, InstanceSpec, Platform, other_colour
 from deployflow.routers.base import Route, Router
 from deployflow.strategies.base import Step, Strategy, weights
 
@@ -58,6 +58,7 @@ class Rollout:
         self, *, platform: Platform, router: Router, strategy: Strategy, service: Service, environment: Environment,
         target: Target, session: health.Session, state_dir: Path, drain_s: float = 1.0,
         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+        targets_path: Path | None = None,
     ) -> None:
         self.platform = platform
         self.router = router
@@ -70,6 +71,7 @@ class Rollout:
         self.drain_s = drain_s
         self.sleep = sleep
         self.clock = clock
+        self.targets_path = targets_path
 
     # ---- live state -----------------------------------------------------------------
 
@@ -107,8 +109,26 @@ class Rollout:
         total = sum(r.weight for r in routes.values())
         return round(100 * sum(r.weight for n, r in routes.items() if n in new) / total) if total else 0
 
-    def _finish(self, record: Record, outcome: str) -> None:
-        self._save_record(Record(record.version, record.colour, record.previous, record.already_live, outcome))
+    def _sync_targets(self, record: Record) -> None:
+        """Tell Prometheus what to scrape: every instance, labelled with its track."""
+        if self.targets_path is None:
+            return
+        tracks = {BASELINE: "baseline", record.colour: "stable" if record.outcome == "promoted" else "canary"}
+        groups = [
+            {"targets": [f"{i.host}:{i.port}"],
+             "labels": {"service": self.service.name, "environment": self.env.name, "version": i.version,
+                        "track": tracks.get(i.colour, "stable"), "instance_name": i.name}}
+            for i in self._instances() if i.running
+        ]
+        self.targets_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.targets_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=1))
+        tmp.replace(self.targets_path)  # Prometheus reads whole files only
+
+    def _finish(self, record: Record, outcome: str) -> Record:
+        finished = Record(record.version, record.colour, record.previous, record.already_live, outcome)
+        self._save_record(finished)
+        return finished
 
     def _spec(self, colour: str, index: int, target: Target) -> InstanceSpec:
         return InstanceSpec(self.service.name, self.env.name, target.version, target.image, colour, index)
@@ -141,8 +161,13 @@ class Rollout:
             self._remove(stale)
         count = self.strategy.first_instances(self.env.replicas)
         new = self._scale(record.colour, count, self.target, wait=False)  # health is the next task's job
+        if record.previous and any(s.analysis for s in self.strategy.steps(self.env.replicas)) and self.env.analysis.baseline:
+            # A fresh baseline of the old version, as many as the canary: judged
+            # against the canary, not against long-running stable instances.
+            new += self._scale(BASELINE, count, record.previous, wait=False)
         routes = self.router.routes()
         self.router.set_routes({**routes, **{i.name: self._route(i, routes.get(i.name, None), 0) for i in new}})
+        self._sync_targets(record)
         log.info("prepare: %d instance(s) of %s started as %s in %.1f s (previous: %s)", len(new), self.target.version,
                  record.colour, time.monotonic() - started, record.previous.version if record.previous else "none")
         return self._result(record, started)
@@ -164,11 +189,17 @@ class Rollout:
         else:  # a retried shift goes on from where traffic is, never back to a smaller share
             reached = self._share(record)
             steps = [s for s in steps if s.percent >= reached] or steps[-1:]
+            analysed = [n for n, s in enumerate(steps) if s.analysis]
+            if analysed and record.previous:  # the steps after the analysed one are promote's, once analysis passed
+                steps = steps[: analysed[0] + 1]
+        analysis = bool(record.previous) and any(s.analysis for s in steps)
         for step in steps:
             self._apply(record, step)
-            if step.pause_s:
+            if step.pause_s and not (step.analysis and analysis):
                 self._watch(record, step.pause_s, f"the {step.percent} % step")
-        return self._result(record, started)
+        result = self._result(record, started)
+        result["analysis"] = analysis  # False on a first deploy: there is nothing to compare with
+        return result
 
     def promote(self) -> dict[str, Any]:
         """Watch the new version through the scale-down delay, then remove the old one."""
@@ -177,13 +208,18 @@ class Rollout:
         if record.outcome == "promoted" or record.already_live:  # a retry after the work was done
             self._finish(record, "promoted")
             return self._result(record, started)
+        reached = self._share(record)
+        for step in [s for s in self.strategy.steps(self.env.replicas) if s.percent > reached]:
+            self._apply(record, step)  # the steps after canary analysis
+            if step.pause_s:
+                self._watch(record, step.pause_s, f"the {step.percent} % step")
         delay = self.strategy.scale_down_delay()
         if delay:
             self._watch(record, delay, "the scale-down delay")
         instances = self._instances()
-        old = [i for i in instances if i.colour != record.colour]
+        old = [i for i in instances if i.colour != record.colour]  # the old colour and any baseline
         self._remove(old)
-        self._finish(record, "promoted")
+        self._sync_targets(self._finish(record, "promoted"))
         log.info("promote: %s is live in %s; %d old instance(s) removed in %.1f s", self.target.version,
                  self.env.name, len(old), time.monotonic() - started)
         return self._result(record, started)
@@ -199,7 +235,7 @@ class Rollout:
         if record.outcome == "rolled back":  # a retry after the work was done
             return {"rolled_back": True, "to": previous, "seconds": 0.0}
         instances = self._instances()
-        new = self._set(instances, record.colour, self.target.version)
+        new = [*self._set(instances, record.colour, self.target.version), *self._set(instances, BASELINE)]
         if record.previous is None:
             self._remove(new)
             self._finish(record, "rolled back")
@@ -210,7 +246,7 @@ class Rollout:
         self._restore(record)
         restored = time.monotonic() - started
         self._remove(new)
-        self._finish(record, "rolled back")
+        self._sync_targets(self._finish(record, "rolled back"))
         log.info("rollback: 100 %% of traffic on %s after %.2f s; %d new instance(s) removed", record.previous.version, restored, len(new))
         return {"rolled_back": True, "to": record.previous.version, "seconds_to_old_traffic": round(restored, 2),
                 "seconds": round(time.monotonic() - started, 2)}
@@ -220,7 +256,7 @@ class Rollout:
         live = self._live_colour(instances, routes)
         total = sum(r.weight for r in routes.values() if not r.backup) or 1
         sets = {}
-        for colour in COLOURS:
+        for colour in (*COLOURS, BASELINE):
             members = self._set(instances, colour)
             if not members:
                 continue
@@ -275,13 +311,18 @@ class Rollout:
     def _apply(self, record: Record, step: Step) -> None:
         started = time.monotonic()
         new = self._scale(record.colour, step.new, self.target)
-        old = sorted((i for i in self._instances() if i.colour != record.colour and i.running), key=lambda i: i.index)
+        instances = self._instances()
+        old = sorted((i for i in instances if i.colour == other_colour(record.colour) and i.running), key=lambda i: i.index)
         keep, surplus = old[: step.old], old[step.old:]
+        baseline = [i for i in instances if i.colour == BASELINE and i.running]
+        if step.percent >= 100:
+            surplus += baseline  # analysis is over once all traffic is on the new version
+            baseline = []
         routes = self.router.routes()
-        split = weights([i.name for i in new], [i.name for i in keep], step.percent)
+        split = weights([i.name for i in new], [i.name for i in keep], step.percent, [i.name for i in baseline])
         idle = [i for i in keep if not split[i.name]]
         desired = dict(routes)
-        desired.update({i.name: self._route(i, routes.get(i.name), split[i.name]) for i in [*new, *keep]})
+        desired.update({i.name: self._route(i, routes.get(i.name), split[i.name]) for i in [*new, *keep, *baseline]})
         desired.update({i.name: self._route(i, routes.get(i.name), 0) for i in surplus})
         # Old instances kept without traffic stand by as backup routes: if every
         # new instance dies, HAProxy sends traffic back to them by itself.
@@ -296,6 +337,7 @@ class Rollout:
             self.router.set_routes({n: r for n, r in self.router.routes().items() if n not in gone})
         if surplus:
             self._remove(surplus)
+        self._sync_targets(record)
 
     def _watch(self, record: Record, seconds: float, what: str) -> None:
         new = self._set(self._instances(), record.colour, self.target.version)
@@ -315,7 +357,7 @@ class Rollout:
     def _restore(self, record: Record) -> bool:
         """All traffic to the old set, at once; True if there was one to restore to."""
         instances = self._instances()
-        old = [i for i in instances if i.colour != record.colour and i.running]
+        old = [i for i in instances if i.colour == other_colour(record.colour) and i.running]
         if not old:
             return False
         routes = self.router.routes()

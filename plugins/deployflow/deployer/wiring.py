@@ -37,4 +37,5 @@ def rollout_for(
         platform=platform_class(env.platform)(client, stack=stack), router=router,
         strategy=strategy_for(strategy or env.strategy, env), service=service, environment=env,
         target=Target(version, image), session=requests.Session(), state_dir=router.dir,
+        targets_path=state_dir / "targets" / f"{stack}-{service.name}-{env.name}.json",
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 COLOURS = ("blue", "green")
+BASELINE = "baseline"  # the old version started afresh beside a canary, for analysis
 
 
 def other_colour(colour: str) -> str:

@@ -25,6 +25,7 @@ class Step:
     new: int
     old: int
     pause_s: int = 0
+    analysis: bool = False  # canary analysis judges this step before the release goes on
 
 
 class Strategy(Protocol):
@@ -40,17 +41,21 @@ class Strategy(Protocol):
         """Seconds the old version stays, without traffic, after the last step."""
 
 
-def weights(new: Sequence[str], old: Sequence[str], percent: int) -> dict[str, int]:
+def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequence[str] = ()) -> dict[str, int]:
     """Per-server weights giving ``percent`` to the ``new`` servers, the rest to ``old``.
 
     Without old servers everything goes to the new ones (a first deploy).
-    Weights are whole numbers of at least 1, so a tiny share spread over many
-    servers comes out larger than asked (1 % over 50 servers is 50 units).
+    A ``baseline`` (the old version, started afresh for canary analysis)
+    gets the same share as the new version, as Kayenta advises, taken from
+    the old servers' share. Weights are whole numbers of at least 1, so a tiny
+    share spread over many servers comes out larger than asked (1 % over 50
+    servers is 50 units).
     """
     if not old:
         percent = 100
-    result = {name: 0 for name in [*new, *old]}
-    for group, share in ((new, percent), (old, 100 - percent)):
+    base = min(percent, 100 - percent) if baseline else 0
+    result = {name: 0 for name in [*new, *old, *baseline]}
+    for group, share in ((new, percent), (baseline, base), (old, 100 - percent - base)):
         if group and share:
             each = max(1, round(MAX_WEIGHT * share / 100 / len(group)))
             result.update({name: each for name in group})

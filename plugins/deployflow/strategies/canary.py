@@ -13,6 +13,7 @@ from deployflow.strategies.base import Step
 @dataclass(frozen=True)
 class Canary:
     config: CanaryConfig
+    analysis: bool = False  # judge the first step (canary analysis) before going on
     name: str = "canary"
 
     def first_instances(self, replicas: int) -> int:
@@ -20,7 +21,10 @@ class Canary:
 
     def steps(self, replicas: int) -> list[Step]:
         canaries = self.first_instances(replicas)
-        steps = [Step(percent=w, new=canaries, old=replicas, pause_s=self.config.pause_s) for w in self.config.steps[:-1]]
+        steps = [
+            Step(percent=w, new=canaries, old=replicas, pause_s=self.config.pause_s, analysis=self.analysis and n == 0)
+            for n, w in enumerate(self.config.steps[:-1])
+        ]
         return [*steps, Step(percent=100, new=replicas, old=replicas)]
 
     def scale_down_delay(self) -> int:

@@ -13,7 +13,7 @@ from deployflow.strategies.rolling import Rolling
 def strategy_for(name: str, environment: Environment) -> Strategy:
     builders = {
         "blue-green": lambda: BlueGreen(environment.blue_green),
-        "canary": lambda: Canary(environment.canary),
+        "canary": lambda: Canary(environment.canary, analysis=environment.analysis.enabled),
         "rolling": lambda: Rolling(environment.rolling),
     }
     if name not in builders:

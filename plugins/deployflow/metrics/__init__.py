@@ -1,0 +1,1 @@
+"""Metrics providers: where canary analysis reads its series (Prometheus)."""
