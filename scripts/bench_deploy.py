@@ -142,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     stack.registry_up(client)
     stack.containers_down(client, STACK)
     home = work / "airflow"
+    prometheus = stack.prometheus_up(client, STACK, work / "state", 29091)
     stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
-                                  "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state")})
+                                  "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state"),
+                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus})
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))

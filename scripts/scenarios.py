@@ -5,7 +5,8 @@ touching this repository.
 
 Branches: main (good), broken-unit (a failing unit test), broken-build (a
 failing Dockerfile step), ready-never (readiness never passes), crash (exits
-``crash_after_s`` after start). The fault knobs are baked in at build time;
+``crash_after_s`` after start), errors (30 % of requests answer 500), slow
+(60 ms more latency). The fault knobs are baked in at build time;
 the sample's suites ignore them, as unit tests miss real regressions.
 """
 
@@ -45,7 +46,13 @@ def make_repo(repo: Path, *, crash_after_s: int) -> Path:
     with (repo / "Dockerfile").open("a") as dockerfile:
         dockerfile.write("RUN echo 'this step breaks the build' && exit 3\n")
     git(repo, "commit", "-qam", "a Dockerfile step that fails")
-    for name, knob, value in (("ready-never", "FAULT_READY_NEVER", "1"), ("crash", "FAULT_CRASH_AFTER_S", str(crash_after_s))):
+    faults = (
+        ("ready-never", "FAULT_READY_NEVER", "1"),
+        ("crash", "FAULT_CRASH_AFTER_S", str(crash_after_s)),
+        ("errors", "FAULT_ERROR_RATE", "0.3"),
+        ("slow", "FAULT_LATENCY_MS", "60"),
+    )
+    for name, knob, value in faults:
         git(repo, "checkout", "-qb", name, "main")
         _bake(repo, knob, value)
         git(repo, "commit", "-qam", f"{name}: {knob}={value}")
@@ -80,9 +87,13 @@ def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_d
     entry["environments"] = {
         "dev": {"port": ports["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},
         "staging": {"port": ports["staging"], "replicas": 2, "strategy": "canary", "health": health,
-                    "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1}},
+                    "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1},
+                    "analysis": {"interval_s": 5, "intervals": 2, "load_rate": 30}},
+        # prod: blue-green, but a canary when asked (strategy param), with no load of its own
         "prod": {"port": ports["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
-                 "blue_green": {"scale_down_delay_s": scale_down_delay_s}},
+                 "blue_green": {"scale_down_delay_s": scale_down_delay_s},
+                 "canary": {"steps": [50, 100], "pause_s": 2, "replicas": 1},
+                 "analysis": {"interval_s": 4, "intervals": 2, "load_rate": 0, "no_data": "fail"}},
     }
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sample-app.yaml").write_text(yaml.safe_dump(entry))

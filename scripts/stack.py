@@ -33,8 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
 REGISTRY_IMAGE = "deployflow/registry:2"
 HAPROXY_IMAGE = "deployflow/haproxy:1"
+PROMETHEUS_IMAGE = "deployflow/prometheus:1"
+PROMETHEUS_CONFIG = """\
+# Written by scripts/stack.py. Every instance the deployer runs is listed, with
+# its service, environment, version and track, in {state}/targets/*.json.
+global:
+  scrape_interval: {scrape}
+  scrape_timeout: {scrape}
+scrape_configs:
+  - job_name: deployflow
+    file_sd_configs:
+      - files: ["{state}/targets/*.json"]
+        refresh_interval: {scrape}
+"""
 REGISTRY_CONTAINER = "deployflow-registry"
 REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
+LOCAL_PROMETHEUS_PORT = 9090
 COMPONENTS = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
@@ -65,6 +79,7 @@ def ensure_images(client: docker.DockerClient) -> None:
     for tag, context, dockerfile in (
         (REGISTRY_IMAGE, ROOT / "include/images/registry", "Dockerfile"),
         (HAPROXY_IMAGE, ROOT / "include/images/haproxy", "Dockerfile"),
+        (PROMETHEUS_IMAGE, ROOT / "include/images/prometheus", "Dockerfile"),
         (deployer_image(), ROOT / "plugins", str(ROOT / "include/images/deployer/Dockerfile")),
     ):
         try:
@@ -92,6 +107,31 @@ def registry_up(client: docker.DockerClient) -> None:
         )
     _wait_http(f"http://{REGISTRY_ADDR}/v2/", "registry", timeout=30)
     say(f"registry on {REGISTRY_ADDR}")
+
+
+def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: int, scrape: str = "1s") -> str:
+    """Prometheus of ``stack`` on 127.0.0.1:``port``, scraping the targets the deployer writes."""
+    directory = state / "prometheus"
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    (state / "targets").mkdir(parents=True, exist_ok=True)
+    (directory / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(state=state, scrape=scrape))
+    name = f"df-{stack}-prometheus"
+    try:
+        container = client.containers.get(name)
+        if container.status != "running":
+            container.start()
+    except docker.errors.NotFound:
+        client.containers.run(
+            PROMETHEUS_IMAGE,
+            [f"--config.file={directory / 'prometheus.yml'}", f"--web.listen-address=127.0.0.1:{port}",
+             f"--storage.tsdb.path={directory / 'data'}", "--storage.tsdb.retention.time=2d"],
+            name=name, detach=True, network_mode="host", volumes={str(state): {"bind": str(state), "mode": "rw"}},
+            labels={"io.deployflow.stack": stack, "io.deployflow.role": "prometheus"},
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(f"{url}/-/ready", "Prometheus", timeout=60)
+    say(f"Prometheus on {url}")
+    return url
 
 
 def containers_down(client: docker.DockerClient, stack: str) -> None:
@@ -131,6 +171,7 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
         "DEPLOYFLOW_HAPROXY_IMAGE": HAPROXY_IMAGE,
         "DEPLOYFLOW_STACK": "local",
         "DEPLOYFLOW_STATE": str(ROOT / ".state"),
+        "DEPLOYFLOW_PROMETHEUS_URL": f"http://127.0.0.1:{LOCAL_PROMETHEUS_PORT}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra or {}),
     }
@@ -259,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_images(client)
     if args.command == "up":
         registry_up(client)
+        prometheus_up(client, "local", ROOT / ".state", LOCAL_PROMETHEUS_PORT)
         airflow_up(home, args.port)
     return 0
 

@@ -68,7 +68,7 @@ class LoadGenerator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
-        self._started = 0.0
+        self.started = 0.0
 
     def __enter__(self) -> LoadGenerator:
         self.start()
@@ -78,7 +78,7 @@ class LoadGenerator:
         self.stop()
 
     def start(self) -> None:
-        self._started = time.monotonic()
+        self.started = time.monotonic()
         for index in range(self.threads):
             worker = threading.Thread(target=self._run, args=(index,), daemon=True, name=f"load-{index}")
             worker.start()
@@ -94,9 +94,9 @@ class LoadGenerator:
 
     def _run(self, index: int) -> None:
         period = self.threads / self.rate
-        next_at = self._started + index * (1 / self.rate)
+        next_at = self.started + index * (1 / self.rate)
         with requests.Session() as session:
-            while not self._stop.is_set() and time.monotonic() - self._started < self.max_seconds:
+            while not self._stop.is_set() and time.monotonic() - self.started < self.max_seconds:
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)

@@ -89,10 +89,13 @@ def test_release_dag_shape(imported):
     assert tasks["coverage_gate"]["downstream"] == ["prepare"]
     assert tasks["prepare"]["downstream"] == ["health", "rollback"]
     assert tasks["health"]["downstream"] == ["rollback", "shift"]
-    assert tasks["shift"]["downstream"] == ["promote", "rollback"]
+    assert tasks["shift"]["downstream"] == ["analysis", "load", "promote", "rollback"]
+    assert tasks["analysis"]["downstream"] == ["promote", "rollback"]  # the branch: pass -> promote, fail -> rollback
+    assert tasks["load"]["downstream"] == ["record"]
     assert tasks["promote"]["downstream"] == ["record", "rollback"]
     assert tasks["rollback"]["downstream"] == ["record"]
-    assert (tasks["rollback"]["rule"], tasks["record"]["rule"]) == ("one_failed", "all_done")
+    assert (tasks["promote"]["rule"], tasks["rollback"]["rule"], tasks["record"]["rule"]) == (
+        "none_failed_min_one_success", "one_failed", "all_done")
     assert dag["max_active_runs"] == 1  # one release of a service at a time
 
 

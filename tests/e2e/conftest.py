@@ -19,7 +19,7 @@ import pytest
 import scenarios
 import stack
 from deployflow.client import AirflowClient, ApiError
-from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, STACK
+from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, PROMETHEUS_PORT, STACK
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +48,13 @@ def airflow(docker_client, catalog: Path, tmp_path_factory) -> Iterator[AirflowC
     home = tmp_path_factory.mktemp("airflow-home")
     stack.ensure_images(docker_client)
     stack.registry_up(docker_client)
+    state = tmp_path_factory.mktemp("state")
+    stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
     extra = {
         "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
-        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(tmp_path_factory.mktemp("state")),
+        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
+        "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT),
     }
-    stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
     try:
         stack.airflow_up(home, PORT, extra)
         client = AirflowClient(f"http://127.0.0.1:{PORT}")

@@ -14,6 +14,7 @@ DAG_ID = "release_sample-app"
 STACK = "e2e"
 PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
 CRASH_AFTER_S = 10
+PROMETHEUS_PORT = 29090
 
 
 def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1) -> str:

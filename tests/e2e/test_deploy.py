@@ -98,7 +98,8 @@ def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, sample
         run = release(airflow, "staging", "canary-2")
     assert run["state"] == "success", run["tasks"]
     assert load.report.failures == [], load.report.summary()
-    steps = step_times(log_text(airflow, run["run_id"], "shift"))
+    assert run["tasks"]["analysis"] == "success"  # the first step was judged, then promote ramped on
+    steps = step_times(log_text(airflow, run["run_id"], "shift") + log_text(airflow, run["run_id"], "promote"))
     assert [p for _, p in steps] == [20, 50, 100]
     for (start, percent), (end, _) in zip(steps, steps[1:]):
         window = versions(load.report, since=start + 0.5, until=end)

@@ -15,8 +15,8 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
 from deployflow import testing
-from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
-from deployflow.airflow.sensors import HealthCheckSensor
+from deployflow.airflow.deploy import AnalysisLoadOperator, DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.sensors import CanaryAnalysisSensor, HealthCheckSensor
 from deployflow.airflow.operators import (
     CheckoutOperator,
     ImageBuildOperator,
@@ -110,7 +110,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
 
 
 def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
-    """prepare -> health -> shift -> promote, a rollback when any of them fails, and the record."""
+    """prepare -> health -> shift -> analysis -> promote, a rollback when any of them fails, and the record."""
     common = {
         "service": service, "service_file": str(service_file), "environment_name": REQUEST.format("environment"),
         "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": REQUEST.format("strategy"),
@@ -124,9 +124,19 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
         environment_name=REQUEST.format("environment"), retries=0,
     )
     shift = DeployerOperator(task_id="shift", step="shift", retries=1, **common)
-    promote = DeployerOperator(task_id="promote", step="promote", retries=1, **common)
+    # Canary analysis judges the analysed step (it skips for other strategies):
+    # passing goes on to promote, failing to rollback.
+    analysis = CanaryAnalysisSensor(
+        task_id="analysis", service=service, environment_name=REQUEST.format("environment"), retries=0,
+    )
+    load = AnalysisLoadOperator(task_id="load", service=service, environment_name=REQUEST.format("environment"), retries=0)
+    promote = DeployerOperator(
+        task_id="promote", step="promote", retries=1, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common,
+    )
     rollback = DeployerOperator(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
     record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
-    prepare >> healthy >> shift >> promote >> record
-    [prepare, healthy, shift, promote] >> rollback >> record
+    prepare >> healthy >> shift >> [analysis, load]
+    [shift, analysis] >> promote >> record
+    [prepare, healthy, shift, analysis, promote] >> rollback >> record
+    load >> record
     return {"prepare": prepare, "rollback": rollback, "record": record}

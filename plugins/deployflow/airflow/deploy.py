@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,3 +196,45 @@ class ReleaseRecordOperator(BaseOperator):
         status["url"] = f"http://127.0.0.1:{self.service.environments[environment].port}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
         return status
+
+
+class AnalysisLoadOperator(BaseOperator):
+    """Synthetic traffic through the environment's proxy for the canary analysis window
+    (the idea of Flagger's load tester): analysis needs requests to judge.
+
+    Runs when the catalog's ``analysis.load_rate`` is above 0 and the shift step
+    ran an analysed step; skips otherwise.
+
+    :param service: the catalog entry.
+    :param environment_name: the run's environment (templated).
+    """
+
+    template_fields: Sequence[str] = ("environment_name",)
+    ui_color = "#fbe9e7"
+
+    def __init__(self, *, service: Service, environment_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.environment_name = environment_name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from deployflow.loadgen import LoadGenerator
+
+        env = self.service.environments[self.environment_name]
+        shifted = context["ti"].xcom_pull(task_ids="shift") or {}
+        if not shifted.get("analysis") or env.analysis.load_rate <= 0:
+            raise AirflowSkipException("no canary analysis to drive traffic for")
+        seconds = 2 * env.analysis.intervals * env.analysis.interval_s  # the analysis' longest run
+        url = f"http://127.0.0.1:{env.port}/"
+        self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
+        with LoadGenerator(url, rate=env.analysis.load_rate, threads=2, max_seconds=seconds) as load:
+            while time.monotonic() - load.started < seconds and not _analysis_over(context):
+                time.sleep(1)
+        self.log.info("load: %s", load.report.summary())
+        return {"requests": load.report.sent, "failed": len(load.report.failures)}
+
+
+def _analysis_over(context: Context) -> bool:
+    """The verdict XCom says the analysis has ended (passed or failed)."""
+    verdict = context["ti"].xcom_pull(task_ids="analysis", key="verdict") or {}
+    return verdict.get("result") == "fail" or bool(verdict.get("final"))

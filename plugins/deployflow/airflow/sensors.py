@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseSensorOperator, Variable, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from deployflow import health
 from deployflow.airflow.triggers import HealthCheckTrigger
+from deployflow.analysis import CanaryAnalysis
 from deployflow.catalog import Health, Service
+from deployflow.metrics.prometheus import PrometheusProvider
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,3 +109,79 @@ class HealthCheckSensor(BaseSensorOperator):
         if not event.get("healthy"):
             raise AirflowFailException(event.get("reason", "health check failed"))
         self.log.info("%s", event.get("reason"))
+
+
+def prometheus_url() -> str:
+    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default="http://127.0.0.1:9090")
+
+
+class CanaryAnalysisSensor(BaseSensorOperator):
+    """Judge the canary against its baseline every interval; pass after N passing intervals.
+
+    Each interval reads the catalog's metrics for the canary and baseline
+    tracks from Prometheus (everything since the analysis began), calls the
+    judge, logs the verdict table and pushes it to XCom (``verdict``). A
+    failing interval, or a failing critical metric, fails the task at once,
+    which sends the release to rollback; ``intervals`` passing ones succeed
+    and the release goes on to promote. A marginal interval counts neither
+    way; after twice the intervals without enough passes the analysis fails
+    as inconclusive. Skips itself when the shift step ran no analysed step
+    (another strategy, or a first deploy with nothing to compare with).
+
+    :param service: the catalog entry.
+    :param environment_name: the run's environment (templated).
+    :param scrape_lag_s: how far behind now to end each window, so the last scrape is in.
+    """
+
+    template_fields: Sequence[str] = ("environment_name",)
+    ui_color = "#e8eaf6"
+
+    def __init__(self, *, service: Service, environment_name: str, scrape_lag_s: float = 3.0, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "poke")
+        kwargs.setdefault("poke_interval", 1.0)
+        kwargs.setdefault("timeout", 3600)
+        super().__init__(**kwargs)
+        self.service = service
+        self.environment_name = environment_name
+        self.scrape_lag_s = scrape_lag_s
+        self._analysis: CanaryAnalysis | None = None
+        self._started: float | None = None
+        self._judged = 0
+        self._passed = 0
+
+    def execute(self, context: Context) -> Any:
+        shifted = context["ti"].xcom_pull(task_ids="shift") or {}
+        if not shifted.get("analysis"):
+            raise AirflowSkipException("no analysed canary step in this release (another strategy, or a first deploy)")
+        config = self.service.environments[self.environment_name].analysis
+        self._analysis = CanaryAnalysis(
+            PrometheusProvider(prometheus_url()), service=self.service.name, environment=self.environment_name, config=config,
+        )
+        self._started = time.time()
+        self.log.info("canary analysis of %s in %s: %d passing interval(s) of %d s needed, baseline track %r, no-data policy %r",
+                      self.service.name, self.environment_name, config.intervals, config.interval_s,
+                      self._analysis.control, config.no_data)
+        return super().execute(context)
+
+    def poke(self, context: Context) -> bool:
+        config = self._analysis.config
+        due = self._started + (self._judged + 1) * config.interval_s + self.scrape_lag_s
+        if time.time() < due:
+            return False
+        self._judged += 1
+        report = self._analysis.judge(self._judged, self._started, time.time() - self.scrape_lag_s)
+        self.log.info("interval %d:\n%s", self._judged, report.table())
+        context["ti"].xcom_push(key="verdict", value=report.to_dict())
+        if report.result == "fail":
+            raise AirflowFailException(f"canary analysis failed at interval {self._judged}: " + "; ".join(report.verdict.reasons))
+        if report.result == "pass":
+            self._passed += 1
+        if self._passed >= config.intervals:
+            self.log.info("canary analysis passed: %d of %d interval(s)", self._passed, self._judged)
+            context["ti"].xcom_push(key="verdict", value={**report.to_dict(), "final": True})
+            return True
+        if self._judged >= 2 * config.intervals:
+            raise AirflowFailException(
+                f"canary analysis inconclusive: {self._passed} passing of {self._judged} intervals; " + "; ".join(report.verdict.reasons)
+            )
+        return False

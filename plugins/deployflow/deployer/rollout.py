@@ -315,8 +315,8 @@ class Rollout:
         old = sorted((i for i in instances if i.colour == other_colour(record.colour) and i.running), key=lambda i: i.index)
         keep, surplus = old[: step.old], old[step.old:]
         baseline = [i for i in instances if i.colour == BASELINE and i.running]
-        if step.percent >= 100:
-            surplus += baseline  # analysis is over once all traffic is on the new version
+        if not step.analysis:
+            surplus += baseline  # the baseline serves the analysed step only
             baseline = []
         routes = self.router.routes()
         split = weights([i.name for i in new], [i.name for i in keep], step.percent, [i.name for i in baseline])

@@ -1,0 +1,152 @@
+"""Canary analysis: read canary and baseline metrics from a provider and judge them.
+
+Each interval judges everything since the analysis started (the window grows,
+so a slow regression has more data each time). Per metric kind:
+
+- ``errors``: a request counter by status code; 5xx out of all requests,
+  judged as proportions (``judge.classify_counts``), never as a sparse series.
+- ``histogram``: a latency histogram; each request counted in its bucket, so
+  the judge compares requests (``judge.classify``, ties corrected), and a
+  tail or spread regression shows even at the same median.
+- ``series``: any PromQL; its values step by step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deployflow import judge
+from deployflow.catalog import Analysis, MetricQuery
+from deployflow.metrics.base import MetricsProvider, Series
+
+_OK = {"pass"}
+
+
+def selector(service: str, environment: str, track: str) -> str:
+    return f'service="{service}",environment="{environment}",track="{track}"'
+
+
+def render(query: str, *, selector: str, window_s: float) -> str:
+    # Plain replacement: PromQL's own braces must stay as they are.
+    return query.replace("{selector}", selector).replace("{window}", f"{max(1, round(window_s))}s")
+
+
+def bucket_samples(series: Sequence[Series]) -> list[float]:
+    """Requests per bucket of a ``sum by (le) (increase(..._bucket[w]))`` result, one value each.
+
+    A request is placed at its bucket's midpoint; the +Inf bucket at its lower bound.
+    """
+    cumulative = []
+    for s in series:
+        if "le" in s.labels and s.points and not math.isnan(s.points[-1][1]):
+            cumulative.append((float(s.labels["le"]), s.points[-1][1]))
+    cumulative.sort()
+    samples: list[float] = []
+    lower, below = 0.0, 0.0
+    for bound, count in cumulative:
+        in_bucket = max(0, round(count - below))
+        value = lower if math.isinf(bound) else (lower + bound) / 2
+        samples.extend([value] * in_bucket)
+        lower, below = (bound if not math.isinf(bound) else lower), max(below, count)
+    return samples
+
+
+@dataclass(frozen=True)
+class IntervalReport:
+    number: int
+    start: float
+    end: float
+    classifications: dict[str, Any]
+    verdict: Any
+
+    @property
+    def result(self) -> str:
+        return self.verdict.result
+
+    def table(self) -> str:
+        """metric | label | estimate | interval | ratio | reason, one line a metric."""
+        rows = [f"{'metric':<14} {'label':<7} {'estimate':>10} {'interval':>22} {'ratio':>7}  reason"]
+        for name, c in self.classifications.items():
+            interval = "" if _missing(c.ci_low) else f"[{c.ci_low:.4g}, {c.ci_high:.4g}]"
+            rows.append(f"{name:<14} {c.label:<7} {_fmt(c.estimate):>10} {interval:>22} {_fmt(c.ratio):>7}  {c.reason}")
+        rows.append(f"score {self.verdict.score:.0f}/100: {self.verdict.result}")
+        return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "interval": self.number, "start": self.start, "end": self.end, "result": self.verdict.result,
+            "score": self.verdict.score, "reasons": list(self.verdict.reasons),
+            "metrics": {n: {"label": c.label, "estimate": _num(c.estimate), "ci": [_num(c.ci_low), _num(c.ci_high)],
+                            "ratio": _num(c.ratio), "reason": c.reason} for n, c in self.classifications.items()},
+        }
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt(value: Any) -> str:
+    return "-" if _missing(value) else f"{value:.4g}"
+
+
+def _num(value: Any) -> float | None:
+    return None if _missing(value) else float(value)
+
+
+class CanaryAnalysis:
+    """Judges the canary track against the baseline track of one service and environment."""
+
+    def __init__(self, provider: MetricsProvider, *, service: str, environment: str, config: Analysis, step_s: float = 1.0) -> None:
+        self.provider = provider
+        self.service = service
+        self.environment = environment
+        self.config = config
+        self.step_s = step_s
+        self.control = "baseline" if config.baseline else "stable"
+
+    def judge(self, number: int, start: float, end: float) -> IntervalReport:
+        classifications = {m.name: self._classify(m, start, end) for m in self.config.metrics}
+        verdict = judge.score(
+            classifications,
+            groups=self._groups(),
+            critical=[m.name for m in self.config.metrics if m.critical],
+            no_data=self.config.no_data,
+            pass_threshold=self.config.pass_threshold,
+            marginal_threshold=self.config.marginal_threshold,
+        )
+        return IntervalReport(number, start, end, classifications, verdict)
+
+    def _groups(self) -> dict[str, dict[str, Any]]:
+        groups: dict[str, dict[str, Any]] = {}
+        for m in self.config.metrics:
+            groups.setdefault(m.group, {"metrics": [], "weight": 1.0})["metrics"].append(m.name)
+        return groups
+
+    def _classify(self, metric: MetricQuery, start: float, end: float):
+        window = end - start
+        control, canary = (selector(self.service, self.environment, t) for t in (self.control, "canary"))
+        if metric.kind == "errors":
+            (be, bt), (ce, ct) = (self._errors(metric, s, window, end) for s in (control, canary))
+            return judge.classify_counts(be, bt, ce, ct)
+        if metric.kind == "histogram":
+            base, new = (bucket_samples(self._query(metric, s, window, end, end)) for s in (control, canary))
+        else:
+            base, new = (
+                [v for series in self._query(metric, s, self.step_s * 5, start, end) for v in series.values]
+                for s in (control, canary)
+            )
+        return judge.classify(base, new, direction=metric.direction)
+
+    def _query(self, metric: MetricQuery, sel: str, window_s: float, start: float, end: float) -> list[Series]:
+        return self.provider.query_range(render(metric.query, selector=sel, window_s=window_s), start, end, self.step_s)
+
+    def _errors(self, metric: MetricQuery, sel: str, window_s: float, end: float) -> tuple[int, int]:
+        query = f"sum by (code) (increase({render(metric.query, selector=sel, window_s=window_s)}[{max(1, round(window_s))}s]))"
+        by_code = self.provider.query_range(query, end, end, self.step_s)
+        counts = {s.labels.get("code", ""): s.points[-1][1] for s in by_code if s.points and not math.isnan(s.points[-1][1])}
+        total = round(sum(counts.values()))
+        errors = round(sum(v for code, v in counts.items() if code.startswith("5")))
+        return errors, total

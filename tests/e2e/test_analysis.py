@@ -1,0 +1,64 @@
+"""Canary analysis on the local stack: Prometheus, the judge, and the branch to promote or rollback.
+
+staging is a canary judged at its first step (20 %) against a fresh baseline,
+with the DAG's own load task driving traffic; prod, released as a canary on
+request, has no load at all, so its analysis sees no data.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import app_containers, branch, log_text, release, served_version, short_sha
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def staging_live(airflow, sample_repo):
+    ref = branch(sample_repo, "analysis-base")
+    run = release(airflow, "staging", ref)
+    assert run["state"] == "success", run["tasks"]
+    return short_sha(sample_repo, ref)
+
+
+def test_a_good_canary_passes_analysis_and_is_promoted(airflow, sample_repo, staging_live):
+    new = branch(sample_repo, "analysis-good")
+    run = release(airflow, "staging", "analysis-good")
+    assert run["state"] == "success", run["tasks"]
+    assert (run["tasks"]["analysis"], run["tasks"]["load"], run["tasks"]["rollback"]) == ("success", "success", "skipped")
+    log = log_text(airflow, run["run_id"], "analysis")
+    assert "error_rate" in log and "latency" in log and "score" in log  # the verdict table
+    assert "canary analysis passed" in log
+    assert served_version("staging") == new
+
+
+@pytest.mark.parametrize(("ref", "metric"), [("errors", "error_rate"), ("slow", "latency")])
+def test_a_regressed_canary_is_rolled_back_by_analysis_before_full_traffic(airflow, docker_client, sample_repo, staging_live, ref, metric):
+    before = served_version("staging")
+    run = release(airflow, "staging", ref)
+    assert run["state"] == "failed"
+    assert run["tasks"]["analysis"] == "failed"
+    assert run["tasks"]["promote"] == "upstream_failed"  # never past the analysed 20 % step
+    assert run["tasks"]["rollback"] == "success"
+    log = log_text(airflow, run["run_id"], "analysis")
+    assert "canary analysis failed at interval" in log
+    table = [line for line in log.splitlines() if line.startswith(metric)]
+    assert table and " high " in f" {table[-1]} ", table  # the regressed metric, labelled in the table
+    shift_log = log_text(airflow, run["run_id"], "shift")
+    assert "shift: 20 % of traffic" in shift_log and "shift: 100 %" not in shift_log
+    assert served_version("staging") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "staging")} == {before}
+
+
+def test_with_no_traffic_the_no_data_policy_decides_never_a_silent_pass(airflow, docker_client, sample_repo):
+    first = release(airflow, "prod", "main")  # whatever is live there, main is the baseline
+    assert first["state"] == "success", first["tasks"]
+    before = served_version("prod")
+    branch(sample_repo, "analysis-quiet")
+    run = release(airflow, "prod", "analysis-quiet", strategy="canary")
+    assert run["tasks"]["analysis"] == "failed"  # prod's policy is no_data: fail
+    assert run["tasks"]["load"] == "skipped"  # prod asks for no load
+    assert "nodata" in log_text(airflow, run["run_id"], "analysis")
+    assert run["tasks"]["rollback"] == "success"
+    assert served_version("prod") == before

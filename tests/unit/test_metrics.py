@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import requests
+
+from deployflow.analysis import bucket_samples, render, selector
+from deployflow.metrics.base import MetricsError, Series
+from deployflow.metrics.factory import provider_class
+from deployflow.metrics.prometheus import PrometheusProvider, parse_matrix, range_params
+
+
+class FakeResponse:
+    def __init__(self, body: object) -> None:
+        self.body = body
+
+    def json(self) -> object:
+        if isinstance(self.body, Exception):
+            raise self.body
+        return self.body
+
+
+class FakeSession:
+    """A fake requests.Session: one canned answer, every call recorded."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, dict]] = []
+
+    def get(self, url: str, **kwargs: object) -> FakeResponse:
+        self.calls.append((url, kwargs))
+        if isinstance(self.answer, requests.RequestException):
+            raise self.answer
+        return FakeResponse(self.answer)
+
+
+MATRIX = {
+    "status": "success",
+    "data": {"resultType": "matrix", "result": [
+        {"metric": {"code": "200"}, "values": [[1700000000, "12"], [1700000001, "NaN"]]},
+        {"metric": {"code": "500"}, "values": [[1700000000, "+Inf"]]},
+    ]},
+}
+
+
+def test_range_query_is_sent_as_prometheus_expects():
+    session = FakeSession(MATRIX)
+    series = PrometheusProvider("http://127.0.0.1:9090/", session).query_range("up", 100.0, 160.5, 2)
+    assert session.calls == [("http://127.0.0.1:9090/api/v1/query_range",
+                              {"params": {"query": "up", "start": "100.000", "end": "160.500", "step": "2"}, "timeout": 10.0})]
+    assert series[0].labels == {"code": "200"} and series[0].points[0] == (1700000000.0, 12.0)
+    assert math.isnan(series[0].points[1][1]) and math.isnan(series[1].points[0][1])  # NaN kept, Inf made NaN
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"}, "refused 'sum(': bad_data: parse error"),
+        ({"status": "success", "data": {"resultType": "vector", "result": []}}, "returned 'vector', not a range"),
+        (requests.ConnectionError("refused"), "did not answer 'sum('"),
+        (ValueError("not JSON"), "did not answer 'sum('"),
+    ],
+)
+def test_errors_name_the_query(answer, says):
+    with pytest.raises(MetricsError) as caught:
+        PrometheusProvider("http://p", FakeSession(answer)).query_range("sum(", 0, 1, 1)
+    assert says in str(caught.value)
+
+
+def test_online_and_factory():
+    assert PrometheusProvider("http://p", FakeSession(requests.ConnectionError("x"))).is_online() is False
+    assert provider_class("prometheus") is PrometheusProvider
+    with pytest.raises(ValueError, match="valid values are 'prometheus'"):
+        provider_class("datadog")
+
+
+def test_selector_and_rendering_keep_promql_braces():
+    sel = selector("shop", "prod", "canary")
+    assert sel == 'service="shop",environment="prod",track="canary"'
+    query = 'sum by (le) (increase(h_bucket{{selector},path!~"/x"}[{window}]))'
+    assert render(query, selector=sel, window_s=29.6) == (
+        'sum by (le) (increase(h_bucket{service="shop",environment="prod",track="canary",path!~"/x"}[30s]))')
+
+
+def test_histogram_increase_becomes_one_value_per_request():
+    series = [Series({"le": le}, [(0, n)]) for le, n in (("0.01", 2.2), ("0.005", 1.0), ("0.05", 2.0), ("+Inf", 3.0))]
+    # cumulative 1 | 2.2 | 2 (extrapolation noise, never negative) | 3
+    assert bucket_samples(series) == [0.0025, 0.0075, 0.05]
+    assert bucket_samples([]) == []
+    assert range_params("q", 1, 2, 0.5)["step"] == "0.5"
