@@ -113,7 +113,7 @@ class CanaryAnalysis:
             classifications,
             groups=self._groups(),
             critical=[m.name for m in self.config.metrics if m.critical],
-            no_data=self.config.no_data,
+            nodata_policy=self.config.no_data,
             pass_threshold=self.config.pass_threshold,
             marginal_threshold=self.config.marginal_threshold,
         )

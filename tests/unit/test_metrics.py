@@ -89,3 +89,70 @@ def test_histogram_increase_becomes_one_value_per_request():
     assert bucket_samples(series) == [0.0025, 0.0075, 0.05]
     assert bucket_samples([]) == []
     assert range_params("q", 1, 2, 0.5)["step"] == "0.5"
+
+
+class FakeProvider:
+    """A fake metrics provider: answers by track from canned series; records each query."""
+
+    def __init__(self, by_track: dict[str, dict[str, list[Series]]]) -> None:
+        self.by_track = by_track
+        self.queries: list[str] = []
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        self.queries.append(query)
+        track = query.split('track="')[1].split('"')[0]
+        kind = "errors" if "by (code)" in query else "latency"
+        return self.by_track.get(track, {}).get(kind, [])
+
+    def is_online(self) -> bool:
+        return True
+
+
+def codes(ok: float, errors: float) -> list[Series]:
+    return [Series({"code": "200"}, [(0, ok)]), Series({"code": "500"}, [(0, errors)])]
+
+
+def buckets(fast: float, slow: float) -> list[Series]:
+    return [Series({"le": "0.005"}, [(0, fast)]), Series({"le": "0.1"}, [(0, fast + slow)]), Series({"le": "+Inf"}, [(0, fast + slow)])]
+
+
+def analysis(provider: FakeProvider, **config: object):
+    from deployflow.analysis import CanaryAnalysis
+    from deployflow.catalog import parse_service
+
+    service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"},
+                             "environments": {"staging": {"port": 18998, "analysis": config}}})
+    return CanaryAnalysis(provider, service="shop", environment="staging", config=service.environments["staging"].analysis)
+
+
+@pytest.mark.parametrize(
+    ("canary", "result", "label"),
+    [
+        ({"errors": codes(400, 2), "latency": buckets(400, 2)}, "pass", {"error_rate": "pass", "latency": "pass"}),
+        ({"errors": codes(280, 120), "latency": buckets(400, 2)}, "fail", {"error_rate": "high", "latency": "pass"}),
+        ({"errors": codes(400, 2), "latency": buckets(40, 360)}, "fail", {"error_rate": "pass", "latency": "high"}),
+        ({}, "fail", {"error_rate": "nodata", "latency": "nodata"}),
+    ],
+)
+def test_an_interval_is_judged_against_the_baseline_track(canary, result, label):
+    provider = FakeProvider({"baseline": {"errors": codes(400, 2), "latency": buckets(400, 2)}, "canary": canary})
+    report = analysis(provider).judge(1, 1000.0, 1030.0)
+    assert report.result == result, report.table()
+    assert {name: c.label for name, c in report.classifications.items()} == label
+    assert all('track="baseline"' in q or 'track="canary"' in q for q in provider.queries)
+    table = report.table()
+    assert table.splitlines()[0].split() == ["metric", "label", "estimate", "interval", "ratio", "reason"]
+    assert report.to_dict()["metrics"]["error_rate"]["label"] == label["error_rate"]
+
+
+def test_without_a_baseline_the_stable_track_is_the_control():
+    provider = FakeProvider({"stable": {"errors": codes(400, 2), "latency": buckets(400, 2)},
+                             "canary": {"errors": codes(400, 2), "latency": buckets(400, 2)}})
+    assert analysis(provider, baseline=False).judge(1, 0.0, 30.0).result == "pass"
+    assert any('track="stable"' in q for q in provider.queries)
+
+
+def test_the_extend_policy_waits_for_data_instead_of_failing():
+    provider = FakeProvider({"baseline": {"errors": codes(400, 2), "latency": buckets(400, 2)}})
+    report = analysis(provider, no_data="extend").judge(1, 0.0, 30.0)
+    assert report.result == "marginal"  # neither pass nor fail: the sensor judges a longer window next
