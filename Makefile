@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy
+.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy bench-judge
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,3 +62,6 @@ clean: demo-down ## remove the venv and Airflow state (images and the registry v
 
 bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, overhead (prints figures)
 	$(PY) scripts/bench_deploy.py
+
+bench-judge: venv ## judge benchmark: detection and false-positive rates vs the threshold judge (prints figures)
+	$(PY) scripts/bench_judge.py

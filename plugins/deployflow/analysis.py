@@ -72,13 +72,14 @@ class IntervalReport:
         for name, c in self.classifications.items():
             interval = "" if _missing(c.ci_low) else f"[{c.ci_low:.4g}, {c.ci_high:.4g}]"
             rows.append(f"{name:<14} {c.label:<7} {_fmt(c.estimate):>10} {interval:>22} {_fmt(c.ratio):>7}  {c.reason}")
-        rows.append(f"score {self.verdict.score:.0f}/100: {self.verdict.result}")
+        score = "n/a (no metric had data)" if _missing(self.verdict.score) else f"{self.verdict.score:.0f}/100"
+        rows.append(f"score {score}: {self.verdict.result}")
         return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "interval": self.number, "start": self.start, "end": self.end, "result": self.verdict.result,
-            "score": self.verdict.score, "reasons": list(self.verdict.reasons),
+            "score": _num(self.verdict.score), "reasons": list(self.verdict.reasons),
             "metrics": {n: {"label": c.label, "estimate": _num(c.estimate), "ci": [_num(c.ci_low), _num(c.ci_high)],
                             "ratio": _num(c.ratio), "reason": c.reason} for n, c in self.classifications.items()},
         }

@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from deployflow.errors import ConfigError
 from deployflow.judge import Classification, classify, score
 from deployflow.judge.classification import num
 from deployflow.judge.samples import outlier_mask
+from deployflow.judge.spread import tail_check
 
 
 def latency(seed: int, n: int = 500, median: float = 0.2, sigma: float = 0.5) -> np.ndarray:
@@ -153,6 +155,26 @@ def test_a_heavier_lower_tail_is_low_when_lower_is_worse():
     result = classify(baseline, canary, direction="decrease")
     assert result.label == "low"
     assert result.flagged[0] == "tail" and "lower tail is heavier" in result.reason
+
+
+@pytest.mark.parametrize("side", ["up", "down"])
+def test_tail_check_is_fishers_exact_test_on_the_pooled_quantile(side):
+    rng = np.random.default_rng(31)
+    baseline, canary = rng.normal(0, 1, 300), rng.normal(0, 1.6, 200)
+    tail = tail_check(baseline, canary, 0.95, side)
+    pooled = np.concatenate([baseline, canary])
+    assert tail.threshold == pytest.approx(np.quantile(pooled, 0.95 if side == "up" else 0.05))
+    beyond = (lambda x: x > tail.threshold) if side == "up" else (lambda x: x < tail.threshold)
+    assert (tail.baseline_beyond, tail.canary_beyond) == (beyond(baseline).sum(), beyond(canary).sum())
+    table = [[tail.canary_beyond, 200 - tail.canary_beyond], [tail.baseline_beyond, 300 - tail.baseline_beyond]]
+    assert tail.p_value == pytest.approx(stats.fisher_exact(table, alternative="greater").pvalue)
+    assert tail.p_value < 1e-4 and tail.change > 0.3
+
+
+def test_a_small_sample_widens_the_tail_so_the_test_can_reach_significance():
+    tail = tail_check(np.arange(100.0), np.arange(100.0) + 0.5, 0.99)
+    assert tail.quantile == pytest.approx(0.95)  # 10 of 200 pooled values, not 2
+    assert tail.baseline_beyond + tail.canary_beyond == 10
 
 
 def test_a_narrower_spread_passes():

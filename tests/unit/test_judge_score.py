@@ -122,6 +122,12 @@ def test_a_critical_metric_without_data_fails_under_the_default_policy():
     assert (verdict.result, verdict.critical_failures) == ("fail", ("5xx",))
 
 
+def test_a_critical_metric_nobody_measured_fails():
+    verdict = score(passing("p50", "p99"), critical=["5xx"])
+    assert (verdict.result, verdict.critical_failures) == ("fail", ("5xx",))
+    assert "5xx: no data, counted as failing (no-data policy 'fail'): no classification was given" in verdict.reasons
+
+
 def test_a_grouped_metric_with_no_classification_is_nodata():
     verdict = score(passing("p50", "p99"), GROUPS)
     assert verdict.group_scores == {"latency": 100.0, "errors": 0.0}
@@ -143,6 +149,7 @@ def test_a_grouped_metric_with_no_classification_is_nodata():
         (passing("a"), None, {"nodata_policy": "ignore"}, "nodata_policy", "'fail', 'pass', 'extend'"),
         (passing("a"), None, {"nodata_policies": {"a": "skip"}}, "nodata_policies.a", "'skip' is not valid"),
         (passing("a"), None, {"pass_threshold": 70}, "pass_threshold", "marginal_threshold <= pass_threshold"),
+        ([], None, {}, "classifications", "nothing to score"),
     ],
 )
 def test_configuration_errors(classifications, groups, options, path, words):

@@ -156,3 +156,5 @@ def test_the_extend_policy_waits_for_data_instead_of_failing():
     provider = FakeProvider({"baseline": {"errors": codes(400, 2), "latency": buckets(400, 2)}})
     report = analysis(provider, no_data="extend").judge(1, 0.0, 30.0)
     assert report.result == "marginal"  # neither pass nor fail: the sensor judges a longer window next
+    assert "score n/a (no metric had data): marginal" in report.table()
+    assert report.to_dict()["score"] is None

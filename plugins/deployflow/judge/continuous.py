@@ -15,7 +15,9 @@ at or below ``alpha``) and each needing a change bigger than ``tolerance``:
   below for "decrease"; any wider spread for "either"): more slow requests, more
   starved intervals, but not a canary whose throughput all grew by half.
 
-"either" splits the tail share between both tails.
+"either" splits the tail share between both tails. Labels: the bad side's
+("high" for "increase", "low" for "decrease"); for "either" the side the shift
+or tail moved to, and "high" for a wider spread.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def classify_counts(
     return _judge(be, bt, ce, ct, direction, opts, sizes, base)
 
 
-def _judge(be: int, bt: int, ce: int, ct: int, direction: str, opts: CountOptions, sizes: dict,
-           base: dict) -> Classification:
+def _judge(be: int, bt: int, ce: int, ct: int, direction: str, opts: CountOptions, sizes: dict[str, int],
+           base: dict[str, object]) -> Classification:
     rate_b, rate_c = be / bt, ce / ct
     test = proportion_test(be, bt, ce, ct)
     p = {"increase": test.p_up, "decrease": test.p_down,
@@ -109,22 +109,24 @@ def _judge(be: int, bt: int, ce: int, ct: int, direction: str, opts: CountOption
     ci_low, ci_high = newcombe_interval(be, bt, ce, ct, confidence)
     numbers = dict(estimate=rate_c - rate_b, ci_low=ci_low, ci_high=ci_high, ratio=safe_ratio(rate_c, rate_b),
                    p_value=p, confidence=confidence, **sizes, **base)
-    rates = (f"canary error rate {percent(rate_c, sign=False)} ({ce} of {ct}) vs baseline "
+    what = "error rate" if direction == "increase" else "rate"
+    rates = (f"canary {what} {percent(rate_c, sign=False)} ({ce} of {ct}) vs baseline "
              f"{percent(rate_b, sign=False)} ({be} of {bt}): {signed((rate_c - rate_b) * 100)} points "
              f"({confidence * 100:.3g} % CI {signed(ci_low * 100)} to {signed(ci_high * 100)}), "
              f"ratio {num(safe_ratio(rate_c, rate_b))}, {test.name} {p_text(p)}")
     if be == ce and bt == ct:
         return Classification(PASS, f"identical counts: {rates}", **numbers)
     bad_side = _bad_side(rate_b, rate_c, direction)
-    if p >= opts.alpha or bad_side is None:
+    if bad_side is None:
+        return Classification(PASS, f"not worse: {rates}", **numbers)
+    if p >= opts.alpha:
         return Classification(PASS, f"no significant change: {rates}", **numbers)
-    change, difference = abs(relative(rate_c, rate_b)), abs(rate_c - rate_b)
-    if change <= opts.tolerance or difference <= opts.min_difference:
+    if abs(relative(rate_c, rate_b)) <= opts.tolerance or abs(rate_c - rate_b) <= opts.min_difference:
         return Classification(PASS, f"significant but small: {rates}; within the tolerance of "
                                     f"{percent(opts.tolerance, sign=False)} relative and "
                                     f"{num(opts.min_difference * 100)} points absolute", **numbers)
-    return Classification(worse_label(direction, bad_side), f"the error rate rose: {rates} < {num(opts.alpha)}"
-                          if bad_side == "up" else f"the rate fell: {rates} < {num(opts.alpha)}",
+    verb = "rose" if bad_side == "up" else "fell"
+    return Classification(worse_label(direction, bad_side), f"the {what} {verb}: {rates} < {num(opts.alpha)}",
                           flagged=("rate",), **numbers)
 
 
@@ -169,9 +171,7 @@ def newcombe_interval(be: int, bt: int, ce: int, ct: int, confidence: float) -> 
 
 def _count(value: float | None, name: str) -> int | None:
     """A count as an int; None/NaN is missing; Prometheus' increase() may give 4.9999, so round."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    number = float(value)
+    number = math.nan if value is None else float(value)
     if math.isnan(number):
         return None
     if number < 0 or math.isinf(number):

@@ -13,7 +13,8 @@ No data is never a silent pass. Each metric's no-data policy decides:
   "marginal" with ``inconclusive`` set and a reason asking for a longer analysis
   window; a verdict that fails on the metrics with data still fails.
 
-A metric named in a group but missing from the classifications is nodata.
+A metric named in a group or as critical but missing from the classifications
+is nodata.
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ class ScoreOptions:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The release's verdict: ``score`` 0-100 (nan when no metric could be scored) and ``result``."""
+    """The release's verdict: ``score`` 0-100 (nan when no metric could be scored) and ``result``.
+
+    ``group_scores`` has every group that could be scored (a group whose metrics
+    all lack data under the "extend" policy has none); ``reasons`` starts with the
+    verdict, then one sentence per metric that did not pass, then the groups.
+    """
 
     score: float
     result: str
@@ -92,16 +98,20 @@ def score(
     """Combine classifications into a verdict; ``groups`` maps a name to a Group, {"metrics", "weight"} or names."""
     opts = ScoreOptions(**options)
     by_metric = _by_metric(classifications)
+    if not by_metric and not groups:
+        raise ConfigError("classifications", "is empty: there is nothing to score")
+    critical = {opts.critical} if isinstance(opts.critical, str) else set(opts.critical)
+    for metric in sorted(critical - set(by_metric)):  # a critical metric nobody measured is not a pass
+        by_metric[metric] = _missing(metric)
     parsed = _groups(groups, list(by_metric))
     for group in parsed.values():
         for metric in group.metrics:
-            by_metric.setdefault(metric, Classification(NODATA, "no classification was given", metric=metric))
+            by_metric.setdefault(metric, _missing(metric))
     outcome = {metric: _outcome(c, opts.policy(metric)) for metric, c in by_metric.items()}
     group_scores = {name: _group_score(group, outcome) for name, group in parsed.items()}
     total = _weighted_mean(group_scores, parsed)
-    named = {opts.critical} if isinstance(opts.critical, str) else set(opts.critical)
-    critical = named | {m for m, c in by_metric.items() if c.critical}
-    critical_failures = tuple(sorted(m for m in critical if outcome.get(m) == "fail"))
+    critical |= {m for m, c in by_metric.items() if c.critical}
+    critical_failures = tuple(sorted(m for m in critical if outcome[m] == "fail"))
     waiting = sorted(m for m, o in outcome.items() if o == "skip")
     result = _result(total, opts, critical_failures)
     inconclusive = bool(waiting) and result != RESULT_FAIL
@@ -113,6 +123,10 @@ def score(
                                           for name in parsed))
     return Verdict(total, result, tuple(reasons), {n: s for n, s in group_scores.items() if s is not None},
                    tuple(by_metric.values()), critical_failures, inconclusive)
+
+
+def _missing(metric: str) -> Classification:
+    return Classification(NODATA, "no classification was given", metric=metric)
 
 
 def _by_metric(classifications: Sequence[Classification] | Mapping[str, Classification]) -> dict[str, Classification]:
