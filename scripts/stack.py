@@ -93,18 +93,22 @@ def ensure_images(client: docker.DockerClient) -> None:
             say(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
-def registry_up(client: docker.DockerClient) -> None:
+def _ensure_container(client: docker.DockerClient, name: str, image: str, **kwargs: object) -> None:
+    """Start the container ``name`` if it exists, else run it on the host network."""
     try:
-        container = client.containers.get(REGISTRY_CONTAINER)
+        container = client.containers.get(name)
         if container.status != "running":
             container.start()
     except docker.errors.NotFound:
-        client.containers.run(
-            REGISTRY_IMAGE, name=REGISTRY_CONTAINER, detach=True, network_mode="host",
-            environment={"REGISTRY_HTTP_ADDR": REGISTRY_ADDR},
-            volumes={"deployflow-registry-data": {"bind": "/var/lib/docker-registry", "mode": "rw"}},
-            labels={"io.deployflow.stack": "registry"},
-        )
+        client.containers.run(image, name=name, detach=True, network_mode="host", **kwargs)
+
+
+def registry_up(client: docker.DockerClient) -> None:
+    _ensure_container(
+        client, REGISTRY_CONTAINER, REGISTRY_IMAGE, environment={"REGISTRY_HTTP_ADDR": REGISTRY_ADDR},
+        volumes={"deployflow-registry-data": {"bind": "/var/lib/docker-registry", "mode": "rw"}},
+        labels={"io.deployflow.stack": "registry"},
+    )
     _wait_http(f"http://{REGISTRY_ADDR}/v2/", "registry", timeout=30)
     say(f"registry on {REGISTRY_ADDR}")
 
@@ -115,19 +119,13 @@ def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: in
     (directory / "data").mkdir(parents=True, exist_ok=True)
     (state / "targets").mkdir(parents=True, exist_ok=True)
     (directory / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(state=state, scrape=scrape))
-    name = f"df-{stack}-prometheus"
-    try:
-        container = client.containers.get(name)
-        if container.status != "running":
-            container.start()
-    except docker.errors.NotFound:
-        client.containers.run(
-            PROMETHEUS_IMAGE,
-            [f"--config.file={directory / 'prometheus.yml'}", f"--web.listen-address=127.0.0.1:{port}",
-             f"--storage.tsdb.path={directory / 'data'}", "--storage.tsdb.retention.time=2d"],
-            name=name, detach=True, network_mode="host", volumes={str(state): {"bind": str(state), "mode": "rw"}},
-            labels={"io.deployflow.stack": stack, "io.deployflow.role": "prometheus"},
-        )
+    _ensure_container(
+        client, f"df-{stack}-prometheus", PROMETHEUS_IMAGE,
+        command=[f"--config.file={directory / 'prometheus.yml'}", f"--web.listen-address=127.0.0.1:{port}",
+                 f"--storage.tsdb.path={directory / 'data'}", "--storage.tsdb.retention.time=2d"],
+        volumes={str(state): {"bind": str(state), "mode": "rw"}},
+        labels={"io.deployflow.stack": stack, "io.deployflow.role": "prometheus"},
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_http(f"{url}/-/ready", "Prometheus", timeout=60)
     say(f"Prometheus on {url}")

@@ -125,7 +125,7 @@ def test_rolling_replaces_every_replica_checking_health_per_batch(airflow, docke
 def test_a_deploy_task_killed_mid_way_is_retried_and_converges(airflow, docker_client, sample_repo, live):
     new = branch(sample_repo, "killed-2")
     run_id = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "killed-2"})["dag_run_id"]
-    labels = [f"io.deployflow.role=deployer", "io.deployflow.step=promote"]
+    labels = ["io.deployflow.role=deployer", "io.deployflow.step=promote"]
     deadline = time.monotonic() + 600
     killed = None
     while killed is None and time.monotonic() < deadline:
@@ -155,7 +155,7 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker
 
     def count_deployers() -> None:
         while not stop.is_set():
-            seen.append(len(docker_client.containers.list(filters={"label": f"io.deployflow.role=deployer"})))
+            seen.append(len(docker_client.containers.list(filters={"label": "io.deployflow.role=deployer"})))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=count_deployers, daemon=True)

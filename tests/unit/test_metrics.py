@@ -8,7 +8,7 @@ import requests
 from deployflow.analysis import bucket_samples, render, selector
 from deployflow.metrics.base import MetricsError, Series
 from deployflow.metrics.factory import provider_class
-from deployflow.metrics.prometheus import PrometheusProvider, parse_matrix, range_params
+from deployflow.metrics.prometheus import PrometheusProvider, range_params
 
 
 class FakeResponse:

@@ -77,9 +77,9 @@ def release_dag(service: Service, service_file: Path) -> DAG:
         doc_md=__doc__,
     ) as dag:
         resolve = ResolveReleaseOperator(task_id="resolve", service=service)
-        source = CheckoutOperator(task_id="checkout", service=service, git_ref="{{ ti.xcom_pull(task_ids='resolve')['git_ref'] }}")
+        checkout = CheckoutOperator(task_id="checkout", service=service, git_ref="{{ ti.xcom_pull(task_ids='resolve')['git_ref'] }}")
         # A failed build or suite is deterministic: a retry only delays the verdict.
-        image = ImageBuildOperator(task_id="build", service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
+        build = ImageBuildOperator(task_id="build", service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
         with TaskGroup("test", tooltip="pytest suites in containers from the built image") as suites:
             for suite in service.tests.suites:
                 PytestSuiteOperator(
@@ -91,7 +91,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
                     retries=0,
                     execution_timeout=timedelta(seconds=service.tests.timeout_s),
                 )
-        gate = DockerOperator(
+        coverage_gate = DockerOperator(
             task_id="coverage_gate",
             doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
             image=IMAGE,
@@ -105,7 +105,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
             retries=0,
         )
         deploy = _deploy_tasks(service, service_file)
-        resolve >> source >> image >> suites >> gate >> deploy["prepare"]
+        resolve >> checkout >> build >> suites >> coverage_gate >> deploy["prepare"]
     return dag
 
 
@@ -119,7 +119,7 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
     prepare = DeployerOperator(task_id="prepare", step="prepare", retries=1, **common)
-    healthy = HealthCheckSensor(
+    health = HealthCheckSensor(
         task_id="health", urls="{{ ti.xcom_pull(task_ids='prepare')['instances'] }}", service=service,
         environment_name=REQUEST.format("environment"), retries=0,
     )
@@ -135,8 +135,8 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
     )
     rollback = DeployerOperator(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
     record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
-    prepare >> healthy >> shift >> [analysis, load]
+    prepare >> health >> shift >> [analysis, load]
     [shift, analysis] >> promote >> record
-    [prepare, healthy, shift, analysis, promote] >> rollback >> record
+    [prepare, health, shift, analysis, promote] >> rollback >> record
     load >> record
     return {"prepare": prepare, "rollback": rollback, "record": record}
