@@ -121,6 +121,9 @@ def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
     lines = [b'{"step": "shift", "ok": true}', b"2026-01-01 00:00:00,000 INFO shift: 100 % of traffic"]
     assert _last_json(lines) == {"step": "shift", "ok": True}
     assert _last_json(["no json here"]) is None
+    # stdout and stderr interleave: a log line can follow the result on the same line
+    merged = '{"step": "rollback", "ok": true, "to": "a"}2026-01-01 00:00:00,000 INFO rollback: 100 % of traffic on a'
+    assert _last_json(["x", merged]) == {"step": "rollback", "ok": True, "to": "a"}
     assert _last_error(["x", "2026-01-01 00:00:00,000 ERROR environment: 'qa' is not valid"]) == "environment: 'qa' is not valid"
 
 

@@ -39,16 +39,23 @@ def state_dir() -> Path:
 
 
 def _last_json(lines: Any) -> dict[str, Any] | None:
+    """The deployer's result: the last JSON object in its output.
+
+    stdout and stderr share one stream, and a log line can land right after
+    the result on the same line, so the object is decoded where it starts.
+    """
     if isinstance(lines, (str, bytes)):
         lines = [lines]
+    decoder = json.JSONDecoder()
     for line in reversed(list(lines or [])):
         text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
-        text = text.strip()
-        if text.startswith("{"):
-            try:
-                return json.loads(text)
-            except ValueError:
-                continue
+        start = text.find('{"step"')
+        if start < 0:
+            continue
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except ValueError:
+            continue
     return None
 
 

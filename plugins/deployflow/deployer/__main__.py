@@ -56,10 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
-        print(json.dumps({"step": args.step, "ok": False, "error": str(exc)}), flush=True)
+        _result({"step": args.step, "ok": False, "error": str(exc)})
         return 1
-    print(json.dumps({"step": args.step, "ok": True, **result}), flush=True)
+    _result({"step": args.step, "ok": True, **result})
     return 0
+
+
+def _result(result: dict) -> None:
+    """The step's result, one write of one line, after every log line is out."""
+    sys.stderr.flush()
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
