@@ -125,6 +125,7 @@ def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
     merged = '{"step": "rollback", "ok": true, "to": "a"}2026-01-01 00:00:00,000 INFO rollback: 100 % of traffic on a'
     assert _last_json(["x", merged]) == {"step": "rollback", "ok": True, "to": "a"}
     assert _last_error(["x", "2026-01-01 00:00:00,000 ERROR environment: 'qa' is not valid"]) == "environment: 'qa' is not valid"
+    assert _last_error([b"2026-01-01 00:00:00,000 ERROR bad input\n"]) == "bad input"  # DockerOperator hands bytes
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from docker.types import Mount
 
-from deployflow.airflow.operators import docker_url
+from deployflow.airflow.operators import docker_url, log_lines
 from deployflow.catalog import Service, project_root
 from deployflow.ledger import Ledger, ReleaseEntry
 
@@ -44,11 +44,8 @@ def _last_json(lines: Any) -> dict[str, Any] | None:
     stdout and stderr share one stream, and a log line can land right after
     the result on the same line, so the object is decoded where it starts.
     """
-    if isinstance(lines, (str, bytes)):
-        lines = [lines]
     decoder = json.JSONDecoder()
-    for line in reversed(list(lines or [])):
-        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
+    for text in reversed(log_lines(lines)):
         start = text.find('{"step"')
         if start < 0:
             continue
@@ -60,7 +57,7 @@ def _last_json(lines: Any) -> dict[str, Any] | None:
 
 
 def _last_error(lines: Any) -> str | None:
-    for line in reversed([str(x) for x in lines or []]):
+    for line in reversed(log_lines(lines)):
         if " ERROR " in line:
             return line.split(" ERROR ", 1)[1].strip()
     return None

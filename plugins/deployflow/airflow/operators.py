@@ -181,10 +181,10 @@ class PytestSuiteOperator(DockerOperator):
         try:
             lines = super().execute(context) or []
         except DockerContainerFailedException as exc:
-            outcome = testing.read_pytest_output(self.suite, _text(exc.logs))
+            outcome = testing.read_pytest_output(self.suite, log_lines(exc.logs))
             self.log.error("%s", outcome.summary())
             raise AirflowFailException(outcome.summary()) from None
-        outcome = testing.read_pytest_output(self.suite, _text(lines))
+        outcome = testing.read_pytest_output(self.suite, log_lines(lines))
         if not outcome.ok:  # exit 0 yet no passing test: nothing was shown to work
             raise AirflowFailException(outcome.summary())
         self.log.info("%s", outcome.summary())
@@ -192,7 +192,8 @@ class PytestSuiteOperator(DockerOperator):
                 "seconds": outcome.seconds, "coverage": outcome.coverage}
 
 
-def _text(lines: Any) -> list[str]:
+def log_lines(lines: Any) -> list[str]:
+    """A container's log output (bytes or text, one chunk or many) as text lines."""
     if isinstance(lines, (str, bytes)):
         lines = [lines]
     out: list[str] = []
