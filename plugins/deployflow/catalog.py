@@ -155,7 +155,11 @@ class Canary:
 
 @dataclass(frozen=True)
 class Rolling:
+    """Batches of new instances; on Kubernetes, the Deployment's ``maxSurge``
+    is the batch size and ``maxUnavailable`` is ``max_unavailable``."""
+
     batch_size: int = 1
+    max_unavailable: int = 0
 
 
 NO_DATA_POLICIES = ("fail", "pass", "extend")
@@ -208,6 +212,51 @@ class Analysis:
     marginal_threshold: float = 75.0
 
 
+TRAFFIC_MODES = ("gateway", "replicas")
+ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "keep_pod")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """Where and how an environment runs on Kubernetes.
+
+    ``url`` is how the health sensor, the analysis load and the record reach a
+    Service of the release: ``{name}`` becomes the Service's name and
+    ``{namespace}`` the namespace (the default is the in-cluster address;
+    an ingress or ``kubectl proxy`` address works as well). ``front_url`` is
+    where clients reach the release (the Gateway's listener with Gateway API
+    traffic), by default the ``url`` of the service's main Service. The
+    deployer pod itself always probes the in-cluster address.
+    """
+
+    namespace: str
+    connection_id: str = "kubernetes_default"
+    service_account: str = "deployflow-deployer"
+    url: str = "http://{name}.{namespace}.svc.cluster.local"
+    front_url: str | None = None
+    traffic: str = "gateway"  # canary: Gateway API HTTPRoute weights, or the ratio of replicas
+    gateway: str = "deployflow"  # the Gateway the HTTPRoute attaches to
+    gateway_namespace: str | None = None
+    hostnames: tuple[str, ...] = ()
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    image_pull_secrets: tuple[str, ...] = ()
+    on_finish_action: str = "delete_pod"
+
+    def service_url(self, name: str) -> str:
+        return self.url.format(name=name, namespace=self.namespace).rstrip("/")
+
+
+def front_url(service: Service, env: Environment) -> str:
+    """Where clients reach the environment's live version: its proxy on a Docker host, its front URL on Kubernetes."""
+    if env.kubernetes is None:
+        return f"http://127.0.0.1:{env.port}"
+    return (env.kubernetes.front_url or env.kubernetes.service_url(service.name)).rstrip("/")
+
+
 @dataclass(frozen=True)
 class Environment:
     name: str
@@ -220,6 +269,7 @@ class Environment:
     canary: Canary = field(default_factory=Canary)
     rolling: Rolling = field(default_factory=Rolling)
     analysis: Analysis = field(default_factory=Analysis)
+    kubernetes: Kubernetes | None = None  # set exactly when platform is kubernetes
 
 
 @dataclass(frozen=True)
@@ -246,6 +296,11 @@ class Service:
     @property
     def image_name(self) -> str:
         return self.name
+
+    @property
+    def platform(self) -> str:
+        """The platform of every environment (the release DAG's deploy tasks are built for it)."""
+        return next(iter(self.environments.values())).platform
 
 
 def parse_service(raw: Any) -> Service:
@@ -310,6 +365,25 @@ def _tests(raw: Any, path: str) -> Tests:
 def _environments(raw: Any, path: str) -> dict[str, Environment]:
     f = _Fields(raw, path, ENVIRONMENTS)
     environments = {name: _environment(name, f.raw[name] or {}, f.at(name)) for name in ENVIRONMENTS if name in f.raw}
+    if not environments:
+        raise ConfigError(path, f"must define at least one of {', '.join(ENVIRONMENTS)}")
+    first = next(iter(environments.values()))
+    for env in environments.values():
+        if env.platform != first.platform:
+            raise ConfigError(
+                f"{path}.{env.name}.platform",
+                f"{env.platform!r} differs from {first.name}'s {first.platform!r}; a service's environments share one "
+                "platform (its release DAG's deploy tasks run there): make a second catalog entry for the other",
+            )
+    namespaces: dict[str, str] = {}
+    for env in environments.values():
+        if env.kubernetes is None:
+            continue
+        if env.kubernetes.namespace in namespaces:
+            raise ConfigError(f"{path}.{env.name}.kubernetes.namespace",
+                              f"{env.kubernetes.namespace!r} is already {namespaces[env.kubernetes.namespace]}'s namespace "
+                              "(the service's objects are named alike in every environment)")
+        namespaces[env.kubernetes.namespace] = env.name
     seen: dict[int, str] = {}
     for env in environments.values():
         if env.port is not None and env.port in seen:
@@ -320,10 +394,13 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
 
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
-    f = _Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis"))
+    f = _Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
+                            "kubernetes"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
+    if platform != "kubernetes" and f.get("kubernetes") is not None:
+        raise ConfigError(f.at("kubernetes"), f"is only for platform 'kubernetes' (this environment's is {platform!r})")
     return Environment(
         name=name,
         platform=platform,
@@ -335,6 +412,52 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         canary=_canary(f.get("canary", {}) or {}, f.at("canary")),
         rolling=_rolling(f.get("rolling", {}) or {}, f.at("rolling")),
         analysis=_analysis(f.get("analysis", {}) or {}, f.at("analysis")),
+        kubernetes=_kubernetes(name, f.get("kubernetes", {}) or {}, f.at("kubernetes")) if platform == "kubernetes" else None,
+    )
+
+
+def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
+    f = _Fields(raw, path, ("namespace", "connection_id", "service_account", "url", "front_url", "traffic", "gateway", "gateway_namespace",
+                            "hostnames", "cpu", "memory", "image_pull_secrets", "on_finish_action"))
+    dns = "use lower-case letters, digits and '-', at most 63 characters"
+    url = f.string("url", Kubernetes.url)
+    if not url.startswith(("http://", "https://")) or "{name}" not in url:
+        raise ConfigError(f.at("url"), f"{url!r} is not valid; must be an http(s) URL containing {{name}} (the Service's name)")
+    try:
+        url.format(name="x", namespace="x")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f.at("url"), f"{url!r} is not valid; the only placeholders are {{name}} and {{namespace}}") from None
+
+    def names(key: str, pattern: re.Pattern[str], hint: str) -> tuple[str, ...]:
+        values = f.get(key, []) or []
+        if not isinstance(values, list):
+            raise ConfigError(f.at(key), "must be a list")
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or not pattern.match(value):
+                raise ConfigError(f"{f.at(key)}[{i}]", f"{value!r} is not valid; {hint}")
+        return tuple(values)
+
+    front = f.get("front_url")
+    if front is not None and not (isinstance(front, str) and front.startswith(("http://", "https://"))):
+        raise ConfigError(f.at("front_url"), f"{front!r} is not valid; must be an http(s) URL")
+    gateway_namespace = f.get("gateway_namespace")
+    if gateway_namespace is not None:
+        f.string("gateway_namespace", pattern=_DNS_LABEL, hint=dns)
+    return Kubernetes(
+        namespace=f.string("namespace", environment, pattern=_DNS_LABEL, hint=dns),
+        connection_id=f.string("connection_id", Kubernetes.connection_id, pattern=re.compile(r"^[A-Za-z0-9_.-]{1,250}$"),
+                               hint="must be an Airflow connection id"),
+        service_account=f.string("service_account", Kubernetes.service_account, pattern=_DNS_LABEL, hint=dns),
+        url=url,
+        front_url=front,
+        traffic=f.choice("traffic", TRAFFIC_MODES, "gateway"),
+        gateway=f.string("gateway", Kubernetes.gateway, pattern=_DNS_LABEL, hint=dns),
+        gateway_namespace=gateway_namespace,
+        hostnames=names("hostnames", _HOSTNAME, "must be a DNS host name such as app.example.com"),
+        cpu=f.string("cpu", Kubernetes.cpu, pattern=_QUANTITY, hint="must be a Kubernetes quantity such as 500m or 1"),
+        memory=f.string("memory", Kubernetes.memory, pattern=_QUANTITY, hint="must be a Kubernetes quantity such as 1Gi"),
+        image_pull_secrets=names("image_pull_secrets", _DNS_LABEL, dns),
+        on_finish_action=f.choice("on_finish_action", ON_FINISH_ACTIONS, "delete_pod"),
     )
 
 
@@ -416,8 +539,11 @@ def _metric(raw: Any, path: str) -> MetricQuery:
 
 
 def _rolling(raw: Any, path: str) -> Rolling:
-    f = _Fields(raw, path, ("batch_size",))
-    return Rolling(batch_size=f.integer("batch_size", 1, low=1, high=50))
+    f = _Fields(raw, path, ("batch_size", "max_unavailable"))
+    return Rolling(
+        batch_size=f.integer("batch_size", 1, low=1, high=50),
+        max_unavailable=f.integer("max_unavailable", 0, low=0, high=50),
+    )
 
 
 def _nightly(raw: Any, path: str) -> Nightly | None:

@@ -6,12 +6,19 @@
     python -m deployflow.deployer promote  ...
     python -m deployflow.deployer rollback ...
     python -m deployflow.deployer status   --service-file sample-app.yaml --environment prod
+    python -m deployflow.deployer rbac     --service-file sample-app.yaml --environment prod | kubectl apply -f -
 
 Progress and timings go to stderr; the last line on stdout is the step's
-result as JSON (the deploy task's XCom). Exit codes: 0 done, 1 the step
-failed (traffic is already back on the old version), 2 bad input.
-Environment: DEPLOYFLOW_STACK (container name prefix, default "local"),
-DEPLOYFLOW_STATE (the routers' directory), DEPLOYFLOW_HAPROXY_IMAGE.
+result as JSON (the deploy task's XCom), also written to --result-file if
+given (KubernetesPodOperator reads /airflow/xcom/return.json). ``rbac``
+prints the least-privilege ServiceAccount, Role and RoleBinding a
+``kubernetes`` environment's deployer pod needs. Exit codes: 0 done, 1 the
+step failed (traffic is already back on the old version), 2 bad input.
+Environment: DEPLOYFLOW_SERVICE_YAML (the catalog entry itself, when no
+--service-file is given: how a deployer pod gets it), DEPLOYFLOW_STACK
+(container name prefix, default "local"), DEPLOYFLOW_STATE (the routers'
+directory), DEPLOYFLOW_HAPROXY_IMAGE; on Kubernetes the pod's service account
+(in-cluster config) or KUBECONFIG.
 """
 
 from __future__ import annotations
@@ -19,34 +26,39 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-import docker
-
-from deployflow.catalog import load_service
-from deployflow.deployer.wiring import rollout_for
+from deployflow.catalog import Service, load_service, parse_service
+from deployflow.deployer.wiring import platform_client, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
 
-STEPS = ("prepare", "shift", "promote", "rollback", "status")
+STEPS = ("prepare", "shift", "promote", "rollback", "status", "rbac")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployflow.deployer", description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=STEPS)
-    parser.add_argument("--service-file", required=True, help="the service's catalog file")
+    parser.add_argument("--service-file", help="the service's catalog file (default: $DEPLOYFLOW_SERVICE_YAML's text)")
     parser.add_argument("--environment", required=True)
     parser.add_argument("--version", help="the version to release (the image tag)")
     parser.add_argument("--image", help="the image reference to run")
     parser.add_argument("--strategy", help="override the environment's strategy")
     parser.add_argument("--weight", type=int, help="shift: only the step to this percentage")
+    parser.add_argument("--result-file", default=os.environ.get("DEPLOYFLOW_RESULT_FILE"),
+                        help="also write the JSON result here (KubernetesPodOperator: /airflow/xcom/return.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    if args.step != "status" and not (args.version and args.image):
+    if args.step not in ("status", "rbac") and not (args.version and args.image):
         parser.error(f"{args.step} needs --version and --image")
     try:
+        service = _service(args.service_file)
+        if args.step == "rbac":
+            return _rbac(service, args.environment)
+        env = service.environments.get(args.environment)
         rollout = rollout_for(
-            load_service(Path(args.service_file)), args.environment, client=docker.from_env(),
+            service, args.environment, client=platform_client(env.platform if env else "docker"),
             strategy=args.strategy, version=args.version or "", image=args.image or "",
         )
         step = getattr(rollout, args.step)
@@ -56,17 +68,45 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
-        _result({"step": args.step, "ok": False, "error": str(exc)})
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
         return 1
-    _result({"step": args.step, "ok": True, **result})
+    _result({"step": args.step, "ok": True, **result}, args.result_file)
     return 0
 
 
-def _result(result: dict) -> None:
+def _service(service_file: str | None) -> Service:
+    if service_file:
+        return load_service(Path(service_file))
+    text = os.environ.get("DEPLOYFLOW_SERVICE_YAML")
+    if not text:
+        raise ConfigError("--service-file", "is required (or the catalog entry's text in $DEPLOYFLOW_SERVICE_YAML)")
+    import yaml
+
+    try:
+        return parse_service(yaml.safe_load(text))
+    except ConfigError as exc:
+        raise exc.in_source("$DEPLOYFLOW_SERVICE_YAML") from None
+
+
+def _rbac(service: Service, environment: str) -> int:
+    from deployflow.kubernetes.manifests import Manifests, to_yaml
+
+    env = service.environments.get(environment)
+    if env is None or env.kubernetes is None:
+        valid = ", ".join(repr(e.name) for e in service.environments.values() if e.kubernetes) or "none"
+        raise ConfigError("--environment", f"{environment!r} is not a kubernetes environment of {service.name}; valid values are {valid}")
+    sys.stdout.write(to_yaml(Manifests(service, env).rbac()))
+    return 0
+
+
+def _result(result: dict, result_file: str | None = None) -> None:
     """The step's result, one write of one line, after every log line is out."""
     sys.stderr.flush()
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+    if result_file:
+        Path(result_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(result_file).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
