@@ -18,6 +18,22 @@ from deployflow.strategies.factory import strategy_for
 ROUTER_OF_PLATFORM = {"docker": "haproxy"}
 
 
+def platform_client(platform: str) -> object:
+    """The client a platform's driver talks through: the Docker engine's, or a Kubernetes ApiClient
+    (the pod's service account in a cluster, else $KUBECONFIG)."""
+    if platform == "kubernetes":
+        import kubernetes
+
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()
+        return kubernetes.client.ApiClient()
+    import docker
+
+    return docker.from_env()
+
+
 def rollout_for(
     service: Service, environment: str, *, client: object, strategy: str | None = None,
     version: str = "", image: str = "", stack: str | None = None, state_dir: Path | None = None,
@@ -26,6 +42,11 @@ def rollout_for(
     if environment not in service.environments:
         raise ConfigError("environment", f"{environment!r} is not valid; valid values are {', '.join(service.environments)}")
     env = service.environments[environment]
+    if env.platform == "kubernetes":
+        from deployflow.kubernetes.rollout import kubernetes_rollout
+
+        return kubernetes_rollout(service, env, client, strategy=strategy_for(strategy or env.strategy, env),
+                                  target=Target(version, image))
     stack = stack or os.environ.get("DEPLOYFLOW_STACK", "local")
     state_dir = Path(state_dir or os.environ.get("DEPLOYFLOW_STATE", ".state"))
     router = router_class(ROUTER_OF_PLATFORM[env.platform])(

@@ -1,0 +1,1 @@
+"""The kubernetes platform: Deployments, Services and HTTPRoutes, driven through the official client."""
