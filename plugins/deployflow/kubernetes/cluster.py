@@ -1,0 +1,120 @@
+"""The only place the deployer calls the Kubernetes API: read, create, replace and delete named objects
+of one namespace through the official client.
+
+Objects are plain dicts (the manifests' shape) both ways. A change is a full
+replace of the object read just before, with its resourceVersion, so two
+writers never overwrite each other silently (a conflict is retried on a fresh
+read). The verbs and resources used here are exactly what the deployer's Role
+grants (include: plugins/deployflow/kubernetes/templates/rbac.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from deployflow.errors import DeployflowError
+
+log = logging.getLogger("deployflow.deployer")
+
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+
+
+class ClusterError(DeployflowError):
+    """The Kubernetes API refused a call; the message names the object and the API's reason."""
+
+
+class Cluster:
+    """Named objects of one namespace. ``apps``, ``core`` and ``custom`` are the client's AppsV1Api,
+    CoreV1Api and CustomObjectsApi (tests pass fakes)."""
+
+    def __init__(self, *, namespace: str, apps: Any, core: Any, custom: Any, serialize: Callable[[Any], Any]) -> None:
+        self.namespace = namespace
+        self.apps, self.core, self.custom = apps, core, custom
+        self.serialize = serialize
+
+    @classmethod
+    def from_api_client(cls, api_client: Any, namespace: str) -> Cluster:
+        return cls(namespace=namespace, apps=k8s.AppsV1Api(api_client), core=k8s.CoreV1Api(api_client),
+                   custom=k8s.CustomObjectsApi(api_client), serialize=api_client.sanitize_for_serialization)
+
+    def _calls(self, kind: str) -> dict[str, Callable[..., Any]]:
+        ns = self.namespace
+        if kind == "HTTPRoute":
+            custom = {"group": GATEWAY_GROUP, "version": GATEWAY_VERSION, "namespace": ns, "plural": "httproutes"}
+            return {
+                "get": lambda name: self.custom.get_namespaced_custom_object(name=name, **custom),
+                "create": lambda body: self.custom.create_namespaced_custom_object(body=body, **custom),
+                "update": lambda name, body: self.custom.replace_namespaced_custom_object(name=name, body=body, **custom),
+            }
+        api, noun = {"Deployment": (self.apps, "deployment"), "Service": (self.core, "service"),
+                     "ConfigMap": (self.core, "config_map")}[kind]
+        return {
+            "get": lambda name: getattr(api, f"read_namespaced_{noun}")(name, ns),
+            "create": lambda body: getattr(api, f"create_namespaced_{noun}")(ns, body),
+            "update": lambda name, body: getattr(api, f"replace_namespaced_{noun}")(name, ns, body),
+            "delete": lambda name: getattr(api, f"delete_namespaced_{noun}")(name, ns),
+        }
+
+    def get(self, kind: str, name: str) -> dict | None:
+        """The object as the API has it now, or None if there is none."""
+        try:
+            return self.serialize(self._calls(kind)["get"](name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise self._error("read", kind, name, exc) from None
+
+    def apply(self, manifest: dict) -> dict:
+        """Make the object exactly ``manifest`` (create it, or replace what is there); returns what the API returned."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        calls = self._calls(kind)
+        for attempt in range(3):
+            current = self.get(kind, name)
+            try:
+                if current is None:
+                    return self.serialize(calls["create"](manifest))
+                return self.serialize(calls["update"](name, _carry_over(current, manifest)))
+            except ApiException as exc:
+                if exc.status in (409,) and attempt < 2:  # someone wrote in between, or it appeared: read again
+                    continue
+                raise self._error("write", kind, name, exc) from None
+        raise AssertionError("unreachable")
+
+    def delete(self, kind: str, name: str) -> bool:
+        """Delete the object; False if it was not there."""
+        try:
+            self._calls(kind)["delete"](name)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise self._error("delete", kind, name, exc) from None
+
+    def _error(self, what: str, kind: str, name: str, exc: ApiException) -> ClusterError:
+        return ClusterError(f"could not {what} {kind} {self.namespace}/{name}: {exc.status} {exc.reason}: {_message(exc)}")
+
+
+def _carry_over(current: dict, desired: dict) -> dict:
+    """``desired`` with what the API owns and a replace must send back: resourceVersion, a Service's cluster IPs."""
+    body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": current["metadata"].get("resourceVersion")}}
+    if desired["kind"] == "Service":
+        spec = dict(body["spec"])
+        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if key in current.get("spec", {}):
+                spec.setdefault(key, current["spec"][key])
+        body["spec"] = spec
+    return body
+
+
+def _message(exc: ApiException) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body or "{}").get("message", "")
+    except ValueError:
+        return str(exc.body or "")[:200]

@@ -1,0 +1,154 @@
+"""The Kubernetes objects of one service in one environment, from the templates beside this file.
+
+Pure builders: they return dicts and never talk to a cluster, so every object
+the deployer would send can be validated against the Kubernetes schemas in
+tests. A template value that is exactly ``${key}`` is replaced by the value
+of ``key`` with its type (a number stays a number, a mapping a mapping); a
+value of None removes the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployflow.catalog import Environment, Service
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+GROUP = "deployflow.io"
+COLOURS = ("blue", "green", "baseline")  # the two sets that take turns, and canary analysis' baseline
+TRACKS = ("stable", "canary", "baseline")
+HTTP_PORT = 80
+_PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
+
+
+@cache
+def _template(name: str) -> tuple[dict, ...]:
+    return tuple(d for d in yaml.safe_load_all((TEMPLATES / f"{name}.yaml").read_text()) if d)
+
+
+def fill(node: Any, values: Mapping[str, Any]) -> Any:
+    """The template ``node`` with every ``${key}`` replaced; a key missing from ``values`` is an error."""
+    if isinstance(node, dict):
+        filled = {k: fill(v, values) for k, v in node.items()}
+        return {k: v for k, v in filled.items() if v is not None}
+    if isinstance(node, list):
+        return [fill(v, values) for v in node]
+    if isinstance(node, str):
+        match = _PLACEHOLDER.match(node)
+        if match:
+            return values[match.group(1)]
+    return node
+
+
+def to_yaml(manifests: list[dict]) -> str:
+    return yaml.safe_dump_all(manifests, sort_keys=False)
+
+
+class Manifests:
+    """Object names, labels and full manifests for ``service`` in ``env`` (a kubernetes environment)."""
+
+    def __init__(self, service: Service, env: Environment) -> None:
+        if env.kubernetes is None:
+            raise ValueError(f"environment {env.name!r} of {service.name} is not on the kubernetes platform")
+        self.service = service
+        self.env = env
+        self.k8s = env.kubernetes
+        self.namespace = env.kubernetes.namespace
+
+    # ---- names and labels -----------------------------------------------------------
+
+    def deployment_name(self, colour: str) -> str:
+        """``<service>-blue``, ``<service>-green`` (the two sets that take turns) or ``<service>-baseline``."""
+        if colour not in COLOURS:
+            raise ValueError(f"colour {colour!r} is not valid; valid values are {', '.join(COLOURS)}")
+        return f"{self.service.name}-{colour}"
+
+    def service_name(self, role: str = "") -> str:
+        """The main Service ``<service>``, or ``<service>-preview|canary|baseline``."""
+        return f"{self.service.name}-{role}" if role else self.service.name
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.service.name}-release"
+
+    def selector(self, colour: str | None = None) -> dict[str, str]:
+        selector = {
+            "app.kubernetes.io/name": self.service.name,
+            "app.kubernetes.io/managed-by": "deployflow",
+            f"{GROUP}/environment": self.env.name,
+        }
+        if colour:
+            selector[f"{GROUP}/colour"] = colour
+        return selector
+
+    def labels(self, colour: str | None = None, track: str | None = None, version: str | None = None) -> dict[str, str]:
+        """The selector's labels, plus the track (stable, canary, baseline: what canary analysis compares) and version."""
+        labels = self.selector(colour)
+        if track:
+            labels[f"{GROUP}/track"] = track
+        if version:
+            labels[f"{GROUP}/version"] = version
+        return labels
+
+    def in_cluster_url(self, service_name: str) -> str:
+        """How the deployer pod reaches a Service: cluster DNS."""
+        return f"http://{service_name}.{self.namespace}.svc.cluster.local"
+
+    # ---- objects ---------------------------------------------------------------------
+
+    def deployment(self, colour: str, track: str, version: str, image: str, replicas: int, *, rolling: bool = False) -> dict:
+        """One colour's Deployment; ``rolling`` replaces its pods in batches (the rolling strategy)."""
+        if track not in TRACKS:
+            raise ValueError(f"track {track!r} is not valid; valid values are {', '.join(TRACKS)}")
+        health, batches = self.env.health, self.env.rolling
+        values = {
+            "name": self.deployment_name(colour), "namespace": self.namespace,
+            "labels": self.labels(colour, track, version), "selector": self.selector(colour), "image": image,
+            "replicas": replicas, "progress_deadline_s": max(health.timeout_s, 10),
+            # Rolling takes batches of batch_size new pods; otherwise every old pod stays until new ones are ready.
+            "max_surge": batches.batch_size if rolling else "25%",
+            "max_unavailable": batches.max_unavailable if rolling else 0,
+            "port": self.service.port, "port_text": str(self.service.port), "track": track,
+            "cpu": self.k8s.cpu, "memory": self.k8s.memory,
+            "image_pull_secrets": [{"name": s} for s in self.k8s.image_pull_secrets] or None,
+            "ready_path": health.ready, "live_path": health.live, "probe_period_s": max(1, round(health.interval_s)),
+        }
+        return fill(_template("deployment")[0], values)
+
+    def service_object(self, name: str, selector: Mapping[str, str]) -> dict:
+        values = {"name": name, "namespace": self.namespace, "labels": self.selector(), "selector": dict(selector)}
+        return fill(_template("service")[0], values)
+
+    def httproute(self, weights: Mapping[str, int]) -> dict:
+        """The route splitting traffic between Services by percentage (``weights``: Service name -> percent)."""
+        parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self.k8s.gateway}
+        if self.k8s.gateway_namespace:
+            parent["namespace"] = self.k8s.gateway_namespace
+        values = {
+            "name": self.service_name(), "namespace": self.namespace, "labels": self.selector(),
+            "parent_refs": [parent], "hostnames": list(self.k8s.hostnames) or None,
+            "backend_refs": [{"name": name, "port": HTTP_PORT, "weight": weight} for name, weight in weights.items()],
+        }
+        return fill(_template("httproute")[0], values)
+
+    def record(self, record: Mapping[str, Any]) -> dict:
+        values = {"name": self.record_name, "namespace": self.namespace, "labels": self.selector(),
+                  "record": json.dumps(record, sort_keys=True)}
+        return fill(_template("configmap")[0], values)
+
+    def rbac(self) -> list[dict]:
+        """ServiceAccount, Role and RoleBinding of the deployer pod; HTTPRoutes only where traffic uses them."""
+        values = {"service_account": self.k8s.service_account, "namespace": self.namespace, "labels": self.selector()}
+        documents = [fill(d, values) for d in _template("rbac")]
+        if self.k8s.traffic != "gateway":
+            for doc in documents:
+                if doc["kind"] == "Role":
+                    doc["rules"] = [r for r in doc["rules"] if "httproutes" not in r["resources"]]
+        return documents
