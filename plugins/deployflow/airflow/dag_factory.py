@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TaskGroup, TriggerRule
+from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
 from deployflow import testing
@@ -115,28 +115,39 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
         "service": service, "service_file": str(service_file), "environment_name": REQUEST.format("environment"),
         "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": REQUEST.format("strategy"),
     }
+    deployer = _deployer_class(service)
     # Every step converges when retried, so a killed deployer is retried; a step
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
-    prepare = DeployerOperator(task_id="prepare", step="prepare", retries=1, **common)
+    prepare = deployer(task_id="prepare", step="prepare", retries=1, **common)
     health = HealthCheckSensor(
         task_id="health", urls="{{ ti.xcom_pull(task_ids='prepare')['instances'] }}", service=service,
         environment_name=REQUEST.format("environment"), retries=0,
     )
-    shift = DeployerOperator(task_id="shift", step="shift", retries=1, **common)
+    shift = deployer(task_id="shift", step="shift", retries=1, **common)
     # Canary analysis judges the analysed step (it skips for other strategies):
     # passing goes on to promote, failing to rollback.
     analysis = CanaryAnalysisSensor(
         task_id="analysis", service=service, environment_name=REQUEST.format("environment"), retries=0,
     )
     load = AnalysisLoadOperator(task_id="load", service=service, environment_name=REQUEST.format("environment"), retries=0)
-    promote = DeployerOperator(
+    promote = deployer(
         task_id="promote", step="promote", retries=1, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common,
     )
-    rollback = DeployerOperator(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
+    rollback = deployer(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
     record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
     prepare >> health >> shift >> [analysis, load]
     [shift, analysis] >> promote >> record
     [prepare, health, shift, analysis, promote] >> rollback >> record
     load >> record
     return {"prepare": prepare, "rollback": rollback, "record": record}
+
+
+def _deployer_class(service: Service) -> type[BaseOperator]:
+    """The deployer steps run in a container next to Airflow (docker) or in a pod of the environment's namespace."""
+    if service.platform == "kubernetes":
+        # Imported only here: the Kubernetes client adds most of a second to every DAG file import.
+        from deployflow.airflow.kubernetes_deploy import KubernetesDeployerOperator
+
+        return KubernetesDeployerOperator
+    return DeployerOperator

@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from docker.types import Mount
 
 from deployflow.airflow.operators import docker_url, log_lines
-from deployflow.catalog import Service, project_root
+from deployflow.catalog import Environment, Service, front_url, project_root
 from deployflow.ledger import Ledger, ReleaseEntry
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 CATALOG_MOUNT = "/etc/deployflow"
 FAILED, BAD_INPUT = 1, 2  # the deployer's exit codes; anything else (a kill) may be retried
+DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
 
 
 def state_dir() -> Path:
@@ -85,7 +86,7 @@ class DeployerOperator(DockerOperator):
         state = str(state_dir())
         kwargs.setdefault("docker_url", docker_url())
         super().__init__(
-            image="{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}",
+            image=DEPLOYER_IMAGE,
             command=None,
             mounts=[
                 Mount(target="/var/run/docker.sock", source="/var/run/docker.sock", type="bind"),
@@ -188,18 +189,29 @@ class ReleaseRecordOperator(BaseOperator):
         return "failed before deploy"
 
     def _live(self, environment: str) -> dict[str, Any] | None:
-        import docker
-
         from deployflow.deployer.wiring import rollout_for
 
+        env = self.service.environments[environment]
         try:
-            status = rollout_for(self.service, environment, client=docker.from_env(), state_dir=state_dir()).status()
+            client = self._platform_client(env)
+            status = rollout_for(self.service, environment, client=client, state_dir=state_dir()).status()
         except Exception as exc:  # the record must not fail on a status read
             self.log.warning("could not read what is live in %s: %s", environment, exc)
             return None
-        status["url"] = f"http://127.0.0.1:{self.service.environments[environment].port}/"
+        status["url"] = f"{front_url(self.service, env)}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
         return status
+
+    @staticmethod
+    def _platform_client(env: Environment) -> object:
+        """The Docker engine here, or the cluster through the environment's Airflow connection."""
+        if env.kubernetes is not None:
+            from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+            return KubernetesHook(conn_id=env.kubernetes.connection_id).api_client
+        import docker
+
+        return docker.from_env()
 
 
 class AnalysisLoadOperator(BaseOperator):
@@ -229,7 +241,7 @@ class AnalysisLoadOperator(BaseOperator):
         if not shifted.get("analysis") or env.analysis.load_rate <= 0:
             raise AirflowSkipException("no canary analysis to drive traffic for")
         seconds = 2 * env.analysis.intervals * env.analysis.interval_s  # the analysis' longest run
-        url = f"http://127.0.0.1:{env.port}/"
+        url = f"{front_url(self.service, env)}/"
         self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
         with LoadGenerator(url, rate=env.analysis.load_rate, threads=2, max_seconds=seconds) as load:
             while time.monotonic() - load.started < seconds and not _analysis_over(context):

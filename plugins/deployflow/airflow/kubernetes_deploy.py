@@ -1,0 +1,134 @@
+"""The deployer steps of a ``kubernetes`` service: the same CLI as DeployerOperator, in a pod.
+
+Each step runs ``python -m deployflow.deployer <step>`` in the deployer image,
+in the run's environment's namespace, as its deployer service account (whose
+Role ``python -m deployflow.deployer rbac`` prints). The catalog entry goes in
+as $DEPLOYFLOW_SERVICE_YAML; the step's JSON result comes back through
+KubernetesPodOperator's XCom sidecar, which reads /airflow/xcom/return.json.
+Airflow's connection to the cluster needs, in that namespace, to create,
+watch, patch and delete pods, read their logs, and ``pods/exec`` (the
+result is read by an exec into the sidecar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.container import get_container_status
+from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from kubernetes.client import models as k8s
+
+from deployflow.airflow.deploy import BAD_INPUT, DEPLOYER_IMAGE, FAILED
+from deployflow.catalog import Service
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RESULT_FILE = "/airflow/xcom/return.json"
+LABEL_GROUP = "deployflow.io"
+
+
+class KubernetesDeployerOperator(KubernetesPodOperator):
+    """One deployer step for this run's release, in a pod of the environment's namespace.
+
+    The namespace, connection, service account, image pull secrets and what
+    to do with the finished pod come from the catalog's ``kubernetes`` block
+    of the environment the run targets, chosen when the task runs.
+
+    :param step: ``prepare``, ``shift``, ``promote``, ``rollback`` or ``status``.
+    :param service: the catalog entry; its file's text is the pod's $DEPLOYFLOW_SERVICE_YAML.
+    :param service_file: that entry's path on this host.
+    :param environment_name: target environment (templated).
+    :param version: image tag being released (templated).
+    :param image_ref: image reference to run (templated).
+    :param strategy: strategy name (templated).
+    """
+
+    template_fields: Sequence[str] = (*KubernetesPodOperator.template_fields, "environment_name", "version", "image_ref", "strategy")
+    ui_color = "#e0f2f1"
+
+    def __init__(
+        self, *, step: str, service: Service, service_file: str, environment_name: str, version: str = "",
+        image_ref: str = "", strategy: str = "", **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            image=DEPLOYER_IMAGE,
+            name=f"deployer-{service.name}-{step}",
+            labels={f"{LABEL_GROUP}/role": "deployer", f"{LABEL_GROUP}/service": service.name, f"{LABEL_GROUP}/step": step},
+            container_resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}),
+            get_logs=True,
+            do_xcom_push=True,
+            # The trigger's failure path pushes a failed step's result as its XCom, and
+            # the record reads any promote XCom as "promoted": the pod is watched in the worker.
+            deferrable=False,
+            **kwargs,
+        )
+        self.step = step
+        self.service = service
+        self.service_file = service_file
+        self.environment_name = environment_name
+        self.version = version
+        self.image_ref = image_ref
+        self.strategy = strategy
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        if self.step == "prepare":
+            ti.xcom_push(key="started", value=True)  # from here on, rollback has something to undo
+        if self.step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
+            raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+        self.bind_environment()
+        result = super().execute(context)
+        if not result:
+            raise AirflowFailException(f"deployer {self.step} wrote no result")
+        return result
+
+    def bind_environment(self) -> None:
+        """Point the pod at the (rendered) run's environment: where it runs, as whom, and what it runs.
+
+        Called after templates are rendered and before the hook or the pod is built.
+        """
+        env = self.service.environments.get(self.environment_name)
+        if env is None or env.kubernetes is None:
+            valid = ", ".join(e.name for e in self.service.environments.values() if e.kubernetes) or "none"
+            raise AirflowFailException(f"{self.environment_name!r} is not a kubernetes environment of {self.service.name}; "
+                                       f"valid values are {valid}")
+        k = env.kubernetes
+        self.namespace = k.namespace
+        self.kubernetes_conn_id = k.connection_id
+        self.service_account_name = k.service_account
+        self.image_pull_secrets = [k8s.V1LocalObjectReference(name=name) for name in k.image_pull_secrets]
+        self.on_finish_action = OnFinishAction(k.on_finish_action)
+        for cached in ("hook", "client", "pod_manager"):  # cached_property: built from the connection above, not an earlier one
+            self.__dict__.pop(cached, None)
+        self.arguments = [
+            self.step, "--environment", self.environment_name, "--version", self.version, "--image", self.image_ref,
+            "--strategy", self.strategy,
+        ]
+        # Set after rendering: the catalog's PromQL ({{selector}...) is not a template.
+        self.env_vars = [
+            k8s.V1EnvVar(name="DEPLOYFLOW_SERVICE_YAML", value=Path(self.service_file).read_text()),
+            k8s.V1EnvVar(name="DEPLOYFLOW_RESULT_FILE", value=RESULT_FILE),
+        ]
+
+    def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None,
+                context: Context | None = None) -> None:
+        """KubernetesPodOperator raises one AirflowException for every failed pod; tell the deployer's
+        own verdicts (exit 1 or 2: not retried) from a pod that was killed or evicted (retried)."""
+        try:
+            # No XCom for a failed step, as on Docker (KPO would push it).
+            super().cleanup(pod, remote_pod, xcom_result=None, context=context)
+        except AirflowSkipException:
+            raise
+        except AirflowException as exc:
+            status = get_container_status(remote_pod, self.base_container_name)
+            terminated = status.state.terminated if status and status.state else None
+            code = terminated.exit_code if terminated else None
+            reason = (xcom_result or {}).get("error") or f"deployer {self.step} exited with {code}"
+            if code in (FAILED, BAD_INPUT):
+                raise AirflowFailException(reason) from None
+            raise AirflowException(f"{reason} (may be retried)") from exc
