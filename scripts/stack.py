@@ -65,9 +65,10 @@ def say(message: str) -> None:
 
 
 def deployer_image() -> str:
-    """The deployer's tag: a hash of the package and its Dockerfile, so code changes rebuild it."""
+    """The deployer's tag: a hash of the package (code and Kubernetes templates) and its Dockerfile, so changes rebuild it."""
     digest = hashlib.sha256()
-    files = sorted((ROOT / "plugins/deployflow").rglob("*.py")) + [ROOT / "include/images/deployer/Dockerfile"]
+    package = ROOT / "plugins/deployflow"
+    files = sorted([*package.rglob("*.py"), *package.rglob("*.yaml")]) + [ROOT / "include/images/deployer/Dockerfile"]
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return f"deployflow/deployer:{digest.hexdigest()[:12]}"

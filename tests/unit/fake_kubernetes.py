@@ -7,13 +7,20 @@ resourceVersion, create of an existing name), bumps metadata.generation on a
 spec change, and records each call as (verb, apiGroup, resource, name): what
 the RBAC test compares with the deployer's Role. A tiny "controller" fills in
 Deployment status on every read: pods of an image listed in ``unready`` never
-become ready; the others are ready at once.
+become ready; the others are ready at once. FakeKubernetesServer puts the same
+fake behind real HTTP, for the official client and the deployer CLI.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes.client.exceptions import ApiException
 
@@ -186,3 +193,83 @@ class _CustomObjectsAPI:
                                          body: dict) -> dict:
         self._check("update", group, version, namespace, plural, name)
         return self._api.replace("HTTPRoute", name, body)
+
+
+# ---- the same fake over HTTP, for the real client ---------------------------------------
+
+_PATHS = re.compile(
+    r"^/(?:api/v1|apis/(?P<group>[a-z0-9.]+)/(?P<version>v1))/namespaces/(?P<namespace>[a-z0-9-]+)/(?P<resource>[a-z]+)"
+    r"(?:/(?P<name>[a-z0-9-]+))?$"
+)
+_KINDS = {("", "services"): "Service", ("", "configmaps"): "ConfigMap", ("apps", "deployments"): "Deployment",
+          ("gateway.networking.k8s.io", "httproutes"): "HTTPRoute"}
+_HTTP_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+class FakeKubernetesServer:
+    """FakeKubernetesAPI behind a real HTTP server on 127.0.0.1, speaking the API server's REST paths, so
+    the official client (and the deployer CLI with a kubeconfig) can talk to it. Every request is recorded
+    as (method, path)."""
+
+    def __init__(self, api: FakeKubernetesAPI) -> None:
+        self.api = api
+        self.requests: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                path = urlsplit(self.path).path
+                server.requests.append((self.command, path))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                status, answer = server.answer(self.command, path, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def answer(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
+        match = _PATHS.match(path)
+        kind = match and _KINDS.get((match["group"] or "", match["resource"]))
+        if not kind or method not in _HTTP_VERBS:
+            return 404, _status(404, f"the server could not find the requested resource ({method} {path})")
+        verb, name = _HTTP_VERBS[method], match["name"] or (body or {}).get("metadata", {}).get("name", "")
+        try:
+            self.api._call(verb, match["group"] or "", match["resource"], name, match["namespace"])
+            if verb == "get":
+                return 200, self.api.read(kind, name)
+            if verb == "create":
+                return 201, self.api.create(kind, body)
+            if verb == "update":
+                return 200, self.api.replace(kind, name, body)
+            self.api.delete(kind, name)
+            return 200, _status(200, "deleted")
+        except ApiException as exc:
+            return exc.status, _status(exc.status, exc.reason)
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": self.api.namespace}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+        }))
+        return path
+
+    def close(self) -> None:
+        self.http.shutdown()
+
+
+def _status(code: int, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Success" if code < 400 else "Failure", "message": message, "code": code}
