@@ -16,10 +16,10 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy bench-judge
+.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy bench-judge kind-e2e
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## the virtualenv, from the full lock
 
@@ -65,3 +65,6 @@ bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, o
 
 bench-judge: venv ## judge benchmark: detection and false-positive rates vs the threshold judge (prints figures)
 	$(PY) scripts/bench_judge.py
+
+kind-e2e: venv ## Kubernetes end to end: kind cluster, Gateway, Airflow, releases to dev/staging/prod (needs internet; KEEP=1 keeps it)
+	$(PY) scripts/kind_e2e.py
