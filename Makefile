@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit lock clean bench-deploy bench-judge kind-e2e
+.PHONY: help venv images up demo demo-down test test-unit k8s-schemas lock clean bench-deploy bench-judge kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,11 +45,18 @@ demo: up ## release the sample service through Airflow's REST API and follow it
 demo-down: ## stop what demo started (Airflow processes by PID, containers by name)
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down --home $(AIRFLOW_HOME); fi
 
-test: venv images ## every test: unit, DAG integrity, end-to-end against Docker and Airflow
+test: venv images k8s-schemas ## every test: unit, DAG integrity, end-to-end against Docker and Airflow
 	$(PY) -m pytest
 
-test-unit: venv ## the fast tests only (no Docker, no Airflow processes)
+test-unit: venv k8s-schemas ## the fast tests only (no Docker, no Airflow processes)
 	$(PY) -m pytest tests/unit tests/dags
+
+# The Gateway API's schemas (HTTPRoute) come from npm; the built-in kinds' from kubernetes-validate (PyPI).
+k8s-schemas: tests/k8s/node_modules/.installed
+
+tests/k8s/node_modules/.installed: tests/k8s/package-lock.json
+	cd tests/k8s && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lock: ## rebuild requirements.txt from requirements.in in a clean venv
 	rm -rf /tmp/deployflow-lock && $(PYTHON) -m venv /tmp/deployflow-lock

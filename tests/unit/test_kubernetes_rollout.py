@@ -197,7 +197,7 @@ def test_canary_by_replica_ratio_rolls_back_to_the_full_old_colour():
     w = World("canary", traffic="replicas", replicas=4, analysis=False)
     w.release("v1", "prepare", "shift", "promote")
     w.release("v2", "prepare", "shift")
-    assert w.api.replicas("shop-blue") == 2, "at 50 % the old colour is down to half"
+    assert (w.api.replicas("shop-green"), w.api.replicas("shop-blue")) == (2, 2), "at 50 % the pods are half and half"
     w.release("v2", "rollback")
     assert w.api.selector("shop")[COLOUR] == "blue"
     assert (w.api.replicas("shop-blue"), w.api.replicas("shop-green")) == (4, 0)

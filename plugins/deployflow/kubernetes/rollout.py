@@ -371,19 +371,21 @@ class KubernetesRollout:
 
     def _canary_step(self, record: Record, step: Step) -> None:
         n = self.env.replicas
-        self._run(record.colour, self.target, step.new, track="canary")
+        # With Gateway API the canary's pods only need to carry their share; by replica ratio they are the share.
+        canaries = step.new if self._gateway else max(step.new, math.ceil(step.percent * n / 100))
+        self._run(record.colour, self.target, canaries, track="canary")
         self._guarded(record, lambda: self._wait_ready(record.colour), f"the {step.percent} % step's scale-up")
         baseline = self._deployment(BASELINE) is not None and step.analysis
         if self._gateway:
             base = min(step.percent, 100 - step.percent) if baseline else 0
             self._route(100 - step.percent - base, step.percent, base)
         else:  # the share follows the pods: the new colour has step.new of them, the live one the rest
-            stable = max(1, n - math.ceil(step.percent * n / 100))
+            stable = max(1, n - canaries)
             self._run(record.live, record.previous, stable)
             if not baseline and self._deployment(BASELINE):
                 self._run(BASELINE, record.previous, 0, track=BASELINE)
-            log.info("shift: about %d %% of traffic on %s (%d canary, %d stable pods)", round(100 * step.new / (step.new + stable)),
-                     self.target.version, step.new, stable)
+            log.info("shift: about %d %% of traffic on %s (%d canary, %d stable pods)", round(100 * canaries / (canaries + stable)),
+                     self.target.version, canaries, stable)
         self._save(replace(self._read_record() or record, percent=step.percent))
 
     def _guarded(self, record: Record, wait: Callable[[], None], what: str) -> None:
