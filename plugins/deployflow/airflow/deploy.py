@@ -64,6 +64,16 @@ def _last_error(lines: Any) -> str | None:
     return None
 
 
+def begin_step(step: str, context: Context) -> None:
+    """What every deployer step does first, on any platform: prepare marks that the release
+    started (from then on rollback has something to undo); rollback skips when nothing started."""
+    ti = context["ti"]
+    if step == "prepare":
+        ti.xcom_push(key="started", value=True)
+    if step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
+        raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+
+
 class DeployerOperator(DockerOperator):
     """One deployer step for this run's release, in the deployer image.
 
@@ -112,12 +122,8 @@ class DeployerOperator(DockerOperator):
         self.strategy = strategy
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ti = context["ti"]
         state_dir().mkdir(parents=True, exist_ok=True)
-        if self.step == "prepare":
-            ti.xcom_push(key="started", value=True)  # from here on, rollback has something to undo
-        if self.step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
-            raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+        begin_step(self.step, context)
         self.command = [
             self.step, "--service-file", f"{CATALOG_MOUNT}/{self.service.name}.yaml", "--environment", self.environment_name,
             "--version", self.version, "--image", self.image_ref, "--strategy", self.strategy,

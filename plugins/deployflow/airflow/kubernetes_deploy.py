@@ -22,7 +22,7 @@ from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 
-from deployflow.airflow.deploy import BAD_INPUT, DEPLOYER_IMAGE, FAILED
+from deployflow.airflow.deploy import BAD_INPUT, DEPLOYER_IMAGE, FAILED, begin_step
 from deployflow.catalog import Service
 
 if TYPE_CHECKING:
@@ -76,11 +76,7 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         self.strategy = strategy
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ti = context["ti"]
-        if self.step == "prepare":
-            ti.xcom_push(key="started", value=True)  # from here on, rollback has something to undo
-        if self.step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
-            raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+        begin_step(self.step, context)
         self.bind_environment()
         result = super().execute(context)
         if not result:

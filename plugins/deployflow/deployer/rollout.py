@@ -53,6 +53,17 @@ class Record:
     outcome: str | None = None  # "promoted" or "rolled back": a later release of this version starts afresh
 
 
+def nothing_to_roll_back(record: Any, environment: str) -> dict[str, Any] | None:
+    """Rollback's answer when it has no work (on any platform): this release changed nothing, or it
+    was already rolled back (a retry after the work was done); None when there is work."""
+    if record is None or record.already_live or record.outcome == "promoted":
+        log.info("rollback: this release changed nothing in %s; nothing to roll back", environment)
+        return {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
+    if record.outcome == "rolled back":
+        return {"rolled_back": True, "to": record.previous.version if record.previous else None, "seconds": 0.0}
+    return None
+
+
 class Rollout:
     def __init__(
         self, *, platform: Platform, router: Router, strategy: Strategy, service: Service, environment: Environment,
@@ -228,12 +239,9 @@ class Rollout:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
         started = time.monotonic()
         record = self._load_record(finished=True)
-        if record is None or record.already_live or record.outcome == "promoted":
-            log.info("rollback: this release changed nothing in %s; nothing to roll back", self.env.name)
-            return {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
-        previous = record.previous.version if record.previous else None
-        if record.outcome == "rolled back":  # a retry after the work was done
-            return {"rolled_back": True, "to": previous, "seconds": 0.0}
+        done = nothing_to_roll_back(record, self.env.name)
+        if done is not None:
+            return done
         instances = self._instances()
         new = [*self._set(instances, record.colour, self.target.version), *self._set(instances, BASELINE)]
         if record.previous is None:

@@ -36,20 +36,13 @@ from typing import Any
 
 from deployflow import health
 from deployflow.catalog import Environment, Service
-from deployflow.deployer.rollout import StepFailed, Target
+from deployflow.deployer.rollout import StepFailed, Target, nothing_to_roll_back
 from deployflow.kubernetes.cluster import Cluster
 from deployflow.kubernetes.manifests import GROUP, Manifests
+from deployflow.platforms.base import BASELINE, COLOURS, other_colour
 from deployflow.strategies.base import Step, Strategy
 
 log = logging.getLogger("deployflow.deployer")
-
-COLOURS = ("blue", "green")
-BASELINE = "baseline"
-
-
-def other(colour: str) -> str:
-    return COLOURS[1 - COLOURS.index(colour)]
-
 
 @dataclass(frozen=True)
 class Record:
@@ -209,7 +202,7 @@ class KubernetesRollout:
             if previous and previous.version == self.target.version:
                 record = Record(self.target.version, self.target.image, self.strategy.name, live, live, None, already_live=True)
             else:
-                colour = live if live and self.strategy.name == "rolling" else (other(live) if live else COLOURS[0])
+                colour = live if live and self.strategy.name == "rolling" else (other_colour(live) if live else COLOURS[0])
                 record = Record(self.target.version, self.target.image, self.strategy.name, colour, live, previous)
             self._save(record)
         if record.already_live:
@@ -319,12 +312,10 @@ class KubernetesRollout:
         """All traffic back to the previous version (restarting its pods if needed), then scale the new one to 0."""
         started = time.monotonic()
         record = self._load_record(finished=True)
-        if record is None or record.already_live or record.outcome == "promoted":
-            log.info("rollback: this release changed nothing in %s; nothing to roll back", self.env.name)
-            return {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
+        done = nothing_to_roll_back(record, self.env.name)
+        if done is not None:
+            return done
         previous = record.previous.version if record.previous else None
-        if record.outcome == "rolled back":
-            return {"rolled_back": True, "to": previous, "seconds": 0.0}
         if record.previous is None:
             self.cluster.delete("Deployment", self.m.deployment_name(record.colour))
             self._save(replace(record, outcome="rolled back"))
