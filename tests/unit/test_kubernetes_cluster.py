@@ -138,3 +138,23 @@ def test_the_deployer_prints_the_rbac_of_a_kubernetes_environment(tmp_path):
                             str(ROOT / "include/services/sample-app.yaml"), "--environment", "prod"],
                            env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")}, capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "'prod' is not a kubernetes environment of sample-app; valid values are none" in wrong.stderr
+
+
+def test_a_write_that_races_another_writer_is_redone_on_a_fresh_read():
+    api = FakeKubernetesAPI(NAMESPACE)
+    cluster = Cluster(namespace=NAMESPACE, apps=api.apps, core=api.core, custom=api.custom, serialize=api.serialize)
+    m = World("blue-green").manifests
+    cluster.apply(m.service_object("shop", m.selector("blue")))
+    read, raced = api.read, []
+
+    def read_then_someone_writes(kind, name):
+        obj = read(kind, name)
+        if not raced:  # another writer updates the object between our read and our write
+            raced.append(True)
+            api._stamp(api.objects[(kind, name)])
+        return obj
+
+    api.read = read_then_someone_writes
+    switched = cluster.apply(m.service_object("shop", m.selector("green")))
+    assert switched["spec"]["selector"]["deployflow.io/colour"] == "green"
+    assert [c[0] for c in api.calls[-4:]] == ["get", "update", "get", "update"], "a 409, then a fresh read and a write"

@@ -5,12 +5,12 @@ Objects are plain dicts (the manifests' shape) both ways. A change is a full
 replace of the object read just before, with its resourceVersion, so two
 writers never overwrite each other silently (a conflict is retried on a fresh
 read). The verbs and resources used here are exactly what the deployer's Role
-grants (include: plugins/deployflow/kubernetes/templates/rbac.yaml).
+grants (templates/rbac.yaml; tests/unit/test_kubernetes_rbac.py compares them).
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +18,6 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from deployflow.errors import DeployflowError
-
-log = logging.getLogger("deployflow.deployer")
 
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 
@@ -80,7 +78,7 @@ class Cluster:
                     return self.serialize(calls["create"](manifest))
                 return self.serialize(calls["update"](name, _carry_over(current, manifest)))
             except ApiException as exc:
-                if exc.status in (409,) and attempt < 2:  # someone wrote in between, or it appeared: read again
+                if exc.status == 409 and attempt < 2:  # someone wrote in between, or it appeared: read again
                     continue
                 raise self._error("write", kind, name, exc) from None
         raise AssertionError("unreachable")
@@ -112,8 +110,6 @@ def _carry_over(current: dict, desired: dict) -> dict:
 
 
 def _message(exc: ApiException) -> str:
-    import json
-
     try:
         return json.loads(exc.body or "{}").get("message", "")
     except ValueError:
