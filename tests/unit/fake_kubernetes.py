@@ -37,6 +37,7 @@ class FakeKubernetesAPI:
         self.written: list[dict] = []  # every body sent to create or replace, as sent
         self.unready: set[str] = set()  # images whose pods never pass their readiness probe
         self.deadline_exceeded: set[str] = set()  # images whose rollout reports ProgressDeadlineExceeded
+        self.gateway_api = True  # False: the cluster has no Gateway API CRDs (every httproutes call is a 404)
         self._version = 0
         self.apps = self.core = _TypedAPI(self)
         self.custom = _CustomObjectsAPI(self)
@@ -178,7 +179,7 @@ class _CustomObjectsAPI:
 
     def _check(self, verb: str, group: str, version: str, namespace: str, plural: str, name: str) -> None:
         self._api._call(verb, group, plural, name, namespace)
-        if (group, version, plural) != ("gateway.networking.k8s.io", "v1", "httproutes"):
+        if (group, version, plural) != ("gateway.networking.k8s.io", "v1", "httproutes") or not self._api.gateway_api:
             raise ApiException(status=404, reason=f"the server could not find the requested resource {group}/{version} {plural}")
 
     def get_namespaced_custom_object(self, *, group: str, version: str, namespace: str, plural: str, name: str) -> dict:

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from deployflow.deployer.rollout import StepFailed
+from deployflow.kubernetes.cluster import ClusterError
 from deployflow.kubernetes.manifests import GROUP
 from tests.unit.k8s_world import ALL, World, image, scenarios
 
@@ -176,6 +177,13 @@ def test_canary_unhealthy_during_a_pause_restores_the_weights_inside_the_step():
     with pytest.raises(StepFailed, match="failed its health checks during the 10 % step.*traffic restored to v1"):
         rollout.shift()
     assert w.api.weights("shop")["shop"] == 100
+
+
+def test_canary_with_gateway_traffic_on_a_cluster_without_gateway_api_says_what_to_change():
+    w = World("canary")
+    w.api.gateway_api = False
+    with pytest.raises(ClusterError, match="serves no Gateway API .* or set the environment's kubernetes.traffic to 'replicas'"):
+        w.release("v1", "prepare")
 
 
 def test_canary_by_replica_ratio_without_gateway_api():

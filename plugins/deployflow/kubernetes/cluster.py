@@ -80,6 +80,10 @@ class Cluster:
             except ApiException as exc:
                 if exc.status == 409 and attempt < 2:  # someone wrote in between, or it appeared: read again
                     continue
+                if exc.status == 404 and kind == "HTTPRoute":
+                    raise ClusterError(f"could not write HTTPRoute {self.namespace}/{name}: the cluster serves no Gateway API "
+                                       "(gateway.networking.k8s.io/v1 HTTPRoute); install its CRDs and a Gateway, or set "
+                                       "the environment's kubernetes.traffic to 'replicas'") from None
                 raise self._error("write", kind, name, exc) from None
         raise AssertionError("unreachable")
 
