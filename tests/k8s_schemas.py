@@ -2,7 +2,8 @@
 
 Built-in kinds (Deployment, Service, Pod, Role...) go through
 kubernetes-validate in strict mode (unknown fields are errors, as with
-``kubectl apply --validate=strict``) at KUBERNETES_VERSION. HTTPRoute is a
+``kubectl apply --validate=strict``) at KUBERNETES_VERSION, the pin, and at
+the newest version it ships. HTTPRoute is a
 Gateway API custom resource, which kubernetes-validate does not know: it goes
 through the schemas kubernetes-models generates from the Gateway API CRDs
 (npm ``@kubernetes-models/gateway-api``, installed by ``make test`` into
@@ -25,6 +26,7 @@ import kubernetes_validate
 # for 1.36. We validate at 1.35: an object valid there is valid on every supported
 # cluster, since the GA APIs we use (apps/v1, v1, rbac/v1) only gain fields.
 KUBERNETES_VERSION = "1.35"
+NEWEST_VERSION = "1.37"  # the newest kubernetes-validate 1.37.0 ships: checked too, so no field we use went away
 GATEWAY_KINDS = {("gateway.networking.k8s.io/v1", "HTTPRoute")}
 NODE_DIR = Path(__file__).resolve().parent / "k8s"
 
@@ -44,11 +46,12 @@ def validate_all(manifests: Sequence[dict]) -> int:
     for manifest in manifests:
         if manifest in gateway:
             continue
-        try:
-            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.path)
-            raise SchemaError(f"{_name(manifest)} is not valid at {KUBERNETES_VERSION}: {path}: {exc.message}") from None
+        for version in (KUBERNETES_VERSION, NEWEST_VERSION):
+            try:
+                kubernetes_validate.validate(manifest, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path)
+                raise SchemaError(f"{_name(manifest)} is not valid at {version}: {path}: {exc.message}") from None
     if gateway:
         for manifest, error in zip(gateway, _validate_gateway(gateway)):
             if error:

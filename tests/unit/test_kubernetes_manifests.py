@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from deployflow.kubernetes.manifests import Manifests
-from tests.k8s_schemas import KUBERNETES_VERSION, SchemaError, validate, validate_all
+from tests.k8s_schemas import KUBERNETES_VERSION, NEWEST_VERSION, SchemaError, validate, validate_all
 from tests.unit.k8s_world import ALL, World, scenarios
 
 
@@ -88,7 +88,7 @@ def test_gateway_validation_fails_on_a_bad_weight():
         validate(bad)
 
 
-def test_the_pinned_version_is_one_kubernetes_validate_ships():
+def test_the_pinned_versions_are_ones_kubernetes_validate_ships():
     import kubernetes_validate.utils as utils
 
-    assert KUBERNETES_VERSION in {utils.major_minor(v) for v in utils.all_versions()}
+    assert {KUBERNETES_VERSION, NEWEST_VERSION} <= {utils.major_minor(v) for v in utils.all_versions()}
