@@ -39,6 +39,7 @@ from deployflow.catalog import Environment, Service
 from deployflow.deployer.rollout import StepFailed, Target, nothing_to_roll_back
 from deployflow.kubernetes.cluster import Cluster
 from deployflow.kubernetes.manifests import GROUP, Manifests
+from deployflow.kubernetes.traffic import Traffic, traffic_for
 from deployflow.platforms.base import BASELINE, COLOURS, other_colour
 from deployflow.strategies.base import Step, Strategy
 
@@ -82,6 +83,7 @@ class KubernetesRollout:
         self.sleep = sleep
         self.clock = clock
         self.poll_s = poll_s
+        self.traffic: Traffic = traffic_for(strategy.name, manifests.env, cluster, manifests)
 
     # ---- the record ------------------------------------------------------------------
 
@@ -171,24 +173,11 @@ class KubernetesRollout:
         record = self._read_record()
         return record.percent if record else 0
 
-    @property
-    def _gateway(self) -> bool:
-        return self.strategy.name == "canary" and self.env.kubernetes.traffic == "gateway"
-
     # ---- writes ----------------------------------------------------------------------
 
     def _run(self, colour: str, target: Target, replicas: int, track: str = "stable") -> None:
         self.cluster.apply(self.m.deployment(colour, track, target.version, target.image, replicas,
                                              rolling=self.strategy.name == "rolling"))
-
-    def _select(self, role: str, colour: str | None) -> None:
-        """Point Service ``role`` (main: "") at ``colour``'s pods, or at every colour's with None."""
-        self.cluster.apply(self.m.service_object(self.m.service_name(role), self.m.selector(colour)))
-
-    def _route(self, main: int, canary: int = 0, baseline: int = 0) -> None:
-        weights = {self.m.service_name(): main, self.m.service_name("canary"): canary, self.m.service_name(BASELINE): baseline}
-        self.cluster.apply(self.m.httproute(weights))
-        log.info("route: %d %% main, %d %% canary, %d %% baseline", main, canary, baseline)
 
     # ---- steps -----------------------------------------------------------------------
 
@@ -213,28 +202,22 @@ class KubernetesRollout:
             # A first deploy (nothing to protect) or rolling: the pods go straight behind the main Service,
             # each taking traffic once its readiness probe passes.
             self._run(record.colour, self.target, n)
-            self._select("", record.colour)
-            if self._gateway:
-                self._route(100)
+            self.traffic.switch(record.colour)
             checked = [self.m.service_name()]
         elif self.strategy.name == "blue-green":
-            self._select("", record.live)  # a canary by replica ratio may have left it selecting every colour
+            self.traffic.hold(record.live)  # a canary by replica ratio may have left it selecting every colour
             self._run(record.colour, self.target, n)
-            self._select("preview", record.colour)
+            self.traffic.select("preview", record.colour)
             checked = [self.m.service_name("preview")]
         else:
             count = self.strategy.first_instances(n)
             self._run(record.colour, self.target, count, track="canary")
-            self._select("canary", record.colour)
+            self.traffic.select("canary", record.colour)
             if self.env.analysis.baseline and any(s.analysis for s in self.strategy.steps(n)):
                 # A fresh baseline of the old version, as many pods as the canary: judged against it.
                 self._run(BASELINE, record.previous, count, track=BASELINE)
-                self._select(BASELINE, BASELINE)
-            if self._gateway:
-                self._select("", record.live)
-                self._route(100)
-            else:
-                self._select("", None)  # traffic by replica ratio: every colour's pods behind the main Service
+                self.traffic.select(BASELINE, BASELINE)
+            self.traffic.hold(record.live)
             checked = [self.m.service_name("canary")]
         log.info("prepare: %s applied in %s as %s in %.1f s (previous: %s)", self.target.version, self.env.name,
                  record.colour, time.monotonic() - started, record.previous.version if record.previous else "none")
@@ -254,7 +237,7 @@ class KubernetesRollout:
             return {**self._result(record, started, [self.m.service_name()]), "analysis": False}
         if self.strategy.name == "blue-green":
             self._wait_ready(record.colour)
-            self._select("", record.colour)
+            self.traffic.switch(record.colour)
             log.info("shift: 100 %% of traffic on %s (%s)", self.target.version, record.colour)
             return {**self._result(record, started, [self.m.service_name()]), "analysis": False}
         steps = self.strategy.steps(self.env.replicas)[:-1]  # 100 % is promote's
@@ -290,11 +273,7 @@ class KubernetesRollout:
                     self._watch(record, step.pause_s, f"the {step.percent} % step")
             self._run(record.colour, self.target, n)  # full size, as the stable track
             self._guarded(record, lambda: self._wait_ready(record.colour), "the canary's scale-up")
-            if self._gateway:
-                self._route(0, 100)
-            self._select("", record.colour)
-            if self._gateway:
-                self._route(100)
+            self.traffic.switch(record.colour)
             self._save(replace(record, percent=100))
             log.info("promote: 100 %% of traffic on %s", self.target.version)
         delay = self.strategy.scale_down_delay()
@@ -363,14 +342,13 @@ class KubernetesRollout:
     def _canary_step(self, record: Record, step: Step) -> None:
         n = self.env.replicas
         # With Gateway API the canary's pods only need to carry their share; by replica ratio they are the share.
-        canaries = step.new if self._gateway else max(step.new, math.ceil(step.percent * n / 100))
+        canaries = max(step.new, math.ceil(step.percent * n / 100)) if self.traffic.pods_carry_share else step.new
         self._run(record.colour, self.target, canaries, track="canary")
         self._guarded(record, lambda: self._wait_ready(record.colour), f"the {step.percent} % step's scale-up")
         baseline = self._deployment(BASELINE) is not None and step.analysis
-        if self._gateway:
-            base = min(step.percent, 100 - step.percent) if baseline else 0
-            self._route(100 - step.percent - base, step.percent, base)
-        else:  # the share follows the pods: the new colour has step.new of them, the live one the rest
+        if not self.traffic.pods_carry_share:
+            self.traffic.split(step.percent, min(step.percent, 100 - step.percent) if baseline else 0)
+        else:  # the share follows the pods: the new colour has canaries of them, the live one the rest
             stable = max(1, n - canaries)
             self._run(record.live, record.previous, stable)
             if not baseline and self._deployment(BASELINE):
@@ -414,9 +392,7 @@ class KubernetesRollout:
             live = self._deployment(record.live)
             if not self._ready(live)[0] or wait:
                 self._wait_ready(record.live)  # scaled down by a replica-ratio canary or a finished scale-down delay
-            self._select("", record.live)
-            if self._gateway:
-                self._route(100)
+            self.traffic.switch(record.live)
         elif wait:
             self._wait_ready(record.live)
         log.warning("restored 100 %% of traffic to %s", record.previous.version)
