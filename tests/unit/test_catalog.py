@@ -138,3 +138,64 @@ def test_missing_catalog_directory(tmp_path):
 def test_source_location(repo, expected):
     service = parse_service(with_change("source.repo", repo))
     assert service.source.location(Path("/opt/deployflow")) == expected
+
+
+# ---- kubernetes environments ------------------------------------------------------------
+
+K8S = {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {
+    "staging": {"platform": "kubernetes", "kubernetes": {"namespace": "shop-staging"}},
+    "prod": {"platform": "kubernetes", "rolling": {"batch_size": 2, "max_unavailable": 1}},
+}}
+
+
+def test_a_kubernetes_environment_takes_the_seed_defaults():
+    service = parse_service(K8S)
+    prod = service.environments["prod"].kubernetes
+    assert (prod.namespace, prod.connection_id, prod.service_account) == ("prod", "kubernetes_default", "deployflow-deployer")
+    assert (prod.cpu, prod.memory, prod.traffic, prod.on_finish_action) == ("500m", "1Gi", "gateway", "delete_pod")
+    assert prod.service_url("shop-preview") == "http://shop-preview.prod.svc.cluster.local"
+    assert service.environments["prod"].rolling.max_unavailable == 1
+    assert service.platform == "kubernetes" and parse_service(GOOD).platform == "docker"
+    assert load_service(ROOT / "include" / "k8s" / "services" / "sample-app.yaml").platform == "kubernetes"
+
+
+@pytest.mark.parametrize("change,error_path,says", [
+    (("staging", "kubernetes", "traffic", "istio"), "environments.staging.kubernetes.traffic",
+     "'istio' is not valid; valid values are 'gateway', 'replicas'"),
+    (("staging", "kubernetes", "flavour", 1), "environments.staging.kubernetes.flavour", "unknown field; valid fields are namespace,"),
+    (("staging", "kubernetes", "namespace", "Shop_Prod"), "environments.staging.kubernetes.namespace", "use lower-case letters"),
+    (("staging", "kubernetes", "url", "http://example.com"), "environments.staging.kubernetes.url", "must be an http(s) URL containing {name}"),
+    (("staging", "kubernetes", "url", "http://{name}.{zone}"), "environments.staging.kubernetes.url", "the only placeholders are {name} and {namespace}"),
+    (("staging", "kubernetes", "cpu", "half"), "environments.staging.kubernetes.cpu", "must be a Kubernetes quantity"),
+    (("staging", "kubernetes", "on_finish_action", "delete"), "environments.staging.kubernetes.on_finish_action",
+     "valid values are 'delete_pod', 'delete_succeeded_pod', 'keep_pod'"),
+    (("staging", "kubernetes", "hostnames", ["Shop.Example.com"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
+    (("staging", "kubernetes", "namespace", "prod"), "environments.prod.kubernetes.namespace", "is already staging's namespace"),
+    (("staging", "platform", "docker"), "environments.staging.port", "is required on the docker platform"),
+])
+def test_each_kubernetes_rule_names_the_field(change, error_path, says):
+    raw = copy.deepcopy(K8S)
+    *keys, last, value = change
+    node = raw["environments"]
+    for key in keys:
+        node = node.setdefault(key, {})
+    node[last] = value
+    with pytest.raises(ConfigError) as caught:
+        parse_service(raw)
+    assert caught.value.path == error_path and says in caught.value.message
+
+
+def test_a_kubernetes_block_on_a_docker_environment_is_refused():
+    raw = copy.deepcopy(GOOD)
+    raw["environments"]["dev"]["kubernetes"] = {"namespace": "dev"}
+    with pytest.raises(ConfigError, match="environments.dev.kubernetes: is only for platform 'kubernetes'"):
+        parse_service(raw)
+
+
+def test_one_service_runs_on_one_platform():
+    raw = copy.deepcopy(K8S)
+    raw["environments"]["dev"] = {"platform": "docker", "port": 18101}
+    with pytest.raises(ConfigError) as caught:
+        parse_service(raw)
+    assert caught.value.path == "environments.staging.platform"
+    assert "'kubernetes' differs from dev's 'docker'; a service's environments share one platform" in caught.value.message
