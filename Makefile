@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit k8s-schemas lock clean bench-deploy bench-judge kind-e2e
+.PHONY: help venv images up demo demo-down test test-unit k8s-schemas lock clean bench-deploy bench-judge bench-k8s kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, o
 
 bench-judge: venv ## judge benchmark: detection and false-positive rates vs the threshold judge (prints figures)
 	$(PY) scripts/bench_judge.py
+
+bench-k8s: venv ## the kubernetes driver's API calls and time per step (real client, FAKE API server)
+	$(PY) scripts/bench_k8s.py
 
 kind-e2e: venv ## Kubernetes end to end: kind cluster, Gateway, Airflow, releases to dev/staging/prod (needs internet; KEEP=1 keeps it)
 	$(PY) scripts/kind_e2e.py

@@ -298,3 +298,16 @@ def test_every_scenario_ends_with_the_main_service_on_running_pods(strategy, tra
         else:
             assert serving and all(image("v1") == s["spec"]["template"]["spec"]["containers"][0]["image"]
                                    or name in ("promoted", "re-run each step") for s in serving), name
+
+
+@pytest.mark.parametrize("strategy", ["blue-green", "canary"])
+def test_rollback_puts_traffic_back_before_anything_else_when_the_old_pods_still_run(strategy):
+    w = World(strategy)
+    w.release("v1", "prepare", "shift", "promote")
+    w.release("v2", "prepare", "shift")
+    before = len(w.api.calls)
+    w.release("v2", "rollback")
+    calls = w.api.calls[before:]
+    first_write = next(c for c in calls if c[0] != "get")
+    assert first_write == ("update", "", "services", "shop"), "the first write points the main Service back at the old pods"
+    assert calls.index(first_write) == 3, "after three reads: the record, the old Deployment, the Service"

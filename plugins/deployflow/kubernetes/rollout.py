@@ -387,12 +387,14 @@ class KubernetesRollout:
         if record.previous is None or record.live is None:
             return False
         n = self.env.replicas
-        self._run(record.live, record.previous, n)  # rolling: the previous template, so the previous ReplicaSet returns
+        live = self._deployment(record.live)
+        intact = live is not None and live["spec"].get("replicas") == n and self._target_of(live) == record.previous
+        if not intact:  # scaled down (replica ratio, scale-down delay), or rolling: the previous template brings back its ReplicaSet
+            self._run(record.live, record.previous, n)
         if self.strategy.name != "rolling":
-            live = self._deployment(record.live)
-            if not self._ready(live)[0] or wait:
-                self._wait_ready(record.live)  # scaled down by a replica-ratio canary or a finished scale-down delay
-            self.traffic.switch(record.live)
+            if not (intact and self._ready(live)[0]):
+                self._wait_ready(record.live)
+            self.traffic.switch(record.live)  # the first write when the old pods still run: traffic back at once
         elif wait:
             self._wait_ready(record.live)
         log.warning("restored 100 %% of traffic to %s", record.previous.version)
