@@ -158,3 +158,10 @@ def test_a_write_that_races_another_writer_is_redone_on_a_fresh_read():
     switched = cluster.apply(m.service_object("shop", m.selector("green")))
     assert switched["spec"]["selector"]["deployflow.io/colour"] == "green"
     assert [c[0] for c in api.calls[-4:]] == ["get", "update", "get", "update"], "a 409, then a fresh read and a write"
+
+
+def test_the_deployer_without_kubernetes_credentials_says_so(tmp_path):
+    code, result, stderr = deployer("prepare", "v1", tmp_path / "no-such-kubeconfig", tmp_path, yaml.safe_dump(
+        {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"platform": "kubernetes"}}}))
+    assert code == 2 and result is None
+    assert "kubernetes: no credentials: not in a pod with a service account, and no usable kubeconfig" in stderr

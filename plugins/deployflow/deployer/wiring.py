@@ -27,7 +27,11 @@ def platform_client(platform: str) -> object:
         try:
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
+            try:
+                kubernetes.config.load_kube_config()
+            except (kubernetes.config.ConfigException, OSError) as exc:
+                raise ConfigError("kubernetes", f"no credentials: not in a pod with a service account, and no usable "
+                                  f"kubeconfig ($KUBECONFIG or ~/.kube/config): {exc}") from None
         return kubernetes.client.ApiClient()
     import docker
 
