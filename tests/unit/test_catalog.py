@@ -199,3 +199,12 @@ def test_one_service_runs_on_one_platform():
         parse_service(raw)
     assert caught.value.path == "environments.staging.platform"
     assert "'kubernetes' differs from dev's 'docker'; a service's environments share one platform" in caught.value.message
+
+
+def test_the_checkout_and_the_catalog_are_found_without_environment(monkeypatch):
+    from deployflow.catalog import catalog_dir, project_root
+
+    monkeypatch.delenv("DEPLOYFLOW_HOME", raising=False)
+    monkeypatch.delenv("DEPLOYFLOW_CATALOG", raising=False)
+    assert project_root() == ROOT
+    assert catalog_dir() == ROOT / "include" / "services"

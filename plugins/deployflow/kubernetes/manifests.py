@@ -99,7 +99,9 @@ class Manifests:
 
     def in_cluster_url(self, service_name: str) -> str:
         """How the deployer pod reaches a Service: cluster DNS."""
-        return f"http://{service_name}.{self.namespace}.svc.cluster.local"
+        from deployflow.catalog.urls import in_cluster_url
+
+        return in_cluster_url(service_name, self.namespace)
 
     # ---- objects ---------------------------------------------------------------------
 

@@ -1,0 +1,87 @@
+"""The service catalog: one YAML file per service, loaded into validated dataclasses.
+
+A bad file raises :class:`ConfigError` naming the file, the dotted path of the
+field, and the valid values, so a typo fails DAG import with a sentence a person
+can act on instead of a KeyError deep inside a task.
+
+- ``model.py``: the valid values (environments, strategies, platforms, patterns)
+  and the frozen dataclasses a service is made of (``Service``, ``Environment``,
+  ``Kubernetes``, ``Analysis``...). Metric directions and no-data policies are
+  the judge's (``deployflow.judge``), imported here.
+- ``fields.py``: ``Fields``, which reads one mapping of a document and refuses a
+  bad value with its dotted path.
+- ``parsing.py``: ``parse_service`` and one parser per block of the document.
+- ``loading.py``: where the catalog is (``project_root``, ``catalog_dir``) and
+  ``load_service`` / ``load_catalog``, whose errors name the file.
+- ``urls.py``: every URL a service is reached at: the Docker host, a Kubernetes
+  Service through the catalog's ``url`` template, cluster DNS, and ``front_url``.
+
+Everything the rest of deployflow uses is importable from ``deployflow.catalog``.
+"""
+
+from __future__ import annotations
+
+from deployflow.catalog.loading import catalog_dir, load_catalog, load_service, project_root
+from deployflow.catalog.model import (
+    DEFAULT_METRICS,
+    DEFAULT_STRATEGY,
+    DIRECTIONS,
+    ENVIRONMENTS,
+    GIT_REF,
+    METRIC_KINDS,
+    NODATA_POLICIES,
+    ON_FINISH_ACTIONS,
+    PLATFORMS,
+    STRATEGIES,
+    SUITES,
+    TRAFFIC_MODES,
+    Analysis,
+    BlueGreen,
+    Build,
+    Canary,
+    Environment,
+    Health,
+    Kubernetes,
+    MetricQuery,
+    Nightly,
+    Rolling,
+    Service,
+    Source,
+    Tests,
+)
+from deployflow.catalog.parsing import parse_service
+from deployflow.catalog.urls import front_url
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "DEFAULT_STRATEGY",
+    "DIRECTIONS",
+    "ENVIRONMENTS",
+    "GIT_REF",
+    "METRIC_KINDS",
+    "NODATA_POLICIES",
+    "ON_FINISH_ACTIONS",
+    "PLATFORMS",
+    "STRATEGIES",
+    "SUITES",
+    "TRAFFIC_MODES",
+    "Analysis",
+    "BlueGreen",
+    "Build",
+    "Canary",
+    "Environment",
+    "Health",
+    "Kubernetes",
+    "MetricQuery",
+    "Nightly",
+    "Rolling",
+    "Service",
+    "Source",
+    "Tests",
+    "catalog_dir",
+    "front_url",
+    "load_catalog",
+    "load_service",
+    "parse_service",
+    "project_root",
+]

@@ -1,0 +1,58 @@
+"""Where the catalog is, and loading it: every file validated, every error naming its file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from deployflow.catalog.model import Service
+from deployflow.catalog.parsing import parse_service
+from deployflow.errors import ConfigError
+
+
+def project_root() -> Path:
+    """The deployflow checkout: ``$DEPLOYFLOW_HOME``, else the one holding this file (``plugins/deployflow/catalog/``)."""
+    return Path(os.environ.get("DEPLOYFLOW_HOME") or Path(__file__).resolve().parents[3])
+
+
+def catalog_dir() -> Path:
+    """Where service files live: ``$DEPLOYFLOW_CATALOG``, else ``include/services``."""
+    configured = os.environ.get("DEPLOYFLOW_CATALOG")
+    return Path(configured) if configured else project_root() / "include" / "services"
+
+
+def load_service(path: Path) -> Service:
+    """Load and validate one catalog file; every error names the file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("(file)", f"is not valid YAML: {exc}", source=str(path)) from exc
+    try:
+        service = parse_service(raw)
+    except ConfigError as exc:
+        raise exc.in_source(str(path)) from None
+    if service.name != path.stem:
+        raise ConfigError("name", f"{service.name!r} must match the file name {path.stem!r}", source=str(path))
+    return service
+
+
+def load_catalog(directory: Path | None = None) -> dict[str, Service]:
+    """Every ``*.yaml`` service in ``directory``, by name. Raises on the first bad file."""
+    directory = directory or catalog_dir()
+    if not directory.is_dir():
+        raise ConfigError("(catalog)", f"directory {directory} does not exist (set DEPLOYFLOW_CATALOG)")
+    services = [load_service(p) for p in sorted(directory.glob("*.yaml"))]
+    owners: dict[int, str] = {}
+    for service in services:
+        for env in service.environments.values():
+            if env.port is None:
+                continue
+            if env.port in owners:
+                raise ConfigError(
+                    f"environments.{env.name}.port", f"{env.port} is already the port of {owners[env.port]}",
+                    source=str(directory / f"{service.name}.yaml"),
+                )
+            owners[env.port] = f"{service.name}/{env.name}"
+    return {s.name: s for s in services}

@@ -1,0 +1,299 @@
+"""parse_service(): one catalog document, field by field, into the dataclasses of ``model.py``.
+
+Each block has its parser, which reads its mapping through :class:`Fields` and
+checks the rules that span fields (ports and namespaces unique, one platform per
+service). The first bad value raises :class:`ConfigError` with its dotted path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deployflow.catalog import urls
+from deployflow.catalog.fields import Fields
+from deployflow.catalog.model import (
+    CONNECTION_ID,
+    DEFAULT_METRICS,
+    DEFAULT_STRATEGY,
+    DIRECTIONS,
+    DNS_LABEL,
+    ENVIRONMENTS,
+    GIT_REF,
+    HOSTNAME,
+    HTTP_PATH,
+    METRIC_KINDS,
+    METRIC_NAME,
+    NODATA_POLICIES,
+    ON_FINISH_ACTIONS,
+    PLATFORMS,
+    QUANTITY,
+    SERVICE_NAME,
+    STRATEGIES,
+    SUITES,
+    TRAFFIC_MODES,
+    Analysis,
+    BlueGreen,
+    Build,
+    Canary,
+    Environment,
+    Health,
+    Kubernetes,
+    MetricQuery,
+    Nightly,
+    Rolling,
+    Service,
+    Source,
+    Tests,
+)
+from deployflow.errors import ConfigError, one_of
+
+
+def parse_service(raw: Any) -> Service:
+    """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
+    top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly"))
+    name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
+    return Service(
+        name=name,
+        description=top.string("description", ""),
+        owner=top.string("owner", ""),
+        port=top.integer("port", 8000, low=1024, high=65535),
+        source=_source(top.required("source"), top.at("source")),
+        build=_build(top.get("build", {}), top.at("build")),
+        tests=_tests(top.get("tests", {}), top.at("tests")),
+        environments=_environments(top.required("environments"), top.at("environments")),
+        nightly=_nightly(top.get("nightly"), top.at("nightly")),
+    )
+
+
+def _source(raw: Any, path: str) -> Source:
+    f = Fields(raw, path, ("repo", "context", "default_ref"))
+    context = f.string("context", ".")
+    if os.path.isabs(context) or ".." in Path(context).parts:
+        raise ConfigError(f.at("context"), f"{context!r} is not valid; must be a relative path inside the repository")
+    return Source(
+        repo=f.string("repo"),
+        context=context,
+        default_ref=f.string("default_ref", "HEAD", pattern=GIT_REF, hint="must be a branch, tag or commit name"),
+    )
+
+
+def _build(raw: Any, path: str) -> Build:
+    f = Fields(raw, path, ("dockerfile", "args", "timeout_s"))
+    args = f.get("args", {}) or {}
+    if not isinstance(args, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in args.items()):
+        raise ConfigError(f.at("args"), "must be a mapping of build-arg names to strings")
+    return Build(
+        dockerfile=f.string("dockerfile", "Dockerfile"),
+        args={k: str(v) for k, v in args.items()},
+        timeout_s=f.integer("timeout_s", 900, low=10, high=7200),
+    )
+
+
+def _tests(raw: Any, path: str) -> Tests:
+    f = Fields(raw, path, ("suites", "coverage_threshold", "coverage_source", "timeout_s"))
+    suites = f.get("suites", list(SUITES))
+    if not isinstance(suites, list) or not suites:
+        raise ConfigError(f.at("suites"), f"must be a non-empty list drawn from {', '.join(SUITES)}")
+    for i, suite in enumerate(suites):
+        if suite not in SUITES:
+            raise ConfigError(f"{f.at('suites')}[{i}]", one_of(suite, SUITES))
+    if len(set(suites)) != len(suites):
+        raise ConfigError(f.at("suites"), f"lists a suite twice: {suites}")
+    return Tests(
+        suites=tuple(suites),
+        coverage_threshold=f.integer("coverage_threshold", 80, low=0, high=100),
+        coverage_source=f.string("coverage_source", "."),
+        timeout_s=f.integer("timeout_s", 600, low=10, high=7200),
+    )
+
+
+def _environments(raw: Any, path: str) -> dict[str, Environment]:
+    f = Fields(raw, path, ENVIRONMENTS)
+    environments = {name: _environment(name, f.raw[name] or {}, f.at(name)) for name in ENVIRONMENTS if name in f.raw}
+    if not environments:
+        raise ConfigError(path, f"must define at least one of {', '.join(ENVIRONMENTS)}")
+    first = next(iter(environments.values()))
+    for env in environments.values():
+        if env.platform != first.platform:
+            raise ConfigError(
+                f"{path}.{env.name}.platform",
+                f"{env.platform!r} differs from {first.name}'s {first.platform!r}; a service's environments share one "
+                "platform (its release DAG's deploy tasks run there): make a second catalog entry for the other",
+            )
+    namespaces: dict[str, str] = {}
+    for env in environments.values():
+        if env.kubernetes is None:
+            continue
+        if env.kubernetes.namespace in namespaces:
+            raise ConfigError(f"{path}.{env.name}.kubernetes.namespace",
+                              f"{env.kubernetes.namespace!r} is already {namespaces[env.kubernetes.namespace]}'s namespace "
+                              "(the service's objects are named alike in every environment)")
+        namespaces[env.kubernetes.namespace] = env.name
+    seen: dict[int, str] = {}
+    for env in environments.values():
+        if env.port is not None and env.port in seen:
+            raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is already the port of {seen[env.port]}")
+        if env.port is not None:
+            seen[env.port] = env.name
+    return environments
+
+
+def _environment(name: str, raw: Any, path: str) -> Environment:
+    f = Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
+                           "kubernetes"))
+    platform = f.choice("platform", PLATFORMS, "docker")
+    if platform == "docker" and f.get("port") is None:
+        raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
+    if platform != "kubernetes" and f.get("kubernetes") is not None:
+        raise ConfigError(f.at("kubernetes"), f"is only for platform 'kubernetes' (this environment's is {platform!r})")
+    return Environment(
+        name=name,
+        platform=platform,
+        strategy=f.choice("strategy", STRATEGIES, DEFAULT_STRATEGY[name]),
+        replicas=f.integer("replicas", 1, low=1, high=50),
+        port=None if f.get("port") is None else f.integer("port", 0, low=1024, high=65535),
+        health=_health(f.get("health", {}) or {}, f.at("health")),
+        blue_green=_blue_green(f.get("blue_green", {}) or {}, f.at("blue_green")),
+        canary=_canary(f.get("canary", {}) or {}, f.at("canary")),
+        rolling=_rolling(f.get("rolling", {}) or {}, f.at("rolling")),
+        analysis=_analysis(f.get("analysis", {}) or {}, f.at("analysis")),
+        kubernetes=_kubernetes(name, f.get("kubernetes", {}) or {}, f.at("kubernetes")) if platform == "kubernetes" else None,
+    )
+
+
+def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
+    f = Fields(raw, path, ("namespace", "connection_id", "service_account", "url", "front_url", "traffic", "gateway", "gateway_namespace",
+                           "hostnames", "cpu", "memory", "image_pull_secrets", "on_finish_action"))
+    dns = "use lower-case letters, digits and '-', at most 63 characters"
+    url = f.string("url", Kubernetes.url)
+    if not url.startswith(("http://", "https://")) or "{name}" not in url:
+        raise ConfigError(f.at("url"), f"{url!r} is not valid; must be an http(s) URL containing {{name}} (the Service's name)")
+    try:
+        urls.service_url(url, name="x", namespace="x")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f.at("url"), f"{url!r} is not valid; the only placeholders are {{name}} and {{namespace}}") from None
+    front = f.get("front_url")
+    if front is not None and not (isinstance(front, str) and front.startswith(("http://", "https://"))):
+        raise ConfigError(f.at("front_url"), f"{front!r} is not valid; must be an http(s) URL")
+    gateway_namespace = f.get("gateway_namespace")
+    if gateway_namespace is not None:
+        f.string("gateway_namespace", pattern=DNS_LABEL, hint=dns)
+    return Kubernetes(
+        namespace=f.string("namespace", environment, pattern=DNS_LABEL, hint=dns),
+        connection_id=f.string("connection_id", Kubernetes.connection_id, pattern=CONNECTION_ID,
+                               hint="must be an Airflow connection id"),
+        service_account=f.string("service_account", Kubernetes.service_account, pattern=DNS_LABEL, hint=dns),
+        url=url,
+        front_url=front,
+        traffic=f.choice("traffic", TRAFFIC_MODES, "gateway"),
+        gateway=f.string("gateway", Kubernetes.gateway, pattern=DNS_LABEL, hint=dns),
+        gateway_namespace=gateway_namespace,
+        hostnames=f.strings("hostnames", pattern=HOSTNAME, hint="must be a DNS host name such as app.example.com"),
+        cpu=f.string("cpu", Kubernetes.cpu, pattern=QUANTITY, hint="must be a Kubernetes quantity such as 500m or 1"),
+        memory=f.string("memory", Kubernetes.memory, pattern=QUANTITY, hint="must be a Kubernetes quantity such as 1Gi"),
+        image_pull_secrets=f.strings("image_pull_secrets", pattern=DNS_LABEL, hint=dns),
+        on_finish_action=f.choice("on_finish_action", ON_FINISH_ACTIONS, "delete_pod"),
+    )
+
+
+def _health(raw: Any, path: str) -> Health:
+    f = Fields(raw, path, ("health", "ready", "live", "consecutive", "interval_s", "timeout_s"))
+    hint = "must be an HTTP path starting with '/'"
+    return Health(
+        health=f.string("health", "/health", pattern=HTTP_PATH, hint=hint),
+        ready=f.string("ready", "/ready", pattern=HTTP_PATH, hint=hint),
+        live=f.string("live", "/live", pattern=HTTP_PATH, hint=hint),
+        consecutive=f.integer("consecutive", 3, low=1, high=100),
+        interval_s=f.number("interval_s", 1.0, low=0.1, high=60),
+        timeout_s=f.integer("timeout_s", 60, low=1, high=3600),
+    )
+
+
+def _blue_green(raw: Any, path: str) -> BlueGreen:
+    f = Fields(raw, path, ("scale_down_delay_s",))
+    return BlueGreen(scale_down_delay_s=f.integer("scale_down_delay_s", 30, low=0, high=3600))
+
+
+def _canary(raw: Any, path: str) -> Canary:
+    f = Fields(raw, path, ("steps", "pause_s", "replicas"))
+    steps = f.get("steps", [10, 25, 50, 100])
+    valid = (
+        isinstance(steps, list) and steps and steps[-1] == 100
+        and all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 100 for w in steps)
+        and all(a < b for a, b in zip(steps, steps[1:]))
+    )
+    if not valid:
+        raise ConfigError(f.at("steps"), f"{steps!r} is not valid; must be rising percentages from 1 to 100, ending at 100")
+    return Canary(
+        steps=tuple(steps),
+        pause_s=f.integer("pause_s", 30, low=0, high=86400),
+        replicas=f.integer("replicas", 1, low=1, high=50),
+    )
+
+
+def _analysis(raw: Any, path: str) -> Analysis:
+    f = Fields(raw, path, ("enabled", "interval_s", "intervals", "baseline", "load_rate", "no_data", "metrics",
+                           "pass_threshold", "marginal_threshold"))
+    for flag in ("enabled", "baseline"):
+        if not isinstance(f.get(flag, True), bool):
+            raise ConfigError(f.at(flag), f"{f.get(flag)!r} is not valid; must be true or false")
+    extra = f.get("metrics", []) or []
+    if not isinstance(extra, list):
+        raise ConfigError(f.at("metrics"), "must be a list of {name, kind, query, direction, critical, group}")
+    metrics = [_metric(m, f"{f.at('metrics')}[{i}]") for i, m in enumerate(extra)]
+    names = [m.name for m in (*DEFAULT_METRICS, *metrics)]
+    if len(set(names)) != len(names):
+        raise ConfigError(f.at("metrics"), f"metric names must be unique (built in: error_rate, latency): {names}")
+    pass_threshold = f.number("pass_threshold", 95.0, low=0, high=100)
+    return Analysis(
+        enabled=f.get("enabled", True),
+        interval_s=f.integer("interval_s", 30, low=1, high=3600),
+        intervals=f.integer("intervals", 3, low=1, high=100),
+        baseline=f.get("baseline", True),
+        load_rate=f.number("load_rate", 0.0, low=0, high=1000),
+        no_data=f.choice("no_data", NODATA_POLICIES, "fail"),
+        metrics=(*DEFAULT_METRICS, *metrics),
+        pass_threshold=pass_threshold,
+        marginal_threshold=f.number("marginal_threshold", 75.0, low=0, high=pass_threshold),
+    )
+
+
+def _metric(raw: Any, path: str) -> MetricQuery:
+    f = Fields(raw, path, ("name", "kind", "query", "direction", "critical", "group"))
+    query = f.string("query")
+    if "{selector}" not in query:
+        raise ConfigError(f.at("query"), "must contain {selector}, where the track's label matchers go")
+    return MetricQuery(
+        name=f.string("name", pattern=METRIC_NAME, hint="use lower-case letters, digits and '_'"),
+        kind=f.choice("kind", METRIC_KINDS, "series"),
+        query=query,
+        direction=f.choice("direction", DIRECTIONS, "increase"),
+        critical=bool(f.get("critical", False)),
+        group=f.string("group", "custom"),
+    )
+
+
+def _rolling(raw: Any, path: str) -> Rolling:
+    f = Fields(raw, path, ("batch_size", "max_unavailable"))
+    return Rolling(
+        batch_size=f.integer("batch_size", 1, low=1, high=50),
+        max_unavailable=f.integer("max_unavailable", 0, low=0, high=50),
+    )
+
+
+def _nightly(raw: Any, path: str) -> Nightly | None:
+    if raw is None:
+        return None
+    f = Fields(raw, path, ("cron", "environment", "ref"))
+    cron = f.string("cron")
+    from croniter import croniter  # a pure library; Airflow depends on it too
+
+    if not croniter.is_valid(cron):
+        raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+    ref = f.get("ref")
+    if ref is not None:
+        f.string("ref", pattern=GIT_REF, hint="must be a branch, tag or commit name")
+    return Nightly(cron=cron, environment=f.choice("environment", ENVIRONMENTS, "dev"), ref=ref)
