@@ -12,8 +12,10 @@ from airflow.sdk import BaseSensorOperator, Variable, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from deployflow import health
+from deployflow.airflow import task_ids
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.analysis import CanaryAnalysis
+from deployflow.analysis_progress import AnalysisProgress, Outcome
 from deployflow.catalog import Health, Service
 from deployflow.metrics.prometheus import PrometheusProvider
 
@@ -128,6 +130,9 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     as inconclusive. Skips itself when the shift step ran no analysed step
     (another strategy, or a first deploy with nothing to compare with).
 
+    Its progress between pokes is one ``AnalysisProgress`` (plain, JSON-safe
+    data): the counting and the deciding are that class's, not the sensor's.
+
     :param service: the catalog entry.
     :param environment_name: the run's environment (templated).
     :param scrape_lag_s: how far behind now to end each window, so the last scrape is in.
@@ -144,44 +149,41 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         self.service = service
         self.environment_name = environment_name
         self.scrape_lag_s = scrape_lag_s
-        self._analysis: CanaryAnalysis | None = None
-        self._started: float | None = None
-        self._judged = 0
-        self._passed = 0
+        self._progress: AnalysisProgress | None = None  # all the sensor keeps between pokes
+
+    def _canary_analysis(self, session: requests.Session) -> CanaryAnalysis:
+        config = self.service.environments[self.environment_name].analysis
+        return CanaryAnalysis(PrometheusProvider(prometheus_url(), session), service=self.service.name,
+                              environment=self.environment_name, config=config)
 
     def execute(self, context: Context) -> Any:
-        shifted = context["ti"].xcom_pull(task_ids="shift") or {}
+        shifted = context["ti"].xcom_pull(task_ids=task_ids.SHIFT) or {}
         if not shifted.get("analysis"):
             raise AirflowSkipException("no analysed canary step in this release (another strategy, or a first deploy)")
-        config = self.service.environments[self.environment_name].analysis
-        self._analysis = CanaryAnalysis(
-            PrometheusProvider(prometheus_url()), service=self.service.name, environment=self.environment_name, config=config,
-        )
-        self._started = time.time()
+        with requests.Session() as session:
+            analysis = self._canary_analysis(session)
+        config = analysis.config
+        self._progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
+                                          scrape_lag_s=self.scrape_lag_s)
         self.log.info("canary analysis of %s in %s: %d passing interval(s) of %d s needed, baseline track %r, no-data policy %r",
                       self.service.name, self.environment_name, config.intervals, config.interval_s,
-                      self._analysis.control, config.no_data)
+                      analysis.control, config.no_data)
         return super().execute(context)
 
     def poke(self, context: Context) -> bool:
-        config = self._analysis.config
-        due = self._started + (self._judged + 1) * config.interval_s + self.scrape_lag_s
-        if time.time() < due:
+        progress = self._progress
+        now = time.time()
+        if not progress.due(now):
             return False
-        self._judged += 1
-        report = self._analysis.judge(self._judged, self._started, time.time() - self.scrape_lag_s)
-        self.log.info("interval %d:\n%s", self._judged, report.table())
+        with requests.Session() as session:
+            report = self._canary_analysis(session).judge(progress.number, *progress.window(now))
+        self.log.info("interval %d:\n%s", report.number, report.table())
         context["ti"].xcom_push(key="verdict", value=report.to_dict())
-        if report.result == "fail":
-            raise AirflowFailException(f"canary analysis failed at interval {self._judged}: " + "; ".join(report.verdict.reasons))
-        if report.result == "pass":
-            self._passed += 1
-        if self._passed >= config.intervals:
-            self.log.info("canary analysis passed: %d of %d interval(s)", self._passed, self._judged)
+        decision, self._progress = progress.advance(report.result, report.verdict.reasons)
+        if decision.outcome is Outcome.FAIL:
+            raise AirflowFailException(decision.reason)
+        self.log.info("%s", decision.reason)
+        if decision.outcome is Outcome.PASS:
             context["ti"].xcom_push(key="verdict", value={**report.to_dict(), "final": True})
             return True
-        if self._judged >= 2 * config.intervals:
-            raise AirflowFailException(
-                f"canary analysis inconclusive: {self._passed} passing of {self._judged} intervals; " + "; ".join(report.verdict.reasons)
-            )
         return False
