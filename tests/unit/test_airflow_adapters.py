@@ -1,7 +1,8 @@
 """The Airflow adapters' own logic: the health trigger and sensor, deployer results, release outcome.
 
 HTTP here is real: a tiny server on 127.0.0.1 answers as a healthy or an
-unready instance would.
+unready instance would. The Docker engine is not: a deployer container runs
+on a fake API client.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from docker.errors import APIError
 
-from deployflow.airflow.deploy import ReleaseRecordOperator, _last_error, _last_json
+from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.deployer_step import last_error, last_result
 from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.catalog import parse_service
@@ -119,13 +124,13 @@ def test_sensor_refuses_an_environment_missing_from_the_catalog(healthy):
 
 def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
     lines = [b'{"step": "shift", "ok": true}', b"2026-01-01 00:00:00,000 INFO shift: 100 % of traffic"]
-    assert _last_json(lines) == {"step": "shift", "ok": True}
-    assert _last_json(["no json here"]) is None
+    assert last_result(lines) == {"step": "shift", "ok": True}
+    assert last_result(["no json here"]) is None
     # stdout and stderr interleave: a log line can follow the result on the same line
     merged = '{"step": "rollback", "ok": true, "to": "a"}2026-01-01 00:00:00,000 INFO rollback: 100 % of traffic on a'
-    assert _last_json(["x", merged]) == {"step": "rollback", "ok": True, "to": "a"}
-    assert _last_error(["x", "2026-01-01 00:00:00,000 ERROR environment: 'qa' is not valid"]) == "environment: 'qa' is not valid"
-    assert _last_error([b"2026-01-01 00:00:00,000 ERROR bad input\n"]) == "bad input"  # DockerOperator hands bytes
+    assert last_result(["x", merged]) == {"step": "rollback", "ok": True, "to": "a"}
+    assert last_error(["x", "2026-01-01 00:00:00,000 ERROR environment: 'qa' is not valid"]) == "environment: 'qa' is not valid"
+    assert last_error([b"2026-01-01 00:00:00,000 ERROR bad input\n"]) == "bad input"  # DockerOperator hands bytes
 
 
 @pytest.mark.parametrize(
@@ -140,3 +145,114 @@ def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
 )
 def test_release_outcome(pulled, started, outcome):
     assert ReleaseRecordOperator._outcome(pulled, started) == outcome
+
+
+# ---- a deployer container on a fake Docker engine ---------------------------------------------
+
+class FakeDockerAPI:
+    """A fake docker.APIClient running one container: it prints ``logs`` and exits with ``exit_code``.
+
+    ``calls`` records every engine call in order; ``fail_on`` names a call that raises APIError.
+    """
+
+    def __init__(self, exit_code: int, logs: list[bytes], fail_on: str | None = None) -> None:
+        self.exit_code, self.logs, self.fail_on = exit_code, logs, fail_on
+        self.calls: list[tuple[Any, ...]] = []
+
+    def _call(self, *call: Any) -> None:
+        self.calls.append(call)
+        if call[0] == self.fail_on:
+            raise APIError(f"{call[0]} failed")
+
+    def images(self, name: str) -> list[dict]:
+        return [{"Id": "sha256:deployer"}]  # present: nothing to pull
+
+    def create_host_config(self, **config: Any) -> dict:
+        return config
+
+    def create_container(self, command: list[str], **kwargs: Any) -> dict:
+        self._call("create_container", command, kwargs["labels"])
+        return {"Id": "c0ffee"}
+
+    def attach(self, container: str, **kwargs: Any) -> list[bytes]:
+        return self.logs
+
+    def start(self, container: str) -> None:
+        self._call("start", container)
+
+    def wait(self, container: str) -> dict:
+        self._call("wait", container)
+        return {"StatusCode": self.exit_code, "Error": None}
+
+    def inspect_container(self, container: str) -> dict:
+        self._call("inspect_container", container)
+        return {"Id": container, "State": {"Status": "exited", "ExitCode": self.exit_code, "OOMKilled": self.exit_code == 137}}
+
+    def remove_container(self, container: str, force: bool = False) -> None:
+        self._call("remove_container", container, force)
+
+
+class StepTI:
+    """The task instance of a run whose prepare started; records pushes."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, object]] = []
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+        return True if (task_ids, key) == ("prepare", "started") else None
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed.append((key, value))
+
+
+LOG = b"2026-01-01 00:00:00,000 INFO shift: 25 % of traffic on green\n"
+SHIFT_ARGS = ["shift", "--service-file", "/etc/deployflow/shop.yaml", "--environment", "prod", "--version", "v2",
+              "--image", "127.0.0.1:5000/shop:v2", "--strategy", "canary"]
+RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.role": "deployer", "io.deployflow.service": "shop",
+                                        "io.deployflow.step": "shift"}),
+       ("start", "c0ffee"), ("wait", "c0ffee"), ("inspect_container", "c0ffee"), ("remove_container", "c0ffee", True)]
+
+
+def deployer_step(api: FakeDockerAPI, tmp_path, monkeypatch: pytest.MonkeyPatch) -> DeployerOperator:
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "state"))
+    task = DeployerOperator(
+        task_id="shift", step="shift", service=SERVICE, service_file=str(tmp_path / "shop.yaml"), environment_name="prod",
+        version="v2", image_ref="127.0.0.1:5000/shop:v2", strategy="canary",
+    )
+    task.__dict__["hook"] = SimpleNamespace(api_client=api, client_created=True)  # DockerOperator.cli is hook.api_client
+    return task
+
+
+@pytest.mark.parametrize("exit_code, logs, raised, message", [
+    (1, [LOG, b'{"step": "shift", "ok": false, "error": "canary analysis failed: errors 4.1 % > 1 %"}\n'],
+     AirflowFailException, "canary analysis failed: errors 4.1 % > 1 %"),
+    (2, [b"2026-01-01 00:00:00,000 ERROR environment: 'qa' is not valid\n"],
+     AirflowFailException, "environment: 'qa' is not valid"),
+    (137, [LOG], AirflowException, "deployer shift exited with 137 (may be retried)"),  # killed (OOM) mid-step
+    (0, [LOG], AirflowFailException, "deployer shift printed no result"),
+])
+def test_the_deployer_containers_exit_code_decides_how_the_task_ends(tmp_path, monkeypatch, exit_code, logs, raised, message):
+    api = FakeDockerAPI(exit_code, logs)
+    task = deployer_step(api, tmp_path, monkeypatch)
+    with pytest.raises(AirflowException) as caught:
+        task.execute({"ti": StepTI()})
+    assert caught.type is raised  # exactly: AirflowFailException is not retried, AirflowException may be
+    assert str(caught.value) == message
+    assert api.calls == RAN  # the exit code read from the stopped container, then the container removed
+    assert task.container is None
+
+
+def test_a_deployer_container_that_exits_0_returns_its_result(tmp_path, monkeypatch):
+    api = FakeDockerAPI(0, [b'{"step": "shift", "ok": true, "weight": 25}\n', LOG])
+    task = deployer_step(api, tmp_path, monkeypatch)
+    assert task.execute({"ti": StepTI()}) == {"step": "shift", "ok": True, "weight": 25}
+    assert api.calls == RAN
+
+
+@pytest.mark.parametrize("fail_on, ran", [("start", 2), ("wait", 3), ("inspect_container", 4)])
+def test_the_deployer_container_is_removed_whatever_fails(tmp_path, monkeypatch, fail_on, ran):
+    api = FakeDockerAPI(0, [LOG], fail_on=fail_on)
+    task = deployer_step(api, tmp_path, monkeypatch)
+    with pytest.raises(APIError, match=f"^{fail_on} failed$"):
+        task.execute({"ti": StepTI()})
+    assert api.calls == [*RAN[:ran], ("remove_container", "c0ffee", True)]

@@ -24,17 +24,42 @@ from deployflow.airflow.operators import (
     ResolveReleaseOperator,
     docker_url,
 )
+from deployflow.airflow.task_ids import (
+    ANALYSIS,
+    BUILD,
+    CHECKOUT,
+    COVERAGE_GATE,
+    HEALTH,
+    LOAD,
+    PREPARE,
+    PROMOTE,
+    RECORD,
+    RESOLVE,
+    ROLLBACK,
+    SHIFT,
+    TEST,
+)
 from deployflow.catalog import Service, catalog_dir, load_catalog
 from deployflow.release import param_schema
 
-IMAGE = "{{ ti.xcom_pull(task_ids='build')['ref'] }}"
-COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='checkout')['coverage_dir'] }}"
-REQUEST = "{{{{ (ti.xcom_pull(task_ids='resolve') or {{}}).get('{}', '') }}}}"
-VERSION = "{{ (ti.xcom_pull(task_ids='checkout') or {}).get('short_sha', '') }}"
+
+def _xcom(task_id: str) -> str:
+    """The Jinja expression of what a task of the run returned (None before it ran)."""
+    return f"ti.xcom_pull(task_ids='{task_id}')"
+
+
+def _requested(field: str) -> str:
+    """A template of one field of the release request ('' when resolve has not pushed it)."""
+    return "{{ (" + _xcom(RESOLVE) + " or {}).get('" + field + "', '') }}"
+
+
+IMAGE = "{{ " + _xcom(BUILD) + "['ref'] }}"
+COVERAGE_DIR = "{{ " + _xcom(CHECKOUT) + "['coverage_dir'] }}"
+VERSION = "{{ (" + _xcom(CHECKOUT) + " or {}).get('short_sha', '') }}"
 # Deploy by digest when the image was pushed: what runs is exactly what was tested.
 # (Empty when the build never finished: the rollback task renders this too, then skips.)
 DEPLOY_IMAGE = (
-    "{% set b = ti.xcom_pull(task_ids='build') or {} %}"
+    "{% set b = " + _xcom(BUILD) + " or {} %}"
     "{{ b.get('ref', '') }}{{ '@' ~ b['digest'] if b.get('digest') else '' }}"
 )
 DAGRUN_TIMEOUT = timedelta(minutes=30)
@@ -76,11 +101,11 @@ def release_dag(service: Service, service_file: Path) -> DAG:
         render_template_as_native_obj=False,
         doc_md=__doc__,
     ) as dag:
-        resolve = ResolveReleaseOperator(task_id="resolve", service=service)
-        checkout = CheckoutOperator(task_id="checkout", service=service, git_ref="{{ ti.xcom_pull(task_ids='resolve')['git_ref'] }}")
+        resolve = ResolveReleaseOperator(task_id=RESOLVE, service=service)
+        checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}")
         # A failed build or suite is deterministic: a retry only delays the verdict.
-        build = ImageBuildOperator(task_id="build", service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
-        with TaskGroup("test", tooltip="pytest suites in containers from the built image") as suites:
+        build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
+        with TaskGroup(TEST, tooltip="pytest suites in containers from the built image") as suites:
             for suite in service.tests.suites:
                 PytestSuiteOperator(
                     task_id=suite,
@@ -92,7 +117,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
                     execution_timeout=timedelta(seconds=service.tests.timeout_s),
                 )
         coverage_gate = DockerOperator(
-            task_id="coverage_gate",
+            task_id=COVERAGE_GATE,
             doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
             image=IMAGE,
             command=testing.coverage_gate_command(service.tests.coverage_threshold),
@@ -105,42 +130,42 @@ def release_dag(service: Service, service_file: Path) -> DAG:
             retries=0,
         )
         deploy = _deploy_tasks(service, service_file)
-        resolve >> checkout >> build >> suites >> coverage_gate >> deploy["prepare"]
+        resolve >> checkout >> build >> suites >> coverage_gate >> deploy[PREPARE]
     return dag
 
 
 def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
     """prepare -> health -> shift -> analysis -> promote, a rollback when any of them fails, and the record."""
     common = {
-        "service": service, "service_file": str(service_file), "environment_name": REQUEST.format("environment"),
-        "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": REQUEST.format("strategy"),
+        "service": service, "service_file": str(service_file), "environment_name": _requested("environment"),
+        "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": _requested("strategy"),
     }
     deployer = _deployer_class(service)
     # Every step converges when retried, so a killed deployer is retried; a step
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
-    prepare = deployer(task_id="prepare", step="prepare", retries=1, **common)
+    prepare = deployer(task_id=PREPARE, step="prepare", retries=1, **common)
     health = HealthCheckSensor(
-        task_id="health", urls="{{ ti.xcom_pull(task_ids='prepare')['instances'] }}", service=service,
-        environment_name=REQUEST.format("environment"), retries=0,
+        task_id=HEALTH, urls="{{ " + _xcom(PREPARE) + "['instances'] }}", service=service,
+        environment_name=_requested("environment"), retries=0,
     )
-    shift = deployer(task_id="shift", step="shift", retries=1, **common)
+    shift = deployer(task_id=SHIFT, step="shift", retries=1, **common)
     # Canary analysis judges the analysed step (it skips for other strategies):
     # passing goes on to promote, failing to rollback.
     analysis = CanaryAnalysisSensor(
-        task_id="analysis", service=service, environment_name=REQUEST.format("environment"), retries=0,
+        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=0,
     )
-    load = AnalysisLoadOperator(task_id="load", service=service, environment_name=REQUEST.format("environment"), retries=0)
+    load = AnalysisLoadOperator(task_id=LOAD, service=service, environment_name=_requested("environment"), retries=0)
     promote = deployer(
-        task_id="promote", step="promote", retries=1, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common,
+        task_id=PROMOTE, step="promote", retries=1, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common,
     )
-    rollback = deployer(task_id="rollback", step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
-    record = ReleaseRecordOperator(task_id="record", service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    rollback = deployer(task_id=ROLLBACK, step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
+    record = ReleaseRecordOperator(task_id=RECORD, service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
     prepare >> health >> shift >> [analysis, load]
     [shift, analysis] >> promote >> record
     [prepare, health, shift, analysis, promote] >> rollback >> record
     load >> record
-    return {"prepare": prepare, "rollback": rollback, "record": record}
+    return {PREPARE: prepare, ROLLBACK: rollback, RECORD: record}
 
 
 def _deployer_class(service: Service) -> type[BaseOperator]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from docker.types import Mount
 
-from deployflow.airflow.operators import docker_url, log_lines
+from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, last_error, last_result, step_outcome
+from deployflow.airflow.operators import docker_url
+from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Environment, Service, front_url, project_root
 from deployflow.ledger import Ledger, ReleaseEntry
 
@@ -31,47 +32,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 CATALOG_MOUNT = "/etc/deployflow"
-FAILED, BAD_INPUT = 1, 2  # the deployer's exit codes; anything else (a kill) may be retried
-DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
 
 
 def state_dir() -> Path:
     return Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state")
 
 
-def _last_json(lines: Any) -> dict[str, Any] | None:
-    """The deployer's result: the last JSON object in its output.
-
-    stdout and stderr share one stream, and a log line can land right after
-    the result on the same line, so the object is decoded where it starts.
-    """
-    decoder = json.JSONDecoder()
-    for text in reversed(log_lines(lines)):
-        start = text.find('{"step"')
-        if start < 0:
-            continue
-        try:
-            return decoder.raw_decode(text, start)[0]
-        except ValueError:
-            continue
-    return None
-
-
-def _last_error(lines: Any) -> str | None:
-    for line in reversed(log_lines(lines)):
-        if " ERROR " in line:
-            return line.split(" ERROR ", 1)[1].strip()
-    return None
-
-
-def begin_step(step: str, context: Context) -> None:
-    """What every deployer step does first, on any platform: prepare marks that the release
-    started (from then on rollback has something to undo); rollback skips when nothing started."""
-    ti = context["ti"]
-    if step == "prepare":
-        ti.xcom_push(key="started", value=True)
-    if step == "rollback" and not ti.xcom_pull(task_ids="prepare", key="started"):
-        raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+def mounted_service_file(service: Service) -> str:
+    """Where the deployer container sees the service's catalog entry."""
+    return f"{CATALOG_MOUNT}/{service.name}.yaml"
 
 
 class DeployerOperator(DockerOperator):
@@ -80,7 +49,7 @@ class DeployerOperator(DockerOperator):
     :param step: ``prepare``, ``shift``, ``promote``, ``rollback`` or ``status``.
     :param service: the catalog entry; its file is mounted read-only into the container.
     :param service_file: that entry's path on this host.
-    :param environment: target environment (templated).
+    :param environment_name: target environment (templated).
     :param version: image tag being released (templated).
     :param image_ref: image reference to run (templated).
     :param strategy: strategy name (templated).
@@ -101,7 +70,7 @@ class DeployerOperator(DockerOperator):
             mounts=[
                 Mount(target="/var/run/docker.sock", source="/var/run/docker.sock", type="bind"),
                 Mount(target=state, source=state, type="bind"),
-                Mount(target=f"{CATALOG_MOUNT}/{service.name}.yaml", source=service_file, type="bind", read_only=True),
+                Mount(target=mounted_service_file(service), source=service_file, type="bind", read_only=True),
             ],
             environment={
                 "DEPLOYFLOW_STATE": state,
@@ -110,7 +79,7 @@ class DeployerOperator(DockerOperator):
             },
             network_mode="host",
             mount_tmp_dir=False,
-            auto_remove="force",
+            auto_remove="never",  # the exit code is read from the stopped container; execute() removes it
             labels={"io.deployflow.role": "deployer", "io.deployflow.service": service.name, "io.deployflow.step": step},
             **kwargs,
         )
@@ -124,27 +93,36 @@ class DeployerOperator(DockerOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         state_dir().mkdir(parents=True, exist_ok=True)
         begin_step(self.step, context)
-        self.command = [
-            self.step, "--service-file", f"{CATALOG_MOUNT}/{self.service.name}.yaml", "--environment", self.environment_name,
-            "--version", self.version, "--image", self.image_ref, "--strategy", self.strategy,
-        ]
+        self.command = deployer_arguments(
+            self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
+            version=self.version, image=self.image_ref, strategy=self.strategy,
+        )
         self.do_xcom_push = True
         self.xcom_all = True  # the result line may come before the last log line (stdout and stderr interleave)
         try:
-            lines = super().execute(context)
+            lines = self.run_container(context)
+            exit_code = self.container_exit_code()
+        finally:
+            self.remove_container()
+        return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def run_container(self, context: Context) -> list[str]:
+        """Run the step; its log lines whatever its exit code (DockerOperator raises for a non-zero one)."""
+        try:
+            return super().execute(context) or []
         except DockerContainerFailedException as exc:
-            result = _last_json(exc.logs) or {"error": _last_error(exc.logs)}
-            # The container is gone (auto_remove); its exit code is in the message.
-            found = re.search(r"'StatusCode': (\d+)", str(exc))
-            code = int(found.group(1)) if found else None
-            reason = result.get("error") or f"deployer {self.step} exited with {code}"
-            if code in (FAILED, BAD_INPUT):
-                raise AirflowFailException(reason) from None
-            raise AirflowException(f"{reason} (may be retried)") from None
-        result = _last_json(lines)
-        if result is None:
-            raise AirflowFailException(f"deployer {self.step} printed no result")
-        return result
+            return exc.logs or []
+
+    def container_exit_code(self) -> int:
+        """The finished container's exit code, from its state (auto_remove="never" keeps it until then)."""
+        return self.cli.inspect_container(self.container["Id"])["State"]["ExitCode"]
+
+    def remove_container(self) -> None:
+        """Remove the step's container, whatever happened (DockerOperator does not: auto_remove="never")."""
+        if self.container is None:
+            return  # never created (the image could not be pulled): nothing to remove
+        self.cli.remove_container(self.container["Id"], force=True)
+        self.container = None  # on_kill after a timeout finds nothing left to stop
 
 
 class ReleaseRecordOperator(BaseOperator):
@@ -164,14 +142,14 @@ class ReleaseRecordOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        pulled = {t: ti.xcom_pull(task_ids=t) for t in ("resolve", "checkout", "build", "prepare", "promote", "rollback")}
-        request = pulled["resolve"] or {}
-        outcome = self._outcome(pulled, bool(ti.xcom_pull(task_ids="prepare", key="started")))
+        pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
+        request = pulled[RESOLVE] or {}
+        outcome = self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome,
-            commit=(pulled["checkout"] or {}).get("sha"), image=(pulled["build"] or {}).get("ref"),
-            previous=(pulled["prepare"] or {}).get("previous"),
-            started=context["dag_run"].start_date, rollback=pulled["rollback"],
+            commit=(pulled[CHECKOUT] or {}).get("sha"), image=(pulled[BUILD] or {}).get("ref"),
+            previous=(pulled[PREPARE] or {}).get("previous"),
+            started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
         )
         Ledger(state_dir() / "ledger.jsonl").append(entry)
         self.log.info("release %s", entry.summary())
@@ -185,9 +163,9 @@ class ReleaseRecordOperator(BaseOperator):
 
     @staticmethod
     def _outcome(pulled: dict[str, Any], deploy_started: bool) -> str:
-        if pulled["promote"]:
+        if pulled[PROMOTE]:
             return "promoted"
-        rollback = pulled["rollback"] or {}
+        rollback = pulled[ROLLBACK] or {}
         if rollback.get("rolled_back"):
             return "rolled back" + (f" to {rollback['to']}" if rollback.get("to") else " (first deploy: nothing left)")
         if deploy_started:
@@ -243,7 +221,7 @@ class AnalysisLoadOperator(BaseOperator):
         from deployflow.loadgen import LoadGenerator
 
         env = self.service.environments[self.environment_name]
-        shifted = context["ti"].xcom_pull(task_ids="shift") or {}
+        shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
         if not shifted.get("analysis") or env.analysis.load_rate <= 0:
             raise AirflowSkipException("no canary analysis to drive traffic for")
         seconds = 2 * env.analysis.intervals * env.analysis.interval_s  # the analysis' longest run
@@ -258,5 +236,5 @@ class AnalysisLoadOperator(BaseOperator):
 
 def _analysis_over(context: Context) -> bool:
     """The verdict XCom says the analysis has ended (passed or failed)."""
-    verdict = context["ti"].xcom_pull(task_ids="analysis", key="verdict") or {}
+    verdict = context["ti"].xcom_pull(task_ids=ANALYSIS, key="verdict") or {}
     return verdict.get("result") == "fail" or bool(verdict.get("final"))

@@ -22,7 +22,7 @@ from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 
-from deployflow.airflow.deploy import BAD_INPUT, DEPLOYER_IMAGE, FAILED, begin_step
+from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, step_outcome
 from deployflow.catalog import Service
 
 if TYPE_CHECKING:
@@ -79,9 +79,9 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         begin_step(self.step, context)
         self.bind_environment()
         result = super().execute(context)
-        if not result:
-            raise AirflowFailException(f"deployer {self.step} wrote no result")
-        return result
+        # KPO returns only when the deployer container terminated with exit code 0 (container_is_succeeded);
+        # cleanup() below has ended the task for any other exit code it read from the pod.
+        return step_outcome(self.step, 0, result or None, None)
 
     def bind_environment(self) -> None:
         """Point the pod at the (rendered) run's environment: where it runs, as whom, and what it runs.
@@ -101,10 +101,9 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         self.on_finish_action = OnFinishAction(k.on_finish_action)
         for cached in ("hook", "client", "pod_manager"):  # cached_property: built from the connection above, not an earlier one
             self.__dict__.pop(cached, None)
-        self.arguments = [
-            self.step, "--environment", self.environment_name, "--version", self.version, "--image", self.image_ref,
-            "--strategy", self.strategy,
-        ]
+        self.arguments = deployer_arguments(
+            self.step, environment=self.environment_name, version=self.version, image=self.image_ref, strategy=self.strategy,
+        )
         # Set after rendering: the catalog's PromQL ({{selector}...) is not a template.
         self.env_vars = [
             k8s.V1EnvVar(name="DEPLOYFLOW_SERVICE_YAML", value=Path(self.service_file).read_text()),
@@ -113,18 +112,20 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None,
                 context: Context | None = None) -> None:
-        """KubernetesPodOperator raises one AirflowException for every failed pod; tell the deployer's
-        own verdicts (exit 1 or 2: not retried) from a pod that was killed or evicted (retried)."""
+        """KubernetesPodOperator raises one AirflowException for every failed pod; the deployer
+        container's exit code in the pod's status tells the step's own verdicts (exit 1 or 2: not
+        retried) from a pod that was killed or evicted (retried)."""
         try:
             # No XCom for a failed step, as on Docker (KPO would push it).
             super().cleanup(pod, remote_pod, xcom_result=None, context=context)
         except AirflowSkipException:
             raise
-        except AirflowException as exc:
-            status = get_container_status(remote_pod, self.base_container_name)
-            terminated = status.state.terminated if status and status.state else None
-            code = terminated.exit_code if terminated else None
-            reason = (xcom_result or {}).get("error") or f"deployer {self.step} exited with {code}"
-            if code in (FAILED, BAD_INPUT):
-                raise AirflowFailException(reason) from None
-            raise AirflowException(f"{reason} (may be retried)") from exc
+        except AirflowException:
+            step_outcome(self.step, self.container_exit_code(remote_pod), xcom_result, None)
+            raise  # KPO's failure stands should the container's exit code read 0
+
+    def container_exit_code(self, remote_pod: k8s.V1Pod) -> int | None:
+        """The deployer container's exit code, from the pod's status; None when it never terminated."""
+        status = get_container_status(remote_pod, self.base_container_name)
+        terminated = status.state.terminated if status and status.state else None
+        return terminated.exit_code if terminated else None

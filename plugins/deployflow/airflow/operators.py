@@ -23,6 +23,8 @@ from airflow.sdk import BaseOperator, Variable
 from docker.types import Mount
 
 from deployflow import build, testing
+from deployflow.airflow.deployer_step import log_lines
+from deployflow.airflow.task_ids import CHECKOUT, RESOLVE
 from deployflow.catalog import Service, project_root
 from deployflow.checkout import Checkout, checkout
 from deployflow.errors import DeployflowError
@@ -125,8 +127,8 @@ class ImageBuildOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        source = ti.xcom_pull(task_ids="checkout")
-        request = ti.xcom_pull(task_ids="resolve")
+        source = ti.xcom_pull(task_ids=CHECKOUT)
+        request = ti.xcom_pull(task_ids=RESOLVE)
         registry = Variable.get("deployflow_registry", default=None) or None
         base_image = Variable.get("deployflow_base_image", default=DEFAULT_BASE_IMAGE)
         build_type = "nightly" if str(context["dag_run"].run_type).endswith("scheduled") else "release"
@@ -190,13 +192,3 @@ class PytestSuiteOperator(DockerOperator):
         self.log.info("%s", outcome.summary())
         return {"suite": self.suite, "ok": outcome.ok, "counts": outcome.counts,
                 "seconds": outcome.seconds, "coverage": outcome.coverage}
-
-
-def log_lines(lines: Any) -> list[str]:
-    """A container's log output (bytes or text, one chunk or many) as text lines."""
-    if isinstance(lines, (str, bytes)):
-        lines = [lines]
-    out: list[str] = []
-    for line in lines or []:
-        out.extend((line.decode(errors="replace") if isinstance(line, bytes) else str(line)).splitlines())
-    return out

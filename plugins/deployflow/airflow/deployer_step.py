@@ -1,0 +1,107 @@
+"""What a deployer step is to Airflow, on every platform: its arguments, what it does first, how it ends.
+
+DeployerOperator (a container) and KubernetesDeployerOperator (a pod) both
+run ``python -m deployflow.deployer <step> ...``; they differ only in how
+they start it and where they read its exit code. The arguments and the
+meaning of the exit code are decided here, once:
+
+=========================  ===========================================================
+exit 0, a result           the step's result is the task's XCom
+exit 0, no result          failed, not retried: nothing shows the step was done
+exit 1 (``FAILED``)        failed, not retried: the step failed and traffic is already back
+exit 2 (``BAD_INPUT``)     failed, not retried: a bad catalog or argument stays bad
+anything else, or none     failed, may be retried: the deployer was killed (137), evicted, lost
+=========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from deployflow.airflow.task_ids import PREPARE
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FAILED, BAD_INPUT = 1, 2  # the deployer's own verdicts (deployflow.deployer.__main__); any other exit may be retried
+DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
+
+
+def deployer_arguments(
+    step: str, *, environment: str, version: str, image: str, strategy: str, service_file: str | None = None,
+) -> list[str]:
+    """The deployer's command line after ``python -m deployflow.deployer``.
+
+    :param service_file: the catalog entry's path where the platform mounts it (Docker); None when
+        the entry goes in as $DEPLOYFLOW_SERVICE_YAML instead (Kubernetes).
+    """
+    catalog = ["--service-file", service_file] if service_file is not None else []
+    return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy]
+
+
+def step_outcome(step: str, exit_code: int | None, result: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    """The task's outcome of a finished deployer: its result, or the exception that ends the task.
+
+    :param exit_code: read from the container's or the pod's state; None when it never terminated.
+    :param result: the step's JSON result, if it printed one.
+    :param error: the last ERROR line it logged, if any (a bad input logs one and prints no result).
+    :raises AirflowFailException: the step failed on its own (exit 1 or 2) or printed no result: not retried.
+    :raises AirflowException: anything else (killed, evicted): the message ends "(may be retried)".
+    """
+    if exit_code == 0:
+        if result is None:
+            raise AirflowFailException(f"deployer {step} printed no result")
+        return result
+    reason = (result or {}).get("error") or error or f"deployer {step} exited with {exit_code}"
+    if exit_code in (FAILED, BAD_INPUT):
+        raise AirflowFailException(reason)
+    raise AirflowException(f"{reason} (may be retried)")
+
+
+def begin_step(step: str, context: Context) -> None:
+    """What every deployer step does first, on any platform: prepare marks that the release
+    started (from then on rollback has something to undo); rollback skips when nothing started."""
+    ti = context["ti"]
+    if step == "prepare":
+        ti.xcom_push(key="started", value=True)
+    if step == "rollback" and not ti.xcom_pull(task_ids=PREPARE, key="started"):
+        raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+
+
+def last_result(lines: Any) -> dict[str, Any] | None:
+    """The deployer's result: the last JSON object in its output.
+
+    stdout and stderr share one stream, and a log line can land right after
+    the result on the same line, so the object is decoded where it starts.
+    """
+    decoder = json.JSONDecoder()
+    for text in reversed(log_lines(lines)):
+        start = text.find('{"step"')
+        if start < 0:
+            continue
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except ValueError:
+            continue
+    return None
+
+
+def last_error(lines: Any) -> str | None:
+    """The message of the deployer's last ERROR log line (``<time> ERROR <message>``)."""
+    for line in reversed(log_lines(lines)):
+        if " ERROR " in line:
+            return line.split(" ERROR ", 1)[1].strip()
+    return None
+
+
+def log_lines(lines: Any) -> list[str]:
+    """A container's log output (bytes or text, one chunk or many) as text lines."""
+    if isinstance(lines, (str, bytes)):
+        lines = [lines]
+    out: list[str] = []
+    for line in lines or []:
+        out.extend((line.decode(errors="replace") if isinstance(line, bytes) else str(line)).splitlines())
+    return out
