@@ -195,10 +195,12 @@ class BusyUntilCut(FakeAdminSocket):
 class FakePlatform:
     """A fake Platform: keeps instances in a dict, gives each a new port; records starts and stops in ``log``."""
 
-    def __init__(self, log: list) -> None:
+    def __init__(self, log: list, session: FakeSession | None = None) -> None:
         self.by_name: dict[str, Instance] = {}
         self.log = log
         self.next_port = 20000
+        self.session = session
+        self.failing: set[str] = set()  # versions whose new instances answer 503 on ``session``
 
     def instances(self, service: str, environment: str) -> list[Instance]:
         return sorted(self.by_name.values(), key=lambda i: (i.colour, i.index))
@@ -212,6 +214,8 @@ class FakePlatform:
         self.by_name[name] = Instance(name, spec.service, spec.environment, spec.version, spec.image, spec.colour,
                                       spec.index, "127.0.0.1", self.next_port, True)
         self.next_port += 1
+        if spec.version in self.failing and self.session is not None:
+            self.session.answers[self.by_name[name].url] = 503
         return self.by_name[name]
 
     def stop(self, instance: Instance, grace_s: int = 10) -> None:

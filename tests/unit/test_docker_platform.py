@@ -5,8 +5,9 @@ import socket
 import pytest
 
 from deployflow.platforms.base import Instance, InstanceSpec, other_colour
-from deployflow.platforms.docker import DockerPlatform, container_name, free_port, labels, run_kwargs
+from deployflow.platforms.docker import DockerPlatform, DockerWorkload, container_name, free_port, labels, run_kwargs
 from deployflow.platforms.factory import platform_class
+from deployflow.platforms.kubernetes import KubernetesWorkload
 from tests.unit.fakes import FakeDockerClient
 
 SPEC = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, env={"LOG_LEVEL": "debug"})
@@ -179,6 +180,7 @@ def test_free_port_says_when_the_range_is_full():
 
 def test_colours_and_factory():
     assert (other_colour("blue"), other_colour("green")) == ("green", "blue")
-    assert platform_class("docker") is DockerPlatform
-    with pytest.raises(ValueError, match="platform 'nomad' is not known; valid values are 'docker'"):
+    assert platform_class("docker") is DockerWorkload
+    assert platform_class("kubernetes") is KubernetesWorkload
+    with pytest.raises(ValueError, match="platform 'nomad' is not known; valid values are 'docker', 'kubernetes'"):
         platform_class("nomad")

@@ -10,6 +10,10 @@ import pytest
 from deployflow.routers import haproxy
 from deployflow.routers.base import Route
 from deployflow.routers.factory import router_class
+from deployflow.routers.gateway import GatewayWeights
+from deployflow.routers.haproxy_traffic import HAProxyTraffic
+from deployflow.routers.replicas import ReplicaRatio
+from deployflow.routers.selector import SelectorSwitch
 from deployflow.routers.haproxy import (
     CHECK, AdminSocket, HAProxyRouter, RouterError, parse_servers_state, render_config, transition,
 )
@@ -253,6 +257,7 @@ def test_admin_socket_sends_one_command_per_connection(tmp_path):
 
 
 def test_router_factory():
-    assert router_class("haproxy") is HAProxyRouter
-    with pytest.raises(ValueError, match="router 'nginx' is not known; valid values are 'haproxy'"):
+    assert router_class("haproxy") is HAProxyTraffic
+    assert (router_class("selector"), router_class("gateway"), router_class("replicas")) == (SelectorSwitch, GatewayWeights, ReplicaRatio)
+    with pytest.raises(ValueError, match="router 'nginx' is not known; valid values are 'haproxy', 'selector', 'gateway', 'replicas'"):
         router_class("nginx")

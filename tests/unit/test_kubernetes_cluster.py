@@ -16,7 +16,7 @@ import yaml
 
 from deployflow.kubernetes.cluster import Cluster, ClusterError
 from tests.unit.fake_kubernetes import FakeKubernetesAPI, FakeKubernetesServer
-from tests.unit.k8s_world import NAMESPACE, World
+from tests.unit.world import NAMESPACE, World
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,11 +52,29 @@ def test_apply_creates_then_replaces_through_the_api_paths(server, kind, path):
     assert cluster.get(kind, "nothing") is None
     created = cluster.apply(manifest)
     assert created["metadata"]["name"] == manifest["metadata"]["name"]
-    replaced = cluster.apply(manifest)
+    changed = {**manifest, "metadata": {**manifest["metadata"], "labels": {**manifest["metadata"]["labels"], "team": "shop"}}}
+    replaced = cluster.apply(changed)
     assert int(replaced["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     name = manifest["metadata"]["name"]
     assert server.requests == [("GET", f"{path}/nothing"), ("GET", f"{path}/{name}"), ("POST", path),
                                ("GET", f"{path}/{name}"), ("PUT", f"{path}/{name}")]
+    again = cluster.apply(changed)
+    assert again["metadata"]["resourceVersion"] == replaced["metadata"]["resourceVersion"], "nothing to change: not written"
+    assert server.requests[5:] == [("GET", f"{path}/{name}")]
+
+
+def test_apply_writes_back_what_someone_else_changed_and_what_the_deployer_dropped(server):
+    m = World("blue-green").manifests
+    cluster = cluster_of(server)
+    cluster.apply(m.deployment("blue", "stable", "v1", "registry.example.com/shop:v1", 2))
+    server.api.objects[("Deployment", "shop-blue")]["spec"]["replicas"] = 5  # kubectl scale, say
+    assert cluster.apply(m.deployment("blue", "stable", "v1", "registry.example.com/shop:v1", 2))["spec"]["replicas"] == 2
+    with_secret = m.deployment("blue", "stable", "v1", "registry.example.com/shop:v1", 2)
+    without = {**with_secret, "spec": {**with_secret["spec"], "minReadySeconds": 0}}
+    cluster.apply(without)
+    assert cluster.apply(with_secret)["spec"].get("minReadySeconds") is None, "a field dropped since is removed"
+    puts = [r for r in server.requests if r[0] == "PUT"]
+    assert len(puts) == 3
 
 
 def test_a_service_keeps_its_cluster_ip_across_replaces(server):

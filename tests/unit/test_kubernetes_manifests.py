@@ -10,7 +10,7 @@ import pytest
 
 from deployflow.kubernetes.manifests import Manifests
 from tests.k8s_schemas import KUBERNETES_VERSION, NEWEST_VERSION, SchemaError, validate, validate_all
-from tests.unit.k8s_world import ALL, World, scenarios
+from tests.unit.world import ALL, World, scenarios
 
 
 @pytest.mark.parametrize("strategy,traffic", ALL)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployflow.kubernetes.manifests import Manifests
-from tests.unit.k8s_world import World, scenarios
+from tests.unit.world import World, scenarios
 
 
 def granted(traffic: str) -> set[tuple[str, str, str]]:

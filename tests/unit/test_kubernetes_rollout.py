@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from deployflow.deployer.rollout import StepFailed
+from deployflow.rollout.record import StepFailed
 from deployflow.kubernetes.cluster import ClusterError
 from deployflow.kubernetes.manifests import GROUP
-from tests.unit.k8s_world import ALL, World, image, scenarios
+from tests.unit.world import ALL, World, image, scenarios
 
 COLOUR, TRACK, VERSION = f"{GROUP}/colour", f"{GROUP}/track", f"{GROUP}/version"
 
@@ -153,7 +153,7 @@ def test_canary_shift_to_one_weight_and_a_weight_that_is_no_step():
     rollout.prepare()
     rollout.shift(25)
     assert w.api.weights("shop") == {"shop": 75, "shop-canary": 25, "shop-baseline": 0}
-    with pytest.raises(StepFailed, match=r"--weight 30 is not a step of canary here; valid values are \[10, 25, 50\]"):
+    with pytest.raises(StepFailed, match=r"--weight 30 is not a step of canary here; valid values are \[10, 25, 50, 100\]"):
         rollout.shift(30)
 
 
@@ -204,7 +204,8 @@ def test_canary_by_replica_ratio_without_gateway_api():
 def test_canary_by_replica_ratio_rolls_back_to_the_full_old_colour():
     w = World("canary", traffic="replicas", replicas=4, analysis=False)
     w.release("v1", "prepare", "shift", "promote")
-    w.release("v2", "prepare", "shift")
+    w.rollout("v2").prepare()
+    w.rollout("v2").shift(50)
     assert (w.api.replicas("shop-green"), w.api.replicas("shop-blue")) == (2, 2), "at 50 % the pods are half and half"
     w.release("v2", "rollback")
     assert w.api.selector("shop")[COLOUR] == "blue"
@@ -235,7 +236,7 @@ def test_rolling_rollback_brings_back_the_previous_pod_template():
     w.api.unready.add(image("v2"))
     rollout = w.rollout("v2")
     rollout.prepare()
-    with pytest.raises(StepFailed, match="failed during the rollout.*traffic restored to v1"):
+    with pytest.raises(StepFailed, match="failed during the 100 % step: Deployment shop-blue not ready.*traffic restored to v1"):
         rollout.shift()
     assert w.api.get("Deployment", "shop-blue")["spec"]["template"] == v1_template, "the previous ReplicaSet's template"
     assert rollout.rollback()["to"] == "v1"
@@ -309,5 +310,7 @@ def test_rollback_puts_traffic_back_before_anything_else_when_the_old_pods_still
     w.release("v2", "rollback")
     calls = w.api.calls[before:]
     first_write = next(c for c in calls if c[0] != "get")
-    assert first_write == ("update", "", "services", "shop"), "the first write points the main Service back at the old pods"
-    assert calls.index(first_write) == 3, "after three reads: the record, the old Deployment, the Service"
+    # blue-green: the main Service's selector; canary: the route's weights (the main Service still selects the old pods)
+    expected = ("update", "", "services", "shop") if strategy == "blue-green" else ("update", "gateway.networking.k8s.io", "httproutes", "shop")
+    assert first_write == expected, "the first write points traffic back at the old pods"
+    assert calls.index(first_write) == 3, "after three reads: the record, the old Deployment, the Service or route"

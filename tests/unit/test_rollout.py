@@ -5,10 +5,9 @@ import logging
 
 import pytest
 
-from deployflow.catalog import parse_service
-from deployflow.deployer.rollout import Rollout, StepFailed, Target
-from deployflow.strategies.factory import strategy_for
-from tests.unit.fakes import FakePlatform, FakeRouter, FakeSession
+from deployflow.rollout.engine import Rollout
+from deployflow.rollout.record import StepFailed
+from tests.unit.world import World as SharedWorld
 
 
 def table(routes) -> dict[str, int]:
@@ -20,41 +19,14 @@ def run(rollout: Rollout, *steps: str) -> None:
         getattr(rollout, step)()
 
 
-class World:
-    """One service's environment on a fake platform and router; rollouts of any version act on it."""
-
-    def __init__(self, tmp_path, strategy: str, replicas: int, pause_s: int = 0, scale_down_delay_s: int = 0,
-                 analysis: bool = False) -> None:
-        self.service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
-            "port": 18103, "strategy": strategy, "replicas": replicas, "health": {"timeout_s": 1},
-            "blue_green": {"scale_down_delay_s": scale_down_delay_s}, "canary": {"pause_s": pause_s},
-            "analysis": {"enabled": analysis},
-        }}})
-        self.env = self.service.environments["prod"]
-        self.log: list = []
-        self.platform, self.router = FakePlatform(self.log), FakeRouter(self.log)
-        self.session = FakeSession()
-        self.state_dir = tmp_path
-
-    def rollout(self, version: str, strategy: str | None = None) -> Rollout:
-        return Rollout(
-            platform=self.platform, router=self.router, strategy=strategy_for(strategy or self.env.strategy, self.env),
-            service=self.service, environment=self.env, target=Target(version, f"reg/shop:{version}"),
-            session=self.session, state_dir=self.state_dir, sleep=lambda s: None,
-            targets_path=self.state_dir / "targets" / "shop-prod.json",
-        )
-
-    def release(self, version: str, strategy: str | None = None) -> None:
-        run(self.rollout(version, strategy), "prepare", "shift", "promote")
-        self.log.clear()
-        self.router.calls.clear()
-        self.session.asked.clear()
-
-    def running(self) -> dict[str, str]:
-        return {i.name: i.version for i in self.platform.instances("shop", "prod")}
-
-    def since(self, mark: int, kind: str | None = None) -> list:
-        return [e for e in self.log[mark:] if kind is None or e[0] == kind]
+def World(tmp_path, strategy: str, replicas: int, pause_s: int = 0, scale_down_delay_s: int = 0,  # noqa: N802
+          analysis: bool = False) -> SharedWorld:
+    """The Docker flavour of the shared world: HAProxy traffic over a fake proxy, containers on a fake platform."""
+    world = SharedWorld(strategy, platform="docker", replicas=replicas, pause_s=pause_s, scale_down_delay_s=scale_down_delay_s,
+                        analysis=analysis, timeout_s=1, batch_size=1, state_dir=tmp_path)
+    world.running = lambda: {i.name: i.version for i in world.platform.instances("shop", "prod")}
+    world.since = lambda mark, kind=None: [e for e in world.log[mark:] if kind is None or e[0] == kind]
+    return world
 
 
 def test_blue_green_first_deploy(tmp_path):
@@ -222,10 +194,11 @@ def test_shift_to_one_planned_percent_only(tmp_path):
     assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
     assert rollout.status() == {"service": "shop", "environment": "prod", "live": "blue", "sets": {
         "blue": {"versions": ["v1"], "traffic_percent": 75, "instances": [
-            {"name": f"blue-{i}", "url": f"http://127.0.0.1:2000{i}", "running": True, "route": "unknown"} for i in range(3)]},
+            {"name": f"blue-{i}", "url": f"http://127.0.0.1:2000{i}", "running": True} for i in range(3)]},
         "green": {"versions": ["v2"], "traffic_percent": 25, "instances": [
-            {"name": "green-0", "url": "http://127.0.0.1:20003", "running": True, "route": "unknown"}]},
-    }}
+            {"name": "green-0", "url": "http://127.0.0.1:20003", "running": True}]},
+    }, "router": {"servers": {**{f"blue-{i}": {"weight": 50, "check": "unknown"} for i in range(3)},
+                              "green-0": {"weight": 50, "check": "unknown"}}}}
 
 
 def test_shift_before_prepare_says_what_to_do(tmp_path):

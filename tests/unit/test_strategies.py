@@ -6,7 +6,8 @@ from deployflow.catalog import BlueGreen as BlueGreenConfig
 from deployflow.catalog import Canary as CanaryConfig
 from deployflow.catalog import Rolling as RollingConfig
 from deployflow.catalog import parse_service
-from deployflow.strategies.base import MAX_WEIGHT, Step, weights
+from deployflow.routers.haproxy_traffic import MAX_WEIGHT, weights
+from deployflow.strategies.base import Step
 from deployflow.strategies.bluegreen import BlueGreen
 from deployflow.strategies.canary import Canary
 from deployflow.strategies.factory import strategy_for

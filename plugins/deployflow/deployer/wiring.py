@@ -1,5 +1,5 @@
-"""Build a Rollout for one service and environment: the one place that maps
-an environment's platform to its platform driver and router."""
+"""Build the Rollout for one service and environment: the one place that maps an environment's platform to
+its workload, traffic router and release store (each from its factory)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import requests
 
-from deployflow.catalog import Service
-from deployflow.deployer.rollout import Rollout, Target
+from deployflow.catalog import Environment, Service
 from deployflow.errors import ConfigError
 from deployflow.platforms.factory import platform_class
+from deployflow.rollout.engine import Rollout
+from deployflow.rollout.record import Target
 from deployflow.routers.factory import router_class
+from deployflow.stores.factory import store_class
+from deployflow.strategies.base import Strategy
 from deployflow.strategies.factory import strategy_for
-
-ROUTER_OF_PLATFORM = {"docker": "haproxy"}
 
 
 def platform_client(platform: str) -> object:
@@ -38,6 +39,15 @@ def platform_client(platform: str) -> object:
     return docker.from_env()
 
 
+def traffic_name(env: Environment, strategy: Strategy) -> str:
+    """The router an environment's strategy uses: HAProxy on a Docker host; on Kubernetes, a plan that splits
+    traffic between versions by the environment's ``kubernetes.traffic``, one that moves it at once a selector switch."""
+    if env.kubernetes is None:
+        return "haproxy"
+    splits = any(0 < step.percent < 100 for step in strategy.steps(env.replicas))
+    return env.kubernetes.traffic if splits else "selector"
+
+
 def rollout_for(
     service: Service, environment: str, *, client: object, strategy: str | None = None,
     version: str = "", image: str = "", stack: str | None = None, state_dir: Path | None = None,
@@ -46,21 +56,33 @@ def rollout_for(
     if environment not in service.environments:
         raise ConfigError("environment", f"{environment!r} is not valid; valid values are {', '.join(service.environments)}")
     env = service.environments[environment]
-    if env.platform == "kubernetes":
-        from deployflow.kubernetes.rollout import kubernetes_rollout
+    plan = strategy_for(strategy or env.strategy, env)
+    session = requests.Session()
+    if env.kubernetes is not None:
+        from deployflow.kubernetes.cluster import Cluster
+        from deployflow.kubernetes.manifests import Manifests
 
-        return kubernetes_rollout(service, env, client, strategy=strategy_for(strategy or env.strategy, env),
-                                  target=Target(version, image))
-    stack = stack or os.environ.get("DEPLOYFLOW_STACK", "local")
-    state_dir = Path(state_dir or os.environ.get("DEPLOYFLOW_STATE", ".state"))
-    router = router_class(ROUTER_OF_PLATFORM[env.platform])(
-        client, stack=stack, service=service.name, environment=env.name, front_port=env.port,
-        check_path=env.health.ready, state_dir=state_dir,
-        image=haproxy_image or os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE", "deployflow/haproxy:1"),
-    )
-    return Rollout(
-        platform=platform_class(env.platform)(client, stack=stack), router=router,
-        strategy=strategy_for(strategy or env.strategy, env), service=service, environment=env,
-        target=Target(version, image), session=requests.Session(), state_dir=router.dir,
-        targets_path=state_dir / "targets" / f"{stack}-{service.name}-{env.name}.json",
-    )
+        manifests = Manifests(service, env)
+        cluster = Cluster.from_api_client(client, manifests.namespace)
+        workload = platform_class("kubernetes")(cluster, manifests, in_place=plan.in_place)
+        traffic = router_class(traffic_name(env, plan))(cluster, manifests)
+        store = store_class("configmap")(cluster, manifests)
+    else:
+        from deployflow.platforms.docker import DockerPlatform
+        from deployflow.routers.haproxy import HAProxyRouter
+
+        stack = stack or os.environ.get("DEPLOYFLOW_STACK", "local")
+        state_dir = Path(state_dir or os.environ.get("DEPLOYFLOW_STATE", ".state"))
+        proxy = HAProxyRouter(
+            client, stack=stack, service=service.name, environment=env.name, front_port=env.port,
+            check_path=env.health.ready, state_dir=state_dir,
+            image=haproxy_image or os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE", "deployflow/haproxy:1"),
+        )
+        workload = platform_class("docker")(
+            DockerPlatform(client, stack=stack), service=service.name, environment=env.name, health_config=env.health,
+            session=session, targets_path=state_dir / "targets" / f"{stack}-{service.name}-{env.name}.json",
+        )
+        traffic = router_class(traffic_name(env, plan))(proxy, workload)
+        store = store_class("file")(proxy.dir / "release.json")
+    return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan, service=service.name, environment=env,
+                   target=Target(version, image), session=session)

@@ -10,6 +10,7 @@ grants (templates/rbac.yaml; tests/unit/test_kubernetes_rbac.py compares them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from deployflow.errors import DeployflowError
 
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+UNREAD = object()  # apply's ``current`` when the caller has not read the object
 
 
 class ClusterError(DeployflowError):
@@ -67,16 +69,22 @@ class Cluster:
                 return None
             raise self._error("read", kind, name, exc) from None
 
-    def apply(self, manifest: dict) -> dict:
-        """Make the object exactly ``manifest`` (create it, or replace what is there); returns what the API returned."""
+    def apply(self, manifest: dict, *, current: dict | None | object = UNREAD) -> dict:
+        """Make the object exactly ``manifest`` (create it, or replace what is there); returns the object as
+        the API has it. ``current`` is the object as just read (None: there was none), if the caller has it (one
+        call fewer). An object
+        that already is ``manifest`` is not written: a re-run step changes nothing, not even resourceVersion."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         calls = self._calls(kind)
         for attempt in range(3):
-            current = self.get(kind, name)
+            if current is UNREAD or attempt:
+                current = self.get(kind, name)
             try:
                 if current is None:
-                    return self.serialize(calls["create"](manifest))
-                return self.serialize(calls["update"](name, _carry_over(current, manifest)))
+                    return self.serialize(calls["create"](_stamped(manifest)))
+                if _unchanged(current, manifest):
+                    return current
+                return self.serialize(calls["update"](name, _carry_over(current, _stamped(manifest))))
             except ApiException as exc:
                 if exc.status == 409 and attempt < 2:  # someone wrote in between, or it appeared: read again
                     continue
@@ -111,6 +119,37 @@ def _carry_over(current: dict, desired: dict) -> dict:
                 spec.setdefault(key, current["spec"][key])
         body["spec"] = spec
     return body
+
+
+APPLIED = "deployflow.io/applied"  # annotation: digest of the manifest last written by the deployer
+
+
+def _digest(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stamped(manifest: dict) -> dict:
+    """``manifest`` carrying the digest of itself, so that a later apply can tell it is already there."""
+    meta = manifest["metadata"]
+    return {**manifest, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), APPLIED: _digest(manifest)}}}
+
+
+def _unchanged(current: dict, manifest: dict) -> bool:
+    """Whether ``current`` already is ``manifest``: the deployer wrote exactly it last (the digest: a field it
+    dropped since counts as a change), and every field of it still holds (nobody changed one since; what
+    the API server added, defaults and status, does not count)."""
+    annotations = (current.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(APPLIED) == _digest(manifest) and _holds(current, {k: v for k, v in manifest.items() if k != "metadata"}) \
+        and _holds(current["metadata"].get("labels") or {}, manifest["metadata"].get("labels") or {})
+
+
+def _holds(current: object, wanted: object) -> bool:
+    """Every field of ``wanted`` has its value in ``current`` (which may have more)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(k in current and _holds(current[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and len(current) == len(wanted) and all(map(_holds, current, wanted))
+    return current == wanted
 
 
 def _message(exc: ApiException) -> str:

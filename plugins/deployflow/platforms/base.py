@@ -1,4 +1,10 @@
-"""What a platform is: it starts, lists and stops instances of a version."""
+"""What a platform's workload is: sets of instances by colour, scaled to a version, watched until ready.
+
+Two sets take turns, named by colour (``blue``, ``green``): the live one runs
+the old version, the other receives the new one. A canary's analysis adds a
+third, ``baseline``: the old version started afresh, judged against the canary.
+A set's track (``stable``, ``canary``, ``baseline``) is what metrics compare.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-COLOURS = ("blue", "green")
+from deployflow.rollout.record import COLOURS, Target
+
 BASELINE = "baseline"  # the old version started afresh beside a canary, for analysis
+TRACKS = ("stable", "canary", "baseline")
 
 
 def other_colour(colour: str) -> str:
@@ -16,7 +24,7 @@ def other_colour(colour: str) -> str:
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """One replica of one version: ``colour`` names the set it belongs to (see Rollout)."""
+    """One replica of one version: ``colour`` names the set it belongs to."""
 
     service: str
     environment: str
@@ -29,6 +37,8 @@ class InstanceSpec:
 
 @dataclass(frozen=True)
 class Instance:
+    """One running (or exited) instance, as a Docker host sees it."""
+
     name: str
     service: str
     environment: str
@@ -45,15 +55,43 @@ class Instance:
         return f"http://{self.host}:{self.port}"
 
 
-class Platform(Protocol):
-    def instances(self, service: str, environment: str) -> list[Instance]:
-        """Every instance of the service in the environment, as the platform sees them now."""
+@dataclass(frozen=True)
+class InstanceSet:
+    """One colour's instances as the platform runs them now.
 
-    def start(self, spec: InstanceSpec) -> Instance:
-        """Start one instance; a running one of the same spec is returned as it is."""
+    ``size`` counts running instances (Docker) or the Deployment's replicas
+    (Kubernetes); ``ready`` says whether all of them are ready; ``starting`` are
+    instances the last scale started, not yet seen ready. ``instances`` holds
+    each instance where the platform has them one by one (Docker).
+    """
 
-    def stop(self, instance: Instance, grace_s: int = 10) -> None:
-        """Stop and remove one instance, letting it finish what it serves."""
+    colour: str
+    target: Target | None  # the version and image the set runs; None when there is no such set
+    size: int = 0
+    ready: bool = True
+    instances: tuple[Instance, ...] = ()
+    starting: tuple[Instance, ...] = ()
+    detail: Mapping[str, object] = field(default_factory=dict)  # the platform's own view, for status
 
-    def describe_failure(self, instance: Instance) -> str:
-        """Why an instance is not running (exit code, last log lines), for error messages."""
+    @property
+    def versions(self) -> set[str]:
+        found = {i.version for i in self.instances} or ({self.target.version} if self.target and self.size else set())
+        return found
+
+
+class Workload(Protocol):
+    def get(self, colour: str) -> InstanceSet:
+        """The set of ``colour`` as the platform runs it now (``target`` None when there is none)."""
+
+    def scale(self, colour: str, count: int, target: Target, track: str) -> InstanceSet:
+        """Make the set run ``count`` instances of ``target`` on ``track``, starting only what is missing (0: none)."""
+
+    def wait_ready(self, instances: InstanceSet) -> None:
+        """Return once every instance of the set is ready; StepFailed, with the platform's reasons, if it never is."""
+
+    def remove(self, colour: str) -> None:
+        """Delete the set altogether (a first deploy rolled back: nothing of it is kept)."""
+
+    def urls(self, colour: str, track: str, *, serving: bool, external: bool = False) -> list[str]:
+        """Where to probe the set: each instance, or the Service in front of it (the main one when it serves);
+        ``external``: as Airflow reaches it, else as the deployer does."""

@@ -1,20 +1,28 @@
-"""The docker platform: each instance is a container on the host network.
+"""The docker platform: each instance is a container on the host network; a set is a colour's containers.
 
 Every container listens on its own port on 127.0.0.1 (passed as ``PORT`` and
 ``BIND``, the convention the service follows) and carries labels naming the
 stack, service, environment, version, colour and replica, so the live state
-is always read back from the engine rather than remembered.
+is always read back from the engine rather than remembered. ``DockerPlatform``
+starts and stops single containers; ``DockerWorkload`` is the rollout engine's
+view of them, and tells Prometheus what to scrape, each instance with its track.
 """
 
 from __future__ import annotations
 
+import json
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import docker
 from docker.errors import NotFound
 
-from deployflow.platforms.base import Instance, InstanceSpec
+from deployflow import health
+from deployflow.catalog import Health
+from deployflow.platforms.base import BASELINE, Instance, InstanceSet, InstanceSpec
+from deployflow.rollout.record import StepFailed, Target
 
 LABEL = "io.deployflow"
 HOST = "127.0.0.1"
@@ -137,3 +145,92 @@ class DockerPlatform:
         state = container.attrs.get("State", {})
         tail = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
         return f"{instance.name} is {state.get('Status')} (exit code {state.get('ExitCode')}); last log lines: {tail}"
+
+
+class DockerWorkload:
+    """One service's sets in one environment on this Docker host.
+
+    :param platform: starts, lists and stops the containers (a DockerPlatform; tests pass a fake).
+    :param session: HTTP session for readiness probes of new instances.
+    :param targets_path: Prometheus' file-discovery file for this environment (None: no Prometheus).
+    """
+
+    def __init__(
+        self, platform: DockerPlatform, *, service: str, environment: str, health_config: Health, session: health.Session,
+        targets_path: Path | None = None, sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.platform = platform
+        self.service = service
+        self.environment = environment
+        self.health = health_config
+        self.session = session
+        self.targets_path = targets_path
+        self.sleep = sleep
+        self.clock = clock
+
+    def _members(self, colour: str) -> list[Instance]:
+        return [i for i in self.platform.instances(self.service, self.environment) if i.colour == colour]
+
+    @staticmethod
+    def _set(colour: str, members: list[Instance], starting: tuple[Instance, ...] = ()) -> InstanceSet:
+        members = sorted(members, key=lambda i: i.index)
+        running = [i for i in members if i.running]
+        first = (running or members or [None])[0]
+        return InstanceSet(
+            colour, Target(first.version, first.image) if first else None, size=len(running), ready=not starting,
+            instances=tuple(members), starting=starting,
+            detail={"instances": [{"name": i.name, "url": i.url, "running": i.running} for i in members]},
+        )
+
+    def get(self, colour: str) -> InstanceSet:
+        return self._set(colour, self._members(colour))
+
+    def scale(self, colour: str, count: int, target: Target, track: str) -> InstanceSet:
+        members = self._members(colour)
+        keep = {i.index: i for i in members if i.running and (i.version, i.image) == (target.version, target.image) and i.index < count}
+        for instance in members:
+            if instance.index >= count:
+                self.platform.stop(instance)
+        fresh = tuple(self.platform.start(InstanceSpec(self.service, self.environment, target.version, target.image, colour, n))
+                      for n in range(count) if n not in keep)
+        self._sync_targets({colour: track})
+        return self._set(colour, [*keep.values(), *fresh], fresh)
+
+    def wait_ready(self, instances: InstanceSet) -> None:
+        starting = instances.starting or tuple(i for i in instances.instances if i.running)
+        h = self.health
+        verdict = health.wait_healthy(
+            self.session, [i.url for i in starting], [h.ready], consecutive=1, interval_s=min(h.interval_s, 0.5),
+            timeout_s=h.timeout_s, sleep=self.sleep, clock=self.clock,
+        )
+        if not verdict.healthy:
+            why = "; ".join(self.platform.describe_failure(i) for i in starting)
+            raise StepFailed(f"{len(starting)} new instance(s) never became ready: {verdict.reason()} ({why})")
+
+    def remove(self, colour: str) -> None:
+        for instance in self._members(colour):
+            self.platform.stop(instance)
+        self._sync_targets({})
+
+    def urls(self, colour: str, track: str, *, serving: bool, external: bool = False) -> list[str]:
+        return [i.url for i in sorted(self._members(colour), key=lambda i: i.index)]
+
+    def _sync_targets(self, tracks: dict[str, str]) -> None:
+        """Tell Prometheus what to scrape: every running instance, labelled with its set's track."""
+        if self.targets_path is None:
+            return
+        known = json.loads(self.targets_path.read_text()) if self.targets_path.exists() else []
+        by_name = {g["labels"].get("instance_name"): g["labels"].get("track") for g in known}
+        groups = []
+        for i in self.platform.instances(self.service, self.environment):
+            if not i.running:
+                continue
+            track = tracks.get(i.colour) or by_name.get(i.name) or (BASELINE if i.colour == BASELINE else "stable")
+            groups.append({"targets": [f"{i.host}:{i.port}"],
+                           "labels": {"service": self.service, "environment": self.environment, "version": i.version,
+                                      "track": track, "instance_name": i.name}})
+        self.targets_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.targets_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=1))
+        tmp.replace(self.targets_path)  # Prometheus reads whole files only

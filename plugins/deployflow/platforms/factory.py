@@ -1,11 +1,12 @@
-"""Platform by name; an unknown name is an error that lists the valid ones."""
+"""Platform workload by name; an unknown name is an error that lists the valid ones."""
 
 from __future__ import annotations
 
 from deployflow.factory import implementation
 
 IMPLEMENTATIONS = {
-    "docker": "deployflow.platforms.docker:DockerPlatform",
+    "docker": "deployflow.platforms.docker:DockerWorkload",
+    "kubernetes": "deployflow.platforms.kubernetes:KubernetesWorkload",
 }
 
 

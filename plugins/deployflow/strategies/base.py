@@ -1,18 +1,17 @@
 """What a strategy is: a plan of steps, each a share of traffic and the instances it needs.
 
-A strategy never talks to Docker or a proxy: the Rollout carries out its
-steps. All three strategies move traffic from the live set of instances (the
-old version) to a second set (the new version), so rollback is the same for
-each: all traffic back to the old set, then remove the new one.
+A strategy never talks to a platform or a router: the rollout engine carries
+out its steps, the same way for every strategy. All three move traffic from
+the live set of instances (the old version) to a second set (the new version),
+or, where the platform replaces instances itself (``in_place``), within the
+live set; so rollback is the same for each: all traffic back to the old
+version, then the new one goes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-MAX_WEIGHT = 200  # per server, under HAProxy's 256
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,8 @@ class Step:
 
 class Strategy(Protocol):
     name: str
+    track: str  # the new version's track until it takes all traffic: "canary" or "stable"
+    in_place: bool  # the platform replaces the live set's instances itself (a Deployment's rolling update)
 
     def first_instances(self, replicas: int) -> int:
         """How many instances of the new version ``prepare`` starts (with no traffic)."""
@@ -39,24 +40,3 @@ class Strategy(Protocol):
 
     def scale_down_delay(self) -> int:
         """Seconds the old version stays, without traffic, after the last step."""
-
-
-def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequence[str] = ()) -> dict[str, int]:
-    """Per-server weights giving ``percent`` to the ``new`` servers, the rest to ``old``.
-
-    Without old servers everything goes to the new ones (a first deploy).
-    A ``baseline`` (the old version, started afresh for canary analysis)
-    gets the same share as the new version, as Kayenta advises, taken from
-    the old servers' share. Weights are whole numbers of at least 1, so a tiny
-    share spread over many servers comes out larger than asked (1 % over 50
-    servers is 50 units).
-    """
-    if not old:
-        percent = 100
-    base = min(percent, 100 - percent) if baseline else 0
-    result = {name: 0 for name in [*new, *old, *baseline]}
-    for group, share in ((new, percent), (baseline, base), (old, 100 - percent - base)):
-        if group and share:
-            each = max(1, round(MAX_WEIGHT * share / 100 / len(group)))
-            result.update({name: each for name in group})
-    return result

@@ -14,6 +14,8 @@ from deployflow.strategies.base import Step
 class BlueGreen:
     config: BlueGreenConfig
     name: str = "blue-green"
+    track: str = "stable"
+    in_place: bool = False
 
     def first_instances(self, replicas: int) -> int:
         return replicas

@@ -15,6 +15,8 @@ class Canary:
     config: CanaryConfig
     analysis: bool = False  # judge the first step (canary analysis) before going on
     name: str = "canary"
+    track: str = "canary"
+    in_place: bool = False
 
     def first_instances(self, replicas: int) -> int:
         return min(self.config.replicas, replicas)

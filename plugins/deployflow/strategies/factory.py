@@ -14,7 +14,8 @@ def strategy_for(name: str, environment: Environment) -> Strategy:
     builders = {
         "blue-green": lambda: BlueGreen(environment.blue_green),
         "canary": lambda: Canary(environment.canary, analysis=environment.analysis.enabled),
-        "rolling": lambda: Rolling(environment.rolling),
+        # A Deployment replaces its own pods (maxSurge = batch size): rolling happens in place there.
+        "rolling": lambda: Rolling(environment.rolling, in_place=environment.kubernetes is not None),
     }
     if name not in builders:
         raise ValueError(f"strategy {name!r} is not known; valid values are {', '.join(repr(n) for n in builders)}")

@@ -1,0 +1,294 @@
+"""The rollout engine: one release of one version to one environment, step by step, on any platform.
+
+prepare starts the new version beside the live one (or, where the platform
+replaces instances itself, in its place) with no traffic; shift carries out the
+strategy's traffic steps, watching each; promote walks the steps after canary
+analysis, watches the new version through the scale-down delay, then removes
+the old one; rollback puts all traffic back on the old version, then removes
+the new one. Strategies differ only in the steps they plan, platforms only in
+their Workload, Traffic and ReleaseStore.
+
+Every step reads the record and the live sets first and converges to what it
+wants, so a step that is retried or restarted finishes the work instead of
+doubling it. When a watched step fails, traffic goes back to the old version
+at once, inside the failing step (what Argo Rollouts does on abort); removing
+the new version is left to the rollback step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from deployflow import health
+from deployflow.catalog import Environment
+from deployflow.platforms.base import BASELINE, COLOURS, InstanceSet, Workload, other_colour
+from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
+from deployflow.routers.base import Split, Traffic
+from deployflow.stores.base import ReleaseStore
+from deployflow.strategies.base import Step, Strategy
+
+log = logging.getLogger("deployflow.deployer")
+
+
+class Rollout:
+    def __init__(
+        self, *, workload: Workload, traffic: Traffic, store: ReleaseStore, strategy: Strategy, service: str,
+        environment: Environment, target: Target, session: health.Session,
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.workload = workload
+        self.traffic = traffic
+        self.store = store
+        self.strategy = strategy
+        self.service = service
+        self.env = environment
+        self.target = target
+        self.session = session
+        self.sleep = sleep
+        self.clock = clock
+
+    # ---- the plan ---------------------------------------------------------------------
+
+    def _steps(self, record: Record) -> list[Step]:
+        """The strategy's steps; a first deploy has nothing to protect: every instance, one step, watched as the first."""
+        steps = self.strategy.steps(self.env.replicas)
+        if record.previous is None:
+            return [Step(percent=100, new=self.env.replicas, old=0, pause_s=steps[0].pause_s)]
+        return steps
+
+    def _track(self, step: Step | None = None) -> str:
+        return "stable" if step is not None and step.percent == 100 else self.strategy.track
+
+    def _mine(self, *, finished: bool = False) -> Record | None:
+        """This release's record; a finished one only if ``finished`` (a retried last step)."""
+        record = self.store.load()
+        if record is None or record.version != self.target.version or (record.outcome and not finished):
+            return None
+        return record
+
+    def _require(self) -> Record:
+        record = self._mine(finished=True)
+        if record is None:
+            raise StepFailed(f"no prepared release of {self.target.version} in {self.env.name}; run prepare first")
+        return record
+
+    def _decide(self) -> Record:
+        """A new record: where the new version goes, and what serves now."""
+        last = self.store.load()
+        live = last.serving if last else None
+        running = self.workload.get(live) if live else None
+        if not running or not running.size:
+            return Record(self.target.version, self.target.image, COLOURS[0], None, None)
+        if running.target.version == self.target.version:
+            return Record(self.target.version, self.target.image, live, live, None, already_live=True)
+        colour = live if self.strategy.in_place else other_colour(live)
+        return Record(self.target.version, self.target.image, colour, live, running.target)
+
+    # ---- steps ------------------------------------------------------------------------
+
+    def prepare(self) -> dict[str, Any]:
+        """Start the new version's first instances beside the live ones (or in their place), with no traffic."""
+        started = self.clock()
+        self.traffic.ensure()
+        record = self._mine()
+        if record is None:
+            record = self._decide()
+            self.store.save(record)
+        if record.already_live:
+            log.info("prepare: %s is already live in %s (%s); nothing to do", self.target.version, self.env.name, record.colour)
+            return self._result(record, started)
+        steps = self._steps(record)
+        baseline = bool(record.previous) and self.env.analysis.baseline and any(s.analysis for s in steps)
+        if baseline != record.baseline:
+            record = replace(record, baseline=baseline)
+            self.store.save(record)
+        hold = Split(record.colour, record.live, 0, baseline=baseline)
+        self.traffic.set_weights(hold)  # before any new instance runs: traffic stays where it is
+        if record.colour != record.live:
+            leftover = self.workload.get(record.colour)
+            if leftover.versions - {self.target.version}:  # an earlier release's instances in the colour we need
+                log.info("prepare: removing %d leftover instance(s) of %s", leftover.size, ", ".join(sorted(leftover.versions)))
+                self.traffic.drain([record.colour])
+                self.workload.scale(record.colour, 0, leftover.target, self._track())
+        count = self.env.replicas if record.previous is None else self.strategy.first_instances(self.env.replicas)
+        self.workload.scale(record.colour, count, self.target, self._track())  # health is the next task's job
+        if baseline:
+            # A fresh baseline of the old version, as many as the canary: judged against it, not long-running ones.
+            self.workload.scale(BASELINE, count, record.previous, BASELINE)
+        self.traffic.set_weights(hold)  # the new instances' routes, with no traffic
+        log.info("prepare: %d instance(s) of %s started as %s in %.1f s (previous: %s)", count, self.target.version,
+                 record.colour, self.clock() - started, record.previous.version if record.previous else "none")
+        return self._result(record, started)
+
+    def shift(self, percent: int | None = None) -> dict[str, Any]:
+        """Carry out the strategy's traffic steps up to the analysed one (or the one to ``percent``), watching each."""
+        started = self.clock()
+        record = self._require()
+        if record.outcome == ROLLED_BACK:
+            raise StepFailed(f"{self.target.version} was rolled back in {self.env.name}; release it again from prepare")
+        if record.already_live or record.outcome == PROMOTED:
+            return {**self._result(record, started), "analysis": False}
+        steps = self._steps(record)
+        if percent is not None:
+            planned = [s.percent for s in steps]
+            if percent not in planned:
+                raise StepFailed(f"--weight {percent} is not a step of {self.strategy.name} here; valid values are {planned}")
+            steps = [s for s in steps if s.percent == percent]
+        else:  # a retried shift goes on from where traffic is, never back to a smaller share
+            steps = [s for s in steps if s.percent >= record.percent] or steps[-1:]
+            analysed = [n for n, s in enumerate(steps) if s.analysis]
+            if analysed:  # the steps after the analysed one are promote's, once analysis passed
+                steps = steps[: analysed[0] + 1]
+        for step in steps:
+            record = self._apply(record, step)
+            if step.pause_s and not step.analysis:
+                self._watch(record, step.pause_s, f"the {step.percent} % step")
+        # analysis is False on a first deploy: there is nothing to compare with
+        return {**self._result(record, started), "analysis": any(s.analysis for s in steps)}
+
+    def promote(self) -> dict[str, Any]:
+        """The steps after analysis, the scale-down delay watched, then the old version goes."""
+        started = self.clock()
+        record = self._require()
+        if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
+            self._finish(record, PROMOTED)
+            return self._result(record, started)
+        for step in [s for s in self._steps(record) if s.percent > record.percent]:
+            record = self._apply(record, step)
+            if step.pause_s:
+                self._watch(record, step.pause_s, f"the {step.percent} % step")
+        delay = self.strategy.scale_down_delay()
+        if delay and record.previous:
+            self._watch(record, delay, "the scale-down delay")
+        old = [c for c in (record.live, BASELINE if record.baseline else None) if c and c != record.colour]
+        self.traffic.drain(old)
+        for colour in old:
+            self.workload.scale(colour, 0, record.previous, BASELINE if colour == BASELINE else "stable")
+        record = self._finish(record, PROMOTED)
+        log.info("promote: %s is live in %s; %s scaled to 0 in %.1f s", self.target.version, self.env.name,
+                 ", ".join(old) or "nothing", self.clock() - started)
+        return self._result(record, started)
+
+    def rollback(self) -> dict[str, Any]:
+        """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
+        started = self.clock()
+        record = self._mine(finished=True)
+        done = nothing_to_roll_back(record, self.env.name)
+        if done is not None:
+            return done
+        if record.previous is None:
+            self.traffic.drain([record.colour])
+            self.workload.remove(record.colour)
+            self._finish(record, ROLLED_BACK)
+            log.info("rollback: first deploy of %s: rolled back to nothing", self.service)
+            return {"rolled_back": True, "to": None, "seconds": round(self.clock() - started, 2)}
+        self._restore(record)
+        restored = self.clock() - started
+        new = [c for c in (record.colour, BASELINE if record.baseline else None) if c and c != record.live]
+        self.traffic.drain(new)
+        for colour in new:
+            self.workload.scale(colour, 0, self.target if colour != BASELINE else record.previous,
+                                BASELINE if colour == BASELINE else self._track())
+        self._finish(record, ROLLED_BACK)
+        log.info("rollback: 100 %% of traffic on %s after %.2f s; %s scaled to 0", record.previous.version, restored,
+                 ", ".join(new) or "nothing")
+        return {"rolled_back": True, "to": record.previous.version, "seconds_to_old_traffic": round(restored, 2),
+                "seconds": round(self.clock() - started, 2)}
+
+    def status(self) -> dict[str, Any]:
+        """What runs and what takes traffic, as the platform and the router see it now."""
+        shares = self.traffic.weights()
+        sets = {}
+        for colour in (*COLOURS, BASELINE):
+            found = self.workload.get(colour)
+            if found.target is None and not found.instances:
+                continue
+            sets[colour] = {"versions": sorted(found.versions), "traffic_percent": shares.get(colour, 0), **found.detail}
+        live = max(shares, key=shares.get) if any(shares.values()) else None
+        return {"service": self.service, "environment": self.env.name, "live": live, "sets": sets,
+                "router": self.traffic.status()}
+
+    # ---- mechanics --------------------------------------------------------------------
+
+    def _result(self, record: Record, started: float) -> dict[str, Any]:
+        serving = record.already_live or record.live in (None, record.colour) or record.percent == 100
+        return {
+            "version": self.target.version, "colour": record.colour, "already_live": record.already_live,
+            "previous": record.previous.version if record.previous else None,
+            "instances": self.workload.urls(record.colour, self._track(), serving=serving, external=True),
+            "seconds": round(self.clock() - started, 2),
+        }
+
+    def _finish(self, record: Record, outcome: str) -> Record:
+        finished = replace(record, outcome=outcome)
+        if finished != record:
+            self.store.save(finished)
+        return finished
+
+    def _apply(self, record: Record, step: Step) -> Record:
+        """One traffic step: the new set at its size and ready, the split, the old set at its size."""
+        started = self.clock()
+        new_size, old_size = self.traffic.sizes(step, self.env.replicas)
+        replaced = record.live == record.colour  # in place: the new version is taking the live set's place
+        self._guarded(record, self.workload.scale(record.colour, new_size, self.target, self._track(step)),
+                      f"the {step.percent} % step")
+        baseline = record.baseline and step.analysis
+        old = None if replaced else record.live
+        self.traffic.set_weights(Split(record.colour, old, step.percent, baseline=baseline, keep_old=old_size))
+        # Logged the moment the weights change: the line's time marks the step.
+        log.info("shift: %d %% of traffic on %s (%d new, %s old instance(s)), %.1f s to get there",
+                 step.percent if old else 100, self.target.version, new_size,
+                 old_size if old_size is not None else self.env.replicas if old else 0, self.clock() - started)
+        dropped = [BASELINE] if record.baseline and not step.analysis else []  # the baseline serves the analysed step only
+        self.traffic.drain(dropped)
+        if old and old_size is not None:
+            self.workload.scale(old, old_size, record.previous, "stable")
+        for colour in dropped:
+            self.workload.scale(colour, 0, record.previous, BASELINE)
+        done = replace(record, percent=step.percent, baseline=record.baseline and not dropped)
+        if done != record:
+            self.store.save(done)
+        return done
+
+    def _guarded(self, record: Record, instances: InstanceSet, what: str) -> None:
+        """Wait until ``instances`` are ready; if they never are, put traffic back on the old version and fail."""
+        if instances.ready:
+            return
+        try:
+            self.workload.wait_ready(instances)
+        except StepFailed as exc:
+            restored = self._restore(record)
+            raise StepFailed(f"{self.target.version} failed during {what}: {exc}; "
+                             + (f"traffic restored to {record.previous.version}" if restored else "no previous version to restore")) from None
+
+    def _watch(self, record: Record, seconds: float, what: str) -> None:
+        """Probe the new version's health paths for ``seconds``; on a failure restore the old version and fail."""
+        urls = self.workload.urls(record.colour, self._track(), serving=record.percent == 100 or record.live in (None, record.colour))
+        h = self.env.health
+        verdict = health.watch(self.session, urls, h.paths(), seconds=seconds, interval_s=min(h.interval_s, 0.5),
+                               sleep=self.sleep, clock=self.clock)
+        if verdict.healthy:
+            return
+        failed_at = self.clock()
+        restored = self._restore(record)
+        raise StepFailed(
+            f"{self.target.version} failed its health checks during {what}: {verdict.reason()}; "
+            + (f"traffic restored to {record.previous.version} in {self.clock() - failed_at:.2f} s" if restored
+               else "no previous version to restore")
+        )
+
+    def _restore(self, record: Record) -> bool:
+        """All traffic to the previous version, at once (its instances restarted first if any were lost, or, in
+        place, its template brought back); True if there was one to restore to."""
+        if record.previous is None or record.live is None:
+            return False
+        old = self.workload.scale(record.live, self.env.replicas, record.previous, "stable")
+        if not old.ready:
+            self.workload.wait_ready(old)
+        self.traffic.set_weights(Split(record.live, None, 100))
+        log.warning("restored 100 %% of traffic to %s", record.previous.version)
+        return True
