@@ -145,7 +145,7 @@ class Metrics:
         out = ["# HELP http_requests_total HTTP requests handled, by status code, method and route.",
                "# TYPE http_requests_total counter"]
         out += [f'http_requests_total{{code="{c}",method="{m}",path="{p}"}} {n}' for (c, m, p), n in requests]
-        out += ["# HELP http_request_duration_seconds Time to handle an HTTP request, by route.",
+        out += ["# HELP http_request_duration_seconds Time to handle an HTTP request, up to writing the response, by route.",
                 "# TYPE http_request_duration_seconds histogram"]
         for path, counts, total in hists:
             cumulative = 0
@@ -237,6 +237,10 @@ class Handler(BaseHTTPRequestHandler):
             status, content_type, body = _json(405, {"error": "method not allowed"})
             headers = {"Allow": "GET, HEAD", "Connection": "close"}
             self.close_connection = True
+        # Counted before the first byte goes out: a client holding its answer
+        # always finds it in /metrics. The duration is the time to handle it,
+        # up to writing; a slow reader's socket does not count as the service's.
+        self.server.app.metrics.observe(self.command, path, status, time.perf_counter() - start)
         try:
             self.send_response(status)
             headers.update({"Content-Type": content_type, "Content-Length": str(len(body))})
@@ -247,7 +251,6 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away
-        self.server.app.metrics.observe(self.command, path, status, time.perf_counter() - start)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 

@@ -107,6 +107,25 @@ def test_metrics_reflect_requests(running, parse_metrics):
     assert again.value("http_request_duration_seconds_count", path="/") == 4
 
 
+def test_a_client_holding_its_answer_finds_it_counted(running, parse_metrics, monkeypatch):
+    # A handler thread slow to get the CPU after answering, made certain: had
+    # the request been counted after its answer went out, the scrape below,
+    # on a new connection, would come in first.
+    metrics = running.app.metrics
+    observe = metrics.observe
+
+    def slow_observe(*args):
+        time.sleep(0.5)
+        observe(*args)
+
+    monkeypatch.setattr(metrics, "observe", slow_observe)
+    assert get(running, "/").status_code == 200
+    monkeypatch.setattr(metrics, "observe", observe)
+    scraped = parse_metrics(get(running, "/metrics").text)
+    assert scraped.value("http_requests_total", code="200", method="GET", path="/") == 1
+    assert scraped.value("http_request_duration_seconds_count", path="/") == 1
+
+
 def test_ready_never_fails_only_readiness(start_server):
     running = start_server(FAULT_READY_NEVER="1")
     ready = get(running, "/ready")
