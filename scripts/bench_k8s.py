@@ -21,20 +21,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 import kubernetes  # noqa: E402
 
-from deployflow.deployer.rollout import Target  # noqa: E402
 from deployflow.kubernetes.cluster import Cluster  # noqa: E402
-from deployflow.kubernetes.rollout import KubernetesRollout  # noqa: E402
-from deployflow.strategies.factory import strategy_for  # noqa: E402
 from tests.unit.fake_kubernetes import FakeKubernetesAPI, FakeKubernetesServer  # noqa: E402
-from tests.unit.fakes import FakeSession  # noqa: E402
-from tests.unit.k8s_world import NAMESPACE, World  # noqa: E402
+from tests.unit.world import NAMESPACE, World  # noqa: E402
 
 CASES = [("blue-green", "gateway"), ("canary", "gateway"), ("canary", "replicas"), ("rolling", "gateway")]
-
-
-def rollout(world: World, cluster: Cluster, version: str) -> KubernetesRollout:
-    return KubernetesRollout(cluster=cluster, manifests=world.manifests, strategy=strategy_for(world.env.strategy, world.env),
-                             target=Target(version, f"registry.example.com/shop:{version}"), session=FakeSession(), poll_s=0.05)
 
 
 def world_live(api: FakeKubernetesAPI) -> str:
@@ -54,7 +45,7 @@ def main() -> int:
                                ("v3", ("prepare", "shift", "rollback"))):
             for step in steps:
                 before, started = len(api.calls), time.perf_counter()
-                getattr(rollout(world, cluster, version), step)()
+                getattr(world.rollout(version, cluster=cluster), step)()
                 elapsed_ms = 1000 * (time.perf_counter() - started)
                 calls = api.calls[before:]
                 writes = [c for c in calls if c[0] != "get"]

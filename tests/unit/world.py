@@ -67,11 +67,12 @@ class World:
 
     # ---- rollouts ---------------------------------------------------------------------
 
-    def rollout(self, version: str, strategy: str | None = None) -> Rollout:
+    def rollout(self, version: str, strategy: str | None = None, *, cluster: Cluster | None = None) -> Rollout:
+        """A rollout of ``version``; on Kubernetes through ``cluster`` if given (the real client, say), else the fake's."""
         plan = strategy_for(strategy or self.env.strategy, self.env)
         if self.platform_name == "kubernetes":
-            cluster = Cluster(namespace=NAMESPACE, apps=self.api.apps, core=self.api.core, custom=self.api.custom,
-                              serialize=self.api.serialize)
+            cluster = cluster or Cluster(namespace=NAMESPACE, apps=self.api.apps, core=self.api.core, custom=self.api.custom,
+                                         serialize=self.api.serialize)
             workload = KubernetesWorkload(cluster, self.manifests, in_place=plan.in_place, poll_s=0.5,
                                           sleep=self.clock.sleep, clock=self.clock.monotonic)
             traffic = router_class(traffic_name(self.env, plan))(cluster, self.manifests)

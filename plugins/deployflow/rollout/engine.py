@@ -86,7 +86,9 @@ class Rollout:
         if running.target.version == self.target.version:
             return Record(self.target.version, self.target.image, live, live, None, already_live=True)
         colour = live if self.strategy.in_place else other_colour(live)
-        return Record(self.target.version, self.target.image, colour, live, running.target)
+        record = Record(self.target.version, self.target.image, colour, live, running.target)
+        # A fresh baseline of the old version beside an analysed canary: judged against it, not long-running ones.
+        return replace(record, baseline=self.env.analysis.baseline and any(s.analysis for s in self._steps(record)))
 
     # ---- steps ------------------------------------------------------------------------
 
@@ -101,12 +103,7 @@ class Rollout:
         if record.already_live:
             log.info("prepare: %s is already live in %s (%s); nothing to do", self.target.version, self.env.name, record.colour)
             return self._result(record, started)
-        steps = self._steps(record)
-        baseline = bool(record.previous) and self.env.analysis.baseline and any(s.analysis for s in steps)
-        if baseline != record.baseline:
-            record = replace(record, baseline=baseline)
-            self.store.save(record)
-        hold = Split(record.colour, record.live, 0, baseline=baseline)
+        hold = Split(record.colour, record.live, 0, baseline=record.baseline)
         self.traffic.set_weights(hold)  # before any new instance runs: traffic stays where it is
         if record.colour != record.live:
             leftover = self.workload.get(record.colour)
@@ -116,8 +113,7 @@ class Rollout:
                 self.workload.scale(record.colour, 0, leftover.target, self._track())
         count = self.env.replicas if record.previous is None else self.strategy.first_instances(self.env.replicas)
         self.workload.scale(record.colour, count, self.target, self._track())  # health is the next task's job
-        if baseline:
-            # A fresh baseline of the old version, as many as the canary: judged against it, not long-running ones.
+        if record.baseline:  # as many as the canary
             self.workload.scale(BASELINE, count, record.previous, BASELINE)
         self.traffic.set_weights(hold)  # the new instances' routes, with no traffic
         log.info("prepare: %d instance(s) of %s started as %s in %.1f s (previous: %s)", count, self.target.version,
@@ -236,9 +232,10 @@ class Rollout:
         replaced = record.live == record.colour  # in place: the new version is taking the live set's place
         self._guarded(record, self.workload.scale(record.colour, new_size, self.target, self._track(step)),
                       f"the {step.percent} % step")
-        baseline = record.baseline and step.analysis
         old = None if replaced else record.live
-        self.traffic.set_weights(Split(record.colour, old, step.percent, baseline=baseline, keep_old=old_size))
+        if not replaced:  # in place, traffic stays on the set while the platform replaces its instances
+            self.traffic.set_weights(Split(record.colour, old, step.percent, baseline=record.baseline and step.analysis,
+                                           keep_old=old_size))
         # Logged the moment the weights change: the line's time marks the step.
         log.info("shift: %d %% of traffic on %s (%d new, %s old instance(s)), %.1f s to get there",
                  step.percent if old else 100, self.target.version, new_size,

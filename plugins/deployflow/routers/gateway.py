@@ -15,8 +15,11 @@ class GatewayWeights(SelectorSwitch):
     """The HTTPRoute ``<service>`` weighs the main Service (live colour), ``<service>-canary`` and ``<service>-baseline``."""
 
     def route(self, main: int, canary: int = 0, baseline: int = 0) -> None:
+        if self._written.get("route") == (main, canary, baseline):
+            return  # written moments ago by this step
         names = (self.m.service_name(), self.m.service_name("canary"), self.m.service_name(BASELINE))
         self.cluster.apply(self.m.httproute(dict(zip(names, (main, canary, baseline)))))
+        self._written["route"] = (main, canary, baseline)
         log.info("route: %d %% main, %d %% canary, %d %% baseline", main, canary, baseline)
 
     def weights(self) -> dict[str, int]:

@@ -22,7 +22,7 @@ class SelectorSwitch:
     def __init__(self, cluster: Cluster, manifests: Manifests) -> None:
         self.cluster = cluster
         self.m = manifests
-        self._written: dict[str, str | None] = {}  # Service -> colour this step pointed it at
+        self._written: dict[str, object] = {}  # what this step wrote: Service -> colour (and the route's weights)
 
     def select(self, role: str, colour: str | None) -> None:
         """Point Service ``role`` (main: "") at ``colour``'s pods, or at every colour's with None."""
