@@ -26,7 +26,9 @@ from typing import Any
 from deployflow import health
 from deployflow.catalog import Environment
 from deployflow.platforms.base import BASELINE, COLOURS, InstanceSet, Workload, other_colour
+from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
 from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
+from deployflow.rollout.status import status
 from deployflow.routers.base import Split, Traffic
 from deployflow.stores.base import ReleaseStore
 from deployflow.strategies.base import Step, Strategy
@@ -51,17 +53,13 @@ class Rollout:
         self.sleep = sleep
         self.clock = clock
 
-    # ---- the plan ---------------------------------------------------------------------
+    # ---- the record ------------------------------------------------------------------
 
     def _steps(self, record: Record) -> list[Step]:
-        """The strategy's steps; a first deploy has nothing to protect: every instance, one step, watched as the first."""
-        steps = self.strategy.steps(self.env.replicas)
-        if record.previous is None:
-            return [Step(percent=100, new=self.env.replicas, old=0, pause_s=steps[0].pause_s)]
-        return steps
+        return planned(self.strategy, self.env.replicas, record)
 
     def _track(self, step: Step | None = None) -> str:
-        return "stable" if step is not None and step.percent == 100 else self.strategy.track
+        return track(self.strategy, step)
 
     def _mine(self, *, finished: bool = False) -> Record | None:
         """This release's record; a finished one only if ``finished`` (a retried last step)."""
@@ -128,17 +126,7 @@ class Rollout:
             raise StepFailed(f"{self.target.version} was rolled back in {self.env.name}; release it again from prepare")
         if record.already_live or record.outcome == PROMOTED:
             return {**self._result(record, started), "analysis": False}
-        steps = self._steps(record)
-        if percent is not None:
-            planned = [s.percent for s in steps]
-            if percent not in planned:
-                raise StepFailed(f"--weight {percent} is not a step of {self.strategy.name} here; valid values are {planned}")
-            steps = [s for s in steps if s.percent == percent]
-        else:  # a retried shift goes on from where traffic is, never back to a smaller share
-            steps = [s for s in steps if s.percent >= record.percent] or steps[-1:]
-            analysed = [n for n, s in enumerate(steps) if s.analysis]
-            if analysed:  # the steps after the analysed one are promote's, once analysis passed
-                steps = steps[: analysed[0] + 1]
+        steps = shift_steps(self._steps(record), record.percent, percent, strategy=self.strategy.name)
         for step in steps:
             record = self._apply(record, step)
             if step.pause_s and not step.analysis:
@@ -153,7 +141,7 @@ class Rollout:
         if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
             self._finish(record, PROMOTED)
             return self._result(record, started)
-        for step in [s for s in self._steps(record) if s.percent > record.percent]:
+        for step in promote_steps(self._steps(record), record.percent):
             record = self._apply(record, step)
             if step.pause_s:
                 self._watch(record, step.pause_s, f"the {step.percent} % step")
@@ -197,16 +185,7 @@ class Rollout:
 
     def status(self) -> dict[str, Any]:
         """What runs and what takes traffic, as the platform and the router see it now."""
-        shares = self.traffic.weights()
-        sets = {}
-        for colour in (*COLOURS, BASELINE):
-            found = self.workload.get(colour)
-            if found.target is None and not found.instances:
-                continue
-            sets[colour] = {"versions": sorted(found.versions), "traffic_percent": shares.get(colour, 0), **found.detail}
-        live = max(shares, key=shares.get) if any(shares.values()) else None
-        return {"service": self.service, "environment": self.env.name, "live": live, "sets": sets,
-                "router": self.traffic.status()}
+        return status(self.workload, self.traffic, service=self.service, environment=self.env.name)
 
     # ---- mechanics --------------------------------------------------------------------
 
