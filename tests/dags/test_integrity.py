@@ -12,7 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-BUDGET_S = 2.0
+# CPU seconds of one DagBag fill, twice what it takes here (about 2 s with the Kubernetes client): a budget
+# for import-time work (the dag-processor parses the file every 30 s), in CPU time so a busy machine does not fail it.
+BUDGET_S = 4.0
 
 # Runs in a fresh interpreter, as the DAG processor would: sockets are made to
 # fail so that any network use at import time is an import error.
@@ -24,9 +26,9 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 from airflow.dag_processing.dagbag import DagBag
-started = time.monotonic()
+started = time.process_time()  # CPU time: what the import costs, not how busy the machine is
 bag = DagBag(dag_folder=sys.argv[1])
-elapsed = time.monotonic() - started
+elapsed = time.process_time() - started
 out = {"seconds": elapsed, "errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {

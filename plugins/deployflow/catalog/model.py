@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployflow.catalog import urls
-# Defined by the judge, which judges them; "as" re-exports them as catalog values.
-from deployflow.judge.classification import DIRECTIONS as DIRECTIONS
-from deployflow.judge.scoring import NODATA_POLICIES as NODATA_POLICIES
+# Shared with the judge, which judges them; "as" re-exports them as catalog values.
+from deployflow.policies import DIRECTIONS as DIRECTIONS
+from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 STRATEGIES = ("rolling", "canary", "blue-green")

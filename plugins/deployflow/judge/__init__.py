@@ -12,28 +12,33 @@ Pure numpy/scipy: no Airflow, no I/O.
 
 from __future__ import annotations
 
-import importlib
+from deployflow.judge.classification import DIRECTIONS, HIGH, LABELS, LOW, NODATA, PASS, Classification
+from deployflow.judge.continuous import ContinuousOptions, classify
+from deployflow.judge.counts import CountOptions, classify_counts, newcombe_interval, proportion_test
+from deployflow.judge.scoring import NODATA_POLICIES, Group, ScoreOptions, Verdict, score
+from deployflow.judge.shift import MannWhitney, Shift, hodges_lehmann, mann_whitney
 
-# Each name's module, imported on first use: the catalog reads DIRECTIONS and
-# NODATA_POLICIES at import time and must not load numpy and scipy with them.
-_MODULES = {
-    **dict.fromkeys(("DIRECTIONS", "HIGH", "LABELS", "LOW", "NODATA", "PASS", "Classification"), "classification"),
-    **dict.fromkeys(("ContinuousOptions", "classify"), "continuous"),
-    **dict.fromkeys(("CountOptions", "classify_counts", "newcombe_interval", "proportion_test"), "counts"),
-    **dict.fromkeys(("NODATA_POLICIES", "Group", "ScoreOptions", "Verdict", "score"), "scoring"),
-    **dict.fromkeys(("MannWhitney", "Shift", "hodges_lehmann", "mann_whitney"), "shift"),
-}
-
-__all__ = sorted(_MODULES)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULES})
+__all__ = [
+    "DIRECTIONS",
+    "HIGH",
+    "LABELS",
+    "LOW",
+    "NODATA",
+    "NODATA_POLICIES",
+    "PASS",
+    "Classification",
+    "ContinuousOptions",
+    "CountOptions",
+    "Group",
+    "MannWhitney",
+    "ScoreOptions",
+    "Shift",
+    "Verdict",
+    "classify",
+    "classify_counts",
+    "hodges_lehmann",
+    "mann_whitney",
+    "newcombe_interval",
+    "proportion_test",
+    "score",
+]

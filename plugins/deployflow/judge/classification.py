@@ -11,7 +11,7 @@ PASS, HIGH, LOW, NODATA = "pass", "high", "low", "nodata"
 LABELS = (PASS, HIGH, LOW, NODATA)
 
 # "increase": higher is worse (latency, errors); "decrease": lower is worse (throughput).
-DIRECTIONS = ("increase", "decrease", "either")
+from deployflow.policies import DIRECTIONS  # noqa: E402 - defined once, beside the catalog
 
 NAN = math.nan
 

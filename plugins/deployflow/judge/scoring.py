@@ -27,7 +27,7 @@ from deployflow.errors import ConfigError, one_of
 from deployflow.judge.classification import NODATA, PASS, Classification
 
 RESULT_PASS, RESULT_MARGINAL, RESULT_FAIL = "pass", "marginal", "fail"
-NODATA_POLICIES = ("fail", "pass", "extend")
+from deployflow.policies import NODATA_POLICIES  # noqa: E402 - defined once, beside the catalog
 
 
 @dataclass(frozen=True)
