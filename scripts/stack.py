@@ -94,14 +94,19 @@ def ensure_images(client: docker.DockerClient) -> None:
             say(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
+RESTART = {"Name": "unless-stopped"}  # back with the engine (a host reboot, a daemon restart), as Kamal's are
+
+
 def _ensure_container(client: docker.DockerClient, name: str, image: str, **kwargs: object) -> None:
-    """Start the container ``name`` if it exists, else run it on the host network."""
+    """Start the container ``name`` if it exists (restarting with the engine), else run it on the host network."""
     try:
         container = client.containers.get(name)
+        if container.attrs["HostConfig"].get("RestartPolicy", {}).get("Name") != RESTART["Name"]:
+            container.update(restart_policy=RESTART)  # made before containers came back with the engine
         if container.status != "running":
             container.start()
     except docker.errors.NotFound:
-        client.containers.run(image, name=name, detach=True, network_mode="host", **kwargs)
+        client.containers.run(image, name=name, detach=True, network_mode="host", restart_policy=RESTART, **kwargs)
 
 
 def registry_up(client: docker.DockerClient) -> None:

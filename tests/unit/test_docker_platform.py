@@ -48,7 +48,7 @@ def test_run_kwargs_exact():
             "io.deployflow.environment": "prod", "io.deployflow.version": "v2", "io.deployflow.colour": "green",
             "io.deployflow.index": "1", "io.deployflow.port": "20005",
         },
-        "restart_policy": {"Name": "no"},
+        "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
     }
 

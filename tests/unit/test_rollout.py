@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import logging
 
 import pytest
@@ -110,8 +111,8 @@ def test_canary_steps_weights_in_order_and_scales_up_at_100(tmp_path):
         ("routes", {**blue(0), **{f"blue-{i}.backup": 1 for i in range(3)}, **green}),
         ("routes", {**{f"blue-{i}.backup": 1 for i in range(3)}, **green}),
     ]
-    # only the instances started for the last step had to pass their readiness check
-    assert sorted(set(world.session.asked)) == ["http://127.0.0.1:20004/ready", "http://127.0.0.1:20005/ready"]
+    # every new instance passed its readiness check before taking traffic, not only those just started
+    assert sorted(set(world.session.asked)) == [f"http://127.0.0.1:2000{i}/ready" for i in (3, 4, 5)]
 
 
 def test_rolling_replaces_batch_by_batch_without_losing_capacity(tmp_path):
@@ -134,7 +135,7 @@ def test_a_failing_watched_step_restores_traffic_inside_the_step(tmp_path):
     world.release("v1", strategy="blue-green")
     rollout = world.rollout("v2")
     rollout.prepare()
-    world.session.answers[world.platform.by_name["green-0"].url] = 503
+    world.session.answers[world.platform.by_name["green-0"].url + "/health"] = 503  # ready, yet unhealthy
     with pytest.raises(StepFailed) as failed:
         rollout.shift()
     assert "v2 failed its health checks during the 10 % step: not healthy" in str(failed.value)
@@ -256,3 +257,33 @@ def test_a_failed_analysis_rolls_back_canary_and_baseline(tmp_path):
     assert rollout.rollback()["to"] == "v1"
     assert world.running() == {"blue-0": "v1", "blue-1": "v1"}
     assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+
+
+def test_a_retried_step_brings_back_lost_old_instances_before_any_traffic_moves(tmp_path):
+    # The engine restarted mid-canary and two of the old instances did not come back.
+    world = World(tmp_path, "canary", replicas=3)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    rollout.shift(10)
+    for name in ("blue-1", "blue-2"):
+        world.platform.by_name.pop(name)
+    world.log.clear()
+    rollout.shift(25)
+    starts = [e for e in world.log if e[0] == "start"]
+    first_routes = next(n for n, e in enumerate(world.log) if e[0] == "routes")
+    assert starts == [("start", "blue-1", "v1"), ("start", "blue-2", "v1")]
+    assert world.log.index(starts[-1]) < first_routes, "the old instances run again before the weights change"
+    assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
+
+
+def test_a_new_version_that_restarted_is_crash_looping_not_healthy(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=2)
+    world.release("v1")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    crashed = world.platform.by_name["green-1"]
+    world.platform.by_name["green-1"] = replace(crashed, restarts=3)  # it answers /ready between its crashes
+    with pytest.raises(StepFailed, match="v2 failed during the 100 % step: v2 is crash-looping: green-1 restarted 3 time"):
+        rollout.shift()
+    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}

@@ -64,11 +64,10 @@ def test_a_version_that_fails_its_watch_is_switched_back_inside_the_step(strateg
     w = released(strategy, flavour, scale_down_delay_s=5, pause_s=5, analysis=False)
     rollout = w.rollout("v2")
     rollout.prepare()
-    w.session.default = 503  # the new version's health checks fail from now on
+    w.fail_health("v2")  # ready, but failing its health checks from now on
     with pytest.raises(StepFailed, match="failed its health checks during .*traffic restored to v1"):
         rollout.shift() if strategy == "canary" else (rollout.shift(), rollout.promote())
     assert w.shares() == {"v1": 100}, "before the rollback task runs"
-    w.session.default = 200
     rollout.rollback()
     assert seen(w) == ({"v1": 100}, {"v1": 3})
 
@@ -156,3 +155,19 @@ def test_rolling_never_serves_with_fewer_instances_than_replicas(strategy, flavo
     w = released(strategy, flavour, batch_size=1)
     w.release("v2", *FULL)
     assert seen(w) == ({"v2": 100}, {"v2": 3})
+
+
+@pytest.mark.parametrize("strategy,flavour", cases(["blue-green", "canary"]))
+def test_promote_removes_nothing_of_the_old_version_unless_the_new_one_is_whole_and_ready(strategy, flavour):
+    w = released(strategy, flavour, analysis=False)
+    rollout = w.rollout("v2")
+    rollout.prepare()
+    rollout.shift()
+    w.break_version("v2", never_ready=True)  # the new version's instances stop being ready after the last step
+    if w.platform_name == "docker":
+        w.session.answers.update({f"{i.url}/ready": 503 for i in w.platform.by_name.values() if i.version == "v2"})
+    with pytest.raises(StepFailed, match="failed during promotion: .*traffic restored to v1"):
+        rollout.promote()
+    assert w.shares() == {"v1": 100} and w.running()["v1"] == 3, "the old version serves, whole"
+    rollout.rollback()
+    assert seen(w) == ({"v1": 100}, {"v1": 3})

@@ -134,6 +134,13 @@ class World:
                                                                 sum(i.running and i.version == version for i in found.instances))
         return counts
 
+    def fail_health(self, version: str) -> None:
+        """From now on ``version`` fails its health checks (``/health``) but still says it is ready."""
+        if self.platform_name == "kubernetes":
+            self.session.default = 503  # the deployer probes the Services; a restore reads Deployments, not HTTP
+        else:
+            self.session.answers.update({f"{i.url}/health": 503 for i in self.platform.by_name.values() if i.version == version})
+
     def break_version(self, version: str, *, never_ready: bool = False) -> None:
         """Make ``version`` fail: its instances answer 503 (Docker), or its pods never get ready (Kubernetes)."""
         if self.platform_name == "kubernetes":

@@ -49,6 +49,7 @@ class Instance:
     host: str
     port: int
     running: bool
+    restarts: int = 0  # times the engine restarted it (a crash, or the engine itself coming back)
 
     @property
     def url(self) -> str:
@@ -86,8 +87,9 @@ class Workload(Protocol):
     def scale(self, colour: str, count: int, target: Target, track: str) -> InstanceSet:
         """Make the set run ``count`` instances of ``target`` on ``track``, starting only what is missing (0: none)."""
 
-    def wait_ready(self, instances: InstanceSet) -> None:
-        """Return once every instance of the set is ready; StepFailed, with the platform's reasons, if it never is."""
+    def wait_ready(self, instances: InstanceSet, *, restarts_fail: bool = True) -> None:
+        """Return once every instance of the set is ready; StepFailed, with the platform's reasons, if it never is
+        (or, with ``restarts_fail``, if one restarted: a crash-looping version is failing, never healthy)."""
 
     def remove(self, colour: str) -> None:
         """Delete the set altogether (a first deploy rolled back: nothing of it is kept)."""

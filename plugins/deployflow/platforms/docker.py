@@ -59,8 +59,9 @@ def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
             "APP_TRACK": spec.colour,
         },
         "labels": labels(stack, spec, port),
-        # A crash must show as a crash: the release decides what happens next.
-        "restart_policy": {"Name": "no"},
+        # Back with the engine after a host reboot or a daemon restart (Kamal's containers do the same). A crash
+        # still shows: each restart counts (Instance.restarts), and a new version that restarted has failed.
+        "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
     }
 
@@ -106,7 +107,8 @@ class DockerPlatform:
             index=int(lab[f"{LABEL}.index"]),
             host=HOST,
             port=int(lab[f"{LABEL}.port"]),
-            running=container.status == "running",
+            running=container.status == "running" and not container.attrs.get("State", {}).get("Restarting"),
+            restarts=int(container.attrs.get("RestartCount") or 0),
         )
 
     def start(self, spec: InstanceSpec) -> Instance:
@@ -178,7 +180,9 @@ class DockerWorkload:
         running = [i for i in members if i.running]
         first = (running or members or [None])[0]
         return InstanceSet(
-            colour, Target(first.version, first.image) if first else None, size=len(running), ready=not starting,
+            # Ready is only known by probing: a set with instances is probed before it takes traffic (even
+            # instances that ran before: after an engine restart they came back unchecked).
+            colour, Target(first.version, first.image) if first else None, size=len(running), ready=not running,
             instances=tuple(members), starting=starting,
             detail={"instances": [{"name": i.name, "url": i.url, "running": i.running} for i in members]},
         )
@@ -197,16 +201,20 @@ class DockerWorkload:
         self._sync_targets({colour: track})
         return self._set(colour, [*keep.values(), *fresh], fresh)
 
-    def wait_ready(self, instances: InstanceSet) -> None:
-        starting = instances.starting or tuple(i for i in instances.instances if i.running)
+    def wait_ready(self, instances: InstanceSet, *, restarts_fail: bool = True) -> None:
+        members = [i for i in instances.instances if i.running]
         h = self.health
         verdict = health.wait_healthy(
-            self.session, [i.url for i in starting], [h.ready], consecutive=1, interval_s=min(h.interval_s, 0.5),
+            self.session, [i.url for i in members], [h.ready], consecutive=1, interval_s=min(h.interval_s, 0.5),
             timeout_s=h.timeout_s, sleep=self.sleep, clock=self.clock,
         )
         if not verdict.healthy:
-            why = "; ".join(self.platform.describe_failure(i) for i in starting)
-            raise StepFailed(f"{len(starting)} new instance(s) never became ready: {verdict.reason()} ({why})")
+            why = "; ".join(self.platform.describe_failure(i) for i in members)
+            raise StepFailed(f"{len(members)} instance(s) of {instances.colour} never became ready: {verdict.reason()} ({why})")
+        restarted = [i for i in self._members(instances.colour) if i.restarts and i.running] if restarts_fail else []
+        if restarted:
+            why = "; ".join(f"{i.name} restarted {i.restarts} time(s): {self.platform.describe_failure(i)}" for i in restarted)
+            raise StepFailed(f"{restarted[0].version} is crash-looping: {why}")
 
     def remove(self, colour: str) -> None:
         for instance in self._members(colour):

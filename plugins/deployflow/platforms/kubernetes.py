@@ -72,7 +72,8 @@ class KubernetesWorkload:
         manifest = self.m.deployment(colour, track, target.version, target.image, count, rolling=self.in_place)
         return self._set(colour, self.cluster.apply(manifest))
 
-    def wait_ready(self, instances: InstanceSet) -> None:
+    def wait_ready(self, instances: InstanceSet, *, restarts_fail: bool = True) -> None:
+        # A crash-looping pod never stays ready: the Deployment's status says so, restarts need no count here.
         started = self.clock()
         name = self.m.deployment_name(instances.colour)
         timeout = self.m.env.health.timeout_s

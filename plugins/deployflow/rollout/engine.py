@@ -25,7 +25,8 @@ from typing import Any
 
 from deployflow import health
 from deployflow.catalog import Environment
-from deployflow.platforms.base import BASELINE, COLOURS, InstanceSet, Workload, other_colour
+from deployflow.platforms.base import BASELINE, COLOURS, Workload, other_colour
+from deployflow.rollout.guards import Guards
 from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
 from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
 from deployflow.rollout.status import status
@@ -52,6 +53,8 @@ class Rollout:
         self.session = session
         self.sleep = sleep
         self.clock = clock
+        self.guards = Guards(workload=workload, traffic=traffic, environment=environment, version=target.version,
+                             track=strategy.track, session=session, sleep=sleep, clock=clock)
 
     # ---- the record ------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class Rollout:
         for step in steps:
             record = self._apply(record, step)
             if step.pause_s and not step.analysis:
-                self._watch(record, step.pause_s, f"the {step.percent} % step")
+                self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
         # analysis is False on a first deploy: there is nothing to compare with
         return {**self._result(record, started), "analysis": any(s.analysis for s in steps)}
 
@@ -144,11 +147,16 @@ class Rollout:
         for step in promote_steps(self._steps(record), record.percent):
             record = self._apply(record, step)
             if step.pause_s:
-                self._watch(record, step.pause_s, f"the {step.percent} % step")
+                self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
         delay = self.strategy.scale_down_delay()
         if delay and record.previous:
-            self._watch(record, delay, "the scale-down delay")
+            self.guards.watch(record, delay, "the scale-down delay")
         old = [c for c in (record.live, BASELINE if record.baseline else None) if c and c != record.colour]
+        if old:  # nothing of the old version goes unless the new one is at full size and ready now
+            new = self.workload.get(record.colour)
+            if new.size < self.env.replicas:
+                self.guards.abort(record, f"{self.target.version} runs {new.size} of {self.env.replicas} instance(s) at promotion")
+            self.guards.ready(record, new, "promotion")
         self.traffic.drain(old)
         for colour in old:
             self.workload.scale(colour, 0, record.previous, BASELINE if colour == BASELINE else "stable")
@@ -170,7 +178,7 @@ class Rollout:
             self._finish(record, ROLLED_BACK)
             log.info("rollback: first deploy of %s: rolled back to nothing", self.service)
             return {"rolled_back": True, "to": None, "seconds": round(self.clock() - started, 2)}
-        self._restore(record)
+        self.guards.restore(record)
         restored = self.clock() - started
         new = [c for c in (record.colour, BASELINE if record.baseline else None) if c and c != record.live]
         self.traffic.drain(new)
@@ -209,9 +217,11 @@ class Rollout:
         started = self.clock()
         new_size, old_size = self.traffic.sizes(step, self.env.replicas)
         replaced = record.live == record.colour  # in place: the new version is taking the live set's place
-        self._guarded(record, self.workload.scale(record.colour, new_size, self.target, self._track(step)),
+        self.guards.ready(record, self.workload.scale(record.colour, new_size, self.target, self._track(step)),
                       f"the {step.percent} % step")
         old = None if replaced else record.live
+        if old and old_size:
+            self.guards.keep_old(record, old_size)
         if not replaced:  # in place, traffic stays on the set while the platform replaces its instances
             self.traffic.set_weights(Split(record.colour, old, step.percent, baseline=record.baseline and step.analysis,
                                            keep_old=old_size))
@@ -229,42 +239,3 @@ class Rollout:
         if done != record:
             self.store.save(done)
         return done
-
-    def _guarded(self, record: Record, instances: InstanceSet, what: str) -> None:
-        """Wait until ``instances`` are ready; if they never are, put traffic back on the old version and fail."""
-        if instances.ready:
-            return
-        try:
-            self.workload.wait_ready(instances)
-        except StepFailed as exc:
-            restored = self._restore(record)
-            raise StepFailed(f"{self.target.version} failed during {what}: {exc}; "
-                             + (f"traffic restored to {record.previous.version}" if restored else "no previous version to restore")) from None
-
-    def _watch(self, record: Record, seconds: float, what: str) -> None:
-        """Probe the new version's health paths for ``seconds``; on a failure restore the old version and fail."""
-        urls = self.workload.urls(record.colour, self._track(), serving=record.percent == 100 or record.live in (None, record.colour))
-        h = self.env.health
-        verdict = health.watch(self.session, urls, h.paths(), seconds=seconds, interval_s=min(h.interval_s, 0.5),
-                               sleep=self.sleep, clock=self.clock)
-        if verdict.healthy:
-            return
-        failed_at = self.clock()
-        restored = self._restore(record)
-        raise StepFailed(
-            f"{self.target.version} failed its health checks during {what}: {verdict.reason()}; "
-            + (f"traffic restored to {record.previous.version} in {self.clock() - failed_at:.2f} s" if restored
-               else "no previous version to restore")
-        )
-
-    def _restore(self, record: Record) -> bool:
-        """All traffic to the previous version, at once (its instances restarted first if any were lost, or, in
-        place, its template brought back); True if there was one to restore to."""
-        if record.previous is None or record.live is None:
-            return False
-        old = self.workload.scale(record.live, self.env.replicas, record.previous, "stable")
-        if not old.ready:
-            self.workload.wait_ready(old)
-        self.traffic.set_weights(Split(record.live, None, 100))
-        log.warning("restored 100 %% of traffic to %s", record.previous.version)
-        return True
