@@ -6,7 +6,11 @@ touching this repository.
 Branches: main (good), broken-unit (a failing unit test), broken-build (a
 failing Dockerfile step), ready-never (readiness never passes), crash (exits
 ``crash_after_s`` after start), errors (30 % of requests answer 500), slow
-(60 ms more latency). The fault knobs are baked in at build time;
+(60 ms more latency), slow-tail (5 % of requests 500 ms slower, the median
+unchanged), errors-after-start (30 % of requests answer 500 from
+``errors_after_s`` after start, once the health checks have passed),
+dies-after-promotion (exits ``dies_after_s`` after start, longer than a release
+takes to promote). The fault knobs are baked in at build time;
 the sample's suites ignore them, as unit tests miss real regressions.
 """
 
@@ -30,7 +34,7 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_repo(repo: Path, *, crash_after_s: int) -> Path:
+def make_repo(repo: Path, *, crash_after_s: int, errors_after_s: int = 20, dies_after_s: int = 120) -> Path:
     shutil.copytree(ROOT / "include" / "sample_app", repo, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", ".coverage*", ".pytest_cache"))
     git(repo, "init", "-q", "-b", "main")
@@ -47,15 +51,19 @@ def make_repo(repo: Path, *, crash_after_s: int) -> Path:
         dockerfile.write("RUN echo 'this step breaks the build' && exit 3\n")
     git(repo, "commit", "-qam", "a Dockerfile step that fails")
     faults = (
-        ("ready-never", "FAULT_READY_NEVER", "1"),
-        ("crash", "FAULT_CRASH_AFTER_S", str(crash_after_s)),
-        ("errors", "FAULT_ERROR_RATE", "0.3"),
-        ("slow", "FAULT_LATENCY_MS", "60"),
+        ("ready-never", {"FAULT_READY_NEVER": "1"}),
+        ("crash", {"FAULT_CRASH_AFTER_S": str(crash_after_s)}),
+        ("errors", {"FAULT_ERROR_RATE": "0.3"}),
+        ("slow", {"FAULT_LATENCY_MS": "60"}),
+        ("slow-tail", {"FAULT_SLOW_FRACTION": "0.05", "FAULT_SLOW_MS": "500"}),
+        ("errors-after-start", {"FAULT_ERROR_RATE": "0.3", "FAULT_ERRORS_AFTER_S": str(errors_after_s)}),
+        ("dies-after-promotion", {"FAULT_CRASH_AFTER_S": str(dies_after_s)}),
     )
-    for name, knob, value in faults:
+    for name, knobs in faults:
         git(repo, "checkout", "-qb", name, "main")
-        _bake(repo, knob, value)
-        git(repo, "commit", "-qam", f"{name}: {knob}={value}")
+        for knob, value in knobs.items():
+            _bake(repo, knob, value)
+        git(repo, "commit", "-qam", f"{name}: " + " ".join(f"{knob}={value}" for knob, value in knobs.items()))
     git(repo, "checkout", "-q", "main")
     return repo
 

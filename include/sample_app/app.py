@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 SERVICE = "sample-app"
@@ -60,6 +60,10 @@ def _number(env: Mapping[str, str], name: str, low: float, high: float | None) -
     return value
 
 
+def _needs(env: Mapping[str, str], name: str, other: str, what: str) -> ConfigError:
+    return ConfigError(f"{name}={_get(env, name)!r} needs {other}: {what}")
+
+
 @dataclass(frozen=True)
 class Config:
     port: int = 8000
@@ -68,7 +72,10 @@ class Config:
     commit: str = ""
     track: str = ""
     error_rate: float = 0.0
+    errors_after_s: float = 0.0
     latency_ms: float = 0.0
+    slow_fraction: float = 0.0
+    slow_ms: float = 0.0
     ready_never: bool = False
     crash_after_s: float = 0.0
     seed: int | None = None
@@ -90,6 +97,21 @@ class Config:
         if seed_raw and not re.fullmatch(r"-?\d+", seed_raw):
             raise _bad("FAULT_SEED", seed_raw, "an integer")
         commit = _get(env, "APP_COMMIT")
+        error_rate = _number(env, "FAULT_ERROR_RATE", 0.0, 1.0)
+        errors_after_s = _number(env, "FAULT_ERRORS_AFTER_S", 0.0, None)
+        slow_fraction = _number(env, "FAULT_SLOW_FRACTION", 0.0, 1.0)
+        slow_ms = _number(env, "FAULT_SLOW_MS", 0.0, None)
+        # A knob that would do nothing without its partner is a mistake, not a
+        # no-op. The partner set to 0 is fine: that is how a container turns a
+        # fault baked into its image off.
+        if errors_after_s and not _get(env, "FAULT_ERROR_RATE"):
+            raise _needs(env, "FAULT_ERRORS_AFTER_S", "FAULT_ERROR_RATE",
+                         "the share of / requests answered 500 once the delay is over, 0.0-1.0 (0: no errors)")
+        if slow_fraction and not slow_ms:
+            raise _needs(env, "FAULT_SLOW_FRACTION", "FAULT_SLOW_MS > 0", "the time the slow requests take longer")
+        if slow_ms and not _get(env, "FAULT_SLOW_FRACTION"):
+            raise _needs(env, "FAULT_SLOW_MS", "FAULT_SLOW_FRACTION",
+                         "the share of / requests that are slow, 0.0-1.0 (0: none)")
         return cls(
             port=int(port_raw),
             bind=bind,
@@ -97,8 +119,11 @@ class Config:
             version=_get(env, "APP_VERSION") or commit or "dev",
             commit=commit,
             track=_get(env, "APP_TRACK"),
-            error_rate=_number(env, "FAULT_ERROR_RATE", 0.0, 1.0),
+            error_rate=error_rate,
+            errors_after_s=errors_after_s,
             latency_ms=_number(env, "FAULT_LATENCY_MS", 0.0, None),
+            slow_fraction=slow_fraction,
+            slow_ms=slow_ms,
             ready_never=ready_raw.lower() in _TRUE,
             crash_after_s=_number(env, "FAULT_CRASH_AFTER_S", 0.0, None),
             seed=int(seed_raw) if seed_raw else None,
@@ -106,8 +131,11 @@ class Config:
 
     def active_faults(self) -> str:
         """For the start-up log line, e.g. "error_rate=0.1,ready_never" or "none"."""
-        faults = [f"error_rate={self.error_rate:g}" if self.error_rate else "",
+        erroring, slowing = self.error_rate > 0, self.slow_fraction > 0
+        faults = [f"error_rate={self.error_rate:g}" if erroring else "",
+                  f"errors_after_s={self.errors_after_s:g}" if erroring and self.errors_after_s else "",
                   f"latency_ms={self.latency_ms:g}" if self.latency_ms else "",
+                  f"slow_fraction={self.slow_fraction:g},slow_ms={self.slow_ms:g}" if slowing else "",
                   "ready_never" if self.ready_never else "",
                   f"crash_after_s={self.crash_after_s:g}" if self.crash_after_s else ""]
         return ",".join(f for f in faults if f) or "none"
@@ -166,9 +194,11 @@ class Metrics:
 class Faults:
     """Decides injected failures; seeded (FAULT_SEED) so tests are repeatable."""
 
-    def __init__(self, error_rate: float, seed: int | None = None) -> None:
-        self.error_rate = error_rate
+    def __init__(self, error_rate: float, seed: int | None = None, *, slow_fraction: float = 0.0) -> None:
+        self.error_rate, self.slow_fraction = error_rate, slow_fraction
         self._rng = random.Random(seed)  # seed None: from OS entropy
+        # A stream of its own: turning the slow path on leaves a seed's errors where they were.
+        self._slow_rng = random.Random(None if seed is None else f"slow:{seed}")
         self._lock = threading.Lock()
 
     def should_fail(self) -> bool:
@@ -177,33 +207,52 @@ class Faults:
         with self._lock:
             return self._rng.random() < self.error_rate  # random() < 1.0 always
 
+    def is_slow(self) -> bool:
+        if self.slow_fraction <= 0:
+            return False
+        with self._lock:
+            return self._slow_rng.random() < self.slow_fraction
+
 
 def _json(status: int, body: dict) -> tuple[int, str, bytes]:
     return status, "application/json", json.dumps(body).encode() + b"\n"
 
 
 class App:
-    """What the handler threads share: config, metrics, faults and run state."""
+    """What the handler threads share: config, metrics, faults and run state.
 
-    def __init__(self, config: Config) -> None:
+    :param clock: seconds, monotonic; the fault deadlines are read from it
+        (tests pass a fake one to step over FAULT_ERRORS_AFTER_S).
+    """
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.metrics = Metrics(config.version, config.commit)
-        self.faults = Faults(config.error_rate, config.seed)
+        self.faults = Faults(config.error_rate, config.seed, slow_fraction=config.slow_fraction)
         self.hostname = socket.gethostname()
-        self.started = time.monotonic()
+        self.started = clock()
         self.crash_at = self.started + config.crash_after_s if config.crash_after_s > 0 else None
+        self.errors_at = self.started + config.errors_after_s if config.errors_after_s > 0 else None
         self.draining = False  # set on SIGTERM so load balancers stop sending traffic
 
     def alive(self) -> bool:
         # Once the crash deadline passes the process is (about to be) gone.
-        return self.crash_at is None or time.monotonic() < self.crash_at
+        return self.crash_at is None or self.clock() < self.crash_at
+
+    def erroring(self) -> bool:
+        """FAULT_ERROR_RATE is in force: no FAULT_ERRORS_AFTER_S, or its delay is over."""
+        return self.errors_at is None or self.clock() >= self.errors_at
 
     def respond(self, path: str) -> tuple[int, str, bytes]:
         c = self.config
         if path == "/":
             if c.latency_ms:
                 time.sleep(c.latency_ms / 1000)
-            if self.faults.should_fail():
+            if self.faults.is_slow():
+                time.sleep(c.slow_ms / 1000)
+            # Before the delay no decision is drawn: a seed's errors are the same from when they start.
+            if self.erroring() and self.faults.should_fail():
                 return _json(500, {"error": "injected fault (FAULT_ERROR_RATE)"})
             return _json(200, {"service": SERVICE, "version": c.version, "commit": c.commit,
                                "track": c.track, "hostname": self.hostname})
@@ -275,9 +324,9 @@ class Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
 
-def make_server(config: Config) -> Server:
+def make_server(config: Config, clock: Callable[[], float] = time.monotonic) -> Server:
     """Bind (port 0 picks a free port) but do not serve; call serve_forever()."""
-    return Server(App(config))
+    return Server(App(config, clock))
 
 
 def _crash(delay: float, after: float) -> None:
@@ -299,7 +348,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         return 1
     app = server.app
     if app.crash_at is not None:
-        args = (app.crash_at - time.monotonic(), config.crash_after_s)
+        args = (app.crash_at - app.clock(), config.crash_after_s)
         threading.Thread(target=_crash, args=args, daemon=True, name="crash").start()
 
     received: list[str] = []

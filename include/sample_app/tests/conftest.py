@@ -5,6 +5,7 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,17 +33,18 @@ def start_server() -> Iterator[Callable[..., Running]]:
     """Start the real server in a thread on 127.0.0.1 and a free port.
 
     The configuration is the process environment without its fault knobs,
-    overlaid with the keyword arguments (FAULT_ERROR_RATE=1.0, ...). Knobs
+    overlaid with the keyword arguments (FAULT_ERROR_RATE=1.0, ...), and
+    ``clock`` for the app (default: the real monotonic clock). Knobs
     baked into an image (Dockerfile ARG -> ENV) are left out on purpose: they
     stand for regressions that unit tests miss, which the release must then
     catch at deploy time (health checks, canary analysis).
     """
     started: list[tuple[sample_app.Server, threading.Thread]] = []
 
-    def start(**overrides: object) -> Running:
+    def start(clock: Callable[[], float] = time.monotonic, **overrides: object) -> Running:
         ambient = {k: v for k, v in os.environ.items() if not k.startswith("FAULT_")}
         env = {**ambient, **{k: str(v) for k, v in overrides.items()}, "PORT": "0", "BIND": "127.0.0.1"}
-        server = sample_app.make_server(sample_app.Config.from_env(env))
+        server = sample_app.make_server(sample_app.Config.from_env(env), clock)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         started.append((server, thread))
@@ -103,6 +105,24 @@ class Exposition:
 
     def series(self, name: str) -> list[tuple[dict[str, str], float]]:
         return [(dict(labels), v) for (n, labels), v in self.samples.items() if n == name]
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

@@ -166,6 +166,45 @@ def test_latency_is_added_to_root_only(start_server, parse_metrics):
     assert metrics.value("http_request_duration_seconds_sum", path="/health") < 0.08
 
 
+def test_slow_fraction_slows_the_seeded_few_and_not_the_median(start_server, parse_metrics):
+    running = start_server(FAULT_SLOW_FRACTION="0.05", FAULT_SLOW_MS="200", FAULT_SEED="21")
+    reference = app.Faults(0.0, seed=21, slow_fraction=0.05)
+    chosen = {i for i in range(400) if reference.is_slow()}
+    assert 12 <= len(chosen) <= 28  # about 5 %: a property of the seed, not of timing
+    session = requests.Session()
+    took = []
+    for _ in range(400):
+        started = time.perf_counter()
+        assert get(running, "/", session).status_code == 200
+        took.append(time.perf_counter() - started)
+    slow = {i for i, seconds in enumerate(took) if seconds >= 0.2}
+    # The chosen ones slept 200 ms, so they are slow whatever the machine does;
+    # a busy machine may make a few others slow too, never half of them.
+    assert chosen <= slow
+    assert len(slow - chosen) <= 20
+    assert sorted(took)[200] < 0.2
+    metrics = parse_metrics(get(running, "/metrics", session).text)
+    assert metrics.value("http_request_duration_seconds_count", path="/") == 400
+    over_100ms = 400 - metrics.value("http_request_duration_seconds_bucket", path="/", le="0.1")
+    assert len(chosen) <= over_100ms <= len(chosen) + 20
+
+
+def test_errors_start_after_the_delay_and_spare_the_probes(start_server, clock, parse_metrics):
+    running = start_server(clock=clock, FAULT_ERROR_RATE="1.0", FAULT_ERRORS_AFTER_S="1")
+    probes = ("/health", "/ready", "/live")
+    assert running.app.errors_at == clock.now + 1
+    assert [get(running, "/").status_code for _ in range(5)] == [200] * 5
+    clock.now = running.app.errors_at - 0.001
+    assert get(running, "/").status_code == 200
+    assert [get(running, p).status_code for p in probes] == [200, 200, 200]
+    clock.now = running.app.errors_at
+    assert [get(running, "/").status_code for _ in range(5)] == [500] * 5
+    assert [get(running, p).status_code for p in probes] == [200, 200, 200]
+    metrics = parse_metrics(get(running, "/metrics").text)
+    assert metrics.value("http_requests_total", code="200", method="GET", path="/") == 6
+    assert metrics.value("http_requests_total", code="500", method="GET", path="/") == 5
+
+
 def test_draining_fails_readiness_only(running):
     running.app.draining = True  # what SIGTERM sets before the server stops
     assert get(running, "/ready").status_code == 503

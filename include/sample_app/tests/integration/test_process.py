@@ -1,4 +1,4 @@
-"""`python3 app.py` as a real process: start-up line, SIGTERM, crash, bad config."""
+"""`python3 app.py` as a real process: start-up line, SIGTERM, crash, errors after start, bad config."""
 from __future__ import annotations
 
 import os
@@ -71,6 +71,26 @@ def test_crash_after_exits_1_and_is_live_until_then(processes):
     assert proc.wait(timeout=6) == 1
     assert time.monotonic() - started >= 1.0
     assert "crashing on purpose: FAULT_CRASH_AFTER_S=1" in proc.stdout.read()
+
+
+def test_errors_after_start_on_the_real_clock(processes):
+    started = time.monotonic()
+    proc = launch(FAULT_ERROR_RATE="1", FAULT_ERRORS_AFTER_S="1", FAULT_SLOW_FRACTION="0.01", FAULT_SLOW_MS="5")
+    processes.append(proc)
+    line = first_line(proc)
+    assert line.endswith(" faults=error_rate=1,errors_after_s=1,slow_fraction=0.01,slow_ms=5\n"), line
+    url = "http://127.0.0.1:" + re.search(r"port=(\d+)", line).group(1)
+    codes = []
+    while 500 not in codes and time.monotonic() - started < 30:
+        codes.append(requests.get(url + "/", timeout=5).status_code)
+        time.sleep(0.05)
+    first_error_after = time.monotonic() - started
+    # The process started after `started`, so its errors cannot come before
+    # `started` + 1 s; once they come, every request fails.
+    assert first_error_after >= 1.0
+    assert codes[-1] == 500 and set(codes[:-1]) <= {200}, codes
+    assert [requests.get(url + "/", timeout=5).status_code for _ in range(3)] == [500] * 3
+    assert requests.get(url + "/health", timeout=5).status_code == 200
 
 
 def test_bad_config_exits_2_naming_the_variable(processes):
