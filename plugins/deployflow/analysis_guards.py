@@ -45,20 +45,24 @@ class GuardVerdict:
     reason: str
 
 
-def guard(canary: TrackView, control: TrackView, *, alpha: float = SRM_ALPHA) -> GuardVerdict:
-    """The interval's guards, cheapest first; the first that fails says which track and by how much."""
+def guard(canary: TrackView, control: TrackView, *, share: float = 0.5, alpha: float = SRM_ALPHA) -> GuardVerdict:
+    """The interval's guards, cheapest first; the first that fails says which track and by how much.
+
+    :param share: the canary's part of the two tracks' requests the router gives it: 0.5 beside a baseline of
+        the same weight; the step's percent beside the whole stable track (no baseline).
+    """
     for view in (canary, control):
         if view.running < view.expected:
-            return GuardVerdict(False, False, f"{view.track}: {view.running} of {view.expected} instance(s) running")
+            return GuardVerdict(False, False, f"{view.track}: {view.running} of {view.expected} instance(s) running (and never restarted)")
         if view.up < max(view.expected, view.scraped):
             return GuardVerdict(False, False, f"{view.track}: {view.up} of {max(view.expected, view.scraped)} instance(s) "
                                               "answering Prometheus' scrapes (up)")
     total = canary.requests + control.requests
     if total == 0:
         return GuardVerdict(True, True, "no request on either track in this interval")
-    p = stats.binomtest(canary.requests, total, 0.5).pvalue
-    split = (f"{canary.track} {canary.requests} vs {control.track} {control.requests} requests in this interval "
-             f"at equal weight")
+    p = stats.binomtest(canary.requests, total, share).pvalue
+    weight = "at equal weight" if share == 0.5 else f"where the router gives the canary {share:.0%}"
+    split = f"{canary.track} {canary.requests} vs {control.track} {control.requests} requests in this interval {weight}"
     if min(canary.requests, control.requests) == 0:
         empty = canary if canary.requests == 0 else control
         return GuardVerdict(False, False, f"{empty.track} got no request in this interval: {split}")

@@ -7,9 +7,11 @@ request, has no load at all, so its analysis sees no data.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.e2e.harness import app_containers, branch, log_text, release, served_version, short_sha
+from tests.e2e.harness import DAG_ID, app_containers, branch, finished, log_text, release, served_version, short_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -62,3 +64,27 @@ def test_with_no_traffic_the_no_data_policy_decides_never_a_silent_pass(airflow,
     assert "nodata" in log_text(airflow, run["run_id"], "analysis")
     assert run["tasks"]["rollback"] == "success"
     assert served_version("prod") == before
+
+
+def test_a_canary_that_dies_during_its_analysis_is_rolled_back(airflow, docker_client, sample_repo, staging_live):
+    # Healthy through prepare, health and shift; then its instance is killed while the analysis runs, as a
+    # version that crashes after its checks passed would be. HAProxy takes it out, so no request fails: only
+    # the analysis' guards can see it.
+    before = served_version("staging")
+    new = branch(sample_repo, "analysis-dies")
+    run_id = airflow.trigger(DAG_ID, {"environment": "staging", "git_ref": "analysis-dies"})["dag_run_id"]
+    deadline = time.monotonic() + 600
+    while {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG_ID, run_id)}.get("analysis") != "running":
+        assert time.monotonic() < deadline, "the analysis never started"
+        time.sleep(0.5)
+    canaries = [c for c in app_containers(docker_client, "staging") if c.labels["io.deployflow.version"] == new
+                and c.labels["io.deployflow.colour"] != "baseline"]
+    assert canaries, "the canary runs while it is analysed"
+    for container in canaries:
+        container.kill()
+    run = finished(airflow, run_id)
+    assert (run["tasks"]["analysis"], run["tasks"]["promote"], run["tasks"]["rollback"]) == ("failed", "upstream_failed", "success")
+    log = log_text(airflow, run_id, "analysis")
+    assert "canary analysis failed at interval 1: canary: 0 of 1 instance(s) running (and never restarted)" in log
+    assert served_version("staging") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "staging")} == {before}

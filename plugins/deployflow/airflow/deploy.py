@@ -25,13 +25,32 @@ from docker.types import Mount
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, last_error, last_result, step_outcome
 from deployflow.airflow.operators import docker_url
 from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
-from deployflow.catalog import Environment, Service, front_url, project_root
+from deployflow.catalog import Service, front_url, project_root
 from deployflow.ledger import Ledger, ReleaseEntry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from deployflow.rollout.engine import Rollout
+
 CATALOG_MOUNT = "/etc/deployflow"
+
+
+def environment_rollout(service: Service, environment: str) -> Rollout:
+    """The rollout engine's view of an environment, from where Airflow runs: the Docker engine here, or the
+    cluster through the environment's Airflow connection (to read what runs, never to release)."""
+    from deployflow.deployer.wiring import rollout_for
+
+    env = service.environments[environment]
+    if env.kubernetes is not None:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+        client = KubernetesHook(conn_id=env.kubernetes.connection_id).api_client
+    else:
+        import docker
+
+        client = docker.from_env()
+    return rollout_for(service, environment, client=client, state_dir=state_dir())
 
 
 def state_dir() -> Path:
@@ -173,30 +192,15 @@ class ReleaseRecordOperator(BaseOperator):
         return "failed before deploy"
 
     def _live(self, environment: str) -> dict[str, Any] | None:
-        from deployflow.deployer.wiring import rollout_for
-
         env = self.service.environments[environment]
         try:
-            client = self._platform_client(env)
-            status = rollout_for(self.service, environment, client=client, state_dir=state_dir()).status()
+            status = environment_rollout(self.service, environment).status()
         except Exception as exc:  # the record must not fail on a status read
             self.log.warning("could not read what is live in %s: %s", environment, exc)
             return None
         status["url"] = f"{front_url(self.service, env)}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
         return status
-
-    @staticmethod
-    def _platform_client(env: Environment) -> object:
-        """The Docker engine here, or the cluster through the environment's Airflow connection."""
-        if env.kubernetes is not None:
-            from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-
-            return KubernetesHook(conn_id=env.kubernetes.connection_id).api_client
-        import docker
-
-        return docker.from_env()
-
 
 class AnalysisLoadOperator(BaseOperator):
     """Synthetic traffic through the environment's proxy for the canary analysis window

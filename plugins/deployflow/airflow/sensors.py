@@ -14,7 +14,10 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from deployflow import health
 from deployflow.airflow import task_ids
 from deployflow.airflow.triggers import HealthCheckTrigger
-from deployflow.analysis import CanaryAnalysis
+from deployflow.airflow.deploy import environment_rollout
+from deployflow.analysis import CanaryAnalysis, render, selector
+from deployflow.analysis_guards import GuardVerdict, guard, observe
+from deployflow.platforms.base import BASELINE, other_colour
 from deployflow.analysis_progress import AnalysisProgress, Outcome
 from deployflow.catalog import Health, Service
 from deployflow.metrics.prometheus import PrometheusProvider
@@ -176,7 +179,13 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         if not progress.due(now):
             return False
         with requests.Session() as session:
-            report = self._canary_analysis(session).judge(progress.number, *progress.window(now))
+            analysis = self._canary_analysis(session)
+            checked = self._guard(context, analysis, progress, now)
+            if not checked.ok:
+                context["ti"].xcom_push(key="verdict", value={"interval": progress.number, "result": "fail", "guard": checked.reason})
+                raise AirflowFailException(f"canary analysis failed at interval {progress.number}: {checked.reason}")
+            self.log.info("interval %d guards: %s", progress.number, checked.reason)
+            report = analysis.judge(progress.number, *progress.window(now))
         self.log.info("interval %d:\n%s", report.number, report.table())
         context["ti"].xcom_push(key="verdict", value=report.to_dict())
         decision, self._progress = progress.advance(report.result, report.verdict.reasons)
@@ -187,3 +196,24 @@ class CanaryAnalysisSensor(BaseSensorOperator):
             context["ti"].xcom_push(key="verdict", value={**report.to_dict(), "final": True})
             return True
         return False
+
+    def _guard(self, context: Context, analysis: CanaryAnalysis, progress: AnalysisProgress, now: float) -> GuardVerdict:
+        """Before the judge: the canary and its control run, are scraped, and got their share in this interval."""
+        env = self.service.environments[self.environment_name]
+        shifted = context["ti"].xcom_pull(task_ids=task_ids.SHIFT) or {}
+        rollout = environment_rollout(self.service, self.environment_name)
+        count = rollout.strategy.first_instances(env.replicas)
+        canary = rollout.workload.get(shifted["colour"])
+        if analysis.control == BASELINE:
+            control, expected, share = rollout.workload.get(BASELINE), count, 0.5
+        else:  # the whole stable track beside the canary's share
+            control, expected, share = rollout.workload.get(other_colour(shifted["colour"])), env.replicas, env.canary.steps[0] / 100
+        start, end = progress.started + (progress.number - 1) * progress.interval_s, now - progress.scrape_lag_s
+        requests_query = next(m.query for m in env.analysis.metrics if m.kind == "errors")
+        views = [
+            observe(analysis.provider, track=track, selector=sel, requests_query=render(requests_query, selector=sel, window_s=end - start),
+                    start=start, end=end, expected=expected_count, running=found.alive)
+            for track, found, expected_count in (("canary", canary, count), (analysis.control, control, expected))
+            for sel in [selector(self.service.name, self.environment_name, track)]
+        ]
+        return guard(*views, share=share)

@@ -73,6 +73,7 @@ class InstanceSet:
     instances: tuple[Instance, ...] = ()
     starting: tuple[Instance, ...] = ()
     detail: Mapping[str, object] = field(default_factory=dict)  # the platform's own view, for status
+    alive: int = 0  # instances serving as they should now: running and never restarted (Docker), ready pods (Kubernetes)
 
     @property
     def versions(self) -> set[str]:

@@ -183,7 +183,7 @@ class DockerWorkload:
             # Ready is only known by probing: a set with instances is probed before it takes traffic (even
             # instances that ran before: after an engine restart they came back unchecked).
             colour, Target(first.version, first.image) if first else None, size=len(running), ready=not running,
-            instances=tuple(members), starting=starting,
+            instances=tuple(members), starting=starting, alive=sum(1 for i in running if not i.restarts),
             detail={"instances": [{"name": i.name, "url": i.url, "running": i.running} for i in members]},
         )
 

@@ -63,7 +63,8 @@ class KubernetesWorkload:
         replicas = deployment["spec"].get("replicas", 0)
         status = deployment.get("status") or {}
         return InstanceSet(colour, target_of(deployment), size=replicas, ready=not replicas or rollout_state(deployment)[0],
-                           detail={"replicas": replicas, "ready": status.get("readyReplicas") or 0})
+                           detail={"replicas": replicas, "ready": status.get("readyReplicas") or 0},
+                           alive=min(replicas, status.get("readyReplicas") or 0))
 
     def get(self, colour: str) -> InstanceSet:
         return self._set(colour, self.cluster.get("Deployment", self.m.deployment_name(colour)))
