@@ -161,8 +161,9 @@ class Rollout:
         for colour in old:
             self.workload.scale(colour, 0, record.previous, BASELINE if colour == BASELINE else "stable")
         record = self._finish(record, PROMOTED)
-        log.info("promote: %s is live in %s; %s scaled to 0 in %.1f s", self.target.version, self.env.name,
-                 ", ".join(old) or "nothing", self.clock() - started)
+        log.info("promote: %s is live in %s; %s of %s removed in %.1f s", self.target.version, self.env.name,
+                 " and ".join(old) or "nothing", record.previous.version if record.previous else "nothing",
+                 self.clock() - started)
         return self._result(record, started)
 
     def rollback(self) -> dict[str, Any]:
