@@ -34,10 +34,11 @@ def render(query: str, *, selector: str, window_s: float) -> str:
     return query.replace("{selector}", selector).replace("{window}", f"{max(1, round(window_s))}s")
 
 
-def bucket_samples(series: Sequence[Series]) -> list[float]:
+def bucket_samples(series: Sequence[Series]) -> judge.BucketedValues:
     """Requests per bucket of a ``sum by (le) (increase(..._bucket[w]))`` result, one value each.
 
     A request is placed at its bucket's midpoint; the +Inf bucket at its lower bound.
+    The list carries the bucket bounds, so the judge treats the values as ordered buckets.
     """
     cumulative = []
     for s in series:
@@ -51,7 +52,7 @@ def bucket_samples(series: Sequence[Series]) -> list[float]:
         value = lower if math.isinf(bound) else (lower + bound) / 2
         samples.extend([value] * in_bucket)
         lower, below = (bound if not math.isinf(bound) else lower), max(below, count)
-    return samples
+    return judge.BucketedValues(samples, bounds=(bound for bound, _ in cumulative))
 
 
 @dataclass(frozen=True)

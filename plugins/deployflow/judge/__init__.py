@@ -12,6 +12,7 @@ Pure numpy/scipy: no Airflow, no I/O.
 
 from __future__ import annotations
 
+from deployflow.judge.buckets import BucketedValues, histogram_quantile
 from deployflow.judge.classification import DIRECTIONS, HIGH, LABELS, LOW, NODATA, PASS, Classification
 from deployflow.judge.continuous import ContinuousOptions, classify
 from deployflow.judge.counts import CountOptions, classify_counts, newcombe_interval, proportion_test
@@ -19,6 +20,7 @@ from deployflow.judge.scoring import NODATA_POLICIES, Group, ScoreOptions, Verdi
 from deployflow.judge.shift import MannWhitney, Shift, hodges_lehmann, mann_whitney
 
 __all__ = [
+    "BucketedValues",
     "DIRECTIONS",
     "HIGH",
     "LABELS",
@@ -36,6 +38,7 @@ __all__ = [
     "Verdict",
     "classify",
     "classify_counts",
+    "histogram_quantile",
     "hodges_lehmann",
     "mann_whitney",
     "newcombe_interval",

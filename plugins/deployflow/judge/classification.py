@@ -24,6 +24,8 @@ class Classification:
     difference of error rates for counts), ``ci_low``/``ci_high`` its confidence
     interval at ``confidence``, ``ratio`` canary / baseline of the medians (samples)
     or of the rates (counts), nan when the baseline's is 0 or there is no data.
+    Samples read from histogram buckets: ``estimate`` and ``ratio`` compare the
+    medians interpolated within buckets, and there is no interval (nan).
     ``p_value`` is the main test's (Mann-Whitney or the proportions test);
     ``flagged`` names the checks that found the canary worse: ``shift``, ``tail``,
     ``spread``, ``rate``.

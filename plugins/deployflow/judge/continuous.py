@@ -8,12 +8,19 @@ at or below ``alpha``) and each needing a change bigger than ``tolerance``:
 - shift (alpha / 2): Mann-Whitney U, one-sided in the bad direction ("either":
   two-sided), and the Hodges-Lehmann shift relative to the baseline median;
 - tail (alpha / 4): Fisher's exact test on the values beyond the pooled
-  ``tail_quantile`` on the bad side, and the change of that quantile;
+  ``tail_quantile`` on the bad side, and the change of that quantile (for tied
+  values: the tail takes in the threshold's tied values when too few lie
+  strictly beyond, and its change is the shares of each side in it);
 - spread (alpha / 4): Brown-Forsythe, and the change of the mean absolute
   deviation from the median. Wider is worse when it reaches the bad side (the
   canary's upper quartile above the baseline's for "increase", its lower quartile
   below for "decrease"; any wider spread for "either"): more slow requests, more
   starved intervals, but not a canary whose throughput all grew by half.
+
+Values read from histogram buckets (``buckets.BucketedValues``, what
+``analysis.bucket_samples`` returns) are ordered buckets: the same tests (Mann-Whitney
+and Fisher are exact or tie-corrected on them), but the median shift is sized
+between medians interpolated within buckets, and reasons name bucket bounds.
 
 "either" splits the tail share between both tails. Labels: the bad side's
 ("high" for "increase", "low" for "decrease"); for "either" the side the shift
@@ -28,22 +35,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployflow.errors import ConfigError, one_of
+from deployflow.judge import reasons
+from deployflow.judge.buckets import common_bounds, histogram_quantile
 from deployflow.judge.classification import (
+    NAN,
     NODATA,
     PASS,
     Classification,
     check_direction,
     num,
-    p_text,
-    percent,
     relative,
     safe_ratio,
-    signed,
     worse_label,
 )
 from deployflow.judge.samples import NAN_POLICIES, OUTLIER_METHODS, Sample, as_values, identical, prepare
-from deployflow.judge.shift import Shift, hodges_lehmann, mann_whitney
-from deployflow.judge.spread import SpreadCheck, TailCheck, spread_check, tail_check
+from deployflow.judge.shift import MedianMove, hodges_lehmann, mann_whitney
+from deployflow.judge.spread import TailCheck, spread_check, tail_check
 
 SHIFT_SHARE, TAIL_SHARE, SPREAD_SHARE = 0.5, 0.25, 0.25
 ALTERNATIVE = {"increase": "greater", "decrease": "less", "either": "two-sided"}  # "greater": the canary is larger
@@ -101,66 +108,79 @@ def classify(
     check_direction(direction)
     opts = ContinuousOptions(**options)  # an unknown option is a TypeError, never ignored
     base = dict(metric=metric, critical=critical, direction=direction)
+    bounds = common_bounds(baseline, canary)  # read from histogram buckets: judged as ordered buckets
     raw_baseline, raw_canary = as_values(baseline), as_values(canary)
     if opts.nan_policy == "fail" and (np.isnan(raw_baseline).any() or np.isnan(raw_canary).any()):
-        return Classification(NODATA, _nan_reason(raw_baseline, raw_canary), **base)
+        return Classification(NODATA, reasons.nan_reason(raw_baseline, raw_canary), **base)
     b, c = prepare(raw_baseline, raw_canary, opts.outliers)
     sizes = dict(n_baseline=len(b), n_canary=len(c))
-    notes = _cleaning_notes(b, c)
+    notes = reasons.cleaning_notes(b, c)
     if not len(b) or not len(c):
         return Classification(NODATA, f"no data: baseline has {len(b)} values, canary {len(c)}{notes}", **sizes, **base)
     if min(len(b), len(c)) < opts.min_samples:
         reason = (f"too few values to judge: baseline has {len(b)}, canary {len(c)}, "
                   f"fewer than min_samples {opts.min_samples}{notes}")
         return Classification(NODATA, reason, **sizes, **base)
-    ratio = safe_ratio(float(np.median(c.values)), float(np.median(b.values)))
+    medians = _medians(b.values, c.values, bounds)
+    ratio = safe_ratio(medians[1], medians[0])
     if identical(b.values, c.values):
         reason = f"canary and baseline are identical ({len(b)} and {len(c)} values, median {num(np.median(b.values))})"
         return Classification(PASS, reason + notes, estimate=0.0, ci_low=0.0, ci_high=0.0, ratio=ratio,
                               p_value=1.0, **sizes, **base)
-    return _judge(b, c, direction, opts, ratio, notes, base)
+    return _judge(b, c, direction, opts, medians, bounds, notes, base)
 
 
-def _judge(b: Sample, c: Sample, direction: str, opts: ContinuousOptions, ratio: float, notes: str,
-           base: dict[str, object]) -> Classification:
+def _judge(b: Sample, c: Sample, direction: str, opts: ContinuousOptions, medians: tuple[float, float],
+           bounds: tuple[float, ...] | None, notes: str, base: dict[str, object]) -> Classification:
     shift_alpha = opts.alpha * SHIFT_SHARE
     # Two-sided at 1 - 2*alpha: its bound on the bad side is the one-sided test's at alpha.
     confidence = 1.0 - (shift_alpha if direction == "either" else 2 * shift_alpha)
     test = mann_whitney(b.values, c.values, ALTERNATIVE[direction])
-    shift = hodges_lehmann(b.values, c.values, confidence)
-    tails = _tail_checks(b.values, c.values, direction, opts)
+    # Bucketed values are sized between interpolated medians: no Hodges-Lehmann (it moves in whole buckets).
+    shift = None if bounds else hodges_lehmann(b.values, c.values, confidence)
+    move = MedianMove(shift, *medians)
+    ratio = safe_ratio(medians[1], medians[0])
+    tails = _tail_checks(b.values, c.values, direction, opts, bounds)
     spread = spread_check(b.values, c.values)
-    baseline_median = float(np.median(b.values))
-    numbers = dict(estimate=shift.estimate, ci_low=shift.ci_low, ci_high=shift.ci_high, ratio=ratio,
+    interval = (NAN, NAN) if shift is None else (shift.ci_low, shift.ci_high)
+    numbers = dict(estimate=move.estimate, ci_low=interval[0], ci_high=interval[1], ratio=ratio,
                    p_value=test.p_value, n_baseline=len(b), n_canary=len(c), confidence=confidence,
                    tail_p_value=min(t.p_value for t in tails), spread_p_value=spread.p_value, **base)
 
     findings = []  # (check, label, sentence), the shift first
-    if test.p_value < shift_alpha and _beyond_tolerance(shift.estimate, baseline_median, opts, direction):
-        side = "up" if shift.estimate > 0 else "down"
+    if test.p_value < shift_alpha and _beyond_tolerance(move.estimate, move.baseline_median, opts, direction):
+        side = "up" if move.estimate > 0 else "down"
         findings.append(("shift", worse_label(direction, side),
-                         _shift_sentence(shift, baseline_median, ratio, test.p_value, shift_alpha, opts)))
+                         reasons.shift_sentence(move, ratio, test.p_value, shift_alpha, opts.tolerance)))
     tail_alpha = opts.alpha * TAIL_SHARE / len(tails)
     for tail in tails:
         if tail.p_value < tail_alpha and tail.change > opts.tolerance:
-            findings.append(("tail", worse_label(direction, tail.side), _tail_sentence(tail, tail_alpha)))
+            findings.append(("tail", worse_label(direction, tail.side), reasons.tail_sentence(tail, tail_alpha, bounds)))
     spread_alpha = opts.alpha * SPREAD_SHARE
     if (spread.p_value < spread_alpha and spread.change > opts.tolerance
             and _reaches_bad_side(b.values, c.values, direction)):
-        findings.append(("spread", worse_label(direction, "up"), _spread_sentence(spread, spread_alpha)))
+        findings.append(("spread", worse_label(direction, "up"), reasons.spread_sentence(spread, spread_alpha)))
 
     if not findings:
-        reason = _pass_sentence(shift, baseline_median, ratio, test.p_value, tails, spread, opts)
+        reason = reasons.pass_sentence(move, ratio, test.p_value, tails, spread, opts.tolerance, bounds)
         return Classification(PASS, reason + notes, **numbers)
-    lead = "" if findings[0][0] == "shift" else _median_held(shift, ratio, test.p_value) + " "
+    lead = "" if findings[0][0] == "shift" else reasons.median_held(move, ratio, test.p_value) + " "
     reason = lead + "; and ".join(sentence for _, _, sentence in findings)
     return Classification(findings[0][1], reason + notes, flagged=tuple(check for check, _, _ in findings),
                           **numbers)
 
 
-def _tail_checks(b: np.ndarray, c: np.ndarray, direction: str, opts: ContinuousOptions) -> list[TailCheck]:
+def _medians(b: np.ndarray, c: np.ndarray, bounds: tuple[float, ...] | None) -> tuple[float, float]:
+    """The two medians: plain, or interpolated within the histogram's buckets (a midpoint's median is its bucket's)."""
+    if bounds:
+        return histogram_quantile(b, 0.5, bounds), histogram_quantile(c, 0.5, bounds)
+    return float(np.median(b)), float(np.median(c))
+
+
+def _tail_checks(b: np.ndarray, c: np.ndarray, direction: str, opts: ContinuousOptions,
+                 bounds: tuple[float, ...] | None) -> list[TailCheck]:
     sides = {"increase": ["up"], "decrease": ["down"], "either": ["up", "down"]}[direction]
-    return [tail_check(b, c, opts.tail_quantile, side) for side in sides]
+    return [tail_check(b, c, opts.tail_quantile, side, bounds) for side in sides]
 
 
 def _reaches_bad_side(b: np.ndarray, c: np.ndarray, direction: str) -> bool:
@@ -178,62 +198,3 @@ def _beyond_tolerance(estimate: float, baseline_median: float, opts: ContinuousO
         return False
     change = abs(relative(baseline_median + estimate, baseline_median))
     return change > opts.tolerance and abs(estimate) > opts.min_shift
-
-
-def _shift_sentence(shift: Shift, baseline_median: float, ratio: float, p: float, alpha: float,
-                    opts: ContinuousOptions) -> str:
-    change = relative(baseline_median + shift.estimate, baseline_median)
-    return (f"the canary's median moved: shift {signed(shift.estimate)} ({percent(change)} of the baseline median "
-            f"{num(baseline_median)}, ratio {num(ratio)}; {_interval(shift)}), beyond the "
-            f"{percent(opts.tolerance, sign=False)} tolerance; Mann-Whitney {p_text(p)} < {num(alpha)}")
-
-
-def _tail_sentence(tail: TailCheck, alpha: float) -> str:
-    which = "upper" if tail.side == "up" else "lower"
-    name = f"p{tail.quantile * 100:.3g}"
-    beyond = "above" if tail.side == "up" else "below"
-    return (f"the {which} tail is heavier: canary {name} {num(tail.canary_quantile)} vs baseline "
-            f"{num(tail.baseline_quantile)} ({percent(tail.change)} worse); {tail.canary_beyond} canary vs "
-            f"{tail.baseline_beyond} baseline values {beyond} the pooled {name} {num(tail.threshold)} "
-            f"(Fisher {p_text(tail.p_value)} < {num(alpha)})")
-
-
-def _spread_sentence(spread: SpreadCheck, alpha: float) -> str:
-    return (f"the spread is wider: mean absolute deviation from the median {num(spread.canary_spread)} vs "
-            f"{num(spread.baseline_spread)} (x{num(safe_ratio(spread.canary_spread, spread.baseline_spread))}; "
-            f"Brown-Forsythe {p_text(spread.p_value)} < {num(alpha)})")
-
-
-def _median_held(shift: Shift, ratio: float, p: float) -> str:
-    return (f"the median held (ratio {num(ratio)}, shift {signed(shift.estimate)}, {_interval(shift)}, "
-            f"Mann-Whitney {p_text(p)}) but")
-
-
-def _pass_sentence(shift: Shift, baseline_median: float, ratio: float, p: float, tails: list[TailCheck],
-                   spread: SpreadCheck, opts: ContinuousOptions) -> str:
-    change = relative(baseline_median + shift.estimate, baseline_median)
-    tail_text = ", ".join(f"p{t.quantile * 100:.3g} {percent(t.moved)} (Fisher {p_text(t.p_value)})" for t in tails)
-    return (f"no regression beyond the {percent(opts.tolerance, sign=False)} tolerance: shift "
-            f"{signed(shift.estimate)} ({percent(change)}, ratio {num(ratio)}; {_interval(shift)}; "
-            f"Mann-Whitney {p_text(p)}), {tail_text}, spread {percent(spread.change)} "
-            f"(Brown-Forsythe {p_text(spread.p_value)})")
-
-
-def _interval(shift: Shift) -> str:
-    return f"{shift.confidence * 100:.3g} % CI {signed(shift.ci_low)} to {signed(shift.ci_high)}"
-
-
-def _nan_reason(baseline: np.ndarray, canary: np.ndarray) -> str:
-    return (f"NaN values and nan_policy 'fail': baseline has {int(np.isnan(baseline).sum())} NaN of {len(baseline)}, "
-            f"canary {int(np.isnan(canary).sum())} of {len(canary)}")
-
-
-def _cleaning_notes(b: Sample, c: Sample) -> str:
-    notes = []
-    for what, field in (("NaN values dropped", "nans"), ("infinite values clipped", "infinities"),
-                        ("outliers removed", "outliers")):
-        counts = getattr(b, field), getattr(c, field)
-        if any(counts):
-            notes.append(f"{what}: baseline {counts[0]}, canary {counts[1]}")
-    return "" if not notes else " (" + "; ".join(notes) + ")"
-

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from deployflow.errors import one_of
+from deployflow.judge.classification import relative
 
 # Above this many pairs the differences are a fixed-seed random sample of pairs
 # (8 MB of float64): the estimate moves by far less than its own interval.
@@ -45,6 +46,34 @@ class Shift:
     ci_low: float
     ci_high: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class MedianMove:
+    """How far the canary's median moved, as the tolerance judges it.
+
+    Continuous values: the Hodges-Lehmann ``shift`` against the baseline's median.
+    Values read from histogram buckets (no ``shift``): the difference of the two
+    medians interpolated within their buckets, since Hodges-Lehmann on bucket
+    midpoints moves in whole buckets (often 0 while every request got slower).
+    """
+
+    shift: Shift | None
+    baseline_median: float
+    canary_median: float
+
+    @property
+    def bucketed(self) -> bool:
+        return self.shift is None
+
+    @property
+    def estimate(self) -> float:
+        return self.canary_median - self.baseline_median if self.shift is None else self.shift.estimate
+
+    @property
+    def change(self) -> float:
+        """The estimate relative to the baseline's median."""
+        return relative(self.baseline_median + self.estimate, self.baseline_median)
 
 
 def mann_whitney(baseline: np.ndarray, canary: np.ndarray, alternative: str = "two-sided") -> MannWhitney:

@@ -6,7 +6,14 @@ tripled passes a Mann-Whitney judge. Two checks catch it:
 - tail: how many values of each side lie beyond the pooled ``quantile`` (for
   the upper tail). Because the threshold comes from the pooled sample, under
   "no difference" the canary's count is hypergeometric, so Fisher's exact test
-  is exact, whatever the distribution.
+  is exact, whatever the distribution, ties included.
+  Tied values (latencies read back from histogram buckets) need one more rule:
+  the pooled p99 is then a value a whole bucket shares, and "beyond" it can be
+  nearly nothing. When fewer than TAIL_MIN_COUNT pooled values lie strictly
+  beyond, the tail takes the tied bucket in. The tail of tied (or bucketed)
+  values is then said as "at or above" a boundary value, and the size of the
+  change is the shares of each side in it: a quantile of tied data jumps from
+  bucket to bucket and says little about how many requests got slower.
 - spread: Brown-Forsythe, a Welch t-test on the absolute deviations from each
   side's own median; robust to the skewed shapes latencies have.
 """
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from deployflow.judge.buckets import quantile as bucket_quantile
 from deployflow.judge.classification import relative
 
 # Fewer pooled values beyond the threshold and Fisher's test cannot reach
@@ -28,7 +36,12 @@ TAIL_MIN_COUNT = 10
 
 @dataclass(frozen=True)
 class TailCheck:
-    """Values beyond the pooled quantile on each side and the one-sided Fisher p-value."""
+    """Values beyond the pooled quantile on each side and the one-sided Fisher p-value.
+
+    ``tied``: the values are bucketed, or several pooled values equal the pooled
+    quantile; the tail is then the values at or above ``threshold`` (at or below
+    for "down"), a value of the pooled sample, and ``change`` compares shares.
+    """
 
     side: str  # "up": upper tail; "down": lower tail
     quantile: float  # the quantile actually used (at least TAIL_MIN_COUNT pooled values beyond it)
@@ -38,6 +51,9 @@ class TailCheck:
     p_value: float
     baseline_quantile: float
     canary_quantile: float
+    n_baseline: int = 0
+    n_canary: int = 0
+    tied: bool = False
 
     @property
     def moved(self) -> float:
@@ -45,8 +61,18 @@ class TailCheck:
         return relative(self.canary_quantile, self.baseline_quantile)
 
     @property
+    def baseline_share(self) -> float:
+        return self.baseline_beyond / self.n_baseline if self.n_baseline else math.nan
+
+    @property
+    def canary_share(self) -> float:
+        return self.canary_beyond / self.n_canary if self.n_canary else math.nan
+
+    @property
     def change(self) -> float:
-        """The same, positive when that tail got worse (further out)."""
+        """Positive when that tail got worse: the quantile further out, or for tied data a bigger share in the tail."""
+        if self.tied:
+            return relative(self.canary_share, self.baseline_share)
         return self.moved if self.side == "up" else -self.moved
 
 
@@ -63,20 +89,40 @@ class SpreadCheck:
         return relative(self.canary_spread, self.baseline_spread)
 
 
-def tail_check(baseline: np.ndarray, canary: np.ndarray, quantile: float, side: str = "up") -> TailCheck:
-    """Does the canary put more values beyond the pooled ``quantile`` (``side`` "up") or below 1 - quantile?"""
+def tail_check(baseline: np.ndarray, canary: np.ndarray, quantile: float, side: str = "up",
+               bounds: tuple[float, ...] | None = None) -> TailCheck:
+    """Does the canary put more values beyond the pooled ``quantile`` (``side`` "up") or below 1 - quantile?
+
+    ``bounds``: the histogram's bucket bounds, if the values were read from one;
+    the quantiles reported are then interpolated within buckets. The test is the same.
+    """
     pooled = np.concatenate([baseline, canary])
     upper = max(min(quantile, 1.0 - TAIL_MIN_COUNT / len(pooled)), 0.5)
     q = upper if side == "up" else 1.0 - upper
     threshold = float(np.quantile(pooled, q))
-    if side == "up":
-        baseline_beyond, canary_beyond = int((baseline > threshold).sum()), int((canary > threshold).sum())
-    else:
-        baseline_beyond, canary_beyond = int((baseline < threshold).sum()), int((canary < threshold).sum())
+    ties = int((pooled == threshold).sum()) >= 2
+    tied = ties or bounds is not None
+    if tied:
+        inclusive = False
+        if ties and _beyond(pooled, threshold, side, False).sum() < TAIL_MIN_COUNT:
+            # At or above the pooled minimum is everything: then the strict tail is all there is.
+            inclusive = threshold != (pooled.min() if side == "up" else pooled.max())
+        tail = pooled[_beyond(pooled, threshold, side, inclusive)]
+        if len(tail):  # the same tail, said by its first value (nothing beyond one value repeated: keep it)
+            threshold = float(tail.min() if side == "up" else tail.max())
+    baseline_beyond = int(_beyond(baseline, threshold, side, tied).sum())
+    canary_beyond = int(_beyond(canary, threshold, side, tied).sum())
     beyond = baseline_beyond + canary_beyond
     p = float(stats.hypergeom.sf(canary_beyond - 1, len(pooled), beyond, len(canary))) if beyond else 1.0
     return TailCheck(side, q, threshold, baseline_beyond, canary_beyond, min(p, 1.0),
-                     float(np.quantile(baseline, q)), float(np.quantile(canary, q)))
+                     bucket_quantile(baseline, q, bounds), bucket_quantile(canary, q, bounds),
+                     len(baseline), len(canary), tied)
+
+
+def _beyond(values: np.ndarray, threshold: float, side: str, inclusive: bool) -> np.ndarray:
+    if side == "up":
+        return values >= threshold if inclusive else values > threshold
+    return values <= threshold if inclusive else values < threshold
 
 
 def spread_check(baseline: np.ndarray, canary: np.ndarray) -> SpreadCheck:
