@@ -46,7 +46,7 @@ class TI:
         self.pushed: dict[str, object] = {}
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict:
-        return {"analysis": True, "colour": "green"}
+        return {"resolve": {"strategy": "canary"}, "shift": {"analysis": True, "colour": "green"}}[task_ids]
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[key] = value
@@ -57,7 +57,11 @@ def poke(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> tuple[bo
             "baseline": InstanceSet("baseline", Target("v1", "i"), size=1, alive=alive["baseline"])}
     rollout = SimpleNamespace(strategy=SimpleNamespace(first_instances=lambda replicas: 1),
                               workload=SimpleNamespace(get=lambda colour: sets[colour]))
-    monkeypatch.setattr(sensors, "environment_rollout", lambda service, environment: rollout)
+    def environment_rollout(service, environment, strategy):
+        assert strategy == "canary", "the run's strategy, which may override the environment's"
+        return rollout
+
+    monkeypatch.setattr(sensors, "environment_rollout", environment_rollout)
     monkeypatch.setattr(sensors, "PrometheusProvider", lambda url, session: prometheus)
     sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
     sensor._progress = AnalysisProgress(started=1000.0, interval_s=10, intervals=1, scrape_lag_s=3.0)

@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 CATALOG_MOUNT = "/etc/deployflow"
 
 
-def environment_rollout(service: Service, environment: str) -> Rollout:
+def environment_rollout(service: Service, environment: str, strategy: str | None = None) -> Rollout:
     """The rollout engine's view of an environment, from where Airflow runs: the Docker engine here, or the
-    cluster through the environment's Airflow connection (to read what runs, never to release)."""
+    cluster through the environment's Airflow connection (to read what runs, never to release). ``strategy``:
+    the run's, if it overrides the environment's."""
     from deployflow.deployer.wiring import rollout_for
 
     env = service.environments[environment]
@@ -50,7 +51,7 @@ def environment_rollout(service: Service, environment: str) -> Rollout:
         import docker
 
         client = docker.from_env()
-    return rollout_for(service, environment, client=client, state_dir=state_dir())
+    return rollout_for(service, environment, client=client, strategy=strategy or None, state_dir=state_dir())
 
 
 def state_dir() -> Path:

@@ -201,7 +201,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         """Before the judge: the canary and its control run, are scraped, and got their share in this interval."""
         env = self.service.environments[self.environment_name]
         shifted = context["ti"].xcom_pull(task_ids=task_ids.SHIFT) or {}
-        rollout = environment_rollout(self.service, self.environment_name)
+        strategy = (context["ti"].xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy")  # the run's, not the catalog's
+        rollout = environment_rollout(self.service, self.environment_name, strategy)
         count = rollout.strategy.first_instances(env.replicas)
         canary = rollout.workload.get(shifted["colour"])
         if analysis.control == BASELINE:
