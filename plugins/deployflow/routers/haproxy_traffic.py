@@ -57,6 +57,7 @@ class HAProxyTraffic:
         self.workload = workload
         self.drain_s = drain_s
         self.sleep = sleep
+        self._zeroed: set[str] = set()  # servers this process just took traffic from: requests may still be on them
 
     def _running(self, colour: str | None) -> list[Instance]:
         if colour is None:
@@ -97,6 +98,7 @@ class HAProxyTraffic:
             desired[Route.backup_name(instance.name)] = Route(Route.backup_name(instance.name), instance.host, instance.port, 1, backup=True)
         if not _same(desired, routes):
             self.router.set_routes(desired)
+            self._zeroed |= {n for n, r in desired.items() if not r.weight and routes.get(n) and routes[n].weight}
 
     def drain(self, colours: list[str]) -> None:
         names = {n for c in colours for i in self.workload.get(c).instances for n in (i.name, Route.backup_name(i.name))}
@@ -104,9 +106,12 @@ class HAProxyTraffic:
         going = {n for n, r in routes.items() if n in names or (not r.weight and not r.backup)}
         if not going:
             return
+        busy = any(routes[n].weight for n in going) or going & self._zeroed
         if any(routes[n].weight for n in going):
             self.router.set_routes({n: (Route(r.name, r.host, r.port, 0, r.status, r.backup) if n in going else r) for n, r in routes.items()})
-        self.sleep(self.drain_s)  # requests already on their way finish
+        if busy:  # requests already on their way finish (a server idle since an earlier step has none left)
+            self.sleep(self.drain_s)
+        self._zeroed -= going
         self.router.set_routes({n: r for n, r in self.router.routes().items() if n not in going})
 
     def status(self) -> dict[str, object]:
