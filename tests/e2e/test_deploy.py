@@ -54,9 +54,21 @@ def under_load(environment: str) -> AnsweredLoad:
     return AnsweredLoad(f"http://127.0.0.1:{PORTS[environment]}/", rate=100, threads=4)
 
 
+def _within(report: LoadReport, since: float, until: float) -> list[AnsweredSample]:
+    return [s for s in report.samples if not s.failed and s.at >= since and s.answered < until]
+
+
 def answered_within(report: LoadReport, *, since: float, until: float) -> Counter:
     """Successful answers by version (short SHA) to the requests sent at or after ``since`` and answered before ``until``."""
-    return Counter((s.version or "?")[:12] for s in report.samples if not s.failed and s.at >= since and s.answered < until)
+    return Counter((s.version or "?")[:12] for s in _within(report, since, until))
+
+
+def share_per_second(report: LoadReport, version: str, *, since: float, until: float) -> list[int]:
+    """``version``'s share (%) of those answers, second by second: tells a step that was off from an edge."""
+    seconds: dict[int, Counter] = {}
+    for s in _within(report, since, until):
+        seconds.setdefault(int(s.at - since), Counter())[(s.version or "?")[:12] == version] += 1
+    return [round(100 * c[True] / c.total()) for _, c in sorted(seconds.items())]
 
 
 def test_blue_green_switches_with_no_failed_request_and_removes_the_old_colour(airflow, docker_client, sample_repo, live):
@@ -139,12 +151,14 @@ def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, sample
         # resolution) and answered before the next step's work began (its line
         # says how long that took; 0.05 s its rounding, 0.05 s to spare). A
         # request in flight across a change is in no step.
-        window = answered_within(load.report, since=step.at + 0.001, until=following.at - following.took - 0.1)
+        since, until = step.at + 0.001, following.at - following.took - 0.1
+        window = answered_within(load.report, since=since, until=until)
         total = sum(window.values())
         assert total, f"no request was sent and answered within the {step.percent} % step: {step}, {following}"
         share = 100 * window[new] / total
         sigma = 100 * (step.percent / 100 * (1 - step.percent / 100) / total) ** 0.5
-        assert abs(share - step.percent) <= max(4 * sigma, 3), (step.percent, share, total)
+        assert abs(share - step.percent) <= max(4 * sigma, 3), (
+            step.percent, share, total, f"share per second: {share_per_second(load.report, new, since=since, until=until)}")
     assert served_version("staging") == new
 
 
