@@ -17,6 +17,7 @@ Only a service quiet on both tracks is "no data", for the no-data policy to deci
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from scipy import stats
@@ -77,5 +78,6 @@ def observe(provider: MetricsProvider, *, track: str, selector: str, requests_qu
     window = f"{max(1, round(end - start))}s"
     up = [s.points[-1][1] for s in provider.query_range(f"up{{{selector}}}", end, end, 1.0) if s.points]
     served = provider.query_range(f"sum(increase({requests_query}[{window}]))", end, end, 1.0)
-    requests = round(served[0].points[-1][1]) if served and served[0].points and served[0].points[-1][1] == served[0].points[-1][1] else 0
+    last = served[0].points[-1][1] if served and served[0].points else math.nan
+    requests = 0 if math.isnan(last) else round(last)
     return TrackView(track, expected, running, scraped=len(up), up=sum(1 for v in up if v == 1), requests=requests)

@@ -77,8 +77,7 @@ class InstanceSet:
 
     @property
     def versions(self) -> set[str]:
-        found = {i.version for i in self.instances} or ({self.target.version} if self.target and self.size else set())
-        return found
+        return {i.version for i in self.instances} or ({self.target.version} if self.target and self.size else set())
 
 
 class Workload(Protocol):

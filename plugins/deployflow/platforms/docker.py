@@ -222,7 +222,7 @@ class DockerWorkload:
         self._sync_targets({})
 
     def urls(self, colour: str, track: str, *, serving: bool, external: bool = False) -> list[str]:
-        return [i.url for i in sorted(self._members(colour), key=lambda i: i.index)]
+        return [i.url for i in self.get(colour).instances]
 
     def _sync_targets(self, tracks: dict[str, str]) -> None:
         """Tell Prometheus what to scrape: every running instance, labelled with its set's track."""
