@@ -9,8 +9,9 @@ failing Dockerfile step), ready-never (readiness never passes), crash (exits
 (60 ms more latency), slow-tail (5 % of requests 500 ms slower, the median
 unchanged), errors-after-start (30 % of requests answer 500 from
 ``errors_after_s`` after start, once the health checks have passed),
-dies-after-promotion (exits ``dies_after_s`` after start, longer than a release
-takes to promote). The fault knobs are baked in at build time;
+dies-after-promotion (exits after answering ``dies_after_requests`` requests
+to /: with blue-green it gets none until it serves all traffic, so it passes its
+health checks and dies once promoted, under load). The fault knobs are baked in at build time;
 the sample's suites ignore them, as unit tests miss real regressions.
 """
 
@@ -34,7 +35,7 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_repo(repo: Path, *, crash_after_s: int, errors_after_s: int = 20, dies_after_s: int = 120) -> Path:
+def make_repo(repo: Path, *, crash_after_s: int, errors_after_s: int = 20, dies_after_requests: int = 150) -> Path:
     shutil.copytree(ROOT / "include" / "sample_app", repo, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", ".coverage*", ".pytest_cache"))
     git(repo, "init", "-q", "-b", "main")
@@ -57,7 +58,7 @@ def make_repo(repo: Path, *, crash_after_s: int, errors_after_s: int = 20, dies_
         ("slow", {"FAULT_LATENCY_MS": "60"}),
         ("slow-tail", {"FAULT_SLOW_FRACTION": "0.05", "FAULT_SLOW_MS": "500"}),
         ("errors-after-start", {"FAULT_ERROR_RATE": "0.3", "FAULT_ERRORS_AFTER_S": str(errors_after_s)}),
-        ("dies-after-promotion", {"FAULT_CRASH_AFTER_S": str(dies_after_s)}),
+        ("dies-after-promotion", {"FAULT_CRASH_AFTER_REQUESTS": str(dies_after_requests)}),
     )
     for name, knobs in faults:
         git(repo, "checkout", "-qb", name, "main")

@@ -78,6 +78,7 @@ class Config:
     slow_ms: float = 0.0
     ready_never: bool = False
     crash_after_s: float = 0.0
+    crash_after_requests: int = 0
     seed: int | None = None
 
     @classmethod
@@ -97,6 +98,9 @@ class Config:
         if seed_raw and not re.fullmatch(r"-?\d+", seed_raw):
             raise _bad("FAULT_SEED", seed_raw, "an integer")
         commit = _get(env, "APP_COMMIT")
+        crash_requests_raw = _get(env, "FAULT_CRASH_AFTER_REQUESTS")
+        if crash_requests_raw and not re.fullmatch(r"\d{1,9}", crash_requests_raw):
+            raise _bad("FAULT_CRASH_AFTER_REQUESTS", crash_requests_raw, "an integer >= 0 (0: off)")
         error_rate = _number(env, "FAULT_ERROR_RATE", 0.0, 1.0)
         errors_after_s = _number(env, "FAULT_ERRORS_AFTER_S", 0.0, None)
         slow_fraction = _number(env, "FAULT_SLOW_FRACTION", 0.0, 1.0)
@@ -126,6 +130,7 @@ class Config:
             slow_ms=slow_ms,
             ready_never=ready_raw.lower() in _TRUE,
             crash_after_s=_number(env, "FAULT_CRASH_AFTER_S", 0.0, None),
+            crash_after_requests=int(crash_requests_raw or 0),
             seed=int(seed_raw) if seed_raw else None,
         )
 
@@ -137,7 +142,8 @@ class Config:
                   f"latency_ms={self.latency_ms:g}" if self.latency_ms else "",
                   f"slow_fraction={self.slow_fraction:g},slow_ms={self.slow_ms:g}" if slowing else "",
                   "ready_never" if self.ready_never else "",
-                  f"crash_after_s={self.crash_after_s:g}" if self.crash_after_s else ""]
+                  f"crash_after_s={self.crash_after_s:g}" if self.crash_after_s else "",
+                  f"crash_after_requests={self.crash_after_requests}" if self.crash_after_requests else ""]
         return ",".join(f for f in faults if f) or "none"
 
 
@@ -235,9 +241,19 @@ class App:
         self.crash_at = self.started + config.crash_after_s if config.crash_after_s > 0 else None
         self.errors_at = self.started + config.errors_after_s if config.errors_after_s > 0 else None
         self.draining = False  # set on SIGTERM so load balancers stop sending traffic
+        self.served = 0  # answers to / (FAULT_CRASH_AFTER_REQUESTS counts them)
+        self._served_lock = threading.Lock()
+
+    def count_served(self) -> bool:
+        """Count one answer to /; True when it is the one FAULT_CRASH_AFTER_REQUESTS ends the process at."""
+        with self._served_lock:
+            self.served += 1
+            return self.served == self.config.crash_after_requests
 
     def alive(self) -> bool:
         # Once the crash deadline passes the process is (about to be) gone.
+        if self.config.crash_after_requests and self.served >= self.config.crash_after_requests:
+            return False
         return self.crash_at is None or self.clock() < self.crash_at
 
     def erroring(self) -> bool:
@@ -300,6 +316,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away
+        if path == "/" and self.server.app.config.crash_after_requests and self.server.app.count_served():
+            # After answering: the version took real traffic, then dies, as one that crashes under load.
+            print(f"{SERVICE} crashing on purpose: FAULT_CRASH_AFTER_REQUESTS={self.server.app.served}", flush=True)
+            os._exit(1)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 

@@ -73,6 +73,19 @@ def test_crash_after_exits_1_and_is_live_until_then(processes):
     assert "crashing on purpose: FAULT_CRASH_AFTER_S=1" in proc.stdout.read()
 
 
+def test_crash_after_requests_answers_that_many_then_exits_1(processes):
+    proc = launch(FAULT_CRASH_AFTER_REQUESTS="3")
+    processes.append(proc)
+    line = first_line(proc)
+    assert "faults=crash_after_requests=3" in line
+    url = "http://127.0.0.1:" + re.search(r"port=(\d+)", line).group(1)
+    # Probes do not count: the version passes its health checks before it takes traffic.
+    assert [requests.get(url + "/health", timeout=5).status_code for _ in range(5)] == [200] * 5
+    assert [requests.get(url + "/", timeout=5).status_code for _ in range(3)] == [200] * 3
+    assert proc.wait(timeout=5) == 1
+    assert "crashing on purpose: FAULT_CRASH_AFTER_REQUESTS=3" in proc.stdout.read()
+
+
 def test_errors_after_start_on_the_real_clock(processes):
     started = time.monotonic()
     proc = launch(FAULT_ERROR_RATE="1", FAULT_ERRORS_AFTER_S="1", FAULT_SLOW_FRACTION="0.01", FAULT_SLOW_MS="5")

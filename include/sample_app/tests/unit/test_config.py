@@ -18,7 +18,7 @@ def test_empty_values_mean_default():
     # What a Dockerfile ARG with an empty default exported as ENV looks like.
     env = dict.fromkeys(["PORT", "BIND", "APP_VERSION", "APP_COMMIT", "APP_TRACK", "FAULT_ERROR_RATE",
                          "FAULT_ERRORS_AFTER_S", "FAULT_LATENCY_MS", "FAULT_SLOW_FRACTION", "FAULT_SLOW_MS",
-                         "FAULT_READY_NEVER", "FAULT_CRASH_AFTER_S", "FAULT_SEED"], "")
+                         "FAULT_READY_NEVER", "FAULT_CRASH_AFTER_S", "FAULT_CRASH_AFTER_REQUESTS", "FAULT_SEED"], "")
     assert app.Config.from_env(env) == app.Config()
 
 
@@ -27,13 +27,14 @@ def test_all_values_parsed():
         "PORT": "18080", "BIND": "0.0.0.0", "APP_VERSION": "1.4.2", "APP_COMMIT": "abc123",
         "APP_TRACK": "canary", "FAULT_ERROR_RATE": "0.25", "FAULT_ERRORS_AFTER_S": "20",
         "FAULT_LATENCY_MS": "150", "FAULT_SLOW_FRACTION": "0.05", "FAULT_SLOW_MS": "200",
-        "FAULT_READY_NEVER": "true", "FAULT_CRASH_AFTER_S": "2.5", "FAULT_SEED": "42",
+        "FAULT_READY_NEVER": "true", "FAULT_CRASH_AFTER_S": "2.5", "FAULT_CRASH_AFTER_REQUESTS": "300",
+        "FAULT_SEED": "42",
     })
     assert config == app.Config(port=18080, bind="0.0.0.0", version="1.4.2", commit="abc123", track="canary",
                                 error_rate=0.25, errors_after_s=20.0, latency_ms=150.0, slow_fraction=0.05,
-                                slow_ms=200.0, ready_never=True, crash_after_s=2.5, seed=42)
+                                slow_ms=200.0, ready_never=True, crash_after_s=2.5, crash_after_requests=300, seed=42)
     assert config.active_faults() == ("error_rate=0.25,errors_after_s=20,latency_ms=150,"
-                                      "slow_fraction=0.05,slow_ms=200,ready_never,crash_after_s=2.5")
+                                      "slow_fraction=0.05,slow_ms=200,ready_never,crash_after_s=2.5,crash_after_requests=300")
 
 
 @pytest.mark.parametrize("env, faults", [
@@ -107,6 +108,8 @@ def test_good_values(env, field, expected):
     ("FAULT_SLOW_MS", "inf", ">= 0.0"),
     ("FAULT_CRASH_AFTER_S", "-1", ">= 0.0"),
     ("FAULT_CRASH_AFTER_S", "soon", ">= 0.0"),
+    ("FAULT_CRASH_AFTER_REQUESTS", "-1", "an integer >= 0"),
+    ("FAULT_CRASH_AFTER_REQUESTS", "2.5", "an integer >= 0"),
     ("FAULT_SEED", "0x10", "integer"),
 ])
 def test_bad_value_names_variable_and_allowed_range(name, value, allowed):
