@@ -1,4 +1,4 @@
-"""Canary analysis: read canary and baseline metrics from a provider and judge them.
+"""Canary analysis, and the post-promotion watch's judge: read two slices of metrics from a provider and judge them.
 
 Each interval judges everything since the analysis started (the window grows,
 so a slow regression has more data each time). Per metric kind:
@@ -14,13 +14,15 @@ so a slow regression has more data each time). Per metric kind:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deployflow import judge
-from deployflow.catalog import Analysis, MetricQuery
+from deployflow.catalog import Analysis, MetricQuery, PostPromotion
 from deployflow.metrics.base import MetricsProvider, Series
+from deployflow.rollout.watch import Judgement
 
 _OK = {"pass"}
 
@@ -98,28 +100,45 @@ def _num(value: Any) -> float | None:
     return None if _missing(value) else float(value)
 
 
-class CanaryAnalysis:
-    """Judges the canary track against the baseline track of one service and environment."""
+@dataclass(frozen=True)
+class Slice:
+    """One side of a comparison: the series ``selector`` picks, from ``start`` to ``end`` (Unix seconds)."""
 
-    def __init__(self, provider: MetricsProvider, *, service: str, environment: str, config: Analysis, step_s: float = 1.0) -> None:
+    selector: str
+    start: float
+    end: float
+
+
+class Comparison:
+    """Judges one slice of a service's metrics against another, metric by metric, on the catalog's
+    analysis metrics and thresholds: the one judgement canary analysis and the post-promotion watch make."""
+
+    def __init__(self, provider: MetricsProvider, config: Analysis, step_s: float = 1.0) -> None:
         self.provider = provider
-        self.service = service
-        self.environment = environment
         self.config = config
         self.step_s = step_s
-        self.control = "baseline" if config.baseline else "stable"
 
-    def judge(self, number: int, start: float, end: float) -> IntervalReport:
-        classifications = {m.name: self._classify(m, start, end) for m in self.config.metrics}
+    def compare(self, number: int, control: Slice, experiment: Slice, *, nodata_policy: str) -> IntervalReport:
+        classifications = {m.name: self._classify(m, control, experiment) for m in self.config.metrics}
         verdict = judge.score(
             classifications,
             groups=self._groups(),
             critical=[m.name for m in self.config.metrics if m.critical],
-            nodata_policy=self.config.no_data,
+            nodata_policy=nodata_policy,
             pass_threshold=self.config.pass_threshold,
             marginal_threshold=self.config.marginal_threshold,
         )
-        return IntervalReport(number, start, end, classifications, verdict)
+        return IntervalReport(number, experiment.start, experiment.end, classifications, verdict)
+
+    def errors(self, metric: MetricQuery, side: Slice) -> tuple[int, int]:
+        """5xx answers and all answers of ``side``, from the request counter's increase over it."""
+        window = max(1, round(side.end - side.start))
+        query = f"sum by (code) (increase({render(metric.query, selector=side.selector, window_s=window)}[{window}s]))"
+        by_code = self.provider.query_range(query, side.end, side.end, self.step_s)
+        counts = {s.labels.get("code", ""): s.points[-1][1] for s in by_code if s.points and not math.isnan(s.points[-1][1])}
+        total = round(sum(counts.values()))
+        errors = round(sum(v for code, v in counts.items() if code.startswith("5")))
+        return errors, total
 
     def _groups(self) -> dict[str, dict[str, Any]]:
         groups: dict[str, dict[str, Any]] = {}
@@ -127,28 +146,71 @@ class CanaryAnalysis:
             groups.setdefault(m.group, {"metrics": [], "weight": 1.0})["metrics"].append(m.name)
         return groups
 
-    def _classify(self, metric: MetricQuery, start: float, end: float):
-        window = end - start
-        control, canary = (selector(self.service, self.environment, t) for t in (self.control, "canary"))
+    def _classify(self, metric: MetricQuery, control: Slice, experiment: Slice):
         if metric.kind == "errors":
-            (be, bt), (ce, ct) = (self._errors(metric, s, window, end) for s in (control, canary))
+            (be, bt), (ce, ct) = (self.errors(metric, side) for side in (control, experiment))
             return judge.classify_counts(be, bt, ce, ct)
         if metric.kind == "histogram":
-            base, new = (bucket_samples(self._query(metric, s, window, end, end)) for s in (control, canary))
+            base, new = (bucket_samples(self._query(metric, side, side.end - side.start, side.end, side.end))
+                         for side in (control, experiment))
         else:
             base, new = (
-                [v for series in self._query(metric, s, self.step_s * 5, start, end) for v in series.values]
-                for s in (control, canary)
+                [v for series in self._query(metric, side, self.step_s * 5, side.start, side.end) for v in series.values]
+                for side in (control, experiment)
             )
         return judge.classify(base, new, direction=metric.direction)
 
-    def _query(self, metric: MetricQuery, sel: str, window_s: float, start: float, end: float) -> list[Series]:
-        return self.provider.query_range(render(metric.query, selector=sel, window_s=window_s), start, end, self.step_s)
+    def _query(self, metric: MetricQuery, side: Slice, window_s: float, start: float, end: float) -> list[Series]:
+        return self.provider.query_range(render(metric.query, selector=side.selector, window_s=window_s), start, end, self.step_s)
 
-    def _errors(self, metric: MetricQuery, sel: str, window_s: float, end: float) -> tuple[int, int]:
-        query = f"sum by (code) (increase({render(metric.query, selector=sel, window_s=window_s)}[{max(1, round(window_s))}s]))"
-        by_code = self.provider.query_range(query, end, end, self.step_s)
-        counts = {s.labels.get("code", ""): s.points[-1][1] for s in by_code if s.points and not math.isnan(s.points[-1][1])}
-        total = round(sum(counts.values()))
-        errors = round(sum(v for code, v in counts.items() if code.startswith("5")))
-        return errors, total
+
+class CanaryAnalysis(Comparison):
+    """Judges the canary track against the baseline (or stable) track of one service and environment, both
+    over the same window."""
+
+    def __init__(self, provider: MetricsProvider, *, service: str, environment: str, config: Analysis, step_s: float = 1.0) -> None:
+        super().__init__(provider, config, step_s)
+        self.service = service
+        self.environment = environment
+        self.control = "baseline" if config.baseline else "stable"
+
+    def judge(self, number: int, start: float, end: float) -> IntervalReport:
+        control, canary = (Slice(selector(self.service, self.environment, t), start, end) for t in (self.control, "canary"))
+        return self.compare(number, control, canary, nodata_policy=self.config.no_data)
+
+
+def version_selector(service: str, environment: str, version: str) -> str:
+    return f'service="{service}",environment="{environment}",version="{version}"'
+
+
+class VersionComparison(Comparison):
+    """The post-promotion watch's judge: the new version since the watch began against what the old version
+    showed in the ``lookback_s`` before it (every track of it: stable, and a baseline if one ran), on the
+    analysis' metrics and thresholds, with the watch's no-data policy and its ``max_error_rate``."""
+
+    def __init__(self, provider: MetricsProvider, *, service: str, environment: str, config: Analysis,
+                 watch: PostPromotion, old: str, new: str, clock: Callable[[], float] = time.time,
+                 scrape_lag_s: float = 3.0) -> None:
+        super().__init__(provider, config)
+        self.watch = watch
+        self.old, self.new = (version_selector(service, environment, v) for v in (old, new))
+        self.clock = clock
+        self.scrape_lag_s = scrape_lag_s
+        self.began: float | None = None
+
+    def begin(self) -> None:
+        """The watch starts now: the old version's window closes, the new one's opens."""
+        self.began = self.clock()
+
+    def judge(self, number: int) -> Judgement:
+        began = self.began if self.began is not None else self.clock()
+        before = Slice(self.old, began - self.watch.lookback_s, began)
+        since = Slice(self.new, began, max(began + 1, self.clock() - self.scrape_lag_s))
+        report = self.compare(number, before, since, nodata_policy=self.watch.no_data)
+        failure = "; ".join(report.verdict.reasons) if report.result == "fail" else None
+        limit = self.watch.max_error_rate
+        if limit is not None and failure is None:
+            errors, total = self.errors(next(m for m in self.config.metrics if m.kind == "errors"), since)
+            if total and errors / total > limit:
+                failure = f"{errors} of {total} requests answered 5xx ({errors / total:.1%}), above max_error_rate {limit:.1%}"
+        return Judgement(failure, report.table())

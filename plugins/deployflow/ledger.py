@@ -27,6 +27,7 @@ class ReleaseEntry:
     finished_at: str
     seconds: float | None
     rollback_seconds: float | None
+    failure: str | None = None  # why the deployer rolled the release back (a line written before this field has none)
 
     @classmethod
     def of(
@@ -41,13 +42,14 @@ class ReleaseEntry:
             reason=request.get("reason", ""), run_id=run_id, outcome=outcome,
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
-            rollback_seconds=(rollback or {}).get("seconds"),
+            rollback_seconds=(rollback or {}).get("seconds"), failure=(rollback or {}).get("because"),
         )
 
     def summary(self) -> str:
         took = f" in {self.seconds:.0f} s" if self.seconds is not None else ""
+        because = f" ({self.failure})" if self.failure else ""
         return (f"{self.service} {self.version or '(no image)'} -> {self.environment} ({self.strategy}), "
-                f"asked by {self.requested_by}: {self.outcome}{took}")
+                f"asked by {self.requested_by}: {self.outcome}{took}{because}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -123,6 +123,8 @@ def test_the_deployer_cli_releases_to_a_cluster_through_its_kubeconfig(server, t
     service = {"name": "shop", "port": 8080, "source": {"repo": "/srv/shop"}, "environments": {"prod": {
         "platform": "kubernetes", "strategy": "blue-green", "replicas": 2, "blue_green": {"scale_down_delay_s": 0},
         "health": {"timeout_s": 2},
+        # Off: the watch probes the in-cluster address, which the FAKE API server's cluster does not have.
+        "post_promotion": {"enabled": False},
         "kubernetes": {"namespace": NAMESPACE}}}}
     kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
     text = yaml.safe_dump(service)

@@ -114,7 +114,8 @@ def test_every_deployer_pod_is_valid_and_runs_the_step_in_its_environment(step, 
     ]
     assert not base.get("command")  # the image's ENTRYPOINT: python3 -m deployflow.deployer
     env = {e["name"]: e["value"] for e in base["env"]}
-    assert set(env) == {"DEPLOYFLOW_SERVICE_YAML", "DEPLOYFLOW_RESULT_FILE"}
+    # promote reads metrics in its post-promotion watch: where Airflow reads them (no secret: a URL)
+    assert set(env) == {"DEPLOYFLOW_SERVICE_YAML", "DEPLOYFLOW_RESULT_FILE"} | ({"DEPLOYFLOW_PROMETHEUS_URL"} if step == "promote" else set())
     assert parse_service(yaml.safe_load(env["DEPLOYFLOW_SERVICE_YAML"])) == SERVICE
     assert env["DEPLOYFLOW_RESULT_FILE"] == "/airflow/xcom/return.json"
     assert base["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}

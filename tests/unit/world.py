@@ -10,6 +10,7 @@ asserts, the same way on both platforms.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,15 @@ FULL = ("prepare", "shift", "promote")
 class World:
     def __init__(self, strategy: str, *, platform: str = "kubernetes", replicas: int = 3, traffic: str = "gateway",
                  analysis: bool = True, scale_down_delay_s: int = 0, pause_s: int = 0, timeout_s: int = 30,
-                 batch_size: int = 2, state_dir: Path | None = None) -> None:
+                 batch_size: int = 2, state_dir: Path | None = None, post_promotion: dict | None = None) -> None:
         env: dict[str, Any] = {
             "strategy": strategy, "replicas": replicas, "health": {"timeout_s": timeout_s},
             "blue_green": {"scale_down_delay_s": scale_down_delay_s},
             "canary": {"steps": [10, 25, 50, 100], "pause_s": pause_s, "replicas": 1},
             "rolling": {"batch_size": batch_size, **({"max_unavailable": 1} if platform == "kubernetes" else {})},
             "analysis": {"enabled": analysis},
+            # Off unless a test asks for it (prod's default is on): tests/unit/test_post_promotion.py watches.
+            "post_promotion": post_promotion or {"enabled": False},
         }
         if platform == "kubernetes":
             env.update(platform="kubernetes", kubernetes={
@@ -58,6 +61,7 @@ class World:
         self.clock = FakeClock()
         self.session = FakeSession()
         self.log: list = []
+        self.judges = None  # the post-promotion watch's judge factory (old, new) -> Judge; None: health only
         if platform == "kubernetes":
             self.api = FakeKubernetesAPI(NAMESPACE)
             self.manifests = Manifests(self.service, self.env)
@@ -85,8 +89,8 @@ class World:
             traffic = HAProxyTraffic(self.router, workload, sleep=lambda s: None)
             store = FileStore((self.state_dir or Path(self._tmp())) / "release.json")
         return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan, service="shop", environment=self.env,
-                       target=Target(version, image(version)), session=self.session, sleep=self.clock.sleep,
-                       clock=self.clock.monotonic)
+                       target=Target(version, image(version)), session=self.session, judges=self.judges,
+                       sleep=self.clock.sleep, clock=self.clock.monotonic)
 
     def _tmp(self) -> str:
         import tempfile
@@ -148,6 +152,17 @@ class World:
         else:
             self.session.answers.update({i.url: 503 for i in self.platform.by_name.values() if i.version == version})
             self.platform.failing.add(version)
+
+
+    def crash(self, version: str) -> None:
+        """``version``'s instances crash and come back (Docker's restart policy: each counts a restart), or its
+        pods stop being ready (Kubernetes)."""
+        if self.platform_name == "kubernetes":
+            self.api.unready.add(image(version))
+        else:
+            for name, instance in list(self.platform.by_name.items()):
+                if instance.version == version:
+                    self.platform.by_name[name] = replace(instance, restarts=instance.restarts + 1)
 
 
 def image(version: str) -> str:

@@ -22,7 +22,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from docker.types import Mount
 
-from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, last_error, last_result, step_outcome
+from deployflow.airflow.deployer_step import (
+    DEPLOYER_IMAGE,
+    begin_step,
+    deployer_arguments,
+    deployer_environment,
+    last_error,
+    last_result,
+    step_outcome,
+)
 from deployflow.airflow.operators import docker_url
 from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url, project_root
@@ -117,6 +125,7 @@ class DeployerOperator(DockerOperator):
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
             version=self.version, image=self.image_ref, strategy=self.strategy,
         )
+        self.environment = {**self.environment, **deployer_environment(self.step)}
         self.do_xcom_push = True
         self.xcom_all = True  # the result line may come before the last log line (stdout and stderr interleave)
         try:
@@ -204,11 +213,12 @@ class ReleaseRecordOperator(BaseOperator):
         return status
 
 class AnalysisLoadOperator(BaseOperator):
-    """Synthetic traffic through the environment's proxy for the canary analysis window
-    (the idea of Flagger's load tester): analysis needs requests to judge.
+    """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's
+    load tester): canary analysis and the post-promotion watch need requests to judge.
 
-    Runs when the catalog's ``analysis.load_rate`` is above 0 and the shift step
-    ran an analysed step; skips otherwise.
+    Runs when the catalog's ``analysis.load_rate`` is above 0 and the release has something to judge: an
+    analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise. Stops when the
+    analysis fails, or when promote or rollback is done.
 
     :param service: the catalog entry.
     :param environment_name: the run's environment (templated).
@@ -227,19 +237,23 @@ class AnalysisLoadOperator(BaseOperator):
 
         env = self.service.environments[self.environment_name]
         shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
-        if not shifted.get("analysis") or env.analysis.load_rate <= 0:
-            raise AirflowSkipException("no canary analysis to drive traffic for")
-        seconds = 2 * env.analysis.intervals * env.analysis.interval_s  # the analysis' longest run
+        analysed, watched = bool(shifted.get("analysis")), env.post_promotion.enabled and bool(shifted.get("previous"))
+        if not (analysed or watched) or env.analysis.load_rate <= 0:
+            raise AirflowSkipException("nothing to drive traffic for (no analysed step, no post-promotion watch, or no load_rate)")
+        # The longest the judging can last, and the steps between (a bound: the load stops when the release does).
+        seconds = (2 * env.analysis.intervals * env.analysis.interval_s if analysed else 0) + \
+            (env.post_promotion.duration_s if watched else 0) + 120
         url = f"{front_url(self.service, env)}/"
         self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
         with LoadGenerator(url, rate=env.analysis.load_rate, threads=2, max_seconds=seconds) as load:
-            while time.monotonic() - load.started < seconds and not _analysis_over(context):
+            while time.monotonic() - load.started < seconds and not _judging_over(context):
                 time.sleep(1)
         self.log.info("load: %s", load.report.summary())
         return {"requests": load.report.sent, "failed": len(load.report.failures)}
 
 
-def _analysis_over(context: Context) -> bool:
-    """The verdict XCom says the analysis has ended (passed or failed)."""
-    verdict = context["ti"].xcom_pull(task_ids=ANALYSIS, key="verdict") or {}
-    return verdict.get("result") == "fail" or bool(verdict.get("final"))
+def _judging_over(context: Context) -> bool:
+    """The analysis failed, or promote or rollback is done: nothing is judged any more."""
+    ti = context["ti"]
+    verdict = ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}
+    return verdict.get("result") == "fail" or bool(ti.xcom_pull(task_ids=PROMOTE)) or bool(ti.xcom_pull(task_ids=ROLLBACK))

@@ -17,6 +17,7 @@ anything else, or none     failed, may be retried: the deployer was killed (137)
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -30,6 +31,14 @@ FAILED, BAD_INPUT = 1, 2  # the deployer's own verdicts (deployflow.deployer.__m
 DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
 
 
+def prometheus_url() -> str:
+    """Where canary analysis and the post-promotion watch read metrics: $DEPLOYFLOW_PROMETHEUS_URL, else the
+    Airflow Variable ``deployflow_prometheus_url``. Read when a task runs, never at DAG parse."""
+    from airflow.sdk import Variable
+
+    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default="http://127.0.0.1:9090")
+
+
 def deployer_arguments(
     step: str, *, environment: str, version: str, image: str, strategy: str, service_file: str | None = None,
 ) -> list[str]:
@@ -40,6 +49,12 @@ def deployer_arguments(
     """
     catalog = ["--service-file", service_file] if service_file is not None else []
     return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy]
+
+
+def deployer_environment(step: str) -> dict[str, str]:
+    """What a step's container or pod gets in its environment besides the platform's own: promote reads
+    metrics in its post-promotion watch."""
+    return {"DEPLOYFLOW_PROMETHEUS_URL": prometheus_url()} if step == "promote" else {}
 
 
 def step_outcome(step: str, exit_code: int | None, result: dict[str, Any] | None, error: str | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 
-from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, step_outcome
+from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, deployer_environment, step_outcome
 from deployflow.catalog import Service
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         self.env_vars = [
             k8s.V1EnvVar(name="DEPLOYFLOW_SERVICE_YAML", value=Path(self.service_file).read_text()),
             k8s.V1EnvVar(name="DEPLOYFLOW_RESULT_FILE", value=RESULT_FILE),
+            *(k8s.V1EnvVar(name=name, value=value) for name, value in deployer_environment(self.step).items()),
         ]
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None,

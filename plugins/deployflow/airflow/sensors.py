@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
-from airflow.sdk import BaseSensorOperator, Variable, conf
+from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from deployflow import health
 from deployflow.airflow import task_ids
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.airflow.deploy import environment_rollout
+from deployflow.airflow.deployer_step import prometheus_url
 from deployflow.analysis import CanaryAnalysis, render, selector
 from deployflow.analysis_guards import GuardVerdict, guard, observe
 from deployflow.platforms.base import BASELINE, other_colour
@@ -114,10 +114,6 @@ class HealthCheckSensor(BaseSensorOperator):
         if not event.get("healthy"):
             raise AirflowFailException(event.get("reason", "health check failed"))
         self.log.info("%s", event.get("reason"))
-
-
-def prometheus_url() -> str:
-    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default="http://127.0.0.1:9090")
 
 
 class CanaryAnalysisSensor(BaseSensorOperator):

@@ -10,7 +10,8 @@ can act on instead of a KeyError deep inside a task.
   the judge's (``deployflow.judge``), imported here.
 - ``fields.py``: ``Fields``, which reads one mapping of a document and refuses a
   bad value with its dotted path.
-- ``parsing.py``: ``parse_service`` and one parser per block of the document.
+- ``parsing.py``: ``parse_service`` and one parser per block of the document;
+  ``judging.py`` the parsers of the judged blocks (``analysis``, ``post_promotion``).
 - ``loading.py``: where the catalog is (``project_root``, ``catalog_dir``) and
   ``load_service`` / ``load_catalog``, whose errors name the file.
 - ``urls.py``: every URL a service is reached at: the Docker host, a Kubernetes
@@ -44,6 +45,7 @@ from deployflow.catalog.model import (
     Kubernetes,
     MetricQuery,
     Nightly,
+    PostPromotion,
     Rolling,
     Service,
     Source,
@@ -74,6 +76,7 @@ __all__ = [
     "Kubernetes",
     "MetricQuery",
     "Nightly",
+    "PostPromotion",
     "Rolling",
     "Service",
     "Source",

@@ -149,6 +149,23 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class PostPromotion:
+    """The watch after promotion (blue-green and canary): all traffic is on the new version while the old
+    version's instances are kept; for ``duration_s`` its health is probed, its instances checked, and every
+    ``interval_s`` its errors and latency (the analysis' metrics and thresholds) are judged against what the old
+    version showed in the ``lookback_s`` before the watch. A failure puts all traffic back on the old version at
+    once. ``no_data``: the policy when there is nothing to compare (a quiet service). ``max_error_rate``: a 5xx
+    share of the new version's requests that fails the watch outright, whatever the old version showed."""
+
+    enabled: bool = False  # the catalog's default is on in prod, off elsewhere
+    duration_s: int = 120
+    interval_s: int = 30
+    lookback_s: int = 3600
+    no_data: str = "pass"
+    max_error_rate: float | None = None
+
+
+@dataclass(frozen=True)
 class Kubernetes:
     """Where and how an environment runs on Kubernetes.
 
@@ -191,6 +208,7 @@ class Environment:
     canary: Canary = field(default_factory=Canary)
     rolling: Rolling = field(default_factory=Rolling)
     analysis: Analysis = field(default_factory=Analysis)
+    post_promotion: PostPromotion = field(default_factory=PostPromotion)
     kubernetes: Kubernetes | None = None  # set exactly when platform is kubernetes
 
 

@@ -14,19 +14,15 @@ from typing import Any
 
 from deployflow.catalog import urls
 from deployflow.catalog.fields import Fields
+from deployflow.catalog.judging import analysis, post_promotion
 from deployflow.catalog.model import (
     CONNECTION_ID,
-    DEFAULT_METRICS,
     DEFAULT_STRATEGY,
-    DIRECTIONS,
     DNS_LABEL,
     ENVIRONMENTS,
     GIT_REF,
     HOSTNAME,
     HTTP_PATH,
-    METRIC_KINDS,
-    METRIC_NAME,
-    NODATA_POLICIES,
     ON_FINISH_ACTIONS,
     PLATFORMS,
     QUANTITY,
@@ -34,14 +30,12 @@ from deployflow.catalog.model import (
     STRATEGIES,
     SUITES,
     TRAFFIC_MODES,
-    Analysis,
     BlueGreen,
     Build,
     Canary,
     Environment,
     Health,
     Kubernetes,
-    MetricQuery,
     Nightly,
     Rolling,
     Service,
@@ -143,7 +137,7 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
     f = Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
-                           "kubernetes"))
+                           "post_promotion", "kubernetes"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
@@ -159,7 +153,8 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         blue_green=_blue_green(f.get("blue_green", {}) or {}, f.at("blue_green")),
         canary=_canary(f.get("canary", {}) or {}, f.at("canary")),
         rolling=_rolling(f.get("rolling", {}) or {}, f.at("rolling")),
-        analysis=_analysis(f.get("analysis", {}) or {}, f.at("analysis")),
+        analysis=analysis(f.get("analysis", {}) or {}, f.at("analysis")),
+        post_promotion=post_promotion(f.get("post_promotion", {}) or {}, f.at("post_promotion"), default=name == "prod"),
         kubernetes=_kubernetes(name, f.get("kubernetes", {}) or {}, f.at("kubernetes")) if platform == "kubernetes" else None,
     )
 
@@ -231,48 +226,6 @@ def _canary(raw: Any, path: str) -> Canary:
         steps=tuple(steps),
         pause_s=f.integer("pause_s", 30, low=0, high=86400),
         replicas=f.integer("replicas", 1, low=1, high=50),
-    )
-
-
-def _analysis(raw: Any, path: str) -> Analysis:
-    f = Fields(raw, path, ("enabled", "interval_s", "intervals", "baseline", "load_rate", "no_data", "metrics",
-                           "pass_threshold", "marginal_threshold"))
-    for flag in ("enabled", "baseline"):
-        if not isinstance(f.get(flag, True), bool):
-            raise ConfigError(f.at(flag), f"{f.get(flag)!r} is not valid; must be true or false")
-    extra = f.get("metrics", []) or []
-    if not isinstance(extra, list):
-        raise ConfigError(f.at("metrics"), "must be a list of {name, kind, query, direction, critical, group}")
-    metrics = [_metric(m, f"{f.at('metrics')}[{i}]") for i, m in enumerate(extra)]
-    names = [m.name for m in (*DEFAULT_METRICS, *metrics)]
-    if len(set(names)) != len(names):
-        raise ConfigError(f.at("metrics"), f"metric names must be unique (built in: error_rate, latency): {names}")
-    pass_threshold = f.number("pass_threshold", 95.0, low=0, high=100)
-    return Analysis(
-        enabled=f.get("enabled", True),
-        interval_s=f.integer("interval_s", 30, low=1, high=3600),
-        intervals=f.integer("intervals", 3, low=1, high=100),
-        baseline=f.get("baseline", True),
-        load_rate=f.number("load_rate", 0.0, low=0, high=1000),
-        no_data=f.choice("no_data", NODATA_POLICIES, "fail"),
-        metrics=(*DEFAULT_METRICS, *metrics),
-        pass_threshold=pass_threshold,
-        marginal_threshold=f.number("marginal_threshold", 75.0, low=0, high=pass_threshold),
-    )
-
-
-def _metric(raw: Any, path: str) -> MetricQuery:
-    f = Fields(raw, path, ("name", "kind", "query", "direction", "critical", "group"))
-    query = f.string("query")
-    if "{selector}" not in query:
-        raise ConfigError(f.at("query"), "must contain {selector}, where the track's label matchers go")
-    return MetricQuery(
-        name=f.string("name", pattern=METRIC_NAME, hint="use lower-case letters, digits and '_'"),
-        kind=f.choice("kind", METRIC_KINDS, "series"),
-        query=query,
-        direction=f.choice("direction", DIRECTIONS, "increase"),
-        critical=bool(f.get("critical", False)),
-        group=f.string("group", "custom"),
     )
 
 

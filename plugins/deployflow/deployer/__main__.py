@@ -33,6 +33,7 @@ from pathlib import Path
 from deployflow.catalog import Service, load_service, parse_service
 from deployflow.deployer.wiring import platform_client, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
+from deployflow.rollout.engine import Rollout
 
 STEPS = ("prepare", "shift", "promote", "rollback", "status", "rbac")
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     if args.step not in ("status", "rbac") and not (args.version and args.image):
         parser.error(f"{args.step} needs --version and --image")
+    rollout = None
     try:
         service = _service(args.service_file)
         if args.step == "rbac":
@@ -68,10 +70,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
+        _note_failure(rollout, args.step, exc)
         _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
         return 1
     _result({"step": args.step, "ok": True, **result}, args.result_file)
     return 0
+
+
+def _note_failure(rollout: Rollout | None, step: str, exc: DeployflowError) -> None:
+    """Why shift or promote failed goes into the release's record (rollback reports it); best effort."""
+    if rollout is None or step not in ("shift", "promote"):
+        return
+    try:
+        rollout.note_failure(str(exc))
+    except Exception as error:  # noqa: BLE001 - the step's own failure is what matters; this is a note
+        logging.warning("could not note the failure in the release record: %s", error)
 
 
 def _service(service_file: str | None) -> Service:

@@ -13,6 +13,7 @@ from deployflow.errors import ConfigError
 from deployflow.platforms.factory import platform_class
 from deployflow.rollout.engine import Rollout
 from deployflow.rollout.record import Target
+from deployflow.rollout.watch import Judge
 from deployflow.routers.factory import router_class
 from deployflow.stores.factory import store_class
 from deployflow.strategies.base import Strategy
@@ -85,4 +86,16 @@ def rollout_for(
         traffic = router_class(traffic_name(env, plan))(proxy, workload)
         store = store_class("file")(proxy.dir / "release.json")
     return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan, service=service.name, environment=env,
-                   target=Target(version, image), session=session)
+                   target=Target(version, image), session=session,
+                   judges=lambda old, new: version_comparison(service.name, env, old, new, session))
+
+
+def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session) -> Judge:
+    """The post-promotion watch's judge: Prometheus at $DEPLOYFLOW_PROMETHEUS_URL (the deploy task passes Airflow's),
+    read for the new version against the old. Imported when a watch runs: the judge needs numpy and scipy."""
+    from deployflow.analysis import VersionComparison
+    from deployflow.metrics.prometheus import PrometheusProvider
+
+    url = os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or "http://127.0.0.1:9090"
+    return VersionComparison(PrometheusProvider(url, session), service=service, environment=env.name, config=env.analysis,
+                             watch=env.post_promotion, old=old, new=new)

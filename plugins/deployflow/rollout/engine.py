@@ -3,16 +3,16 @@
 prepare starts the new version beside the live one (or, where the platform
 replaces instances itself, in its place) with no traffic; shift carries out the
 strategy's traffic steps, watching each; promote walks the steps after canary
-analysis, watches the new version through the scale-down delay, then removes
-the old one; rollback puts all traffic back on the old version, then removes
+analysis, watches the new version with all traffic while the old one stands by
+(the post-promotion watch, then what is left of the scale-down delay), then
+removes the old one; rollback puts all traffic back on the old version, then removes
 the new one. Strategies differ only in the steps they plan, platforms only in
 their Workload, Traffic and ReleaseStore.
 
-Every step reads the record and the live sets first and converges to what it
-wants, so a step that is retried or restarted finishes the work instead of
-doubling it. When a watched step fails, traffic goes back to the old version
-at once, inside the failing step (what Argo Rollouts does on abort); removing
-the new version is left to the rollback step.
+Every step reads the record and the live sets first and converges, so a
+retried step finishes the work instead of doubling it. When a watched step
+fails, traffic goes back to the old version at once, inside the failing step
+(Argo Rollouts' abort); the rollback step removes the new version.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from deployflow.rollout.guards import Guards
 from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
 from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
 from deployflow.rollout.status import status
+from deployflow.rollout.watch import Judge, watch_after_promotion
 from deployflow.routers.base import Split, Traffic
 from deployflow.stores.base import ReleaseStore
 from deployflow.strategies.base import Step, Strategy
@@ -41,8 +42,11 @@ class Rollout:
     def __init__(
         self, *, workload: Workload, traffic: Traffic, store: ReleaseStore, strategy: Strategy, service: str,
         environment: Environment, target: Target, session: health.Session,
+        judges: Callable[[str, str], Judge] | None = None,
         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """:param judges: the post-promotion watch's judge of a new version against an old one (versions);
+            None: the watch probes health and instances only."""
         self.workload = workload
         self.traffic = traffic
         self.store = store
@@ -51,6 +55,7 @@ class Rollout:
         self.env = environment
         self.target = target
         self.session = session
+        self.judges = judges
         self.sleep = sleep
         self.clock = clock
         self.guards = Guards(workload=workload, traffic=traffic, environment=environment, version=target.version,
@@ -138,7 +143,8 @@ class Rollout:
         return {**self._result(record, started), "analysis": any(s.analysis for s in steps)}
 
     def promote(self) -> dict[str, Any]:
-        """The steps after analysis, the scale-down delay watched, then the old version goes."""
+        """The steps after analysis; the new version watched with all traffic while the old one stands by
+        (the post-promotion watch, then what is left of the scale-down delay); then the old version goes."""
         started = self.clock()
         record = self._require()
         if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
@@ -148,8 +154,8 @@ class Rollout:
             record = self._apply(record, step)
             if step.pause_s:
                 self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
-        delay = self.strategy.scale_down_delay()
-        if delay and record.previous:
+        delay = self.strategy.scale_down_delay() - self._watch_after_promotion(record)
+        if delay > 0 and record.previous:
             self.guards.watch(record, delay, "the scale-down delay")
         old = [c for c in (record.live, BASELINE if record.baseline else None) if c and c != record.colour]
         if old:  # nothing of the old version goes unless the new one is at full size and ready now
@@ -178,7 +184,7 @@ class Rollout:
             self.workload.remove(record.colour)
             self._finish(record, ROLLED_BACK)
             log.info("rollback: first deploy of %s: rolled back to nothing", self.service)
-            return {"rolled_back": True, "to": None, "seconds": round(self.clock() - started, 2)}
+            return {"rolled_back": True, "to": None, "because": record.failure, "seconds": round(self.clock() - started, 2)}
         self.guards.restore(record)
         restored = self.clock() - started
         new = [c for c in (record.colour, BASELINE if record.baseline else None) if c and c != record.live]
@@ -189,14 +195,26 @@ class Rollout:
         self._finish(record, ROLLED_BACK)
         log.info("rollback: 100 %% of traffic on %s after %.2f s; %s scaled to 0", record.previous.version, restored,
                  ", ".join(new) or "nothing")
-        return {"rolled_back": True, "to": record.previous.version, "seconds_to_old_traffic": round(restored, 2),
-                "seconds": round(self.clock() - started, 2)}
+        return {"rolled_back": True, "to": record.previous.version, "because": record.failure,
+                "seconds_to_old_traffic": round(restored, 2), "seconds": round(self.clock() - started, 2)}
+
+    def note_failure(self, reason: str) -> None:
+        """Keep why a step failed in the release's record: rollback reports it."""
+        record = self._mine()
+        if record is not None and record.failure != reason:
+            self.store.save(replace(record, failure=reason))
 
     def status(self) -> dict[str, Any]:
         """What runs and what takes traffic, as the platform and the router see it now."""
         return status(self.workload, self.traffic, service=self.service, environment=self.env.name)
 
     # ---- mechanics --------------------------------------------------------------------
+
+    def _watch_after_promotion(self, record: Record) -> float:
+        """The post-promotion watch, where the catalog asks for it and the old version stands by; seconds watched."""
+        kept = self.traffic.sizes(self._steps(record)[-1], self.env.replicas)[1]  # None: the old set stays as it is
+        return watch_after_promotion(record, environment=self.env, keeps_old=record.live != record.colour and kept != 0,
+                                     guards=self.guards, workload=self.workload, judges=self.judges, clock=self.clock)
 
     def _result(self, record: Record, started: float) -> dict[str, Any]:
         serving = record.already_live or record.live in (None, record.colour) or record.percent == 100
@@ -240,3 +258,4 @@ class Rollout:
         if done != record:
             self.store.save(done)
         return done
+

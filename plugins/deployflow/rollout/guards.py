@@ -45,9 +45,11 @@ class Guards:
             self.abort(record, f"{self.version} failed during {what}: {exc}")
 
     def abort(self, record: Record, why: str) -> None:
-        """Put all traffic back on the old version and fail the step, saying ``why``."""
+        """Put all traffic back on the old version and fail the step, saying ``why`` and how fast traffic moved."""
+        failed_at = self.clock()
         restored = self.restore(record)
-        raise StepFailed(f"{why}; " + (f"traffic restored to {record.previous.version}" if restored else "no previous version to restore"))
+        raise StepFailed(f"{why}; " + (f"traffic restored to {record.previous.version} in {self.clock() - failed_at:.2f} s"
+                                       if restored else "no previous version to restore"))
 
     def watch(self, record: Record, seconds: float, what: str) -> None:
         """Probe the new version's health paths for ``seconds``; on a failure restore the old version and fail."""
@@ -55,15 +57,8 @@ class Guards:
         h = self.env.health
         verdict = health.watch(self.session, self.workload.urls(record.colour, self.track, serving=serving), h.paths(),
                                seconds=seconds, interval_s=min(h.interval_s, 0.5), sleep=self.sleep, clock=self.clock)
-        if verdict.healthy:
-            return
-        failed_at = self.clock()
-        restored = self.restore(record)
-        raise StepFailed(
-            f"{self.version} failed its health checks during {what}: {verdict.reason()}; "
-            + (f"traffic restored to {record.previous.version} in {self.clock() - failed_at:.2f} s" if restored
-               else "no previous version to restore")
-        )
+        if not verdict.healthy:
+            self.abort(record, f"{self.version} failed its health checks during {what}: {verdict.reason()}")
 
     def restore(self, record: Record) -> bool:
         """All traffic to the previous version, at once (its instances restarted first if any were lost, or, in

@@ -45,6 +45,7 @@ class Record:
     outcome: str | None = None  # PROMOTED or ROLLED_BACK: a later release of this version starts afresh
     percent: int = 0
     baseline: bool = False  # a fresh baseline of the old version runs beside the canary
+    failure: str | None = None  # why a step failed (the deployer's error), for rollback to report
 
     @property
     def serving(self) -> str | None:
@@ -73,5 +74,6 @@ def nothing_to_roll_back(record: Record | None, environment: str) -> dict[str, A
         log.info("rollback: this release changed nothing in %s; nothing to roll back", environment)
         return {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
     if record.outcome == ROLLED_BACK:
-        return {"rolled_back": True, "to": record.previous.version if record.previous else None, "seconds": 0.0}
+        return {"rolled_back": True, "to": record.previous.version if record.previous else None, "because": record.failure,
+                "seconds": 0.0}
     return None

@@ -1,0 +1,91 @@
+"""The watch after promotion: all traffic is on the new version, the old version's instances still run.
+
+Argo Rollouts' post-promotion analysis over its scale-down delay: for the
+catalog's ``post_promotion.duration_s`` the new version's health paths are
+probed (twice a second), its instances checked every interval (all running,
+none restarted: the platform's view), and its errors and latency judged
+against what the old version showed before the release. The first failure
+puts all traffic back on the old version at once, inside the promote step,
+and fails it with the reason; the rollback step then removes the new version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from deployflow.catalog import Environment
+from deployflow.metrics.base import MetricsError
+from deployflow.platforms.base import Workload
+from deployflow.rollout.guards import Guards
+from deployflow.rollout.record import Record
+
+log = logging.getLogger("deployflow.deployer")
+UNREAD_LIMIT = 3  # intervals in a row whose metrics could not be read before the watch fails
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One interval's verdict on the new version: ``failure`` says why it failed (None: it did not)."""
+
+    failure: str | None
+    table: str = ""
+
+
+class Judge(Protocol):
+    def begin(self) -> None:
+        """The watch starts now."""
+
+    def judge(self, number: int) -> Judgement:
+        """The new version since the watch began, against the old version before it."""
+
+
+class HealthOnly:
+    """The judge where no metrics are read: the health probes and instance checks decide alone."""
+
+    def begin(self) -> None:
+        pass
+
+    def judge(self, number: int) -> Judgement:
+        return Judgement(None, "no metrics read: health and instances only")
+
+
+def watch_after_promotion(record: Record, *, environment: Environment, keeps_old: bool, guards: Guards,
+                          workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float]) -> float:
+    """Watch the new version for the catalog's ``post_promotion.duration_s``; the seconds watched (0 when the
+    watch is off, on a first deploy, or where no old instances stand by: in place, or after a rolling step).
+    On a failure the old version takes all traffic back and StepFailed says why (Guards.abort)."""
+    config, replicas = environment.post_promotion, environment.replicas
+    if not config.enabled or record.previous is None or record.percent < 100:
+        return 0.0
+    if not keeps_old:
+        log.info("promote: no post-promotion watch: no instance of %s stands by to go back to", record.previous.version)
+        return 0.0
+    judge = judges(record.previous.version, record.version) if judges else HealthOnly()
+    started = clock()
+    judge.begin()
+    log.info("post-promotion watch: %s takes all traffic, %s stands by; %d s, judged every %d s against %s's last %d s",
+             record.version, record.previous.version, config.duration_s, config.interval_s, record.previous.version,
+             config.lookback_s)
+    number = unread = 0
+    while (left := config.duration_s - (clock() - started)) > 0.05:
+        number += 1
+        guards.watch(record, min(config.interval_s, left), f"the post-promotion watch (interval {number})")
+        new = workload.get(record.colour)
+        if new.alive < replicas:
+            guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: only {new.alive} "
+                                 f"of {replicas} instance(s) serve (the others stopped, restarted or are not ready)")
+        try:
+            judged, unread = judge.judge(number), 0
+        except MetricsError as exc:  # a blip is survived; a watch that cannot see fails, as Argo's analysis errors do
+            unread += 1
+            log.warning("post-promotion interval %d: metrics not read (%d in a row): %s", number, unread, exc)
+            judged = Judgement(f"metrics not read {unread} times in a row: {exc}" if unread >= UNREAD_LIMIT else None)
+        else:
+            log.info("post-promotion interval %d:\n%s", number, judged.table)
+        if judged.failure:
+            guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: {judged.failure}")
+    log.info("post-promotion watch: %s passed %d interval(s) in %.1f s", record.version, number, clock() - started)
+    return clock() - started

@@ -1,0 +1,160 @@
+"""The post-promotion watch (rollout/watch.py), on both platforms, for blue-green and canary: all traffic on
+the new version while the old one stands by; health, instances and a judge every interval; a failure puts
+all traffic back on the old version inside promote, and rollback then reports why.
+
+The judge is a scripted one: what it says at each interval (tests/unit/test_analysis_versions.py tests the
+real one, VersionComparison, on Prometheus answers).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from deployflow.metrics.base import MetricsError
+from deployflow.rollout.record import StepFailed
+from deployflow.rollout.watch import Judgement
+from tests.unit.world import FULL, World
+
+PLATFORMS = {"docker": ("docker", "gateway"), "kubernetes": ("kubernetes", "gateway"),
+             "kubernetes-replicas": ("kubernetes", "replicas")}
+WATCH = {"enabled": True, "duration_s": 20, "interval_s": 5}
+
+
+def cases():
+    return [pytest.param(strategy, flavour, id=f"{strategy}-{flavour}") for strategy in ("blue-green", "canary")
+            for flavour in PLATFORMS if flavour != "kubernetes-replicas" or strategy == "canary"]
+
+
+class ScriptedJudge:
+    """Says at each interval what ``script`` returns for it (a failure reason, None, or an exception to raise),
+    after ``during`` has looked at the world; records the versions it was made for and the intervals judged."""
+
+    def __init__(self, world: World, script=lambda number: None, during=lambda number: None) -> None:
+        self.world, self.script, self.during = world, script, during
+        self.made: list[tuple[str, str]] = []
+        self.judged: list[int] = []
+        self.began = 0
+        world.judges = self.make
+
+    def make(self, old: str, new: str) -> ScriptedJudge:
+        self.made.append((old, new))
+        return self
+
+    def begin(self) -> None:
+        self.began += 1
+
+    def judge(self, number: int) -> Judgement:
+        self.judged.append(number)
+        self.during(number)
+        said = self.script(number)
+        if isinstance(said, BaseException):
+            raise said
+        return Judgement(said, f"table {number}")
+
+
+def released(strategy: str, flavour: str, watch=WATCH, **kwargs) -> World:
+    platform, traffic = PLATFORMS[flavour]
+    w = World(strategy, platform=platform, traffic=traffic, post_promotion=watch, **kwargs)
+    w.release("v1", *FULL)
+    return w
+
+
+def to_full_traffic(w: World) -> None:
+    w.release("v2", "prepare", "shift")
+
+
+@pytest.mark.parametrize("strategy,flavour", cases())
+def test_the_old_version_stands_by_through_the_watch_then_goes(strategy, flavour):
+    w = released(strategy, flavour)
+    seen = []
+    judge = ScriptedJudge(w, during=lambda n: seen.append((w.shares(), w.running())))
+    to_full_traffic(w)
+    w.release("v2", "promote")
+    assert judge.made == [("v1", "v2")] and judge.began == 1
+    assert judge.judged == [1, 2, 3, 4]  # 20 s judged every 5 s
+    # All traffic on v2, the old version's instances still there: every one (the replica-ratio router keeps the
+    # one pod its last split left, since pods are its shares: a restore scales it back up).
+    standby = 1 if flavour == "kubernetes-replicas" else 3
+    assert seen == [({"v2": 100}, {"v1": standby, "v2": 3})] * 4
+    assert (w.shares(), w.running()) == ({"v2": 100}, {"v2": 3})
+
+
+@pytest.mark.parametrize("strategy,flavour", cases())
+def test_a_version_that_dies_during_the_watch_is_rolled_back(strategy, flavour):
+    w = released(strategy, flavour)
+    ScriptedJudge(w, during=lambda n: w.crash("v2") if n == 1 else None)  # seen by the next check
+    to_full_traffic(w)
+    with pytest.raises(StepFailed, match="v2 failed its post-promotion watch at interval 2") as failed:
+        w.release("v2", "promote")
+    assert "traffic restored to v1 in" in str(failed.value)
+    # Inside promote, before rollback runs: all traffic is back on v1, which never stopped.
+    assert w.shares() == {"v1": 100} and w.running()["v1"] == 3  # (restore scales the old version to full size)
+    rolled = w.release("v2", "rollback")
+    assert rolled["rolled_back"] and rolled["to"] == "v1"
+    assert (w.shares(), w.running()) == ({"v1": 100}, {"v1": 3})
+
+
+@pytest.mark.parametrize("strategy,flavour", cases())
+def test_a_version_the_judge_fails_is_rolled_back_with_the_reason(strategy, flavour):
+    w = released(strategy, flavour)
+    ScriptedJudge(w, script=lambda n: "latency high: p99 0.9 s vs 0.02 s" if n == 3 else None)
+    to_full_traffic(w)
+    rollout = w.rollout("v2")
+    with pytest.raises(StepFailed) as failed:
+        rollout.promote()
+    assert "interval 3: latency high: p99 0.9 s vs 0.02 s; traffic restored to v1" in str(failed.value)
+    assert w.shares() == {"v1": 100}
+    rollout.note_failure(str(failed.value))  # what the deployer CLI does when a step fails
+    rolled = w.release("v2", "rollback")
+    assert rolled["because"] == str(failed.value)
+    assert (w.shares(), w.running()) == ({"v1": 100}, {"v1": 3})
+
+
+@pytest.mark.parametrize("flavour", ["docker", "kubernetes"])
+def test_a_new_version_that_fails_its_health_checks_during_the_watch_is_rolled_back(flavour):
+    w = released("blue-green", flavour)
+    ScriptedJudge(w, during=lambda n: w.fail_health("v2") if n == 1 else None)
+    to_full_traffic(w)
+    with pytest.raises(StepFailed, match="failed its health checks during the post-promotion watch \\(interval 2\\)"):
+        w.release("v2", "promote")
+    assert w.shares() == {"v1": 100}
+
+
+def test_metrics_that_cannot_be_read_once_are_survived_three_times_in_a_row_fail():
+    w = released("blue-green", "docker")
+    ScriptedJudge(w, script=lambda n: MetricsError("Prometheus did not answer") if n == 2 else None)
+    to_full_traffic(w)
+    w.release("v2", "promote")
+    assert w.shares() == {"v2": 100}
+
+    w.release("v3", "prepare", "shift")
+    ScriptedJudge(w, script=lambda n: MetricsError("Prometheus did not answer") if n >= 2 else None)
+    with pytest.raises(StepFailed, match="interval 4: metrics not read 3 times in a row: Prometheus did not answer"):
+        w.release("v3", "promote")
+    assert w.shares() == {"v2": 100}
+
+
+def test_the_watch_counts_towards_the_scale_down_delay():
+    w = released("blue-green", "docker", scale_down_delay_s=30)
+    ScriptedJudge(w)
+    to_full_traffic(w)
+    before = w.clock.now
+    w.release("v2", "promote")
+    took = w.clock.now - before
+    assert 30 <= took < 32, took  # the 20 s watch, then the 10 s left of the delay: not 50 s
+
+
+@pytest.mark.parametrize("how", ["off", "first deploy", "rolling keeps no old instances"])
+def test_no_watch_where_it_is_off_or_nothing_stands_by(how, caplog):
+    strategy = "rolling" if how.startswith("rolling") else "blue-green"
+    w = World(strategy, platform="docker", post_promotion={"enabled": how != "off", "duration_s": 20, "interval_s": 5})
+    judge = ScriptedJudge(w)
+    w.release("v1", *FULL)
+    if how != "first deploy":
+        with caplog.at_level(logging.INFO, logger="deployflow.deployer"):
+            w.release("v2", *FULL)
+    assert judge.made == [] and w.shares() == {("v1" if how == "first deploy" else "v2"): 100}
+    if how.startswith("rolling"):
+        assert "no post-promotion watch: no instance of v1 stands by" in caplog.text
