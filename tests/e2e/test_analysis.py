@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.e2e.harness import DAG_ID, app_containers, branch, finished, log_text, release, served_version, short_sha
+from deployflow.loadgen import LoadGenerator
+from tests.e2e.harness import DAG_ID, PORTS, app_containers, branch, finished, log_text, release, served_version, short_sha
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +50,23 @@ def test_a_regressed_canary_is_rolled_back_by_analysis_before_full_traffic(airfl
     assert table and " high " in f" {table[-1]} ", table  # the regressed metric, labelled in the table
     shift_log = log_text(airflow, run["run_id"], "shift")
     assert "shift: 20 % of traffic" in shift_log and "shift: 100 %" not in shift_log
+    assert served_version("staging") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "staging")} == {before}
+
+
+def test_a_canary_slower_on_a_few_percent_of_requests_is_rolled_back(airflow, docker_client, sample_repo, staging_live):
+    # slow-tail: 5 % of requests 500 ms slower, the median unchanged (a slow code path). Latency comes back from
+    # histogram buckets, every value tied to its bucket: the tail check has to see it there. More traffic than
+    # the DAG's load task gives, so that the canary's share holds enough slow requests for a verdict at the
+    # analysis' alpha (about 20 in 15 s).
+    before = served_version("staging")
+    with LoadGenerator(f"http://127.0.0.1:{PORTS['staging']}/", rate=100, threads=4):
+        run = release(airflow, "staging", "slow-tail")
+    assert run["tasks"]["analysis"] == "failed", run["tasks"]
+    assert (run["tasks"]["promote"], run["tasks"]["rollback"]) == ("upstream_failed", "success")
+    log = log_text(airflow, run["run_id"], "analysis")
+    table = [line for line in log.splitlines() if line.startswith("latency")]
+    assert table and " high " in f" {table[-1]} " and "tail" in table[-1], table
     assert served_version("staging") == before
     assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "staging")} == {before}
 

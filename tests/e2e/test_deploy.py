@@ -116,6 +116,27 @@ def test_a_version_that_crashes_after_start_is_rolled_back(airflow, docker_clien
     assert load.report.failures == [], load.report.summary()
 
 
+def test_a_version_that_dies_after_promotion_is_rolled_back_by_the_watch(airflow, docker_client, sample_repo, live):
+    # dies-after-promotion: healthy until it answers 150 requests; blue-green gives it none before the switch,
+    # so it passes health and the switch, then dies under all the traffic. Only the watch after promotion, with
+    # the old colour standing by, is left to see it.
+    before = served_version("prod")
+    new = short_sha(sample_repo, "dies-after-promotion")
+    with under_load("prod") as load:
+        run = release(airflow, "prod", "dies-after-promotion")
+    assert (run["state"], run["tasks"]["shift"], run["tasks"]["promote"], run["tasks"]["rollback"]) == (
+        "failed", "success", "failed", "success"), run["tasks"]
+    promote = log_text(airflow, run["run_id"], "promote")
+    assert f"{new} failed its" in promote and "post-promotion watch" in promote and "traffic restored to" in promote, promote
+    assert served_version("prod") == before
+    assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "prod")} == {before}
+    assert versions(load.report)[new] > 0, "it took traffic before it died"
+    assert not load.report.failures, load.report.summary()  # HAProxy retried what the dying instances dropped
+    rolled = airflow.xcom(DAG_ID, run["run_id"], "rollback")
+    assert rolled["to"] == before and "post-promotion watch" in (rolled.get("because") or ""), rolled  # into the ledger
+
+
+
 class StepLine(NamedTuple):
     at: float  # wall time of the line, logged as soon as the step's weights were set
     percent: int

@@ -7,6 +7,8 @@ on a fake API client.
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import threading
 import time
@@ -16,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from docker.errors import APIError
 
 from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
@@ -147,6 +149,22 @@ def test_release_outcome(pulled, started, outcome):
     assert ReleaseRecordOperator._outcome(pulled, started) == outcome
 
 
+def test_the_ledger_keeps_why_a_release_was_rolled_back_and_reads_lines_written_before(tmp_path):
+    from deployflow.ledger import Ledger, ReleaseEntry
+
+    because = "b failed its post-promotion watch at interval 2: only 0 of 2 instance(s) serve; traffic restored to a in 0.01 s"
+    entry = ReleaseEntry.of(request={"service": "shop", "environment": "prod", "strategy": "blue-green"}, run_id="r1",
+                            outcome="rolled back to a", commit="c", image="reg/shop:b", previous="a", started=None,
+                            rollback={"rolled_back": True, "to": "a", "because": because, "seconds": 1.5})
+    assert entry.failure == because and entry.summary().endswith(f"rolled back to a ({because})")
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append(entry)
+    older = {k: v for k, v in entry.to_dict().items() if k != "failure"}  # a line from before the field
+    with ledger.path.open("a") as handle:
+        handle.write(json.dumps(older) + "\n")
+    assert [e.failure for e in ledger.entries()] == [because, None]
+
+
 # ---- a deployer container on a fake Docker engine ---------------------------------------------
 
 class FakeDockerAPI:
@@ -256,3 +274,38 @@ def test_the_deployer_container_is_removed_whatever_fails(tmp_path, monkeypatch,
     with pytest.raises(APIError, match=f"^{fail_on} failed$"):
         task.execute({"ti": StepTI()})
     assert api.calls == [*RAN[:ran], ("remove_container", "c0ffee", True)]
+
+
+class ReleaseTI:
+    """The task instance of a run: ``returned`` maps task ids to what they pushed."""
+
+    def __init__(self, returned: dict[str, object]) -> None:
+        self.returned = returned
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+        return self.returned.get(task_ids) if key == "return_value" else None
+
+
+@pytest.mark.parametrize(
+    ("watch", "shifted", "runs"),
+    [
+        ({"enabled": True}, {"analysis": False, "previous": "a"}, True),  # blue-green: traffic for the watch
+        ({"enabled": True}, {"analysis": False, "previous": None}, False),  # a first deploy has no watch
+        ({"enabled": False}, {"analysis": False, "previous": "a"}, False),
+        ({"enabled": False}, {"analysis": True, "previous": "a"}, True),  # canary analysis
+    ],
+)
+def test_the_load_runs_while_the_release_is_judged_and_stops_when_promote_is_done(watch, shifted, runs):
+    from deployflow.airflow.deploy import AnalysisLoadOperator
+
+    service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
+        "port": 18996, "analysis": {"load_rate": 5}, "post_promotion": watch}}})
+    load = AnalysisLoadOperator(task_id="load", service=service, environment_name="prod")
+    context = {"ti": ReleaseTI({"shift": shifted, "promote": {"version": "b"}})}  # promote already done
+    if not runs:
+        with pytest.raises(AirflowSkipException):
+            load.execute(context)
+        return
+    started = time.monotonic()
+    assert set(load.execute(context)) == {"requests", "failed"}
+    assert time.monotonic() - started < 60  # stopped by promote's result, not at its bound (120 s and more)

@@ -38,6 +38,17 @@ def test_defaults_fill_a_minimal_entry():
     assert service.nightly is None
 
 
+def test_the_watch_after_promotion_is_on_in_prod_and_off_elsewhere_unless_asked():
+    service = parse_service(GOOD)
+    watch = {name: env.post_promotion for name, env in service.environments.items()}
+    assert {name: w.enabled for name, w in watch.items()} == {"dev": False, "staging": False, "prod": True}
+    assert (watch["prod"].duration_s, watch["prod"].interval_s, watch["prod"].lookback_s) == (120, 30, 3600)
+    assert (watch["prod"].no_data, watch["prod"].max_error_rate) == ("pass", None)
+    asked = parse_service(with_change("environments.staging.post_promotion", {"enabled": True, "duration_s": 20, "max_error_rate": 0.02}))
+    assert (asked.environments["staging"].post_promotion.enabled, asked.environments["staging"].post_promotion.interval_s) == (True, 20)
+    assert parse_service(with_change("environments.prod.post_promotion", {"enabled": False})).environments["prod"].post_promotion.enabled is False
+
+
 def with_change(path: str, value):
     doc = copy.deepcopy(GOOD)
     *parents, last = path.split(".")
@@ -89,6 +100,15 @@ DELETE = object()
         ("nightly", {"cron": "every night"}, "nightly.cron", "not a valid cron"),
         ("nightly", {"cron": "0 2 * * *", "environment": "qa"}, "nightly.environment", "'dev', 'staging', 'prod'"),
         ("port", 80, "port", "from 1024 to 65535"),
+        ("environments.prod.post_promotion", {"duration_s": 0}, "environments.prod.post_promotion.duration_s", "from 1 to 86400"),
+        ("environments.prod.post_promotion", {"duration_s": 20, "interval_s": 30},
+         "environments.prod.post_promotion.interval_s", "longer than duration_s (20)"),
+        ("environments.prod.post_promotion", {"no_data": "extend"}, "environments.prod.post_promotion.no_data", "must be fail or pass"),
+        ("environments.prod.post_promotion", {"no_data": "skip"}, "environments.prod.post_promotion.no_data", "'fail', 'pass'"),
+        ("environments.prod.post_promotion", {"enabled": "yes"}, "environments.prod.post_promotion.enabled", "true or false"),
+        ("environments.prod.post_promotion", {"max_error_rate": 5}, "environments.prod.post_promotion.max_error_rate", "from 0 to 1"),
+        ("environments.prod.post_promotion", {"lookback_s": 10}, "environments.prod.post_promotion.lookback_s", "from 60 to 604800"),
+        ("environments.prod.post_promotion", {"window": 10}, "environments.prod.post_promotion.window", "valid fields are enabled"),
     ],
 )
 def test_each_rule_names_the_field(path, value, error_path, says):

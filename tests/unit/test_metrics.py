@@ -158,3 +158,66 @@ def test_the_extend_policy_waits_for_data_instead_of_failing():
     assert report.result == "marginal"  # neither pass nor fail: the sensor judges a longer window next
     assert "score n/a (no metric had data): marginal" in report.table()
     assert report.to_dict()["score"] is None
+
+
+class VersionsProvider:
+    """A fake provider that answers by version, and records each query with its time range."""
+
+    def __init__(self, by_version: dict[str, dict[str, list[Series]]]) -> None:
+        self.by_version = by_version
+        self.asked: list[tuple[str, float, float]] = []
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        self.asked.append((query, start, end))
+        version = query.split('version="')[1].split('"')[0]
+        return self.by_version.get(version, {}).get("errors" if "by (code)" in query else "latency", [])
+
+
+def version_comparison(provider, **watch: object):
+    from deployflow.analysis import VersionComparison
+    from deployflow.catalog import parse_service
+
+    env = parse_service({"name": "shop", "source": {"repo": "/srv/shop"},
+                         "environments": {"prod": {"port": 18997, "post_promotion": watch}}}).environments["prod"]
+    clock = iter([1000.0, 1033.0]).__next__  # the watch begins at 1000; the interval is judged at 1033
+    return VersionComparison(provider, service="shop", environment="prod", config=env.analysis, watch=env.post_promotion,
+                             old="v1", new="v2", clock=clock)
+
+
+GOOD = {"errors": codes(4000, 4), "latency": buckets(4000, 4)}
+
+
+@pytest.mark.parametrize(
+    ("new", "failure"),
+    [
+        (GOOD, None),
+        ({"errors": codes(280, 120), "latency": buckets(400, 2)}, "error_rate"),
+        ({"errors": codes(400, 0), "latency": buckets(40, 360)}, "latency"),
+        ({}, None),  # a quiet service: prod's no-data policy for the watch is pass
+    ],
+)
+def test_the_watch_judges_the_new_version_against_the_old_one_before_it(new, failure):
+    provider = VersionsProvider({"v1": GOOD, "v2": new})
+    judge = version_comparison(provider)
+    judge.begin()
+    judged = judge.judge(1)
+    assert (judged.failure is None) == (failure is None), judged.table
+    if failure:
+        assert failure in judged.failure
+    # The old version over the hour before the watch; the new one since, up to the scrape lag.
+    old = [(q, s, e) for q, s, e in provider.asked if 'version="v1"' in q]
+    since = [(q, s, e) for q, s, e in provider.asked if 'version="v2"' in q]
+    assert old and all(e == 1000.0 and "[3600s]" in q for q, s, e in old), old
+    assert since and all(e == 1030.0 and "[30s]" in q for q, s, e in since), since
+    assert all('environment="prod"' in q and 'service="shop"' in q for q, _, _ in provider.asked)
+
+
+def test_the_watch_fails_quiet_data_under_its_fail_policy_and_errors_above_max_error_rate():
+    judge = version_comparison(VersionsProvider({"v1": GOOD}), no_data="fail")
+    judge.begin()
+    assert "error_rate: no data" in judge.judge(1).failure
+    # 2 % errors before and after: no regression, but above the 1 % the catalog allows at all.
+    flaky = {"errors": codes(980, 20), "latency": buckets(1000, 0)}
+    judge = version_comparison(VersionsProvider({"v1": flaky, "v2": flaky}), max_error_rate=0.01)
+    judge.begin()
+    assert judge.judge(1).failure == "20 of 1000 requests answered 5xx (2.0%), above max_error_rate 1.0%"

@@ -8,6 +8,7 @@ real one, VersionComparison, on Prometheus answers).
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -158,3 +159,22 @@ def test_no_watch_where_it_is_off_or_nothing_stands_by(how, caplog):
     assert judge.made == [] and w.shares() == {("v1" if how == "first deploy" else "v2"): 100}
     if how.startswith("rolling"):
         assert "no post-promotion watch: no instance of v1 stands by" in caplog.text
+
+
+def test_the_deployer_cli_notes_why_promote_failed_and_rollback_reports_it(monkeypatch, capsys):
+    from deployflow.deployer import __main__ as cli
+
+    w = released("blue-green", "docker")
+    ScriptedJudge(w, script=lambda n: "error_rate high: 30 % of requests 5xx vs 0 %" if n == 1 else None)
+    to_full_traffic(w)
+    monkeypatch.setattr(cli, "_service", lambda path: w.service)
+    monkeypatch.setattr(cli, "platform_client", lambda platform: None)
+    monkeypatch.setattr(cli, "rollout_for", lambda *args, version, **kwargs: w.rollout(version))
+    argv = ["--service-file", "shop.yaml", "--environment", "prod", "--version", "v2", "--image", "x"]
+
+    assert cli.main(["promote", *argv]) == 1
+    assert cli.main(["rollback", *argv]) == 0
+    rolled = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert rolled["to"] == "v1" and rolled["because"].startswith("v2 failed its post-promotion watch at interval 1: "
+                                                                 "error_rate high: 30 % of requests 5xx vs 0 %")
+    assert (w.shares(), w.running()) == ({"v1": 100}, {"v1": 3})

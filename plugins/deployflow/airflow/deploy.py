@@ -187,7 +187,8 @@ class ReleaseRecordOperator(BaseOperator):
             if live is not None:
                 ti.xcom_push(key="live", value=live)
         if outcome != "promoted":
-            raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}")
+            because = f": {entry.failure}" if entry.failure else ""
+            raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}{because}")
         return entry.to_dict()
 
     @staticmethod
