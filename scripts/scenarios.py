@@ -97,10 +97,12 @@ def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_d
         "dev": {"port": ports["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},
         "staging": {"port": ports["staging"], "replicas": 2, "strategy": "canary", "health": health,
                     "canary": {"steps": [20, 50, 100], "pause_s": 4, "replicas": 1},
-                    "analysis": {"interval_s": 5, "intervals": 2, "load_rate": 30}},
+                    "analysis": {"interval_s": 5, "intervals": 3, "load_rate": 30}},
         # prod: blue-green, but a canary when asked (strategy param), with no load of its own
         "prod": {"port": ports["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
                  "blue_green": {"scale_down_delay_s": scale_down_delay_s},
+                 # The watch after promotion (prod's default: on), short: it covers the scale-down delay.
+                 "post_promotion": {"duration_s": 10, "interval_s": 5},
                  "canary": {"steps": [50, 100], "pause_s": 2, "replicas": 1},
                  "analysis": {"interval_s": 4, "intervals": 2, "load_rate": 0, "no_data": "fail"}},
     }

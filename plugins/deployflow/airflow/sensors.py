@@ -177,12 +177,13 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         with requests.Session() as session:
             analysis = self._canary_analysis(session)
             checked = self._guard(context, analysis, progress, now)
+            guarded = time.time()
             if not checked.ok:
                 context["ti"].xcom_push(key="verdict", value={"interval": progress.number, "result": "fail", "guard": checked.reason})
                 raise AirflowFailException(f"canary analysis failed at interval {progress.number}: {checked.reason}")
-            self.log.info("interval %d guards: %s", progress.number, checked.reason)
+            self.log.info("interval %d guards (%.2f s): %s", progress.number, guarded - now, checked.reason)
             report = analysis.judge(progress.number, *progress.window(now))
-        self.log.info("interval %d:\n%s", report.number, report.table())
+        self.log.info("interval %d (judged in %.2f s):\n%s", report.number, time.time() - guarded, report.table())
         context["ti"].xcom_push(key="verdict", value=report.to_dict())
         decision, self._progress = progress.advance(report.result, report.verdict.reasons)
         if decision.outcome is Outcome.FAIL:
