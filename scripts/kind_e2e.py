@@ -249,6 +249,8 @@ def write_catalog(kind: KindRun, repo: Path, envoy_service: str) -> Path:
     entry["source"] = {"repo": str(repo), "context": ".", "default_ref": "main"}
     for name, env in entry["environments"].items():
         env["kubernetes"]["url"] = SERVICE_URL
+        if name == "prod":  # the watch's judge reads Prometheus from the deployer pod; here Prometheus listens on
+            env["post_promotion"] = {"enabled": False}  # the host's loopback, out of the pods' reach
         if name == "staging":  # the canary's HTTPRoute weights act at the Gateway: clients and load go there
             env["kubernetes"]["front_url"] = f"{PROXY}/api/v1/namespaces/envoy-gateway-system/services/{envoy_service}:80/proxy"
     directory = kind.work / "catalog"
