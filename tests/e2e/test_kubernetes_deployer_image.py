@@ -49,6 +49,9 @@ def test_the_deployer_image_releases_and_rolls_back_on_kubernetes(docker_client,
     service_yaml = yaml.safe_dump({"name": "shop", "port": 8080, "source": {"repo": "/srv/shop"}, "environments": {"prod": {
         "platform": "kubernetes", "strategy": strategy, "replicas": 2, "health": {"timeout_s": 2},
         "blue_green": {"scale_down_delay_s": 0}, "canary": {"pause_s": 0}, "analysis": {"enabled": False},
+        # Off: the watch probes the in-cluster address, which the FAKE API server's cluster does not have
+        # (the watch on Kubernetes: tests/unit/test_post_promotion.py; its judge in this image: below).
+        "post_promotion": {"enabled": False},
         "kubernetes": {"namespace": NAMESPACE}}}})
     for version in ("v1", "v2"):
         for step in ("prepare", "shift", "promote"):
@@ -65,3 +68,39 @@ def test_the_deployer_image_releases_and_rolls_back_on_kubernetes(docker_client,
     assert code == 0 and result["rolled_back"] and result["to"] == "v2"
     assert api.selector("shop")["deployflow.io/colour"] == live
     assert api.image(f"shop-{live}") == "registry.example.com/shop:v2" and api.replicas(f"shop-{live}") == 2
+
+
+JUDGE = """
+from deployflow.analysis import VersionComparison
+from deployflow.catalog import parse_service
+from deployflow.metrics.base import Series
+
+def codes(ok, bad):
+    return [Series({"code": "200"}, [(0, ok)]), Series({"code": "500"}, [(0, bad)])]
+
+def buckets(fast, slow):
+    return [Series({"le": "0.005"}, [(0, fast)]), Series({"le": "0.5"}, [(0, fast)]), Series({"le": "1.0"}, [(0, fast + slow)]),
+            Series({"le": "+Inf"}, [(0, fast + slow)])]
+
+class Provider:
+    def query_range(self, query, start, end, step):
+        new = 'version="v2"' in query
+        if "by (code)" in query:
+            return codes(2000, 0)
+        return buckets(1900, 100) if new else buckets(2000, 0)
+
+env = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18000}}}).environments["prod"]
+judge = VersionComparison(Provider(), service="shop", environment="prod", config=env.analysis, watch=env.post_promotion,
+                          old="v1", new="v2")
+judge.begin()
+print(judge.judge(1).failure)
+"""
+
+
+def test_the_deployer_image_judges_the_watch_with_its_own_numpy_and_scipy(docker_client):
+    # promote's post-promotion watch runs the judge in the deployer image (Debian's numpy and scipy, older than
+    # the host's): 5 % of requests moved to a slow bucket must fail it there too.
+    stack.ensure_images(docker_client)
+    out = docker_client.containers.run(stack.deployer_image(), ["-c", JUDGE], entrypoint="python3", network_mode="host",
+                                       remove=True).decode()
+    assert "latency" in out and "tail" in out, out
