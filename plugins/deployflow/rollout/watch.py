@@ -66,9 +66,10 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
     judge = judges(record.previous.version, record.version) if judges else HealthOnly()
     started = clock()
     judge.begin()
-    log.info("post-promotion watch: %s takes all traffic, %s stands by; %d s, judged every %d s against %s's last %d s",
-             record.version, record.previous.version, config.duration_s, config.interval_s, record.previous.version,
-             config.lookback_s)
+    log.info("post-promotion watch: %s takes all traffic, %s stands by; %d s, judged every %d s against %s's last %d s "
+             "(in the judge's tables: baseline = %s before the watch, canary = %s since)", record.version,
+             record.previous.version, config.duration_s, config.interval_s, record.previous.version, config.lookback_s,
+             record.previous.version, record.version)
     number = unread = 0
     while (left := config.duration_s - (clock() - started)) > 0.05:
         number += 1
