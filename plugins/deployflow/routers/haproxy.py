@@ -54,6 +54,10 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-keep-alive 10s
+    # A health check may take this long (without it: inter, 500 ms). A server
+    # slow to answer on a starved host is not taken out for it; a dead one
+    # still is at once (a refused connection: observe layer4).
+    timeout check 2s
     # A request whose server vanished (crash, stop) is tried again, on
     # another server: the client never sees the failed attempt. Backup
     # servers (the old version, for a while after a switch) take over by
