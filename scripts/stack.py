@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -151,6 +152,48 @@ def registry_down(client: docker.DockerClient) -> None:
         say(f"removed container {REGISTRY_CONTAINER}")
     except docker.errors.NotFound:
         pass
+
+
+# ---- the engine -------------------------------------------------------------------
+
+DOCKERD_LOG = "/tmp/deployflow-dockerd.log"  # where .ci/run starts the engine's log
+
+
+def restart_engine(client: docker.DockerClient, timeout: float = 120) -> float:
+    """Stop the Docker engine and start it again; the seconds until it answered again.
+
+    Its containers stop with it. Where systemd runs the engine, systemd restarts it; otherwise the one
+    dockerd process is stopped and started again with the command line it had (CI's is
+    ``dockerd --bridge=none ...``, from .ci/run). RuntimeError when it cannot be done or the engine
+    does not answer within ``timeout``.
+    """
+    started = time.monotonic()
+    systemd = shutil.which("systemctl") and subprocess.run(["systemctl", "is-active", "--quiet", "docker"],
+                                                           stderr=subprocess.DEVNULL).returncode == 0
+    if systemd:
+        subprocess.run(["systemctl", "restart", "docker"], check=True, timeout=timeout)
+    else:
+        found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()
+        if len(found) != 1:
+            raise RuntimeError(f"cannot restart the Docker engine: expected one dockerd process, found {found or 'none'}")
+        pid = int(found[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists():
+            _reap(pid)  # an engine this process started earlier stays a zombie until it is waited for
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"dockerd (pid {pid}) did not stop within {timeout:.0f} s")
+            time.sleep(0.5)
+        log = open(DOCKERD_LOG, "ab")  # noqa: SIM115 - the new engine keeps writing to it
+        subprocess.Popen([a.decode() for a in argv], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    while True:
+        try:
+            client.ping()
+            return time.monotonic() - started
+        except Exception:  # noqa: BLE001 - any error means: not back yet
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the Docker engine did not answer within {timeout:.0f} s of its restart") from None
+            time.sleep(0.5)
 
 
 # ---- Airflow ----------------------------------------------------------------------
