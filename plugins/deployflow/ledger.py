@@ -27,13 +27,14 @@ class ReleaseEntry:
     finished_at: str
     seconds: float | None
     rollback_seconds: float | None
-    failure: str | None = None  # why the deployer rolled the release back (a line written before this field has none)
+    failure: str | None = None  # why the release was rolled back: the analysis, or the failed deploy step
 
     @classmethod
     def of(
         cls, *, request: dict[str, Any], run_id: str, outcome: str, commit: str | None, image: str | None,
-        previous: str | None, started: datetime | None, rollback: dict[str, Any] | None,
+        previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
     ) -> ReleaseEntry:
+        """``judged``: why canary analysis failed the release, if it did (else the deployer's reason, in rollback)."""
         now = datetime.now(timezone.utc)
         return cls(
             service=request.get("service", "?"), environment=request.get("environment", "?"),
@@ -42,7 +43,7 @@ class ReleaseEntry:
             reason=request.get("reason", ""), run_id=run_id, outcome=outcome,
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
-            rollback_seconds=(rollback or {}).get("seconds"), failure=(rollback or {}).get("because"),
+            rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
         )
 
     def summary(self) -> str:

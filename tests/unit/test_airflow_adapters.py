@@ -309,3 +309,20 @@ def test_the_load_runs_while_the_release_is_judged_and_stops_when_promote_is_don
     started = time.monotonic()
     assert set(load.execute(context)) == {"requests", "failed"}
     assert time.monotonic() - started < 60  # stopped by promote's result, not at its bound (120 s and more)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "failure"),
+    [
+        (None, None),
+        ({"interval": 3, "result": "pass", "final": True}, None),
+        ({"interval": 1, "result": "fail", "guard": "canary: 0 of 1 instance(s) running (and never restarted)"},
+         "canary analysis failed at interval 1: canary: 0 of 1 instance(s) running (and never restarted)"),
+        ({"interval": 2, "result": "fail", "reasons": ["fail: score 50", "latency: high: the tail is heavier", "groups: x"]},
+         "canary analysis failed at interval 2: fail: score 50; latency: high: the tail is heavier"),
+    ],
+)
+def test_the_ledger_says_why_canary_analysis_failed_a_release(verdict, failure):
+    from deployflow.airflow.deploy import analysis_failure
+
+    assert analysis_failure(verdict) == failure

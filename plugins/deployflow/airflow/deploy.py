@@ -179,6 +179,7 @@ class ReleaseRecordOperator(BaseOperator):
             commit=(pulled[CHECKOUT] or {}).get("sha"), image=(pulled[BUILD] or {}).get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
+            judged=analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
         )
         Ledger(state_dir() / "ledger.jsonl").append(entry)
         self.log.info("release %s", entry.summary())
@@ -212,6 +213,14 @@ class ReleaseRecordOperator(BaseOperator):
         status["url"] = f"{front_url(self.service, env)}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
         return status
+
+def analysis_failure(verdict: dict[str, Any] | None) -> str | None:
+    """Why canary analysis failed the release, from its last verdict (None: it did not)."""
+    if not verdict or verdict.get("result") != "fail":
+        return None
+    why = verdict.get("guard") or "; ".join((verdict.get("reasons") or [])[:2]) or "its verdict failed"
+    return f"canary analysis failed at interval {verdict.get('interval')}: {why}"
+
 
 class AnalysisLoadOperator(BaseOperator):
     """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's

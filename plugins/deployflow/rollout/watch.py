@@ -2,8 +2,9 @@
 
 Argo Rollouts' post-promotion analysis over its scale-down delay: for the
 catalog's ``post_promotion.duration_s`` the new version's health paths are
-probed (twice a second), its instances checked every interval (all running,
-none restarted: the platform's view), and its errors and latency judged
+probed (twice a second), its instances checked every second (all running,
+none restarted: the platform's view; a container the engine restarts within
+a second passes its probes again), and its errors and latency judged
 against what the old version showed before the release. The first failure
 puts all traffic back on the old version at once, inside the promote step,
 and fails it with the reason; the rollback step then removes the new version.
@@ -24,6 +25,7 @@ from deployflow.rollout.record import Record
 
 log = logging.getLogger("deployflow.deployer")
 UNREAD_LIMIT = 3  # intervals in a row whose metrics could not be read before the watch fails
+INSTANCES_EVERY_S = 1.0  # how often the new version's instances are checked (a crash that restarts passes probes)
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,13 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
     number = unread = 0
     while (left := config.duration_s - (clock() - started)) > 0.05:
         number += 1
-        guards.watch(record, min(config.interval_s, left), f"the post-promotion watch (interval {number})")
-        new = workload.get(record.colour)
-        if new.alive < replicas:
-            guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: only {new.alive} "
-                                 f"of {replicas} instance(s) serve (the others stopped, restarted or are not ready)")
+        interval_ends = clock() + min(config.interval_s, left)
+        while (part := interval_ends - clock()) > 0.05:  # instances checked every second: a restart is a death
+            guards.watch(record, min(INSTANCES_EVERY_S, part), f"the post-promotion watch (interval {number})")
+            new = workload.get(record.colour)
+            if new.alive < replicas:
+                guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: only "
+                                     f"{new.alive} of {replicas} instance(s) serve (the others stopped, restarted or are not ready)")
         try:
             judged, unread = judge.judge(number), 0
         except MetricsError as exc:  # a blip is survived; a watch that cannot see fails, as Argo's analysis errors do
