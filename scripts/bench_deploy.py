@@ -149,15 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                airflow.dag(DAG_ID)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        stack.wait_for_dag(airflow, DAG_ID)
         bench = Bench(airflow, repo)
         for environment in ("prod", "staging"):  # the versions every scenario replaces
             run, _, _ = bench.release(environment, "main")

@@ -406,15 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                airflow.dag(DAG_ID)
-                break
-            except ApiError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        stack.wait_for_dag(airflow, DAG_ID)
         bench = Bench(airflow, client, repo, state)
         for name in args.only or FAULTS:
             try:

@@ -199,6 +199,22 @@ def restart_engine(client: docker.DockerClient, timeout: float = 120) -> float:
 # ---- Airflow ----------------------------------------------------------------------
 
 
+def wait_for_dag(airflow, dag_id: str, timeout: float = 120) -> None:
+    """Return once Airflow (a deployflow.client.AirflowClient) has parsed ``dag_id``; RuntimeError naming the
+    import errors if it has not within ``timeout``."""
+    from deployflow.client import ApiError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            airflow.dag(dag_id)
+            return
+        except ApiError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{dag_id} was not parsed within {timeout:.0f} s; import errors: {airflow.import_errors()}") from None
+            time.sleep(1)
+
+
 def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every Airflow process of the stack at ``home``; ``extra`` wins."""
     base_url = f"http://127.0.0.1:{port}"

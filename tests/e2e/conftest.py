@@ -9,7 +9,6 @@ this repository.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 import scenarios
 import stack
-from deployflow.client import AirflowClient, ApiError
+from deployflow.client import AirflowClient
 from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, PROMETHEUS_PORT, STACK
 
 
@@ -59,20 +58,9 @@ def airflow(docker_client, catalog: Path, tmp_path_factory) -> Iterator[AirflowC
         stack.airflow_up(home, PORT, extra)
         client = AirflowClient(f"http://127.0.0.1:{PORT}")
         client.login("admin", stack.admin_password(home))
-        _wait_for_dag(client, DAG_ID)
+        stack.wait_for_dag(client, DAG_ID)
         yield client
     finally:
         stack.airflow_down(home)
         stack.containers_down(docker_client, STACK)
 
-
-def _wait_for_dag(client: AirflowClient, dag_id: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.dag(dag_id)
-            return
-        except ApiError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{dag_id} was not parsed within {timeout:.0f} s; import errors: {client.import_errors()}") from None
-            time.sleep(1)
