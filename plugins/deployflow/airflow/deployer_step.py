@@ -36,7 +36,9 @@ def prometheus_url() -> str:
     Airflow Variable ``deployflow_prometheus_url``. Read when a task runs, never at DAG parse."""
     from airflow.sdk import Variable
 
-    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default="http://127.0.0.1:9090")
+    from deployflow.metrics.prometheus import DEFAULT_URL
+
+    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default=DEFAULT_URL)
 
 
 def deployer_arguments(

@@ -94,8 +94,8 @@ def version_comparison(service: str, env: Environment, old: str, new: str, sessi
     """The post-promotion watch's judge: Prometheus at $DEPLOYFLOW_PROMETHEUS_URL (the deploy task passes Airflow's),
     read for the new version against the old. Imported when a watch runs: the judge needs numpy and scipy."""
     from deployflow.analysis import VersionComparison
-    from deployflow.metrics.prometheus import PrometheusProvider
+    from deployflow.metrics.prometheus import DEFAULT_URL, PrometheusProvider
 
-    url = os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or "http://127.0.0.1:9090"
+    url = os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or DEFAULT_URL
     return VersionComparison(PrometheusProvider(url, session), service=service, environment=env.name, config=env.analysis,
                              watch=env.post_promotion, old=old, new=new)

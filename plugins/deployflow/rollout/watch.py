@@ -76,12 +76,13 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
     while (left := config.duration_s - (clock() - started)) > 0.05:
         number += 1
         interval_ends = clock() + min(config.interval_s, left)
+        failed = f"{record.version} failed its post-promotion watch at interval {number}"
         while (part := interval_ends - clock()) > 0.05:  # instances checked every second: a restart is a death
             guards.watch(record, min(INSTANCES_EVERY_S, part), f"the post-promotion watch (interval {number})")
             new = workload.get(record.colour)
             if new.alive < replicas:
-                guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: only "
-                                     f"{new.alive} of {replicas} instance(s) serve (the others stopped, restarted or are not ready)")
+                guards.abort(record, f"{failed}: only {new.alive} of {replicas} instance(s) serve "
+                                     "(the others stopped, restarted or are not ready)")
         try:
             judged, unread = judge.judge(number), 0
         except MetricsError as exc:  # a blip is survived; a watch that cannot see fails, as Argo's analysis errors do
@@ -91,6 +92,6 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
         else:
             log.info("post-promotion interval %d:\n%s", number, judged.table)
         if judged.failure:
-            guards.abort(record, f"{record.version} failed its post-promotion watch at interval {number}: {judged.failure}")
+            guards.abort(record, f"{failed}: {judged.failure}")
     log.info("post-promotion watch: %s passed %d interval(s) in %.1f s", record.version, number, clock() - started)
     return clock() - started
