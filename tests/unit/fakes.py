@@ -42,13 +42,21 @@ class FakeContainer:
     def reload(self) -> None:
         self.client.calls.append(("reload", self.name))
 
+    def put_archive(self, path: str, data: bytes) -> bool:
+        self.client.calls.append(("put_archive", self.name, path, data))
+        return True
+
+    def start(self) -> None:
+        self.client.calls.append(("start", self.name))
+        self.status = "running"
+
     def logs(self, tail: int | None = None) -> bytes:
         self.client.calls.append(("logs", self.name, tail))
         return self._logs
 
 
 class _FakeContainers:
-    """The ``containers`` collection of FakeDockerClient; records run, list and get."""
+    """The ``containers`` collection of FakeDockerClient; records run, create, list and get."""
 
     def __init__(self, client: FakeDockerClient) -> None:
         self.client = client
@@ -56,6 +64,12 @@ class _FakeContainers:
     def run(self, image: str, command: Any = None, **kwargs: Any) -> FakeContainer:
         self.client.calls.append(("run", image, command, kwargs))
         container = FakeContainer(self.client, kwargs["name"], image=image, labels=kwargs.get("labels"))
+        self.client.by_name[container.name] = container
+        return container
+
+    def create(self, image: str, command: Any = None, **kwargs: Any) -> FakeContainer:
+        self.client.calls.append(("create", image, command, kwargs))
+        container = FakeContainer(self.client, kwargs["name"], image=image, labels=kwargs.get("labels"), status="created")
         self.client.by_name[container.name] = container
         return container
 

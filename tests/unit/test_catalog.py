@@ -172,7 +172,9 @@ def test_a_kubernetes_environment_takes_the_seed_defaults():
     service = parse_service(K8S)
     prod = service.environments["prod"].kubernetes
     assert (prod.namespace, prod.connection_id, prod.service_account) == ("prod", "kubernetes_default", "deployflow-deployer")
-    assert (prod.cpu, prod.memory, prod.traffic, prod.on_finish_action) == ("500m", "1Gi", "gateway", "delete_pod")
+    assert (prod.traffic, prod.on_finish_action) == ("gateway", "delete_pod")
+    resources = service.environments["prod"].resources
+    assert (resources.cpu, resources.memory, resources.pids) == ("500m", "1Gi", 512)
     assert prod.service_url("shop-preview") == "http://shop-preview.prod.svc.cluster.local"
     assert service.environments["prod"].rolling.max_unavailable == 1
     assert service.platform == "kubernetes" and parse_service(GOOD).platform == "docker"
@@ -186,7 +188,9 @@ def test_a_kubernetes_environment_takes_the_seed_defaults():
     (("staging", "kubernetes", "namespace", "Shop_Prod"), "environments.staging.kubernetes.namespace", "use lower-case letters"),
     (("staging", "kubernetes", "url", "http://example.com"), "environments.staging.kubernetes.url", "must be an http(s) URL containing {name}"),
     (("staging", "kubernetes", "url", "http://{name}.{zone}"), "environments.staging.kubernetes.url", "the only placeholders are {name} and {namespace}"),
-    (("staging", "kubernetes", "cpu", "half"), "environments.staging.kubernetes.cpu", "must be a Kubernetes quantity"),
+    (("staging", "kubernetes", "cpu", "1"), "environments.staging.kubernetes.cpu", "has moved to environments.staging.resources.cpu"),
+    (("staging", "resources", "cpu", "half"), "environments.staging.resources.cpu", "must be a quantity of CPUs"),
+    (("staging", "resources", "pids", 2), "environments.staging.resources.pids", "must be a whole number from 16 to 65536"),
     (("staging", "kubernetes", "on_finish_action", "delete"), "environments.staging.kubernetes.on_finish_action",
      "valid values are 'delete_pod', 'delete_succeeded_pod', 'keep_pod'"),
     (("staging", "kubernetes", "hostnames", ["Shop.Example.com"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),

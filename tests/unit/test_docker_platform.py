@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+import io
 import socket
+import tarfile
 
 import pytest
 
+from deployflow.configuration import ResolvedConfig, Resources
 from deployflow.platforms.base import Instance, InstanceSpec, other_colour
-from deployflow.platforms.docker import DockerPlatform, DockerWorkload, container_name, free_port, labels, run_kwargs
+from deployflow.platforms.docker import (
+    DockerPlatform,
+    DockerWorkload,
+    config_archive,
+    container_name,
+    free_port,
+    labels,
+    run_kwargs,
+)
+from deployflow.rollout.record import StepFailed, Target
+from deployflow.stores.config_files import ConfigFiles
 from deployflow.platforms.factory import platform_class
 from deployflow.platforms.kubernetes import KubernetesWorkload
+from deployflow.catalog import Health
 from tests.unit.fakes import FakeDockerClient
 
 SPEC = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, env={"LOG_LEVEL": "debug"})
@@ -40,7 +54,6 @@ def test_run_kwargs_exact():
     assert run_kwargs("t", SPEC, 20005) == {
         "image": "reg/shop:v2",
         "name": "df-t-shop-prod-green-1",
-        "detach": True,
         "network_mode": "host",
         "environment": {"LOG_LEVEL": "debug", "PORT": "20005", "BIND": "127.0.0.1", "APP_TRACK": "green"},
         "labels": {
@@ -50,7 +63,28 @@ def test_run_kwargs_exact():
         },
         "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
+        "nano_cpus": 500_000_000, "mem_limit": 2**30, "memswap_limit": 2**30, "pids_limit": 512,  # the seed's defaults
     }
+
+
+def test_run_kwargs_take_the_environments_limits_and_point_at_the_files():
+    spec = InstanceSpec("shop", "prod", "v2", "img", "blue", 0, env={"A": "1"}, files={"app.toml": "x"},
+                        resources=Resources(cpu="1.5", memory="256Mi", pids=64))
+    kwargs = run_kwargs("t", spec, 20001)
+    assert (kwargs["nano_cpus"], kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["pids_limit"]) == (
+        1_500_000_000, 256 * 2**20, 256 * 2**20, 64)
+    assert kwargs["environment"] == {"A": "1", "CONFIG_DIR": "/run/deployflow/config", "PORT": "20001", "BIND": "127.0.0.1",
+                                     "APP_TRACK": "blue"}
+
+
+def test_config_archive_holds_the_files_readable_in_the_config_dir():
+    with tarfile.open(fileobj=io.BytesIO(config_archive({"b.json": "{}", "a.key": "k"}))) as tar:
+        members = {m.name: (m.type, oct(m.mode)) for m in tar.getmembers()}
+        assert tar.extractfile("run/deployflow/config/a.key").read() == b"k"
+    assert members == {"run": (tarfile.DIRTYPE, "0o755"), "run/deployflow": (tarfile.DIRTYPE, "0o755"),
+                       "run/deployflow/config": (tarfile.DIRTYPE, "0o755"),
+                       "run/deployflow/config/a.key": (tarfile.REGTYPE, "0o444"),
+                       "run/deployflow/config/b.json": (tarfile.REGTYPE, "0o444")}
 
 
 def test_spec_env_cannot_override_the_port_convention():
@@ -69,7 +103,8 @@ def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
     assert client.calls == [
         ("get", "df-t-shop-prod-green-1"),
         ("list", {"all": True}, {"label": ["io.deployflow.role=app"]}),
-        ("run", "reg/shop:v2", None, {k: v for k, v in run_kwargs("t", SPEC, base + 2).items() if k != "image"}),
+        ("create", "reg/shop:v2", None, {k: v for k, v in run_kwargs("t", SPEC, base + 2).items() if k != "image"}),
+        ("start", "df-t-shop-prod-green-1"),
         ("reload", "df-t-shop-prod-green-1"),
     ]
     assert instance == Instance("df-t-shop-prod-green-1", "shop", "prod", "v2", "reg/shop:v2", "green", 1,
@@ -100,7 +135,7 @@ def test_start_replaces_a_container_that_is_not_the_wanted_one(status, version, 
     instance = DockerPlatform(client, stack="t", ports=(base, base + 1)).start(SPEC)
     assert [c[:2] for c in client.calls] == [
         ("get", "df-t-shop-prod-green-1"), ("remove", "df-t-shop-prod-green-1"), ("list", {"all": True}),
-        ("run", "reg/shop:v2"), ("reload", "df-t-shop-prod-green-1"),
+        ("create", "reg/shop:v2"), ("start", "df-t-shop-prod-green-1"), ("reload", "df-t-shop-prod-green-1"),
     ]
     assert client.calls_of("remove") == [("remove", "df-t-shop-prod-green-1", True)]
     # the removed container's port is free again
@@ -184,3 +219,40 @@ def test_colours_and_factory():
     assert platform_class("kubernetes") is KubernetesWorkload
     with pytest.raises(ValueError, match="platform 'nomad' is not known; valid values are 'docker', 'kubernetes'"):
         platform_class("nomad")
+
+
+def test_start_puts_the_configuration_files_in_before_the_container_starts():
+    base = free_ports(1)
+    client = FakeDockerClient()
+    spec = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, files={"app.toml": "x = 1"})
+    DockerPlatform(client, stack="t", ports=(base, base)).start(spec)
+    assert [c[0] for c in client.calls] == ["get", "list", "create", "put_archive", "start", "reload"]
+    assert client.calls_of("put_archive") == [("put_archive", "df-t-shop-prod-green-1", "/", config_archive({"app.toml": "x = 1"}))]
+
+
+def test_scale_gives_new_instances_their_releases_configuration(tmp_path):
+    base = free_ports(2)
+    client = FakeDockerClient()
+    configs = ConfigFiles(tmp_path / "config")
+    configs.save("0123456789ab", ResolvedConfig(env={"GREETING": "hi", "API_KEY": "s3cret"}, files={"a.txt": "A"},
+                                                secret=frozenset({"API_KEY"})))
+    workload = DockerWorkload(DockerPlatform(client, stack="t", ports=(base, base + 1)), service="shop", environment="prod",
+                              health_config=Health(), session=None, configs=configs, resources=Resources(pids=99))
+    workload.scale("green", 1, Target("c0ffee0c0ffe-c0123456789ab", "reg/shop:c0ffee"), "stable")
+    workload.scale("blue", 1, Target("c0ffee0c0ffe", "reg/shop:c0ffee"), "stable")  # a release with no configuration
+    (_, _, _, with_config), (_, _, _, without) = client.calls_of("create")
+    assert with_config["environment"] == {"GREETING": "hi", "API_KEY": "s3cret", "CONFIG_VERSION": "0123456789ab",
+                                          "CONFIG_DIR": "/run/deployflow/config", "PORT": str(base), "BIND": "127.0.0.1",
+                                          "APP_TRACK": "green"}
+    assert with_config["pids_limit"] == 99
+    assert without["environment"] == {"PORT": str(base + 1), "BIND": "127.0.0.1", "APP_TRACK": "blue"}
+    assert len(client.calls_of("put_archive")) == 1
+
+
+def test_scale_to_a_configuration_this_host_never_got_fails_the_step_before_starting_anything(tmp_path):
+    client = FakeDockerClient()
+    workload = DockerWorkload(DockerPlatform(client, stack="t"), service="shop", environment="prod", health_config=Health(),
+                              session=None, configs=ConfigFiles(tmp_path / "config"))
+    with pytest.raises(StepFailed, match="configuration 0123456789ab is not on this host"):
+        workload.scale("green", 1, Target("c0ffee0c0ffe-c0123456789ab", "img"), "stable")
+    assert client.calls_of("create") == []

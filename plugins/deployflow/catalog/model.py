@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployflow.catalog import urls
+from deployflow.configuration import Config, Resources
 # Shared with the judge, which judges them; "as" re-exports them as catalog values.
 from deployflow.policies import DIRECTIONS as DIRECTIONS
 from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES
@@ -187,8 +188,6 @@ class Kubernetes:
     gateway: str = "deployflow"  # the Gateway the HTTPRoute attaches to
     gateway_namespace: str | None = None
     hostnames: tuple[str, ...] = ()
-    cpu: str = "500m"
-    memory: str = "1Gi"
     image_pull_secrets: tuple[str, ...] = ()
     on_finish_action: str = "delete_pod"
 
@@ -210,6 +209,8 @@ class Environment:
     analysis: Analysis = field(default_factory=Analysis)
     post_promotion: PostPromotion = field(default_factory=PostPromotion)
     kubernetes: Kubernetes | None = None  # set exactly when platform is kubernetes
+    config: Config = field(default_factory=Config)  # values, flags, files and secrets by reference (configuration.py)
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from deployflow.catalog import urls
+from deployflow.catalog.configuration import config, resources
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.judging import analysis, post_promotion
 from deployflow.catalog.model import (
@@ -25,7 +26,6 @@ from deployflow.catalog.model import (
     HTTP_PATH,
     ON_FINISH_ACTIONS,
     PLATFORMS,
-    QUANTITY,
     SERVICE_NAME,
     STRATEGIES,
     SUITES,
@@ -137,7 +137,7 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
     f = Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
-                           "post_promotion", "kubernetes"))
+                           "post_promotion", "kubernetes", "config", "resources"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
@@ -156,12 +156,17 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         analysis=analysis(f.get("analysis", {}) or {}, f.at("analysis")),
         post_promotion=post_promotion(f.get("post_promotion", {}) or {}, f.at("post_promotion"), default=name == "prod"),
         kubernetes=_kubernetes(name, f.get("kubernetes", {}) or {}, f.at("kubernetes")) if platform == "kubernetes" else None,
+        config=config(f.get("config", {}) or {}, f.at("config"), platform=platform),
+        resources=resources(f.get("resources", {}) or {}, f.at("resources")),
     )
 
 
 def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
+    for moved in ("cpu", "memory"):
+        if isinstance(raw, Mapping) and moved in raw:
+            raise ConfigError(f"{path}.{moved}", f"has moved to {path.rsplit('.', 1)[0]}.resources.{moved} (limits on every platform)")
     f = Fields(raw, path, ("namespace", "connection_id", "service_account", "url", "front_url", "traffic", "gateway", "gateway_namespace",
-                           "hostnames", "cpu", "memory", "image_pull_secrets", "on_finish_action"))
+                           "hostnames", "image_pull_secrets", "on_finish_action"))
     dns = "use lower-case letters, digits and '-', at most 63 characters"
     url = f.string("url", Kubernetes.url)
     if not url.startswith(("http://", "https://")) or "{name}" not in url:
@@ -187,8 +192,6 @@ def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
         gateway=f.string("gateway", Kubernetes.gateway, pattern=DNS_LABEL, hint=dns),
         gateway_namespace=gateway_namespace,
         hostnames=f.strings("hostnames", pattern=HOSTNAME, hint="must be a DNS host name such as app.example.com"),
-        cpu=f.string("cpu", Kubernetes.cpu, pattern=QUANTITY, hint="must be a Kubernetes quantity such as 500m or 1"),
-        memory=f.string("memory", Kubernetes.memory, pattern=QUANTITY, hint="must be a Kubernetes quantity such as 1Gi"),
         image_pull_secrets=f.strings("image_pull_secrets", pattern=DNS_LABEL, hint=dns),
         on_finish_action=f.choice("on_finish_action", ON_FINISH_ACTIONS, "delete_pod"),
     )

@@ -15,6 +15,7 @@ from deployflow.rollout.engine import Rollout
 from deployflow.rollout.record import Target
 from deployflow.rollout.watch import Judge
 from deployflow.routers.factory import router_class
+from deployflow.stores.config_files import ConfigFiles
 from deployflow.stores.factory import store_class
 from deployflow.strategies.base import Strategy
 from deployflow.strategies.factory import strategy_for
@@ -82,6 +83,7 @@ def rollout_for(
         workload = platform_class("docker")(
             DockerPlatform(client, stack=stack), service=service.name, environment=env.name, health_config=env.health,
             session=session, targets_path=state_dir / "targets" / f"{stack}-{service.name}-{env.name}.json",
+            configs=ConfigFiles.of(state_dir, stack=stack, service=service.name, environment=env.name), resources=env.resources,
         )
         traffic = router_class(traffic_name(env, plan))(proxy, workload)
         store = store_class("file")(proxy.dir / "release.json")

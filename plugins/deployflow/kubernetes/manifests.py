@@ -118,7 +118,7 @@ class Manifests:
             "max_surge": batches.batch_size if rolling else "25%",
             "max_unavailable": batches.max_unavailable if rolling else 0,
             "port": self.service.port, "port_text": str(self.service.port), "track": track,
-            "cpu": self.k8s.cpu, "memory": self.k8s.memory,
+            "cpu": self.env.resources.cpu, "memory": self.env.resources.memory,
             "image_pull_secrets": [{"name": s} for s in self.k8s.image_pull_secrets] or None,
             "ready_path": health.ready, "live_path": health.live, "probe_period_s": max(1, round(health.interval_s)),
         }

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from deployflow.configuration import Resources
 from deployflow.rollout.record import COLOURS, Target
 
 BASELINE = "baseline"  # the old version started afresh beside a canary, for analysis
@@ -32,7 +33,12 @@ class InstanceSpec:
     image: str
     colour: str
     index: int
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # the release's configuration (values, flags, secrets)
+    files: Mapping[str, str] = field(default_factory=dict, repr=False)  # name -> content, in configuration.CONFIG_DIR
+    resources: Resources = field(default_factory=Resources)
+
+    def __repr__(self) -> str:  # the env holds secrets: names only
+        return f"InstanceSpec({self.service}, {self.environment}, {self.version}, {self.colour}-{self.index}, env={sorted(self.env)})"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ view of them, and tells Prometheus what to scrape, each instance with its track.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
+import tarfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,8 +23,10 @@ from docker.errors import NotFound
 
 from deployflow import health
 from deployflow.catalog import Health
+from deployflow.configuration import CONFIG_DIR, Resources, config_version_of, quantity
 from deployflow.platforms.base import BASELINE, Instance, InstanceSet, InstanceSpec
 from deployflow.rollout.record import StepFailed, Target
+from deployflow.stores.config_files import ConfigFiles
 
 LABEL = "io.deployflow"
 HOST = "127.0.0.1"
@@ -46,14 +50,15 @@ def labels(stack: str, spec: InstanceSpec, port: int) -> dict[str, str]:
 
 
 def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
-    """Arguments of ``containers.run`` for one instance."""
+    """Arguments of ``containers.create`` for one instance."""
+    memory = int(quantity(spec.resources.memory))
     return {
         "image": spec.image,
         "name": container_name(stack, spec),
-        "detach": True,
         "network_mode": "host",
         "environment": {
             **spec.env,
+            **({"CONFIG_DIR": CONFIG_DIR} if spec.files else {}),
             "PORT": str(port),
             "BIND": HOST,
             "APP_TRACK": spec.colour,
@@ -63,7 +68,29 @@ def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
         # still shows: each restart counts (Instance.restarts), and a new version that restarted has failed.
         "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
+        # The environment's limits, as Kubernetes gives a pod; no swap beyond the memory limit.
+        "nano_cpus": int(quantity(spec.resources.cpu) * 1e9),
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": spec.resources.pids,
     }
+
+
+def config_archive(files: dict[str, str]) -> bytes:
+    """The configuration's files as a tar for ``put_archive`` at ``/``: CONFIG_DIR, readable by the image's user."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        parts = CONFIG_DIR.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(folder)
+        for name, content in sorted(files.items()):
+            data = content.encode()
+            info = tarfile.TarInfo(f"{CONFIG_DIR.strip('/')}/{name}")
+            info.size, info.mode = len(data), 0o444
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def free_port(taken: Iterable[int], low: int, high: int) -> int:
@@ -124,7 +151,10 @@ class DockerPlatform:
             existing.remove(force=True)
         taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
         port = free_port(taken, *self.ports)
-        container = self.client.containers.run(**run_kwargs(self.stack, spec, port))
+        container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+        if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
+            container.put_archive("/", config_archive(dict(spec.files)))
+        container.start()
         container.reload()
         return self._instance(container)
 
@@ -160,9 +190,11 @@ class DockerWorkload:
     def __init__(
         self, platform: DockerPlatform, *, service: str, environment: str, health_config: Health, session: health.Session,
         targets_path: Path | None = None, sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, configs: ConfigFiles | None = None, resources: Resources | None = None,
     ) -> None:
         self.platform = platform
+        self.configs = configs
+        self.resources = resources or Resources()
         self.service = service
         self.environment = environment
         self.health = health_config
@@ -196,8 +228,12 @@ class DockerWorkload:
         for instance in members:
             if instance.index >= count:
                 self.platform.stop(instance)
-        fresh = tuple(self.platform.start(InstanceSpec(self.service, self.environment, target.version, target.image, colour, n))
-                      for n in range(count) if n not in keep)
+        missing = [n for n in range(count) if n not in keep]
+        config = self.configs.load(config_version_of(target.version)) if missing and self.configs else None
+        env = {**config.env, "CONFIG_VERSION": config_version_of(target.version)} if config and not config.empty else {}
+        fresh = tuple(self.platform.start(InstanceSpec(
+            self.service, self.environment, target.version, target.image, colour, n, env=env,
+            files=config.files if config else {}, resources=self.resources)) for n in missing)
         self._sync_targets({colour: track})
         return self._set(colour, [*keep.values(), *fresh], fresh)
 
