@@ -28,11 +28,13 @@ class ReleaseEntry:
     seconds: float | None
     rollback_seconds: float | None
     failure: str | None = None  # why the release was rolled back: the analysis, or the failed deploy step
+    config: str | None = None  # the configuration version released with the image (a keyed hash; None: no configuration)
 
     @classmethod
     def of(
         cls, *, request: dict[str, Any], run_id: str, outcome: str, commit: str | None, image: str | None,
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
+        config: str | None = None,
     ) -> ReleaseEntry:
         """``judged``: why canary analysis failed the release, if it did (else the deployer's reason, in rollback)."""
         now = datetime.now(timezone.utc)
@@ -44,12 +46,14 @@ class ReleaseEntry:
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
+            config=config or None,
         )
 
     def summary(self) -> str:
         took = f" in {self.seconds:.0f} s" if self.seconds is not None else ""
         because = f" ({self.failure})" if self.failure else ""
-        return (f"{self.service} {self.version or '(no image)'} -> {self.environment} ({self.strategy}), "
+        config = f" with configuration {self.config}" if self.config else ""
+        return (f"{self.service} {self.version or '(no image)'}{config} -> {self.environment} ({self.strategy}), "
                 f"asked by {self.requested_by}: {self.outcome}{took}{because}")
 
     def to_dict(self) -> dict[str, Any]:

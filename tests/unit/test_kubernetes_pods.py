@@ -251,7 +251,8 @@ def test_a_step_that_exits_0_ends_cleanly(ending):
 # ---- what execute does around the pod --------------------------------------------------------
 
 @pytest.mark.parametrize("step, started, pod_result, outcome, pushed", [
-    ("prepare", False, {"step": "prepare", "ok": True}, {"step": "prepare", "ok": True}, [("started", True)]),
+    ("prepare", False, {"step": "prepare", "ok": True}, {"step": "prepare", "ok": True},
+     [("release", {"version": "0123456789ab", "image_version": "0123456789ab", "config": ""}), ("started", True)]),
     ("rollback", False, None, AirflowSkipException, []),
     ("rollback", True, {"step": "rollback", "ok": True, "rolled_back": True}, {"step": "rollback", "ok": True, "rolled_back": True},
      []),
@@ -259,7 +260,7 @@ def test_a_step_that_exits_0_ends_cleanly(ending):
 ])
 def test_execute_marks_the_start_skips_an_empty_rollback_and_returns_the_result(step, started, pod_result, outcome, pushed):
     task = deploy_task(step)
-    task.environment_name = "dev"
+    task.environment_name, task.version = "dev", "0123456789ab"
     context = run_context(task, "dev", started=started)
     with mock.patch.object(KubernetesPodOperator, "execute", return_value=pod_result) as pod_run:
         if isinstance(outcome, dict):

@@ -31,10 +31,13 @@ from deployflow.airflow.deployer_step import (
     last_result,
     step_outcome,
 )
+from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
 from deployflow.airflow.operators import docker_url
 from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url, project_root
+from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.ledger import Ledger, ReleaseEntry
+from deployflow.stores.config_files import ConfigFiles
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -120,10 +123,12 @@ class DeployerOperator(DockerOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         state_dir().mkdir(parents=True, exist_ok=True)
+        env = self.service.environments.get(self.environment_name)
+        version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
         begin_step(self.step, context)
         self.command = deployer_arguments(
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
-            version=self.version, image=self.image_ref, strategy=self.strategy,
+            version=version, image=self.image_ref, strategy=self.strategy,
         )
         self.environment = {**self.environment, **deployer_environment(self.step)}
         self.do_xcom_push = True
@@ -134,6 +139,16 @@ class DeployerOperator(DockerOperator):
         finally:
             self.remove_container()
         return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
+        """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""
+        stack = self.environment["DEPLOYFLOW_STACK"]
+        labels = [f"io.deployflow.stack={stack}", "io.deployflow.role=app", f"io.deployflow.service={self.service.name}",
+                  f"io.deployflow.environment={self.environment_name}"]
+        running = self.cli.containers(all=True, filters={"label": labels})
+        in_use = frozenset(config_version_of(c["Labels"].get("io.deployflow.version", "")) for c in running)
+        ConfigFiles.of(state_dir(), stack=stack, service=self.service.name, environment=self.environment_name).save(
+            config_version, config, in_use=in_use)
 
     def run_container(self, context: Context) -> list[str]:
         """Run the step; its log lines whatever its exit code (DockerOperator raises for a non-zero one)."""
@@ -180,6 +195,7 @@ class ReleaseRecordOperator(BaseOperator):
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
             judged=analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
+            config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
         )
         Ledger(state_dir() / "ledger.jsonl").append(entry)
         self.log.info("release %s", entry.summary())

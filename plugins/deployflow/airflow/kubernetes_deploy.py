@@ -7,7 +7,9 @@ as $DEPLOYFLOW_SERVICE_YAML; the step's JSON result comes back through
 KubernetesPodOperator's XCom sidecar, which reads /airflow/xcom/return.json.
 Airflow's connection to the cluster needs, in that namespace, to create,
 watch, patch and delete pods, read their logs, and ``pods/exec`` (the
-result is read by an exec into the sidecar).
+result is read by an exec into the sidecar); with a ``config`` block also to
+create, list and delete Secrets and to list Deployments (prepare writes the
+configuration's Secrets and prunes old ones).
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.utils.container import get_container_status
 from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from kubernetes.client import AppsV1Api, ApiException
 from kubernetes.client import models as k8s
 
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, deployer_environment, step_outcome
+from deployflow.airflow.configuration import release_of_step
 from deployflow.catalog import Service
+from deployflow.configuration import ResolvedConfig, config_version_of
+from deployflow.kubernetes.manifests import Manifests
+from deployflow.stores.config_files import KEEP
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -76,8 +83,11 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         self.strategy = strategy
 
     def execute(self, context: Context) -> dict[str, Any]:
-        begin_step(self.step, context)
         self.bind_environment()
+        self.version = release_of_step(self.step, context, self.service.environments[self.environment_name], self.version,
+                                       self.publish_config)
+        self.arguments = self.step_arguments()
+        begin_step(self.step, context)
         result = super().execute(context)
         # KPO returns only when the deployer container terminated with exit code 0 (container_is_succeeded);
         # cleanup() below has ended the task for any other exit code it read from the pod.
@@ -101,15 +111,42 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
         self.on_finish_action = OnFinishAction(k.on_finish_action)
         for cached in ("hook", "client", "pod_manager"):  # cached_property: built from the connection above, not an earlier one
             self.__dict__.pop(cached, None)
-        self.arguments = deployer_arguments(
-            self.step, environment=self.environment_name, version=self.version, image=self.image_ref, strategy=self.strategy,
-        )
+        self.arguments = self.step_arguments()
         # Set after rendering: the catalog's PromQL ({{selector}...) is not a template.
         self.env_vars = [
             k8s.V1EnvVar(name="DEPLOYFLOW_SERVICE_YAML", value=Path(self.service_file).read_text()),
             k8s.V1EnvVar(name="DEPLOYFLOW_RESULT_FILE", value=RESULT_FILE),
             *(k8s.V1EnvVar(name=name, value=value) for name, value in deployer_environment(self.step).items()),
         ]
+
+    def step_arguments(self) -> list[str]:
+        return deployer_arguments(
+            self.step, environment=self.environment_name, version=self.version, image=self.image_ref, strategy=self.strategy,
+        )
+
+    def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
+        """The configuration's two immutable Secrets, written through Airflow's connection (the deployer pod never
+        reads a secret: its pods name them); then the oldest beyond KEEP go, never one a Deployment still runs."""
+        manifests = Manifests(self.service, self.service.environments[self.environment_name])
+        core, namespace = self.hook.core_v1_client, manifests.namespace
+        for secret in manifests.config_secrets(config_version, config):
+            try:
+                core.create_namespaced_secret(namespace, secret)
+            except ApiException as exc:
+                if exc.status != 409:  # 409: already there, and named by its content
+                    raise
+        selector = ",".join(f"{k}={v}" for k, v in manifests.selector().items())
+        running = self.hook.get_conn()  # the ApiClient of the same connection
+        deployments = AppsV1Api(running).list_namespaced_deployment(namespace, label_selector=selector).items
+        in_use = {config_version, *(config_version_of((d.metadata.labels or {}).get(f"{LABEL_GROUP}/version", ""))
+                                    for d in deployments)}
+        stored = core.list_namespaced_secret(namespace, label_selector=f"{selector},{LABEL_GROUP}/config").items
+        versions = sorted({s.metadata.labels[f"{LABEL_GROUP}/config"]: s.metadata.creation_timestamp for s in stored}.items(),
+                          key=lambda item: item[1])
+        for stale, _ in versions[:-KEEP]:
+            if stale not in in_use:
+                for part in ("config", "files"):
+                    core.delete_namespaced_secret(manifests.config_secret_name(stale, part), namespace)
 
     def cleanup(self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None,
                 context: Context | None = None) -> None:

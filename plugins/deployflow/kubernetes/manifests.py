@@ -9,6 +9,7 @@ value of None removes the field.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from deployflow.catalog import Environment, Service
+from deployflow.configuration import CONFIG_DIR, ResolvedConfig, config_version_of
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 GROUP = "deployflow.io"
@@ -118,11 +120,41 @@ class Manifests:
             "max_surge": batches.batch_size if rolling else "25%",
             "max_unavailable": batches.max_unavailable if rolling else 0,
             "port": self.service.port, "port_text": str(self.service.port), "track": track,
-            "cpu": self.env.resources.cpu, "memory": self.env.resources.memory,
+            "cpu": self.env.resources.cpu, "memory": self.env.resources.memory, **self._configuration(version, track),
             "image_pull_secrets": [{"name": s} for s in self.k8s.image_pull_secrets] or None,
             "ready_path": health.ready, "live_path": health.live, "probe_period_s": max(1, round(health.interval_s)),
         }
         return fill(_template("deployment")[0], values)
+
+    def config_secret_name(self, config_version: str, part: str) -> str:
+        """``<service>-config-<version>`` (the variables) or ``<service>-files-<version>``."""
+        return f"{self.service.name}-{part}-{config_version}"
+
+    def _configuration(self, version: str, track: str) -> dict[str, Any]:
+        """The pod's variables, and with a configuration where it comes from: the release's two Secrets
+        (named by the configuration version inside ``version``, so a rollback's pods get the old ones)."""
+        env = [{"name": "PORT", "value": str(self.service.port)}, {"name": "BIND", "value": "0.0.0.0"},
+               {"name": "APP_TRACK", "value": track}]
+        config_version = config_version_of(version)
+        if not config_version:
+            return {"env": env, "env_from": None, "volume_mounts": None, "volumes": None}
+        env += [{"name": "CONFIG_VERSION", "value": config_version}, {"name": "CONFIG_DIR", "value": CONFIG_DIR}]
+        env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+                for name, ref in self.env.config.secrets.items() if ref.kind == "kubernetes_secret"]
+        files = self.config_secret_name(config_version, "files")
+        return {"env": env, "env_from": [{"secretRef": {"name": self.config_secret_name(config_version, "config")}}],
+                "volume_mounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+                "volumes": [{"name": "config", "secret": {"secretName": files, "defaultMode": 0o444}}]}
+
+    def config_secrets(self, config_version: str, config: ResolvedConfig) -> list[dict]:
+        """The two Secrets of one configuration version: its variables and its files (either may be empty)."""
+        documents = []
+        for part, data in (("config", config.env), ("files", config.files)):
+            values = {"name": self.config_secret_name(config_version, part), "namespace": self.namespace,
+                      "labels": {**self.selector(), f"{GROUP}/config": config_version},
+                      "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())}}
+            documents.append(fill(_template("secret")[0], values))
+        return documents
 
     def service_object(self, name: str, selector: Mapping[str, str]) -> dict:
         values = {"name": name, "namespace": self.namespace, "labels": self.selector(), "selector": dict(selector)}
