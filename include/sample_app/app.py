@@ -6,6 +6,7 @@ FAULT_* knobs make a "bad release" on purpose; see README.md.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import ipaddress
 import json
 import math
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 SERVICE = "sample-app"
 # Label values are limited to known routes and methods: a scanner probing
 # random URLs must not create unbounded metric series.
-ROUTES = ("/", "/health", "/ready", "/live", "/metrics")
+ROUTES = ("/", "/health", "/ready", "/live", "/metrics", "/config")
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -147,6 +148,24 @@ class Config:
         return ",".join(f for f in faults if f) or "none"
 
 
+def settings_view(env: Mapping[str, str], config_dir: str | None) -> dict:
+    """What the release configured, as ``/config`` shows it: the flags' values, and of every ``SAMPLE_*``
+    variable and every file in ``CONFIG_DIR`` a SHA-256 digest, never the value (some are secrets)."""
+    files = {}
+    if config_dir and os.path.isdir(config_dir):
+        for name in sorted(os.listdir(config_dir)):
+            path = os.path.join(config_dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    files[name] = hashlib.sha256(handle.read()).hexdigest()
+    return {
+        "config_version": env.get("CONFIG_VERSION", ""),
+        "flags": {k: env[k] for k in sorted(env) if k.startswith("FLAG_")},
+        "sha256": {k: hashlib.sha256(env[k].encode()).hexdigest() for k in sorted(env) if k.startswith("SAMPLE_")},
+        "files": files,
+    }
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -231,12 +250,13 @@ class App:
         (tests pass a fake one to step over FAULT_ERRORS_AFTER_S).
     """
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic, settings: dict | None = None) -> None:
         self.config = config
         self.clock = clock
         self.metrics = Metrics(config.version, config.commit)
         self.faults = Faults(config.error_rate, config.seed, slow_fraction=config.slow_fraction)
         self.hostname = socket.gethostname()
+        self.settings = settings or settings_view({}, None)
         self.started = clock()
         self.crash_at = self.started + config.crash_after_s if config.crash_after_s > 0 else None
         self.errors_at = self.started + config.errors_after_s if config.errors_after_s > 0 else None
@@ -271,7 +291,10 @@ class App:
             if self.erroring() and self.faults.should_fail():
                 return _json(500, {"error": "injected fault (FAULT_ERROR_RATE)"})
             return _json(200, {"service": SERVICE, "version": c.version, "commit": c.commit,
-                               "track": c.track, "hostname": self.hostname})
+                               "track": c.track, "hostname": self.hostname,
+                               "config_version": self.settings["config_version"], "flags": self.settings["flags"]})
+        if path == "/config":
+            return _json(200, self.settings)
         if path == "/metrics":
             return 200, METRICS_CONTENT_TYPE, self.metrics.render().encode()
         if path in ("/health", "/live"):
@@ -344,9 +367,9 @@ class Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
 
-def make_server(config: Config, clock: Callable[[], float] = time.monotonic) -> Server:
-    """Bind (port 0 picks a free port) but do not serve; call serve_forever()."""
-    return Server(App(config, clock))
+def make_server(config: Config, clock: Callable[[], float] = time.monotonic, settings: dict | None = None) -> Server:
+    """Bind (port 0 picks a free port) but do not serve; call serve_forever(). ``settings``: settings_view()'s."""
+    return Server(App(config, clock, settings))
 
 
 def _crash(delay: float, after: float) -> None:
@@ -356,13 +379,14 @@ def _crash(delay: float, after: float) -> None:
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
     try:
-        config = Config.from_env(os.environ if environ is None else environ)
+        config = Config.from_env(environ)
     except ConfigError as exc:
         print(f"{SERVICE}: configuration error: {exc}", file=sys.stderr, flush=True)
         return 2
     try:
-        server = make_server(config)
+        server = make_server(config, settings=settings_view(environ, environ.get("CONFIG_DIR")))
     except OSError as exc:
         print(f"{SERVICE}: cannot listen on {config.bind}:{config.port}: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -44,7 +44,8 @@ def start_server() -> Iterator[Callable[..., Running]]:
     def start(clock: Callable[[], float] = time.monotonic, **overrides: object) -> Running:
         ambient = {k: v for k, v in os.environ.items() if not k.startswith("FAULT_")}
         env = {**ambient, **{k: str(v) for k, v in overrides.items()}, "PORT": "0", "BIND": "127.0.0.1"}
-        server = sample_app.make_server(sample_app.Config.from_env(env), clock)
+        server = sample_app.make_server(sample_app.Config.from_env(env), clock,
+                                        settings=sample_app.settings_view(env, env.get("CONFIG_DIR")))
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         started.append((server, thread))

@@ -1,6 +1,7 @@
 """The real server, in-process on 127.0.0.1, exercised over HTTP."""
 from __future__ import annotations
 
+import hashlib
 import http.client
 import socket
 import time
@@ -25,7 +26,22 @@ def test_root_describes_the_build(start_server):
     assert response.headers["Content-Type"] == JSON
     assert int(response.headers["Content-Length"]) == len(response.content)
     assert response.json() == {"service": "sample-app", "version": "1.2.3", "commit": "abc123",
-                               "track": "canary", "hostname": socket.gethostname()}
+                               "track": "canary", "hostname": socket.gethostname(), "config_version": "", "flags": {}}
+
+
+def test_config_shows_flags_and_digests_of_settings_and_files_never_their_values(start_server, tmp_path):
+    (tmp_path / "tls.key").write_text("-----BEGIN KEY-----")
+    running = start_server(CONFIG_VERSION="c0ffee00c0de", FLAG_NEW_CHECKOUT="true", SAMPLE_API_KEY="k-123",
+                           SAMPLE_GREETING="hello", CONFIG_DIR=str(tmp_path))
+    response = get(running, "/config")
+    assert response.status_code == 200 and "k-123" not in response.text and "BEGIN" not in response.text
+    assert response.json() == {
+        "config_version": "c0ffee00c0de", "flags": {"FLAG_NEW_CHECKOUT": "true"},
+        "sha256": {"SAMPLE_API_KEY": hashlib.sha256(b"k-123").hexdigest(), "SAMPLE_GREETING": hashlib.sha256(b"hello").hexdigest()},
+        "files": {"tls.key": hashlib.sha256(b"-----BEGIN KEY-----").hexdigest()},
+    }
+    root = get(running, "/").json()
+    assert (root["config_version"], root["flags"]) == ("c0ffee00c0de", {"FLAG_NEW_CHECKOUT": "true"})
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/live", "/health?verbose=1"])
