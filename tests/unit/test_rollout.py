@@ -194,9 +194,9 @@ def test_shift_to_one_planned_percent_only(tmp_path):
     rollout.shift(25)
     assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
     assert rollout.status() == {"service": "shop", "environment": "prod", "live": "blue", "sets": {
-        "blue": {"versions": ["v1"], "traffic_percent": 75, "instances": [
+        "blue": {"versions": ["v1"], "images": ["v1"], "configs": [], "traffic_percent": 75, "instances": [
             {"name": f"blue-{i}", "url": f"http://127.0.0.1:2000{i}", "running": True} for i in range(3)]},
-        "green": {"versions": ["v2"], "traffic_percent": 25, "instances": [
+        "green": {"versions": ["v2"], "images": ["v2"], "configs": [], "traffic_percent": 25, "instances": [
             {"name": "green-0", "url": "http://127.0.0.1:20003", "running": True}]},
     }, "router": {"servers": {**{f"blue-{i}": {"weight": 50, "check": "unknown"} for i in range(3)},
                               "green-0": {"weight": 50, "check": "unknown"}}}}
@@ -287,3 +287,12 @@ def test_a_new_version_that_restarted_is_crash_looping_not_healthy(tmp_path):
     with pytest.raises(StepFailed, match="v2 failed during the 100 % step: v2 is crash-looping: green-1 restarted 3 time"):
         rollout.shift()
     assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+
+
+def test_status_names_the_image_and_configuration_versions_of_each_set(tmp_path):
+    world = World(tmp_path, "blue-green", replicas=1)
+    world.release("v1")
+    world.release("v1-cc0ffee00c0de")  # the same image with a configuration: a release of its own
+    green = world.rollout("v1-cc0ffee00c0de").status()["sets"]["green"]
+    assert (green["versions"], green["images"], green["configs"], green["traffic_percent"]) == (
+        ["v1-cc0ffee00c0de"], ["v1"], ["c0ffee00c0de"], 100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployflow.configuration import config_version_of, image_version_of
 from deployflow.platforms.base import BASELINE, COLOURS, Workload
 from deployflow.routers.base import Traffic
 
@@ -16,6 +17,9 @@ def status(workload: Workload, traffic: Traffic, *, service: str, environment: s
         found = workload.get(colour)
         if found.target is None and not found.instances:
             continue
-        sets[colour] = {"versions": sorted(found.versions), "traffic_percent": shares.get(colour, 0), **found.detail}
+        versions = sorted(found.versions)
+        sets[colour] = {"versions": versions, "images": sorted({image_version_of(v) for v in versions}),
+                        "configs": sorted({config_version_of(v) for v in versions} - {""}),  # configuration versions
+                        "traffic_percent": shares.get(colour, 0), **found.detail}
     live = max(shares, key=shares.get) if any(shares.values()) else None
     return {"service": service, "environment": environment, "live": live, "sets": sets, "router": traffic.status()}
