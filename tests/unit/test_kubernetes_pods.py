@@ -22,7 +22,7 @@ from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.utils.pod_manager import OnFinishAction
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, ApiException
 from kubernetes.client import models as k8s
 
 from deployflow.airflow.dag_factory import release_dag
@@ -270,3 +270,46 @@ def test_execute_marks_the_start_skips_an_empty_rollback_and_returns_the_result(
                 task.execute(context)
     assert pod_run.called == (outcome is not AirflowSkipException)
     assert context["ti"].pushed == pushed
+
+
+# ---- the configuration's Secrets, written by prepare through Airflow's connection ------------------------
+
+def _secret(name: str, config_version: str, created: int) -> mock.Mock:
+    return mock.Mock(metadata=mock.Mock(name=name, labels={"deployflow.io/config": config_version}, creation_timestamp=created))
+
+
+def test_prepare_writes_the_configurations_secrets_and_prunes_old_ones_but_never_one_in_use():
+    from deployflow.configuration import ResolvedConfig
+    from deployflow.stores.config_files import KEEP
+
+    task = deploy_task("prepare")
+    task.environment_name = "prod"
+    core = mock.Mock()
+    stored = [_secret("x", f"{n:012x}", n) for n in range(KEEP + 2)]  # the oldest two are beyond KEEP
+    core.list_namespaced_secret.return_value = mock.Mock(items=stored)
+    core.create_namespaced_secret.side_effect = [None, ApiException(status=409)]  # files: already there (same content)
+    running = mock.Mock(metadata=mock.Mock(labels={"deployflow.io/version": f"0123456789ab-c{0:012x}"}))  # the oldest runs
+    hook = mock.Mock(core_v1_client=core)
+    with mock.patch.object(KubernetesDeployerOperator, "hook", hook), \
+            mock.patch("deployflow.airflow.kubernetes_deploy.AppsV1Api") as apps:
+        apps.return_value.list_namespaced_deployment.return_value = mock.Mock(items=[running])
+        task.publish_config("c0ffee00c0de", ResolvedConfig(env={"API_KEY": "k-123"}, secret=frozenset({"API_KEY"})))
+    written = [c.args for c in core.create_namespaced_secret.call_args_list]
+    assert [(ns, body["metadata"]["name"]) for ns, body in written] == [
+        ("sample-app-prod", "sample-app-config-c0ffee00c0de"), ("sample-app-prod", "sample-app-files-c0ffee00c0de")]
+    for _, body in written:
+        validate(body)
+    # Of the two beyond KEEP, the one a Deployment runs stays; the other goes, variables and files.
+    assert [c.args for c in core.delete_namespaced_secret.call_args_list] == [
+        (f"sample-app-config-{1:012x}", "sample-app-prod"), (f"sample-app-files-{1:012x}", "sample-app-prod")]
+
+
+def test_a_secret_write_the_cluster_refuses_fails_the_step():
+    from deployflow.configuration import ResolvedConfig
+
+    task = deploy_task("prepare")
+    task.environment_name = "prod"
+    core = mock.Mock()
+    core.create_namespaced_secret.side_effect = ApiException(status=403, reason="Forbidden")
+    with mock.patch.object(KubernetesDeployerOperator, "hook", mock.Mock(core_v1_client=core)), pytest.raises(ApiException):
+        task.publish_config("c0ffee00c0de", ResolvedConfig(env={"A": "1"}))
