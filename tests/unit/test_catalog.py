@@ -96,6 +96,12 @@ DELETE = object()
         ("environments.prod.replicas", 0, "environments.prod.replicas", "from 1 to 50"),
         ("environments.prod.replicas", True, "environments.prod.replicas", "whole number"),
         ("environments.prod.health", {"ready": "ready"}, "environments.prod.health.ready", "starting with '/'"),
+        # Every pattern matches the whole value: '$' alone would let a trailing newline through (into haproxy.cfg).
+        ("environments.prod.health", {"ready": "/ready\n"}, "environments.prod.health.ready", "starting with '/'"),
+        ("environments.prod.health", {"live": "/live\nhttp-request deny"}, "environments.prod.health.live", "starting with '/'"),
+        ("name", "shop\n", "name", "lower-case"),
+        ("source.default_ref", "main\n", "source.default_ref", "contains U+000A"),
+        ("nightly", {"cron": "0 2 * * *", "ref": "main\n"}, "nightly.ref", "contains U+000A"),
         ("environments.dev", "rolling", "environments.dev", "must be a mapping"),
         ("nightly", {"cron": "every night"}, "nightly.cron", "not a valid cron"),
         ("nightly", {"cron": "0 2 * * *", "environment": "qa"}, "nightly.environment", "'dev', 'staging', 'prod'"),
@@ -116,6 +122,14 @@ def test_each_rule_names_the_field(path, value, error_path, says):
         parse_service(with_change(path, value))
     assert caught.value.path == error_path
     assert says in caught.value.message
+
+
+def test_the_nightly_environment_is_one_the_service_has():
+    doc = with_change("nightly", {"cron": "0 2 * * *", "environment": "prod"})
+    del doc["environments"]["prod"]
+    with pytest.raises(ConfigError) as caught:
+        parse_service(doc)
+    assert str(caught.value) == "nightly.environment: 'prod' is not valid; valid values are 'dev', 'staging'"
 
 
 def test_a_bad_file_is_named(tmp_path):
@@ -190,6 +204,9 @@ def test_a_kubernetes_environment_takes_the_seed_defaults():
     (("staging", "kubernetes", "on_finish_action", "delete"), "environments.staging.kubernetes.on_finish_action",
      "valid values are 'delete_pod', 'delete_succeeded_pod', 'keep_pod'"),
     (("staging", "kubernetes", "hostnames", ["Shop.Example.com"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
+    (("staging", "kubernetes", "hostnames", ["shop.example.com\n"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
+    (("staging", "kubernetes", "namespace", "shop\n"), "environments.staging.kubernetes.namespace", "use lower-case letters"),
+    (("staging", "kubernetes", "cpu", "1\n"), "environments.staging.kubernetes.cpu", "must be a Kubernetes quantity"),
     (("staging", "kubernetes", "namespace", "prod"), "environments.prod.kubernetes.namespace", "is already staging's namespace"),
     (("staging", "platform", "docker"), "environments.staging.port", "is required on the docker platform"),
 ])

@@ -31,8 +31,8 @@ from deployflow.airflow.deployer_step import (
     last_result,
     step_outcome,
 )
-from deployflow.airflow.operators import docker_url
-from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
+from deployflow.airflow.operators import docker_url, requested_by
+from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, REFUSED, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url, project_root
 from deployflow.ledger import Ledger, ReleaseEntry
 
@@ -172,14 +172,16 @@ class ReleaseRecordOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
-        request = pulled[RESOLVE] or {}
-        outcome = self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
+        refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
+        # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
+        request = pulled[RESOLVE] or {"service": self.service.name, "requested_by": requested_by(context["dag_run"])}
+        outcome = "refused" if refused else self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome,
             commit=(pulled[CHECKOUT] or {}).get("sha"), image=(pulled[BUILD] or {}).get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
-            judged=analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
+            judged=refused or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
         )
         Ledger(state_dir() / "ledger.jsonl").append(entry)
         self.log.info("release %s", entry.summary())
@@ -189,7 +191,8 @@ class ReleaseRecordOperator(BaseOperator):
                 ti.xcom_push(key="live", value=live)
         if outcome != "promoted":
             because = f": {entry.failure}" if entry.failure else ""
-            raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}{because}")
+            version = f" {entry.version}" if entry.version else ""
+            raise AirflowFailException(f"release of {self.service.name}{version}: {outcome}{because}")
         return entry.to_dict()
 
     @staticmethod

@@ -37,12 +37,13 @@ class Fields:
         return self.raw[key]
 
     def string(self, key: str, default: str | None = None, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        """A string; with ``pattern``, one the pattern matches whole (fullmatch: no trailing newline slips past '$')."""
         value = self.raw.get(key, default)
         if value is None:
             raise ConfigError(self.at(key), "is required")
         if not isinstance(value, str):
             raise ConfigError(self.at(key), f"must be a string, got {value!r}")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
         return value
 
@@ -52,7 +53,7 @@ class Fields:
         if not isinstance(values, list):
             raise ConfigError(self.at(key), "must be a list")
         for i, value in enumerate(values):
-            if not isinstance(value, str) or not pattern.match(value):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
                 raise ConfigError(f"{self.at(key)}[{i}]", f"{value!r} is not valid; {hint}")
         return tuple(values)
 

@@ -20,7 +20,6 @@ from deployflow.catalog.model import (
     DEFAULT_STRATEGY,
     DNS_LABEL,
     ENVIRONMENTS,
-    GIT_REF,
     HOSTNAME,
     HTTP_PATH,
     ON_FINISH_ACTIONS,
@@ -42,6 +41,7 @@ from deployflow.catalog.model import (
     Source,
     Tests,
 )
+from deployflow.catalog.refs import check_git_ref
 from deployflow.errors import ConfigError, one_of
 
 
@@ -49,6 +49,10 @@ def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
     top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly"))
     name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
+    environments = _environments(top.required("environments"), top.at("environments"))
+    nightly = _nightly(top.get("nightly"), top.at("nightly"))
+    if nightly is not None and nightly.environment not in environments:
+        raise ConfigError(top.at("nightly.environment"), one_of(nightly.environment, tuple(environments)))
     return Service(
         name=name,
         description=top.string("description", ""),
@@ -57,8 +61,8 @@ def parse_service(raw: Any) -> Service:
         source=_source(top.required("source"), top.at("source")),
         build=_build(top.get("build", {}), top.at("build")),
         tests=_tests(top.get("tests", {}), top.at("tests")),
-        environments=_environments(top.required("environments"), top.at("environments")),
-        nightly=_nightly(top.get("nightly"), top.at("nightly")),
+        environments=environments,
+        nightly=nightly,
     )
 
 
@@ -70,7 +74,7 @@ def _source(raw: Any, path: str) -> Source:
     return Source(
         repo=f.string("repo"),
         context=context,
-        default_ref=f.string("default_ref", "HEAD", pattern=GIT_REF, hint="must be a branch, tag or commit name"),
+        default_ref=check_git_ref(f.get("default_ref", "HEAD"), f.at("default_ref")),
     )
 
 
@@ -248,5 +252,5 @@ def _nightly(raw: Any, path: str) -> Nightly | None:
         raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
     ref = f.get("ref")
     if ref is not None:
-        f.string("ref", pattern=GIT_REF, hint="must be a branch, tag or commit name")
+        check_git_ref(ref, f.at("ref"))
     return Nightly(cron=cron, environment=f.choice("environment", ENVIRONMENTS, "dev"), ref=ref)
