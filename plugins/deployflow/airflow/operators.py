@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -145,19 +145,22 @@ class ImageBuildOperator(BaseOperator):
         registry = Variable.get("deployflow_registry", default=None) or None
         base_image = Variable.get("deployflow_base_image", default=DEFAULT_BASE_IMAGE)
         build_type = "nightly" if is_scheduled(context["dag_run"]) else "release"
-        spec = build.image_spec(
-            self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
-            base_image=base_image, registry=registry,
-        )
-        client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
         started = time.monotonic()
         try:
+            # image_spec refuses a context or Dockerfile outside the checkout before any Docker call.
+            spec = build.image_spec(
+                self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
+                base_image=base_image, registry=registry,
+            )
+            client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
             built = build.build_image(client, spec)
             self.log.info("build: %s (%s, %.1f MB) in %.1f s", built.ref, built.image_id[:19], built.size_mb, built.seconds)
             if registry:
                 built = build.push_image(client, built, spec)
         except DeployflowError as exc:
             raise AirflowFailException(str(exc)) from None
+        except (*build.ENGINE_ERRORS, AirflowException) as exc:  # the hook found no engine (the build's own: above)
+            raise AirflowFailException(str(build.engine_failure("build: reaching the Docker engine", exc))) from None
         self.log.info("build stage done in %.1f s: %s pushed=%s", time.monotonic() - started, built.ref, built.pushed)
         return built.to_dict()
 

@@ -7,9 +7,7 @@ service). The first bad value raises :class:`ConfigError` with its dotted path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from deployflow.catalog import urls
@@ -68,12 +66,9 @@ def parse_service(raw: Any) -> Service:
 
 def _source(raw: Any, path: str) -> Source:
     f = Fields(raw, path, ("repo", "context", "default_ref"))
-    context = f.string("context", ".")
-    if os.path.isabs(context) or ".." in Path(context).parts:
-        raise ConfigError(f.at("context"), f"{context!r} is not valid; must be a relative path inside the repository")
     return Source(
         repo=f.string("repo"),
-        context=context,
+        context=f.relative_path("context", ".", inside="the repository"),
         default_ref=check_git_ref(f.get("default_ref", "HEAD"), f.at("default_ref")),
     )
 
@@ -84,7 +79,7 @@ def _build(raw: Any, path: str) -> Build:
     if not isinstance(args, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in args.items()):
         raise ConfigError(f.at("args"), "must be a mapping of build-arg names to strings")
     return Build(
-        dockerfile=f.string("dockerfile", "Dockerfile"),
+        dockerfile=f.relative_path("dockerfile", "Dockerfile", inside="the build context"),
         args={k: str(v) for k, v in args.items()},
         timeout_s=f.integer("timeout_s", 900, low=10, high=7200),
     )
