@@ -175,7 +175,8 @@ class Kubernetes:
     ``{namespace}`` the namespace (the default is the in-cluster address;
     an ingress or ``kubectl proxy`` address works as well). ``front_url`` is
     where clients reach the release (the Gateway's listener with Gateway API
-    traffic), by default the ``url`` of the service's main Service. The
+    traffic), by default the ``url`` of the service's main Service; it takes
+    the same placeholders, ``{name}`` being the main Service's. The
     deployer pod itself always probes the in-cluster address.
     """
 

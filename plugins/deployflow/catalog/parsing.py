@@ -162,16 +162,10 @@ def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
     f = Fields(raw, path, ("namespace", "connection_id", "service_account", "url", "front_url", "traffic", "gateway", "gateway_namespace",
                            "hostnames", "cpu", "memory", "image_pull_secrets", "on_finish_action"))
     dns = "use lower-case letters, digits and '-', at most 63 characters"
-    url = f.string("url", Kubernetes.url)
-    if not url.startswith(("http://", "https://")) or "{name}" not in url:
-        raise ConfigError(f.at("url"), f"{url!r} is not valid; must be an http(s) URL containing {{name}} (the Service's name)")
-    try:
-        urls.service_url(url, name="x", namespace="x")
-    except (KeyError, IndexError, ValueError):
-        raise ConfigError(f.at("url"), f"{url!r} is not valid; the only placeholders are {{name}} and {{namespace}}") from None
+    url = urls.check_url_template(f.get("url", Kubernetes.url), f.at("url"), require_name=True)
     front = f.get("front_url")
-    if front is not None and not (isinstance(front, str) and front.startswith(("http://", "https://"))):
-        raise ConfigError(f.at("front_url"), f"{front!r} is not valid; must be an http(s) URL")
+    if front is not None:
+        urls.check_url_template(front, f.at("front_url"))
     gateway_namespace = f.get("gateway_namespace")
     if gateway_namespace is not None:
         f.string("gateway_namespace", pattern=DNS_LABEL, hint=dns)
