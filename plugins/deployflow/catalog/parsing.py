@@ -39,6 +39,7 @@ from deployflow.catalog.model import (
     Source,
     Tests,
 )
+from deployflow.catalog.ports import port_user, stack_ports_text
 from deployflow.catalog.refs import check_git_ref
 from deployflow.errors import ConfigError, one_of
 
@@ -127,6 +128,9 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
         namespaces[env.kubernetes.namespace] = env.name
     seen: dict[int, str] = {}
     for env in environments.values():
+        if env.port is not None and (user := port_user(env.port)) is not None:
+            raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is {user}; a front port must be none of the "
+                                                          f"local stack's ({stack_ports_text()})")
         if env.port is not None and env.port in seen:
             raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is already the port of {seen[env.port]}")
         if env.port is not None:
