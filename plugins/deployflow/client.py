@@ -4,9 +4,20 @@
         --password-file .airflow/simple_auth_manager_passwords.json \\
         release sample-app --environment dev --git-ref main --reason "CI build 42"
 
-Exits 0 when the release succeeded, 1 when it failed, 2 on bad input. The
-session is passed in, so tests can point it anywhere; the token comes from
+The session is passed in, so tests can point it anywhere; the token comes from
 ``/auth/token`` (Airflow's simple auth manager).
+
+Every failure is one line on stderr (never a traceback) and one of these exit codes:
+
+    0  the release succeeded
+    1  the release failed (the run ended failed; the failing tasks' reasons are printed)
+    2  refused or bad input: Airflow refused the trigger (HTTP 400, 404, 409, 422: a bad param, an
+       unknown DAG), or an argument is wrong (a malformed --url; argparse's own usage errors)
+    3  the password file is missing, unreadable, not JSON, or has no password for --user
+    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token)
+    5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
+    6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
+    7  the run did not finish within --timeout (it goes on in Airflow)
 """
 
 from __future__ import annotations
@@ -20,19 +31,50 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 FINISHED = ("success", "failed")
 
 
-class ApiError(RuntimeError):
+class ClientError(RuntimeError):
+    """A failure the CLI reports in one line, with its exit code (the module docstring lists them)."""
+
+    exit_code = 6
+
+
+class ApiError(ClientError):
     """Airflow's API answered with an error; the message carries its detail."""
 
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
         self.detail = detail
         super().__init__(f"HTTP {status}: {detail}")
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return 4 if self.status in (401, 403) else 6
+
+
+class BadInput(ClientError):
+    exit_code = 2
+
+
+class PasswordUnreadable(ClientError):
+    exit_code = 3
+
+
+class Unreachable(ClientError):
+    exit_code = 5
+
+
+class UnexpectedAnswer(ClientError):
+    exit_code = 6
+
+
+class RunTimedOut(ClientError, TimeoutError):
+    exit_code = 7
 
 
 @dataclass(frozen=True)
@@ -51,18 +93,36 @@ class AirflowClient:
 
     def login(self, username: str, password: str) -> None:
         """Get a JWT from ``/auth/token`` and send it with every later call."""
-        token = self._call("POST", "/auth/token", json={"username": username, "password": password})["access_token"]
+        answer = self._call("POST", "/auth/token", json={"username": username, "password": password})
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise UnexpectedAnswer(f"{self.base_url}/auth/token answered without an access_token")
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        url = self.base_url + path
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+            raise BadInput(f"{self.base_url!r} is not a valid Airflow URL: {_one_line(exc)}") from None
+        except requests.exceptions.Timeout:
+            raise Unreachable(f"no answer from {url} within {self.timeout:g} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise Unreachable(f"cannot reach Airflow at {self.base_url}: {_reason(exc)}") from None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = response.text
-            raise ApiError(response.status_code, detail if isinstance(detail, str) else json.dumps(detail))
-        return response.json() if response.content else None
+            raise ApiError(response.status_code, _one_line(detail if isinstance(detail, str) else json.dumps(detail)))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise UnexpectedAnswer(f"{method} {url} answered HTTP {response.status_code} with {kind}, not JSON: "
+                                   f"{_one_line(response.text)[:80]!r}") from None
 
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/api/v2/monitor/health")
@@ -122,7 +182,7 @@ class AirflowClient:
             if run["state"] in FINISHED:
                 return run
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s")
+                raise RunTimedOut(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s (it goes on in Airflow)")
             time.sleep(poll)
 
 
@@ -153,12 +213,47 @@ def run_seconds(run: dict[str, Any]) -> float | None:
 
 
 def read_password(path: Path, user: str) -> str:
-    """The simple auth manager's password file is JSON: ``{"admin": "..."}``."""
-    return json.loads(path.read_text())[user]
+    """The simple auth manager's password file is JSON: ``{"admin": "..."}``. A failure never quotes the file."""
+    try:
+        passwords = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PasswordUnreadable(f"password file {path} does not exist (Airflow writes it at first start)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PasswordUnreadable(f"password file {path} cannot be read: {type(exc).__name__}: {exc.strerror if isinstance(exc, OSError) else 'not text'}") from None
+    except ValueError:
+        raise PasswordUnreadable(f"password file {path} is not JSON") from None
+    if not isinstance(passwords, dict) or not isinstance(passwords.get(user), str):
+        raise PasswordUnreadable(f"password file {path} has no password for user {user!r}")
+    return passwords[user]
+
+
+def check_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; else :class:`BadInput`."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise BadInput(f"--url {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"--url {url!r} is not valid; give Airflow's address as http(s)://host:port")
+    return url
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _reason(exc: requests.exceptions.ConnectionError) -> str:
+    """The innermost reason of a connection failure ("Connection refused"), without urllib3's retry story."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    reason = getattr(inner, "strerror", None) or str(inner)
+    return _one_line(reason)
 
 
 def _release(args: argparse.Namespace) -> int:
-    client = AirflowClient(args.url)
+    client = AirflowClient(check_url(args.url), timeout=args.http_timeout)
     client.login(args.user, args.password or read_password(Path(args.password_file), args.user))
     dag_id = f"release_{args.service}"
     conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason}
@@ -166,6 +261,8 @@ def _release(args: argparse.Namespace) -> int:
     try:
         run = client.trigger(dag_id, conf)
     except ApiError as exc:
+        if exc.status not in (400, 404, 409, 422):
+            raise  # a login refused (4) or Airflow failing (6), not a refused release
         print(f"release refused: {exc.detail}", file=sys.stderr)
         return 2
     run_id = run["dag_run_id"]
@@ -203,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", help="prefer --password-file: a password here shows in the process list")
     parser.add_argument("--password-file", default=".airflow/simple_auth_manager_passwords.json")
+    parser.add_argument("--http-timeout", type=float, default=30, help="seconds to wait for each answer of Airflow (exit 5 after)")
     sub = parser.add_subparsers(dest="command", required=True)
     release = sub.add_parser("release", help="trigger a release and follow it to the end")
     release.add_argument("service")
@@ -210,9 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--git-ref", default=None)
     release.add_argument("--strategy", default=None)
     release.add_argument("--reason", default=None)
-    release.add_argument("--timeout", type=float, default=1800)
+    release.add_argument("--timeout", type=float, default=1800, help="seconds to follow the run (exit 7 after)")
     args = parser.parse_args(argv)
-    return _release(args)
+    try:
+        return _release(args)
+    except ClientError as exc:
+        print(f"deployflow.client: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ class ReleaseEntry:
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
         config: str | None = None,
     ) -> ReleaseEntry:
-        """``judged``: why canary analysis failed the release, if it did (else the deployer's reason, in rollback)."""
+        """``judged``: why the release failed before the deployer could say: the first task's refusal of the
+        request, or canary analysis (else the deployer's reason, in rollback)."""
         now = datetime.now(timezone.utc)
         return cls(
             service=request.get("service", "?"), environment=request.get("environment", "?"),

@@ -2,42 +2,68 @@
 
 The same rules feed Airflow's trigger-form Params (JSON schema, checked by
 Airflow before a run exists) and :meth:`ReleaseRequest.from_params` (checked
-again by the first task, so a run created some other way cannot skip them).
+again by the first task, so a run created some other way cannot skip them,
+and so what a JSON schema cannot say, such as "no unknown key", is still said).
+
+A manual or REST trigger names its environment; only the nightly schedule
+releases without one, to the catalog's ``nightly.environment``.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from deployflow.catalog import GIT_REF, STRATEGIES, Service
+from deployflow.catalog import GIT_REF_PATTERN, STRATEGIES, Service, check_git_ref
+from deployflow.catalog.refs import MAX_LENGTH as GIT_REF_MAX
 from deployflow.errors import ConfigError, one_of
 
 USE_CATALOG = "catalog"
 STRATEGY_CHOICES = (USE_CATALOG, *STRATEGIES)
 REASON_MAX = 500
-GIT_REF_PATTERN = GIT_REF.pattern
+# A reason is one line of text in the ledger and the logs: no control character (Cc), no format character
+# (Cf: the bidi controls U+202A-202E, U+2066-2069, U+200E/F that make text read differently from what it
+# is, zero-width ones), no line or paragraph separator.
+REASON_REFUSED_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+# The form's share of that rule, for Airflow's JSON-schema check before a run exists: the C0/C1 controls,
+# the bidi and zero-width characters, the separators. (The first task checks every category above.)
+# '$(?!\n)': the end of the text for Python's re.search too, whose '$' also matches before a final newline.
+REASON_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$(?!\n)"
+)
 
 
 def param_schema(service: Service) -> dict[str, dict[str, Any]]:
-    """JSON-schema fragments for the trigger form, one per parameter, with defaults."""
+    """JSON-schema fragments for the trigger form, one per parameter, with their defaults.
+
+    ``environment`` has no default, so Airflow refuses a trigger that does not name one (HTTP 400, no run)
+    unless the service has a nightly schedule: a scheduled run must pass Airflow's check with the defaults
+    alone, so there the default is null, which only the schedule may leave as it is (the first task refuses
+    it for any other run). A scheduled run's ref is the nightly's.
+    """
     environments = list(service.environments)
+    environment: dict[str, Any] = {
+        "type": "string",
+        "enum": environments,
+        "title": "Environment",
+        "description": "Where to release (required). Each has its own strategy in the catalog.",
+    }
+    git_ref = service.source.default_ref
+    if service.nightly is not None:
+        environment.update(type=["null", "string"], enum=[*environments, None], default=None, description=(
+            f"Where to release (required; only the nightly schedule leaves it empty, for {service.nightly.environment}). "
+            "Each has its own strategy in the catalog."))
+        git_ref = service.nightly.ref or git_ref
     return {
-        "environment": {
-            "default": environments[0],
-            "type": "string",
-            "enum": environments,
-            "title": "Environment",
-            "description": "Where to release. Each has its own strategy in the catalog.",
-        },
+        "environment": environment,
         "git_ref": {
-            "default": service.source.default_ref,
+            "default": git_ref,
             "type": "string",
             "pattern": GIT_REF_PATTERN,
             "minLength": 1,
-            "maxLength": 200,
+            "maxLength": GIT_REF_MAX,
             "title": "Git ref",
             "description": "Branch, tag or commit to release.",
         },
@@ -52,8 +78,9 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
             "default": "",
             "type": "string",
             "maxLength": REASON_MAX,
+            "pattern": REASON_PATTERN,
             "title": "Reason",
-            "description": "Why this release (recorded in the release ledger).",
+            "description": "Why this release (recorded in the release ledger); one line of text.",
         },
     }
 
@@ -68,26 +95,52 @@ class ReleaseRequest:
     requested_by: str
 
     @classmethod
-    def from_params(cls, service: Service, params: Mapping[str, Any], *, requested_by: str = "") -> ReleaseRequest:
-        """Validate ``params`` against ``service``; the strategy is resolved from the catalog if asked."""
-        unknown = sorted(set(params) - set(param_schema(service)))
+    def from_params(
+        cls, service: Service, params: Mapping[str, Any], *, requested_by: str = "", scheduled: bool = False,
+    ) -> ReleaseRequest:
+        """Validate ``params`` against ``service``; the strategy is resolved from the catalog if asked.
+
+        ``scheduled``: the run is the nightly schedule's, the only one that may leave the environment out.
+        """
+        valid = tuple(param_schema(service))
+        unknown = sorted(set(params) - set(valid), key=str)
         if unknown:
-            raise ConfigError(f"params.{unknown[0]}", f"unknown parameter; valid ones are {', '.join(param_schema(service))}")
-        environment = params.get("environment")
-        if environment not in service.environments:
-            raise ConfigError("params.environment", one_of(environment, tuple(service.environments)))
-        git_ref = params.get("git_ref") or service.source.default_ref
-        if not isinstance(git_ref, str) or not re.match(GIT_REF_PATTERN, git_ref):
-            raise ConfigError("params.git_ref", f"{git_ref!r} is not valid; must be a branch, tag or commit name")
+            others = f" (and {', '.join(map(str, unknown[1:]))} too)" if len(unknown) > 1 else ""
+            raise ConfigError(f"params.{unknown[0]}", f"unknown parameter{others}; valid ones are {', '.join(valid)}")
+        environment = _environment(service, params.get("environment"), scheduled)
+        git_ref = check_git_ref(params.get("git_ref") or service.source.default_ref, "params.git_ref")
         strategy = params.get("strategy") or USE_CATALOG
         if strategy not in STRATEGY_CHOICES:
             raise ConfigError("params.strategy", one_of(strategy, STRATEGY_CHOICES))
         if strategy == USE_CATALOG:
             strategy = service.environments[environment].strategy
-        reason = params.get("reason") or ""
-        if not isinstance(reason, str) or len(reason) > REASON_MAX:
-            raise ConfigError("params.reason", f"must be text of at most {REASON_MAX} characters")
+        reason = _reason(params.get("reason") or "")
         return cls(service.name, environment, git_ref, strategy, reason, requested_by)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+def _environment(service: Service, environment: Any, scheduled: bool) -> str:
+    valid = tuple(service.environments)
+    if environment is None:
+        if scheduled and service.nightly is not None:
+            return service.nightly.environment
+        # Never a silent default: a release to the wrong environment is the one mistake not to make quietly.
+        raise ConfigError("params.environment", f"is required (only the nightly schedule may leave it out); "
+                                                f"valid values are {', '.join(repr(v) for v in valid)}")
+    if environment not in valid:
+        raise ConfigError("params.environment", one_of(environment, valid))
+    return environment
+
+
+def _reason(reason: Any) -> str:
+    if not isinstance(reason, str) or len(reason) > REASON_MAX:
+        raise ConfigError("params.reason", f"must be text of at most {REASON_MAX} characters")
+    for char in reason:
+        category = unicodedata.category(char)
+        if category in REASON_REFUSED_CATEGORIES:
+            name = unicodedata.name(char, "a control character")
+            raise ConfigError("params.reason", f"contains U+{ord(char):04X} ({name}, category {category}); "
+                                               "a reason is one line of visible text")
+    return reason

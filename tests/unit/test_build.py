@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import docker
 import pytest
+import requests
+from docker.errors import APIError
 
-from deployflow.build import build_image, build_kwargs, image_spec, push_image
+from deployflow.build import ImageSpec, build_image, build_kwargs, image_spec, push_image
 from deployflow.catalog import parse_service
 from deployflow.checkout import Checkout
-from deployflow.errors import StageFailed
+from deployflow.errors import ConfigError, StageFailed
 
 SERVICE = parse_service({
     "name": "shop",
@@ -119,3 +122,102 @@ def test_push_failures_are_clear(chunks, says):
     built = build_image(FakeEngine([{"stream": "ok"}]), spec())
     with pytest.raises(StageFailed, match=says):
         push_image(engine, built, spec())
+
+
+# ---- what the engine may be sent: the checkout's own files, nothing else ----------------------------
+
+def checkout_with(tmp_path, links: dict[str, str]) -> Checkout:
+    """A checkout holding services/shop/Dockerfile, a secret beside the checkout, and ``links`` (name -> target)."""
+    src = tmp_path / "src"
+    (src / "services" / "shop").mkdir(parents=True)
+    (src / "services" / "shop" / "Dockerfile").write_text("FROM base\n")
+    (src / "README").write_text("not a Dockerfile\n")
+    (tmp_path / "secret").write_text("root:$y$not-for-the-log\n")
+    for name, target in links.items():
+        (src / name).symlink_to(target)
+    return Checkout(sha=SOURCE.sha, ref="main", path=str(src), seconds=0.1)
+
+
+def service_building(context: str, dockerfile: str):
+    return parse_service({"name": "shop", "source": {"repo": "/srv/shop", "context": context},
+                          "build": {"dockerfile": dockerfile}, "environments": {"dev": {"port": 18101}}})
+
+
+@pytest.mark.parametrize(("links", "context", "dockerfile", "error"), [
+    ({"services/shop/Dockerfile.evil": "../../../secret"}, "services/shop", "Dockerfile.evil",
+     "build.dockerfile: 'Dockerfile.evil' resolves outside the build context 'services/shop' (through a symlink)"),
+    ({"services/shop/up": "../../README"}, "services/shop", "up",  # inside the checkout, outside the context
+     "build.dockerfile: 'up' resolves outside the build context 'services/shop' (through a symlink)"),
+    ({"outside": ".."}, "outside", "secret",
+     "source.context: 'outside' resolves outside the checkout (through a symlink)"),
+    ({"etc": "/etc"}, "etc", "passwd", "source.context: 'etc' resolves outside the checkout (through a symlink)"),
+])
+def test_a_symlink_out_of_the_checkout_or_context_is_refused_before_any_docker_call(tmp_path, links, context, dockerfile, error):
+    source = checkout_with(tmp_path, links)
+    with pytest.raises(ConfigError) as caught:
+        image_spec(service_building(context, dockerfile), source, branch="main", build_type="release", base_image="b")
+    assert str(caught.value).startswith(error)
+    assert "not-for-the-log" not in str(caught.value)
+
+
+def test_a_symlink_that_stays_inside_is_built_from_its_real_place(tmp_path):
+    source = checkout_with(tmp_path, {"shop": "services/shop", "services/shop/Dockerfile.link": "Dockerfile"})
+    s = image_spec(service_building("shop", "Dockerfile.link"), source, branch="main", build_type="release", base_image="b")
+    assert (s.context, s.dockerfile) == (str((tmp_path / "src" / "services" / "shop").resolve()), "Dockerfile")
+
+
+def test_build_image_checks_a_hand_made_spec_too(tmp_path):
+    checkout_with(tmp_path, {})
+    engine = FakeEngine([{"stream": "ok"}])
+    bad = ImageSpec(context=str(tmp_path / "src"), dockerfile="../secret", repository="shop", tag="x")
+    with pytest.raises(ConfigError, match="build.dockerfile: '../secret' resolves outside the build context"):
+        build_image(engine, bad)
+    assert engine.calls == []
+
+
+class RefusingEngine(FakeEngine):
+    """The engine answers the build with an HTTP error, as docker.APIClient raises it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__([])
+        self.error = error
+
+    def build(self, **kwargs: Any):
+        self.calls.append(("build", kwargs))
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "says"), [
+    (APIError("500 Server Error", explanation="dockerfile parse error on line 1:\nunknown instruction: X"),
+     "build of 127.0.0.1:5000/shop:0123456789ab failed: APIError: dockerfile parse error on line 1: unknown instruction: X"),
+    (requests.exceptions.ReadTimeout("read timed out"),
+     "build of 127.0.0.1:5000/shop:0123456789ab failed: ReadTimeout: read timed out"),
+    (APIError("500 Server Error", explanation="x" * 1000),
+     "build of 127.0.0.1:5000/shop:0123456789ab failed: APIError: " + "x" * 300 + "..."),
+])
+def test_an_engine_error_is_the_stages_one_line_error(error, says):
+    with pytest.raises(StageFailed) as caught:
+        build_image(RefusingEngine(error), spec())
+    assert str(caught.value) == says
+
+
+def test_no_engine_at_all_is_one_line_from_the_real_sdk(tmp_path):
+    """The docker SDK itself, on a socket nothing listens on."""
+    client = docker.APIClient(base_url=f"unix://{tmp_path}/no-engine.sock", version="1.47", timeout=5)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM base\n")
+    local = ImageSpec(context=str(tmp_path / "ctx"), dockerfile="Dockerfile", repository="shop", tag="x")
+    with pytest.raises(StageFailed) as caught:
+        build_image(client, local)
+    message = str(caught.value)
+    assert message.startswith("build of shop:x failed: ConnectionError: ") and "\n" not in message
+
+
+def test_a_push_the_engine_refuses_is_one_line():
+    class NoPush(FakeEngine):
+        def push(self, repository: str, tag: str | None = None, **kwargs: Any):
+            raise APIError("500 Server Error", explanation="Get http://127.0.0.1:5000/v2/: connection refused")
+
+    built = build_image(FakeEngine([{"stream": "ok"}]), spec())
+    with pytest.raises(StageFailed, match="^push of 127.0.0.1:5000/shop:0123456789ab failed: APIError: Get http"):
+        push_image(NoPush([]), built, spec())

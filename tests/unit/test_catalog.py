@@ -74,6 +74,16 @@ DELETE = object()
         ("source", DELETE, "source", "is required"),
         ("source.repo", 42, "source.repo", "must be a string"),
         ("source.context", "../other", "source.context", "relative path inside"),
+        # Paths the build sends to Docker stay inside as written (the build checks symlinks: test_build.py).
+        ("source.context", "/srv/other", "source.context", "must be a relative path inside the repository, without '..'"),
+        ("source.context", "app/../../other", "source.context", "must be a relative path inside the repository"),
+        ("source.context", "app\n", "source.context", "contains U+000A"),
+        ("build.dockerfile", "../../etc/shadow", "build.dockerfile", "must be a relative path inside the build context, without '..'"),
+        ("build.dockerfile", "/etc/shadow", "build.dockerfile", "must be a relative path inside the build context"),
+        ("build.dockerfile", "docker/../../x", "build.dockerfile", "must be a relative path inside the build context"),
+        ("build.dockerfile", "Docker\x00file", "build.dockerfile", "contains U+0000"),
+        ("build.dockerfile", "Dockerfile\n", "build.dockerfile", "contains U+000A"),
+        ("build.dockerfile", "", "build.dockerfile", "must be a relative path inside the build context"),
         ("source.default_ref", "-x", "source.default_ref", "branch, tag or commit"),
         ("build.args", ["A=1"], "build.args", "mapping of build-arg names"),
         ("build.timeout_s", 0, "build.timeout_s", "from 10 to 7200"),
@@ -96,6 +106,12 @@ DELETE = object()
         ("environments.prod.replicas", 0, "environments.prod.replicas", "from 1 to 50"),
         ("environments.prod.replicas", True, "environments.prod.replicas", "whole number"),
         ("environments.prod.health", {"ready": "ready"}, "environments.prod.health.ready", "starting with '/'"),
+        # Every pattern matches the whole value: '$' alone would let a trailing newline through (into haproxy.cfg).
+        ("environments.prod.health", {"ready": "/ready\n"}, "environments.prod.health.ready", "starting with '/'"),
+        ("environments.prod.health", {"live": "/live\nhttp-request deny"}, "environments.prod.health.live", "starting with '/'"),
+        ("name", "shop\n", "name", "lower-case"),
+        ("source.default_ref", "main\n", "source.default_ref", "contains U+000A"),
+        ("nightly", {"cron": "0 2 * * *", "ref": "main\n"}, "nightly.ref", "contains U+000A"),
         ("environments.dev", "rolling", "environments.dev", "must be a mapping"),
         ("nightly", {"cron": "every night"}, "nightly.cron", "not a valid cron"),
         ("nightly", {"cron": "0 2 * * *", "environment": "qa"}, "nightly.environment", "'dev', 'staging', 'prod'"),
@@ -116,6 +132,14 @@ def test_each_rule_names_the_field(path, value, error_path, says):
         parse_service(with_change(path, value))
     assert caught.value.path == error_path
     assert says in caught.value.message
+
+
+def test_the_nightly_environment_is_one_the_service_has():
+    doc = with_change("nightly", {"cron": "0 2 * * *", "environment": "prod"})
+    del doc["environments"]["prod"]
+    with pytest.raises(ConfigError) as caught:
+        parse_service(doc)
+    assert str(caught.value) == "nightly.environment: 'prod' is not valid; valid values are 'dev', 'staging'"
 
 
 def test_a_bad_file_is_named(tmp_path):
@@ -194,6 +218,9 @@ def test_a_kubernetes_environment_takes_the_seed_defaults():
     (("staging", "kubernetes", "on_finish_action", "delete"), "environments.staging.kubernetes.on_finish_action",
      "valid values are 'delete_pod', 'delete_succeeded_pod', 'keep_pod'"),
     (("staging", "kubernetes", "hostnames", ["Shop.Example.com"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
+    (("staging", "kubernetes", "hostnames", ["shop.example.com\n"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
+    (("staging", "kubernetes", "namespace", "shop\n"), "environments.staging.kubernetes.namespace", "use lower-case letters"),
+    (("staging", "kubernetes", "cpu", "1\n"), "environments.staging.kubernetes.cpu", "must be a Kubernetes quantity"),
     (("staging", "kubernetes", "namespace", "prod"), "environments.prod.kubernetes.namespace", "is already staging's namespace"),
     (("staging", "platform", "docker"), "environments.staging.port", "is required on the docker platform"),
 ])

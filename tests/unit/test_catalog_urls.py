@@ -6,6 +6,7 @@ import pytest
 
 from deployflow.catalog import Service, front_url, parse_service
 from deployflow.catalog.urls import docker_url, in_cluster_url, service_url
+from deployflow.errors import ConfigError
 from deployflow.kubernetes.manifests import Manifests
 
 PROXY = "http://127.0.0.1:8001/api/v1/namespaces/{namespace}/services/{name}:80/proxy/"
@@ -56,3 +57,40 @@ def test_in_cluster_url_is_cluster_dns(url, service_name, expected):
 @pytest.mark.parametrize(("port", "expected"), [(18101, "http://127.0.0.1:18101"), (20000, "http://127.0.0.1:20000")])
 def test_docker_url_is_loopback(port, expected):
     assert docker_url(port) == expected
+
+
+def kubernetes(**block) -> dict:
+    return {"platform": "kubernetes", "kubernetes": block}
+
+
+@pytest.mark.parametrize(("field", "template", "says"), [
+    ("url", "http://{name.__class__}.example.com", "{name.__class__}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{name[0]}.{namespace}", "{name[0]}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{name:>99999}", "{name:>99999}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{name!r}.svc", "{name!r}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{name}.{zone}", "{zone}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{}.{name}", "{}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{0}.{name}", "{0}; the only placeholders are {name} and {namespace}"),
+    ("url", "http://{name", "expected '}' before end of string"),
+    ("url", "http://{name}}", "Single '}' encountered in format string"),
+    ("url", "http://example.com", "must be an http(s) URL containing {name}"),
+    ("url", "ftp://{name}.example.com", "must be an http(s) URL containing {name}"),
+    ("url", "http:///{name}", "must be an http(s) URL containing {name}"),
+    ("url", "http://{name}.example.com/\nx", "must be an http(s) URL containing {name}"),
+    ("url", 42, "must be an http(s) URL containing {name}"),
+    ("front_url", "https://{name.__init__.__globals__}", "{name.__init__.__globals__}; the only placeholders are"),
+    ("front_url", "https://shop.example.com:{namespace:08}", "{namespace:08}; the only placeholders are"),
+    ("front_url", "javascript:alert(1)", "must be an http(s) URL"),
+    ("front_url", "shop.example.com", "must be an http(s) URL"),
+    ("front_url", "https://shop example.com", "must be an http(s) URL"),
+])
+def test_a_url_template_is_refused_unless_its_fields_are_bare_name_and_namespace(field, template, says):
+    with pytest.raises(ConfigError) as caught:
+        service(kubernetes(**{field: template}))
+    assert caught.value.path == f"environments.staging.kubernetes.{field}"
+    assert caught.value.message.startswith(f"{template!r} is not valid") and says in caught.value.message
+
+
+def test_the_front_url_takes_the_same_placeholders():
+    shop = service(kubernetes(namespace="shop-staging", front_url="https://{name}.{namespace}.example.com/"))
+    assert front_url(shop, shop.environments["staging"]) == "https://shop.shop-staging.example.com"

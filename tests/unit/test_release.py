@@ -32,7 +32,14 @@ BAD = [
     ({"environment": "dev", "strategy": "big-bang"}, "params.strategy", "'catalog', 'rolling', 'canary', 'blue-green'"),
     ({"environment": "dev", "git_ref": "--upload-pack=evil"}, "params.git_ref", "branch, tag or commit"),
     ({"environment": "dev", "git_ref": "a b"}, "params.git_ref", "branch, tag or commit"),
+    ({"environment": "dev", "git_ref": "main\n"}, "params.git_ref", "contains U+000A"),
+    ({"environment": "dev", "git_ref": "a..b"}, "params.git_ref", "contains '..'"),
     ({"environment": "dev", "reason": "x" * 501}, "params.reason", "at most 500"),
+    ({"environment": "dev", "reason": "fix\n"}, "params.reason", "contains U+000A"),
+    ({"environment": "dev", "reason": "ok \u202etxt.exe"}, "params.reason", "contains U+202E (RIGHT-TO-LEFT OVERRIDE, category Cf)"),
+    ({"environment": "dev", "reason": "\u2066isolate"}, "params.reason", "contains U+2066"),
+    ({"environment": "dev", "reason": "mark\u200f"}, "params.reason", "contains U+200F"),
+    ({"environment": "dev", "reason": "bell\x07"}, "params.reason", "contains U+0007"),
 ]
 
 
@@ -49,16 +56,72 @@ def test_unknown_param_is_refused():
         ReleaseRequest.from_params(SERVICE, {"environment": "dev", "colour": "blue"})
 
 
+def test_every_unknown_param_is_named_with_the_valid_ones():
+    with pytest.raises(ConfigError) as caught:
+        ReleaseRequest.from_params(SERVICE, {"environment": "dev", "size": 1, "colour": "blue"})
+    assert str(caught.value) == "params.colour: unknown parameter (and size too); valid ones are environment, git_ref, strategy, reason"
+
+
 @pytest.mark.parametrize(("params", "path", "says"), BAD)
 def test_the_form_schema_refuses_what_the_core_refuses(params, path, says):
-    """Airflow validates the trigger form and REST conf with this JSON schema."""
+    """Airflow validates the trigger form and REST conf with this JSON schema (jsonschema: re.search)."""
     schema = param_schema(SERVICE)
     name = path.split(".")[1]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(params[name], {k: v for k, v in schema[name].items() if k != "default"})
 
 
-def test_the_form_defaults_are_valid():
-    defaults = {name: spec["default"] for name, spec in param_schema(SERVICE).items()}
-    assert defaults == {"environment": "dev", "git_ref": "main", "strategy": "catalog", "reason": ""}
-    assert ReleaseRequest.from_params(SERVICE, defaults).environment == "dev"
+@pytest.mark.parametrize("reason", ["", "CI build 42", "déploiement: ünïcode ✓ 🚀", "a" * 500])
+def test_a_reason_of_visible_text_passes_both_checks(reason):
+    assert ReleaseRequest.from_params(SERVICE, {"environment": "dev", "reason": reason}).reason == reason
+    jsonschema.validate(reason, {k: v for k, v in param_schema(SERVICE)["reason"].items() if k != "default"})
+
+
+def test_the_form_schema_patterns_are_ecma_regexes_too():
+    """The UI checks the same pattern in the browser: no Python-only syntax (\\Z, (?P<...>), inline flags)."""
+    for spec in param_schema(SERVICE).values():
+        if "pattern" in spec:
+            assert spec["pattern"].startswith("^") and spec["pattern"].endswith("$(?!\\n)")
+            assert "\\Z" not in spec["pattern"] and "(?P" not in spec["pattern"] and "(?i" not in spec["pattern"]
+
+
+def test_the_form_defaults_are_valid_and_name_no_environment():
+    """Without a nightly schedule the environment has no default: Airflow refuses a trigger that names none."""
+    schema = param_schema(SERVICE)
+    assert "default" not in schema["environment"]
+    defaults = {name: spec["default"] for name, spec in schema.items() if "default" in spec}
+    assert defaults == {"git_ref": "main", "strategy": "catalog", "reason": ""}
+    assert ReleaseRequest.from_params(SERVICE, {**defaults, "environment": "dev"}).environment == "dev"
+
+
+NIGHTLY = parse_service({
+    "name": "shop", "source": {"repo": "/srv/shop", "default_ref": "main"},
+    "environments": {"dev": {"port": 18101}, "staging": {"port": 18102}},
+    "nightly": {"cron": "0 2 * * *", "environment": "staging", "ref": "nightly"},
+})
+
+
+@pytest.mark.parametrize(("service", "params", "scheduled"), [
+    (SERVICE, {}, False),
+    (SERVICE, {"environment": None}, False),
+    (NIGHTLY, {}, False),  # a manual trigger of a nightly service names its environment too
+    (NIGHTLY, {"environment": None, "git_ref": "main"}, False),
+    (SERVICE, {}, True),  # no nightly: nothing to fall back on
+])
+def test_a_trigger_that_names_no_environment_is_refused(service, params, scheduled):
+    with pytest.raises(ConfigError) as caught:
+        ReleaseRequest.from_params(service, params, requested_by="alice", scheduled=scheduled)
+    assert str(caught.value).startswith("params.environment: is required (only the nightly schedule may leave it out); "
+                                        "valid values are 'dev', 'staging'")
+
+
+def test_only_the_nightly_schedule_releases_to_the_nightly_environment():
+    defaults = {name: spec["default"] for name, spec in param_schema(NIGHTLY).items()}
+    assert defaults == {"environment": None, "git_ref": "nightly", "strategy": "catalog", "reason": ""}
+    request = ReleaseRequest.from_params(NIGHTLY, defaults, requested_by="scheduled", scheduled=True)
+    assert (request.environment, request.git_ref, request.strategy) == ("staging", "nightly", "canary")
+    # Airflow's check of the defaults (a scheduled run has nothing else) passes: null is in the enum.
+    spec = {k: v for k, v in param_schema(NIGHTLY)["environment"].items() if k != "default"}
+    jsonschema.validate(None, spec)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("prod", spec)

@@ -73,12 +73,9 @@ def release_dags(catalog: Path | None = None) -> dict[str, DAG]:
 
 
 def release_dag(service: Service, service_file: Path) -> DAG:
-    schema = param_schema(service)
-    if service.nightly is not None:
-        # A scheduled run takes the defaults: make them the nightly's.
-        schema["environment"]["default"] = service.nightly.environment
-        schema["git_ref"]["default"] = service.nightly.ref or service.source.default_ref
-    params = {name: Param(spec.pop("default"), **spec) for name, spec in schema.items()}
+    # Airflow checks a trigger's conf against these before a run exists (HTTP 400 otherwise); a param
+    # without "default" (the environment, unless there is a nightly schedule) must be given.
+    params = {name: Param(**spec) for name, spec in param_schema(service).items()}
 
     with DAG(
         dag_id=f"release_{service.name}",

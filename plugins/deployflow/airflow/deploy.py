@@ -32,8 +32,8 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
-from deployflow.airflow.operators import docker_url
-from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, RESOLVE, ROLLBACK, SHIFT
+from deployflow.airflow.operators import docker_url, requested_by
+from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, REFUSED, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url, project_root
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.ledger import Ledger, ReleaseEntry
@@ -187,14 +187,16 @@ class ReleaseRecordOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
-        request = pulled[RESOLVE] or {}
-        outcome = self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
+        refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
+        # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
+        request = pulled[RESOLVE] or {"service": self.service.name, "requested_by": requested_by(context["dag_run"])}
+        outcome = "refused" if refused else self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome,
             commit=(pulled[CHECKOUT] or {}).get("sha"), image=(pulled[BUILD] or {}).get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
-            judged=analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
+            judged=refused or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
         )
         Ledger(state_dir() / "ledger.jsonl").append(entry)
@@ -205,7 +207,8 @@ class ReleaseRecordOperator(BaseOperator):
                 ti.xcom_push(key="live", value=live)
         if outcome != "promoted":
             because = f": {entry.failure}" if entry.failure else ""
-            raise AirflowFailException(f"release of {self.service.name} {entry.version or ''}: {outcome}{because}")
+            version = f" {entry.version}" if entry.version else ""
+            raise AirflowFailException(f"release of {self.service.name}{version}: {outcome}{because}")
         return entry.to_dict()
 
     @staticmethod

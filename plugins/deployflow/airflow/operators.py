@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -24,7 +24,7 @@ from docker.types import Mount
 
 from deployflow import build, testing
 from deployflow.airflow.deployer_step import log_lines
-from deployflow.airflow.task_ids import CHECKOUT, RESOLVE
+from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
 from deployflow.checkout import Checkout, checkout
 from deployflow.errors import DeployflowError
@@ -50,6 +50,16 @@ def run_workspace(service: str, run_id: str) -> Path:
     return workspace_root() / service / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
 
 
+def requested_by(dag_run: Any) -> str:
+    """Who asked for the run: the user who triggered it (UI or REST), else its run type (``scheduled``)."""
+    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+
+
+def is_scheduled(dag_run: Any) -> bool:
+    """The run is the nightly schedule's (``DagRunType.SCHEDULED``, whichever way it prints)."""
+    return str(dag_run.run_type).lower().endswith("scheduled")
+
+
 class ResolveReleaseOperator(BaseOperator):
     """Validate the run's params against the catalog and push the release request to XCom.
 
@@ -64,10 +74,13 @@ class ResolveReleaseOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, str]:
         dag_run = context["dag_run"]
-        requested_by = getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
         try:
-            request = ReleaseRequest.from_params(self.service, dict(context["params"]), requested_by=requested_by)
+            request = ReleaseRequest.from_params(
+                self.service, dict(context["params"]), requested_by=requested_by(dag_run), scheduled=is_scheduled(dag_run),
+            )
         except DeployflowError as exc:
+            # The record task writes the refusal to the ledger (who asked comes from the run itself).
+            context["ti"].xcom_push(key=REFUSED, value=str(exc))
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "release %s of %s to %s with %s, requested by %s%s",
@@ -131,20 +144,23 @@ class ImageBuildOperator(BaseOperator):
         request = ti.xcom_pull(task_ids=RESOLVE)
         registry = Variable.get("deployflow_registry", default=None) or None
         base_image = Variable.get("deployflow_base_image", default=DEFAULT_BASE_IMAGE)
-        build_type = "nightly" if str(context["dag_run"].run_type).endswith("scheduled") else "release"
-        spec = build.image_spec(
-            self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
-            base_image=base_image, registry=registry,
-        )
-        client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
+        build_type = "nightly" if is_scheduled(context["dag_run"]) else "release"
         started = time.monotonic()
         try:
+            # image_spec refuses a context or Dockerfile outside the checkout before any Docker call.
+            spec = build.image_spec(
+                self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
+                base_image=base_image, registry=registry,
+            )
+            client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
             built = build.build_image(client, spec)
             self.log.info("build: %s (%s, %.1f MB) in %.1f s", built.ref, built.image_id[:19], built.size_mb, built.seconds)
             if registry:
                 built = build.push_image(client, built, spec)
         except DeployflowError as exc:
             raise AirflowFailException(str(exc)) from None
+        except (*build.ENGINE_ERRORS, AirflowException) as exc:  # the hook found no engine (the build's own: above)
+            raise AirflowFailException(str(build.engine_failure("build: reaching the Docker engine", exc))) from None
         self.log.info("build stage done in %.1f s: %s pushed=%s", time.monotonic() - started, built.ref, built.pushed)
         return built.to_dict()
 

@@ -18,3 +18,6 @@ ROLLBACK = "rollback"
 RECORD = "record"
 
 DEPLOYER_STEPS = (PREPARE, SHIFT, PROMOTE, ROLLBACK)
+
+# The XCom key under which resolve leaves why it refused a request, for the record task's ledger line.
+REFUSED = "refused"

@@ -14,6 +14,7 @@ can act on instead of a KeyError deep inside a task.
   ``judging.py`` the parsers of the judged blocks (``analysis``, ``post_promotion``).
 - ``loading.py``: where the catalog is (``project_root``, ``catalog_dir``) and
   ``load_service`` / ``load_catalog``, whose errors name the file.
+- ``refs.py``: git ref names by git's own rules (``check_git_ref``), for the catalog and the release request.
 - ``urls.py``: every URL a service is reached at: the Docker host, a Kubernetes
   Service through the catalog's ``url`` template, cluster DNS, and ``front_url``.
 
@@ -28,7 +29,6 @@ from deployflow.catalog.model import (
     DEFAULT_STRATEGY,
     DIRECTIONS,
     ENVIRONMENTS,
-    GIT_REF,
     METRIC_KINDS,
     NODATA_POLICIES,
     ON_FINISH_ACTIONS,
@@ -52,6 +52,7 @@ from deployflow.catalog.model import (
     Tests,
 )
 from deployflow.catalog.parsing import parse_service
+from deployflow.catalog.refs import GIT_REF_PATTERN, check_git_ref
 from deployflow.catalog.urls import front_url
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "DIRECTIONS",
     "ENVIRONMENTS",
-    "GIT_REF",
+    "GIT_REF_PATTERN",
     "METRIC_KINDS",
     "NODATA_POLICIES",
     "ON_FINISH_ACTIONS",
@@ -82,6 +83,7 @@ __all__ = [
     "Source",
     "Tests",
     "catalog_dir",
+    "check_git_ref",
     "front_url",
     "load_catalog",
     "load_service",

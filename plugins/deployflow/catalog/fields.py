@@ -6,7 +6,9 @@ and what would have been right: the valid fields, values or range.
 
 from __future__ import annotations
 
+import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,12 +39,26 @@ class Fields:
         return self.raw[key]
 
     def string(self, key: str, default: str | None = None, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        """A string; with ``pattern``, one the pattern matches whole (fullmatch: no trailing newline slips past '$')."""
         value = self.raw.get(key, default)
         if value is None:
             raise ConfigError(self.at(key), "is required")
         if not isinstance(value, str):
             raise ConfigError(self.at(key), f"must be a string, got {value!r}")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
+            raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
+        return value
+
+    def relative_path(self, key: str, default: str, *, inside: str) -> str:
+        """A path relative to ``inside`` (the repository, the build context) that stays there as written:
+        not absolute, no ``..`` component, no control character (NUL, newline). Symlinks are the build's to
+        check, once the files exist (``deployflow.build.contained_build_paths``)."""
+        value = self.string(key, default)
+        hint = f"must be a relative path inside {inside}, without '..'"
+        for char in value:
+            if unicodedata.category(char) == "Cc":
+                raise ConfigError(self.at(key), f"{value!r} is not valid: it contains U+{ord(char):04X}; {hint}")
+        if not value or value.startswith("/") or os.path.isabs(value) or ".." in value.split("/"):
             raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
         return value
 
@@ -52,7 +68,7 @@ class Fields:
         if not isinstance(values, list):
             raise ConfigError(self.at(key), "must be a list")
         for i, value in enumerate(values):
-            if not isinstance(value, str) or not pattern.match(value):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
                 raise ConfigError(f"{self.at(key)}[{i}]", f"{value!r} is not valid; {hint}")
         return tuple(values)
 

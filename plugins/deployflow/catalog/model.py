@@ -28,14 +28,15 @@ METRIC_KINDS = ("errors", "histogram", "series")
 TRAFFIC_MODES = ("gateway", "replicas")
 ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "keep_pod")
 
-SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
-HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-GIT_REF = re.compile(r"^(?!-)[A-Za-z0-9._/@^~-]{1,200}$")
-METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
-HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-CONNECTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+# Matched whole (re.fullmatch, in Fields): with re.match, '$' would also take a trailing newline ("main\n").
+# Git ref names have their own rules: refs.py.
+SERVICE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
+HTTP_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?")
+HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+CONNECTION_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ class Kubernetes:
     ``{namespace}`` the namespace (the default is the in-cluster address;
     an ingress or ``kubectl proxy`` address works as well). ``front_url`` is
     where clients reach the release (the Gateway's listener with Gateway API
-    traffic), by default the ``url`` of the service's main Service. The
+    traffic), by default the ``url`` of the service's main Service; it takes
+    the same placeholders, ``{name}`` being the main Service's. The
     deployer pod itself always probes the in-cluster address.
     """
 

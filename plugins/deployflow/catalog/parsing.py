@@ -7,9 +7,7 @@ service). The first bad value raises :class:`ConfigError` with its dotted path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from deployflow.catalog import urls
@@ -21,7 +19,6 @@ from deployflow.catalog.model import (
     DEFAULT_STRATEGY,
     DNS_LABEL,
     ENVIRONMENTS,
-    GIT_REF,
     HOSTNAME,
     HTTP_PATH,
     ON_FINISH_ACTIONS,
@@ -42,6 +39,8 @@ from deployflow.catalog.model import (
     Source,
     Tests,
 )
+from deployflow.catalog.ports import port_user, stack_ports_text
+from deployflow.catalog.refs import check_git_ref
 from deployflow.errors import ConfigError, one_of
 
 
@@ -49,6 +48,10 @@ def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
     top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly"))
     name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
+    environments = _environments(top.required("environments"), top.at("environments"))
+    nightly = _nightly(top.get("nightly"), top.at("nightly"))
+    if nightly is not None and nightly.environment not in environments:
+        raise ConfigError(top.at("nightly.environment"), one_of(nightly.environment, tuple(environments)))
     return Service(
         name=name,
         description=top.string("description", ""),
@@ -57,20 +60,17 @@ def parse_service(raw: Any) -> Service:
         source=_source(top.required("source"), top.at("source")),
         build=_build(top.get("build", {}), top.at("build")),
         tests=_tests(top.get("tests", {}), top.at("tests")),
-        environments=_environments(top.required("environments"), top.at("environments")),
-        nightly=_nightly(top.get("nightly"), top.at("nightly")),
+        environments=environments,
+        nightly=nightly,
     )
 
 
 def _source(raw: Any, path: str) -> Source:
     f = Fields(raw, path, ("repo", "context", "default_ref"))
-    context = f.string("context", ".")
-    if os.path.isabs(context) or ".." in Path(context).parts:
-        raise ConfigError(f.at("context"), f"{context!r} is not valid; must be a relative path inside the repository")
     return Source(
         repo=f.string("repo"),
-        context=context,
-        default_ref=f.string("default_ref", "HEAD", pattern=GIT_REF, hint="must be a branch, tag or commit name"),
+        context=f.relative_path("context", ".", inside="the repository"),
+        default_ref=check_git_ref(f.get("default_ref", "HEAD"), f.at("default_ref")),
     )
 
 
@@ -80,7 +80,7 @@ def _build(raw: Any, path: str) -> Build:
     if not isinstance(args, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in args.items()):
         raise ConfigError(f.at("args"), "must be a mapping of build-arg names to strings")
     return Build(
-        dockerfile=f.string("dockerfile", "Dockerfile"),
+        dockerfile=f.relative_path("dockerfile", "Dockerfile", inside="the build context"),
         args={k: str(v) for k, v in args.items()},
         timeout_s=f.integer("timeout_s", 900, low=10, high=7200),
     )
@@ -128,6 +128,9 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
         namespaces[env.kubernetes.namespace] = env.name
     seen: dict[int, str] = {}
     for env in environments.values():
+        if env.port is not None and (user := port_user(env.port)) is not None:
+            raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is {user}; a front port must be none of the "
+                                                          f"local stack's ({stack_ports_text()})")
         if env.port is not None and env.port in seen:
             raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is already the port of {seen[env.port]}")
         if env.port is not None:
@@ -168,16 +171,10 @@ def _kubernetes(environment: str, raw: Any, path: str) -> Kubernetes:
     f = Fields(raw, path, ("namespace", "connection_id", "service_account", "url", "front_url", "traffic", "gateway", "gateway_namespace",
                            "hostnames", "image_pull_secrets", "on_finish_action"))
     dns = "use lower-case letters, digits and '-', at most 63 characters"
-    url = f.string("url", Kubernetes.url)
-    if not url.startswith(("http://", "https://")) or "{name}" not in url:
-        raise ConfigError(f.at("url"), f"{url!r} is not valid; must be an http(s) URL containing {{name}} (the Service's name)")
-    try:
-        urls.service_url(url, name="x", namespace="x")
-    except (KeyError, IndexError, ValueError):
-        raise ConfigError(f.at("url"), f"{url!r} is not valid; the only placeholders are {{name}} and {{namespace}}") from None
+    url = urls.check_url_template(f.get("url", Kubernetes.url), f.at("url"), require_name=True)
     front = f.get("front_url")
-    if front is not None and not (isinstance(front, str) and front.startswith(("http://", "https://"))):
-        raise ConfigError(f.at("front_url"), f"{front!r} is not valid; must be an http(s) URL")
+    if front is not None:
+        urls.check_url_template(front, f.at("front_url"))
     gateway_namespace = f.get("gateway_namespace")
     if gateway_namespace is not None:
         f.string("gateway_namespace", pattern=DNS_LABEL, hint=dns)
@@ -251,5 +248,5 @@ def _nightly(raw: Any, path: str) -> Nightly | None:
         raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
     ref = f.get("ref")
     if ref is not None:
-        f.string("ref", pattern=GIT_REF, hint="must be a branch, tag or commit name")
+        check_git_ref(ref, f.at("ref"))
     return Nightly(cron=cron, environment=f.choice("environment", ENVIRONMENTS, "dev"), ref=ref)

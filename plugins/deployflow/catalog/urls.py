@@ -2,18 +2,51 @@
 
 On a Docker host each proxy and container listens on loopback; on Kubernetes a
 Service is reached through the environment's ``url`` template (by default cluster
-DNS), and clients through its ``front_url``.
+DNS), and clients through its ``front_url`` template. Both are ``str.format``
+templates whose only fields are ``{name}`` and ``{namespace}``
+(``check_url_template``): ``str.format`` would otherwise reach attributes and
+items (``{name.__class__}``), convert (``{name!r}``) or pad (``{name:>99999}``).
 """
 
 from __future__ import annotations
 
+import string
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from deployflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from deployflow.catalog.model import Environment, Service
 
 DOCKER_HOST = "127.0.0.1"
 IN_CLUSTER_URL = "http://{name}.{namespace}.svc.cluster.local"
+PLACEHOLDERS = ("name", "namespace")
+
+
+def check_url_template(template: object, path: str, *, require_name: bool = False) -> str:
+    """``template`` if it is an http(s) URL template with no field but ``{name}`` and ``{namespace}``, bare
+    (no attribute or index, conversion or format spec); else a :class:`ConfigError` at ``path``."""
+    must = "must be an http(s) URL" + (" containing {name} (the Service's name)" if require_name else "")
+    if not isinstance(template, str):
+        raise ConfigError(path, f"{template!r} is not valid; {must}")
+    only = "the only placeholders are {name} and {namespace}, as they are"
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # an unmatched brace
+        raise ConfigError(path, f"{template!r} is not valid: {exc}; {only}") from None
+    for name, spec, conversion in fields:
+        if name not in PLACEHOLDERS or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(path, f"{template!r} is not valid: {written}; {only} (no attribute, index, "
+                                    "conversion or format spec)")
+    if require_name and "name" not in {name for name, _, _ in fields}:
+        raise ConfigError(path, f"{template!r} is not valid; {must}")
+    url = template.format(name="shop", namespace="prod")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(path, f"{template!r} is not valid; {must}")
+    return template
 
 
 def docker_url(port: int) -> str:
@@ -36,4 +69,4 @@ def front_url(service: Service, env: Environment) -> str:
     k8s = env.kubernetes
     if k8s is None:
         return docker_url(env.port)
-    return (k8s.front_url or service_url(k8s.url, service.name, k8s.namespace)).rstrip("/")
+    return service_url(k8s.front_url or k8s.url, service.name, k8s.namespace)

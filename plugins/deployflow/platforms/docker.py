@@ -23,6 +23,7 @@ from docker.errors import NotFound
 
 from deployflow import health
 from deployflow.catalog import Health
+from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
 from deployflow.configuration import CONFIG_DIR, Resources, config_version_of, quantity
 from deployflow.platforms.base import BASELINE, Instance, InstanceSet, InstanceSpec
 from deployflow.rollout.record import StepFailed, Target
@@ -109,7 +110,7 @@ def free_port(taken: Iterable[int], low: int, high: int) -> int:
 
 
 class DockerPlatform:
-    def __init__(self, client: docker.DockerClient, *, stack: str, ports: tuple[int, int] = (20000, 20999)) -> None:
+    def __init__(self, client: docker.DockerClient, *, stack: str, ports: tuple[int, int] = INSTANCE_PORTS) -> None:
         self.client = client
         self.stack = stack
         self.ports = ports

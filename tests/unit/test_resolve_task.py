@@ -1,0 +1,77 @@
+"""The first task refuses a bad request, and the record task still writes who asked to the ledger.
+
+Airflow cannot refuse every bad conf before a run exists (an unknown key, or a manual run of a nightly
+service that names no environment: see tests/dags/test_trigger_conf.py); the resolve task refuses those,
+and the ledger line names the user who triggered the run, not "?".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from deployflow.airflow.deploy import ReleaseRecordOperator
+from deployflow.airflow.operators import ResolveReleaseOperator
+from deployflow.catalog import parse_service
+
+SHOP = parse_service({
+    "name": "shop", "source": {"repo": "/srv/shop", "default_ref": "main"},
+    "environments": {"dev": {"port": 18101}, "prod": {"port": 18103}},
+    "nightly": {"cron": "0 2 * * *", "environment": "dev"},
+})
+
+
+class RunTI:
+    """A task instance of one run: XComs pushed by any task, pulled back by task id and key."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[tuple[str, str], object] = {}
+        self.task_id = "resolve"
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+        return self.pushed.get((task_ids, key))
+
+
+def context(ti: RunTI, params: dict, *, user: str | None = "alice", run_type: str = "manual") -> dict:
+    dag_run = SimpleNamespace(triggering_user_name=user, run_type=run_type, start_date=datetime.now(timezone.utc))
+    return {"ti": ti, "dag_run": dag_run, "params": params, "run_id": "manual__1"}
+
+
+REFUSED = [
+    ({"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""},
+     "params.environment: is required (only the nightly schedule may leave it out); valid values are 'dev', 'prod'"),
+    ({"environment": "dev", "colour": "blue"},
+     "params.colour: unknown parameter; valid ones are environment, git_ref, strategy, reason"),
+    ({"environment": "dev", "reason": "ok\u202e"},
+     "params.reason: contains U+202E (RIGHT-TO-LEFT OVERRIDE, category Cf); a reason is one line of visible text"),
+]
+
+
+@pytest.mark.parametrize(("params", "error"), REFUSED)
+def test_a_refused_request_fails_resolve_and_the_ledger_names_who_asked(tmp_path, monkeypatch, params, error):
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    ti = RunTI()
+    with pytest.raises(AirflowFailException) as caught:
+        ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params))
+    assert str(caught.value) == error
+    ti.task_id = "record"
+    with pytest.raises(AirflowFailException, match=f"^release of shop: refused: {error[:20]}"):
+        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context(ti, params))
+    [line] = (tmp_path / "ledger.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert (entry["service"], entry["requested_by"], entry["outcome"], entry["failure"]) == ("shop", "alice", "refused", error)
+
+
+def test_the_nightly_schedule_resolves_to_the_nightly_environment():
+    ti = RunTI()
+    params = {"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""}
+    request = ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params, user=None, run_type="scheduled"))
+    assert (request["environment"], request["strategy"], request["requested_by"]) == ("dev", "rolling", "scheduled")
+    assert ti.pushed == {}
