@@ -220,7 +220,7 @@ def test_a_kubernetes_environment_takes_the_seed_defaults():
     (("staging", "kubernetes", "hostnames", ["Shop.Example.com"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
     (("staging", "kubernetes", "hostnames", ["shop.example.com\n"]), "environments.staging.kubernetes.hostnames[0]", "DNS host name"),
     (("staging", "kubernetes", "namespace", "shop\n"), "environments.staging.kubernetes.namespace", "use lower-case letters"),
-    (("staging", "kubernetes", "cpu", "1\n"), "environments.staging.kubernetes.cpu", "must be a Kubernetes quantity"),
+    (("staging", "resources", "cpu", "1\n"), "environments.staging.resources.cpu", "must be a quantity of CPUs"),
     (("staging", "kubernetes", "namespace", "prod"), "environments.prod.kubernetes.namespace", "is already staging's namespace"),
     (("staging", "platform", "docker"), "environments.staging.port", "is required on the docker platform"),
 ])
