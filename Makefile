@@ -39,7 +39,8 @@ demo: up ## release the sample service through Airflow's REST API and follow it
 	    --password-file $(AIRFLOW_HOME)/simple_auth_manager_passwords.json \
 	    release $(SERVICE) --environment $(ENVIRONMENT) --git-ref $(REF) --reason "make demo"; \
 	  rc=$$?; \
-	  echo; echo "Airflow UI: http://127.0.0.1:$(PORT)  user: admin  password: $$($(PY) scripts/stack.py password --home $(AIRFLOW_HOME))"; \
+	  echo; echo "Airflow UI: http://127.0.0.1:$(PORT)  user: admin  password: in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json"; \
+	  echo "  (at a terminal: $(PY) scripts/stack.py password --home $(AIRFLOW_HOME))"; \
 	  echo "Stop everything with: make demo-down"; exit $$rc
 
 demo-down: ## stop what demo started (Airflow processes by PID, containers by name)

@@ -3,6 +3,7 @@
     python scripts/stack.py up   [--home .airflow] [--port 8080]
     python scripts/stack.py down [--home .airflow]
     python scripts/stack.py images
+    python scripts/stack.py password [--home .airflow]   (prints the admin password: for a terminal, not a log)
 
 Idempotent: ``up`` reuses what is running and what was built. Airflow runs as
 ``airflow standalone`` would (scheduler, dag-processor, api-server, triggerer,
@@ -10,6 +11,11 @@ SQLite, LocalExecutor), but each process is started here so that its PID is
 known and ``down`` can stop every one of them, and so that the scheduler and
 triggerer run with ``--skip-serve-logs`` (Airflow binds log servers to every
 interface; on one machine the API server reads the log files directly).
+
+The stack's secrets (the JWT signing key, the Fernet key, the admin password) live in 0600 files of
+AIRFLOW_HOME; each Airflow process gets, through an ``AIRFLOW__..._CMD`` variable, a way to read only
+those it needs (``SECRETS_OF``), never a value in its environment. The Airflow processes run under a
+umask of 077, and the home and the deployer's state directory are 0700.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import json
 import os
 import secrets
 import shutil
+import shlex
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -122,6 +132,9 @@ def registry_up(client: docker.DockerClient) -> None:
 
 def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: int, scrape: str = "1s") -> str:
     """Prometheus of ``stack`` on 127.0.0.1:``port``, scraping the targets the deployer writes."""
+    # Prometheus, HAProxy and the deployer run as root in their containers: 0700 keeps other users
+    # out of the state (admin sockets, release records) and lets every container in.
+    private_dir(state)
     directory = state / "prometheus"
     (directory / "data").mkdir(parents=True, exist_ok=True)
     (state / "targets").mkdir(parents=True, exist_ok=True)
@@ -216,7 +229,8 @@ def wait_for_dag(airflow, dag_id: str, timeout: float = 120) -> None:
 
 
 def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every Airflow process of the stack at ``home``; ``extra`` wins."""
+    """What every Airflow process of the stack at ``home`` shares; ``extra`` wins. No secret is in it:
+    ``component_env`` adds, per process, a pointer to the file of each secret that process needs."""
     base_url = f"http://127.0.0.1:{port}"
     return {
         **os.environ,
@@ -227,7 +241,6 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / "jwt_secret", lambda: secrets.token_urlsafe(48)),
         "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_ADDR,
         "AIRFLOW_VAR_DEPLOYFLOW_BASE_IMAGE": BASE_IMAGE,
         "AIRFLOW_VAR_DEPLOYFLOW_DEPLOYER_IMAGE": deployer_image(),
@@ -240,18 +253,128 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
     }
 
 
+# ---- the stack's own secrets ----------------------------------------------------------
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+PRIVATE_UMASK = 0o077  # of every Airflow process: what they create is their user's only
+
+
+@dataclass(frozen=True)
+class StackSecret:
+    """One secret of the stack: an Airflow option marked sensitive (so ``_CMD`` works for it), kept in a
+    0600 file of AIRFLOW_HOME, generated once."""
+
+    section: str
+    key: str
+    file: str
+    make: Callable[[], str]
+
+    @property
+    def variable(self) -> str:
+        return f"AIRFLOW__{self.section.upper()}__{self.key.upper()}"
+
+    def names(self) -> set[str]:
+        """Every environment variable through which Airflow would read it (value, command, secrets backend)."""
+        return {self.variable, f"{self.variable}_CMD", f"{self.variable}_SECRET"}
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+JWT_SECRET = StackSecret("api_auth", "jwt_secret", "jwt_secret", lambda: secrets.token_urlsafe(48))
+FERNET_KEY = StackSecret("core", "fernet_key", "fernet_key", _fernet_key)
+
+# Who needs which (Airflow 3.3). The JWT secret signs and checks tokens: the api-server issues logins'
+# and checks every task's token (Execution API); the scheduler's executor signs each task's token
+# (BaseExecutor.jwt_generator). The dag-processor and triggerer serve their children through
+# InProcessExecutionAPI, which checks no token. The Fernet key encrypts connections and variables in
+# the database, for those that read them for others: the api-server (UI, REST and Execution APIs: the
+# tasks'), the dag-processor (DAG files, callbacks) and the triggerer (triggers' hooks); the scheduler
+# reads none, so tasks, forked from it, get no pointer to it. ``db migrate`` may rewrite encrypted rows.
+SECRETS_OF: dict[str, tuple[StackSecret, ...]] = {
+    "scheduler": (JWT_SECRET,),
+    "dag-processor": (FERNET_KEY,),
+    "api-server": (JWT_SECRET, FERNET_KEY),
+    "triggerer": (FERNET_KEY,),
+    "db-migrate": (FERNET_KEY,),
+}
+
+
+def secret_command(path: Path) -> str:
+    """What Airflow runs (``run_command``: shlex-split, no shell) to read a secret from its file."""
+    return f"cat {shlex.quote(str(path))}"
+
+
+def component_env(component: str, home: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment of one Airflow process: ``base`` without any way to a stack secret it may have
+    inherited, plus an ``AIRFLOW__<SECTION>__<KEY>_CMD`` for each secret in ``SECRETS_OF[component]``.
+    Never a secret's value: children (tasks, and what they start) inherit the environment."""
+    names = set().union(*(secret.names() for secret in (JWT_SECRET, FERNET_KEY)))
+    env = {name: value for name, value in base.items() if name not in names}
+    for secret in SECRETS_OF[component]:
+        env[f"{secret.variable}_CMD"] = secret_command(home / secret.file)
+    return env
+
+
+def ensure_secrets(home: Path) -> None:
+    """The JWT secret, the Fernet key and the admin password of ``home``: each generated once, 0600."""
+    for secret in (JWT_SECRET, FERNET_KEY):
+        _secret(home / secret.file, secret.make)
+    admin_password(home)
+
+
 def _secret(path: Path, make) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(make())
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "w") as file:
+            file.write(make())
     return path.read_text().strip()
 
 
 def admin_password(home: Path) -> str:
     """The admin password, generated once per AIRFLOW_HOME into the simple auth manager's file."""
-    path = home / "simple_auth_manager_passwords.json"
+    path = password_file(home)
     return json.loads(_secret(path, lambda: json.dumps({"admin": secrets.token_urlsafe(12)})))["admin"]
+
+
+def password_file(home: Path) -> Path:
+    return home / "simple_auth_manager_passwords.json"
+
+
+def private_mode(mode: int) -> int | None:
+    """The mode a path of ``mode`` (an ``lstat``'s ``st_mode``) gets in a private tree: None for what is
+    neither a directory nor a regular file (symlinks, sockets)."""
+    if stat.S_ISDIR(mode):
+        return PRIVATE_DIR
+    if stat.S_ISREG(mode):
+        return PRIVATE_FILE
+    return None
+
+
+def make_private(top: Path) -> None:
+    """Directories 0700 and files 0600 in ``top``, as the umask makes new ones: for what an earlier
+    version of the stack left readable. Skips what another user (root in a container) owns."""
+    uid = os.getuid()
+    for directory, _, files in os.walk(top):
+        for path in (directory, *(os.path.join(directory, name) for name in files)):
+            info = os.lstat(path)
+            mode = private_mode(info.st_mode)
+            if mode is not None and info.st_uid == uid and stat.S_IMODE(info.st_mode) != mode:
+                os.chmod(path, mode)
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR)  # mkdir's mode is the umask's to cut, and an existing one keeps its own
+    return path
+
+
+def _open_private(path: Path, mode: str):
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, PRIVATE_FILE), mode)
 
 
 def _pid_file(home: Path, name: str) -> Path:
@@ -276,27 +399,32 @@ def _running(home: Path, name: str) -> int | None:
 
 
 def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+    make_private(private_dir(home))
     env = airflow_env(home, port, extra_env)
-    admin_password(home)
+    private_dir(Path(env["DEPLOYFLOW_STATE"]))
+    ensure_secrets(home)
     if not (home / "airflow.db").exists() or not (home / ".migrated").exists():
         started = time.monotonic()
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["airflow", "db", "migrate"], env=component_env("db-migrate", home, env), check=True,
+                       stdout=subprocess.DEVNULL, umask=PRIVATE_UMASK)
         with sqlite3.connect(home / "airflow.db") as db:  # WAL: readers never block the writer
             db.execute("PRAGMA journal_mode=WAL")
-        (home / ".migrated").touch()
+        (home / ".migrated").touch(mode=PRIVATE_FILE)
         say(f"Airflow database ready in {time.monotonic() - started:.0f} s")
-    (home / "pids").mkdir(exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
+    private_dir(home / "pids")
+    private_dir(home / "logs")
     for name, args in COMPONENTS.items():
         if _running(home, name):
             continue
-        out = open(home / "logs" / f"{name}.out", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        _pid_file(home, name).write_text(str(proc.pid))
+        out = _open_private(home / "logs" / f"{name}.out", "ab")
+        proc = subprocess.Popen(["airflow", *args], env=component_env(name, home, env), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK)
+        with _open_private(_pid_file(home, name), "w") as pid_file:
+            pid_file.write(str(proc.pid))
         say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
     _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
-    say(f"Airflow on http://127.0.0.1:{port} (user admin, password in {home / 'simple_auth_manager_passwords.json'})")
+    say(f"Airflow on http://127.0.0.1:{port} (user admin; its password is in {password_file(home)}, "
+        f"which `python scripts/stack.py password --home {home}` prints)")
 
 
 def airflow_down(home: Path) -> None:

@@ -39,9 +39,14 @@ def ref_candidates(ref: str) -> list[str]:
     return [ref] if ref == "HEAD" else [ref, f"origin/{ref}"]
 
 
+# The tree is the image's build context: COPY keeps its modes, and the image's own user must read
+# them, whatever umask the task inherited (the local stack runs Airflow under 077).
+TREE_UMASK = 0o022
+
+
 def run_git(argv: Sequence[str]) -> str:
     """Run one git command; a failure raises with git's own words."""
-    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=600, check=False, umask=TREE_UMASK)
     if done.returncode != 0:
         raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
     return done.stdout.strip()

@@ -42,15 +42,22 @@ def catalog(tmp_path_factory, sample_repo: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def state(tmp_path_factory) -> Path:
-    """The deployer's state directory (DEPLOYFLOW_STATE): routers, release records, configurations, the ledger."""
+def airflow_home(tmp_path_factory) -> Path:
+    """The AIRFLOW_HOME of the stack of ``airflow``."""
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+@pytest.fixture(scope="session")
+def stack_state(tmp_path_factory) -> Path:
+    """The DEPLOYFLOW_STATE of the stack of ``airflow``: routers, release records, configurations, Prometheus' targets,
+    the ledger."""
     return tmp_path_factory.mktemp("state")
 
 
 @pytest.fixture(scope="session")
-def airflow(docker_client, catalog: Path, state: Path, tmp_path_factory) -> Iterator[AirflowClient]:
+def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path, tmp_path_factory) -> Iterator[AirflowClient]:
     """Airflow on 127.0.0.1:28080 with a fresh home, logged in as admin through /auth/token."""
-    home = tmp_path_factory.mktemp("airflow-home")
+    home, state = airflow_home, stack_state
     stack.ensure_images(docker_client)
     stack.registry_up(docker_client)
     stack.containers_down(docker_client, STACK)  # an earlier session's leftovers

@@ -90,7 +90,7 @@ def run_logs(airflow, run_id: str) -> str:
 
 
 def test_prod_gets_a_secret_from_a_connection_and_plain_values_and_the_secret_leaks_nowhere(
-        airflow, docker_client, catalog, state, api_secret, live):
+        airflow, docker_client, catalog, stack_state, api_secret, live):
     config = {"values": {"SAMPLE_GREETING": "hello from prod"},
               "secrets": {"SAMPLE_API_KEY": {"connection": CONNECTION, "field": "password"}},
               "files": {"sample.json": '{"greeting": "hello"}'}}
@@ -101,6 +101,7 @@ def test_prod_gets_a_secret_from_a_connection_and_plain_values_and_the_secret_le
     # The instances have both, and the configuration version the ledger names.
     assert shown["sha256"] == {"SAMPLE_API_KEY": sha256(api_secret), "SAMPLE_GREETING": sha256("hello from prod")}
     assert shown["files"] == {"sample.json": sha256('{"greeting": "hello"}')}
+    state = stack_state
     ledger = (state / "ledger.jsonl").read_text()
     entry = [json.loads(line) for line in ledger.splitlines() if json.loads(line)["run_id"] == run["run_id"]][0]
     assert entry["config"] == shown["config_version"] and len(entry["config"]) == 12

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -74,3 +75,13 @@ def test_a_retry_starts_from_a_clean_tree(repo, tmp_path):
     (dest / "leftover").write_text("from a failed attempt")
     checkout(str(repo), "main", dest)
     assert not (dest / "leftover").exists()
+
+
+def test_the_tree_is_readable_by_others_whatever_the_umask(repo, tmp_path):
+    # The tree is a build context: COPY keeps its modes, and a service's image user is not its owner.
+    previous = os.umask(0o077)
+    try:
+        result = checkout(str(repo), "main", tmp_path / "ws" / "src")
+    finally:
+        os.umask(previous)
+    assert (Path(result.path) / "app.txt").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,156 @@
+"""The local stack's own secrets (scripts/stack.py): who gets which, how, and the files' modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+import stack
+
+ROOT = Path(__file__).resolve().parents[2]
+JWT_CMD = "AIRFLOW__API_AUTH__JWT_SECRET_CMD"
+FERNET_CMD = "AIRFLOW__CORE__FERNET_KEY_CMD"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "airflow home"  # a space: the _CMD must quote the path
+    stack.ensure_secrets(home)
+    return home
+
+
+def secret_values(home: Path) -> list[str]:
+    return [(home / name).read_text() for name in ("jwt_secret", "fernet_key")] + [stack.admin_password(home)]
+
+
+@pytest.mark.parametrize(("component", "pointers"), [
+    ("scheduler", {JWT_CMD}),
+    ("dag-processor", {FERNET_CMD}),
+    ("api-server", {JWT_CMD, FERNET_CMD}),
+    ("triggerer", {FERNET_CMD}),
+    ("db-migrate", {FERNET_CMD}),
+])
+def test_each_process_gets_a_command_for_the_secrets_it_needs_and_no_value(home, component, pointers):
+    inherited = {"PATH": "/usr/bin", "AIRFLOW__API_AUTH__JWT_SECRET": "from-the-shell",
+                 "AIRFLOW__CORE__FERNET_KEY": "from-the-shell-too", "AIRFLOW__CORE__FERNET_KEY_SECRET": "x"}
+    env = stack.component_env(component, home, inherited)
+    assert {name for name in env if "JWT_SECRET" in name or "FERNET_KEY" in name} == pointers
+    assert env["PATH"] == "/usr/bin"
+    for value in [*secret_values(home), "from-the-shell", "from-the-shell-too"]:
+        assert all(value not in v for v in env.values()), component
+    assert env.get(JWT_CMD, stack.secret_command(home / "jwt_secret")) == stack.secret_command(home / "jwt_secret")
+
+
+def test_the_shared_environment_holds_no_secret(home):
+    env = stack.airflow_env(home, 8080)
+    assert not [name for name in env if "JWT_SECRET" in name or "FERNET_KEY" in name]
+    for value in secret_values(home):
+        assert all(value not in v for v in env.values())
+
+
+def test_airflow_reads_each_secret_through_its_command(home):
+    # Airflow honours _CMD only for options it marks sensitive; run its own config parser to be sure.
+    read = ("from airflow.configuration import conf; import json; "
+            "print(json.dumps([conf.get('api_auth', 'jwt_secret'), conf.get('core', 'fernet_key')]))")
+    seen = {}
+    for component in ("api-server", "triggerer"):
+        env = stack.component_env(component, home, stack.airflow_env(home, 8080))
+        done = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, check=True)
+        seen[component] = json.loads(done.stdout.strip().splitlines()[-1])
+    jwt, fernet = (home / "jwt_secret").read_text(), (home / "fernet_key").read_text()
+    assert seen["api-server"] == [jwt, fernet]
+    assert seen["triggerer"] == ["", fernet]
+
+
+def test_secrets_are_generated_once_per_home_0600_and_kept(home):
+    before = secret_values(home)
+    stack.ensure_secrets(home)
+    assert secret_values(home) == before
+    Fernet(before[1].encode())  # a valid key
+    assert len(set(before)) == 3
+    for name in ("jwt_secret", "fernet_key", "simple_auth_manager_passwords.json"):
+        assert mode(home / name) == 0o600
+    other = home.parent / "other"
+    stack.ensure_secrets(other)
+    assert (other / "fernet_key").read_text() != before[1]
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    (stat.S_IFDIR | 0o755, 0o700), (stat.S_IFREG | 0o644, 0o600), (stat.S_IFREG | 0o600, 0o600),
+    (stat.S_IFLNK | 0o777, None), (stat.S_IFSOCK | 0o755, None),
+])
+def test_private_modes(kind, expected):
+    assert stack.private_mode(kind) == expected
+
+
+def test_make_private_closes_what_an_earlier_stack_left_open(tmp_path):
+    top = tmp_path / "home"
+    (top / "logs" / "dag_id=x").mkdir(parents=True)
+    (top / "airflow.db").write_text("")
+    (top / "logs" / "dag_id=x" / "1.log").write_text("")
+    outside = tmp_path / "outside"
+    outside.write_text("")
+    (top / "link").symlink_to(outside)
+    for path in (top, top / "logs", top / "logs" / "dag_id=x"):
+        path.chmod(0o755)
+    for path in (top / "airflow.db", top / "logs" / "dag_id=x" / "1.log", outside):
+        path.chmod(0o644)
+    stack.make_private(top)
+    assert [mode(p) for p in (top, top / "logs", top / "logs" / "dag_id=x")] == [0o700] * 3
+    assert [mode(p) for p in (top / "airflow.db", top / "logs" / "dag_id=x" / "1.log")] == [0o600] * 2
+    assert mode(outside) == 0o644  # a symlink's target is not followed
+
+
+def test_airflow_up_starts_each_process_private_with_only_its_pointers(tmp_path, monkeypatch, capsys):
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir(mode=0o755)
+    (home / "airflow.db.old").write_text("")
+    (home / "airflow.db.old").chmod(0o644)
+    state.mkdir(mode=0o755)
+    started = {}
+
+    def run(argv, **kwargs):
+        (home / "airflow.db").touch()
+        started["db-migrate"] = kwargs
+
+    class Proc:
+        pid = 4242
+
+    def popen(argv, **kwargs):
+        started[argv[1]] = kwargs
+        return Proc()
+
+    monkeypatch.setattr(stack.subprocess, "run", run)
+    monkeypatch.setattr(stack.subprocess, "Popen", popen)
+    monkeypatch.setattr(stack, "_running", lambda home, name: None)
+    monkeypatch.setattr(stack, "_wait_http", lambda *args, **kwargs: None)
+    stack.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)})
+
+    assert set(started) == {"db-migrate", "scheduler", "dag-processor", "api-server", "triggerer"}
+    for component, kwargs in started.items():
+        assert kwargs["umask"] == 0o077, component
+        assert kwargs["env"] == stack.component_env(component, home, stack.airflow_env(home, 28999, {"DEPLOYFLOW_STATE": str(state)}))
+    assert mode(home) == mode(state) == mode(home / "logs") == mode(home / "pids") == 0o700
+    for path in (home / "airflow.db.old", home / "logs" / "scheduler.out", home / "pids" / "scheduler.pid"):
+        assert mode(path) == 0o600, path
+    said = capsys.readouterr().out
+    assert stack.admin_password(home) not in said
+    assert str(home / "simple_auth_manager_passwords.json") in said
+
+
+def test_make_demo_prints_no_password():
+    dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "--password-file" in dry  # the client still reads it from its file
+    assert not re.search(r"\$\([^)]*stack\.py password", dry), "the demo echoes the password into its log"
