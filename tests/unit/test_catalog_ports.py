@@ -4,7 +4,6 @@ ports (catalog/ports.py) agrees with where each is set."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import inspect
 from pathlib import Path
 
@@ -45,9 +44,8 @@ def test_the_list_agrees_with_airflow_cfg_the_stack_and_the_docker_platform():
     cfg.read(ROOT / "airflow.cfg")
     for section, key in (("api", "port"), ("logging", "worker_log_server_port"), ("logging", "trigger_log_server_port")):
         assert cfg.getint(section, key) in STACK_PORTS, (section, key)
-    spec = importlib.util.spec_from_file_location("stack_script", ROOT / "scripts" / "stack.py")
-    stack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stack)
+    import stack  # scripts/ is on the tests' path (pytest.ini)
+
     assert int(stack.REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
     assert stack.LOCAL_PROMETHEUS_PORT in STACK_PORTS
     from deployflow.platforms.docker import DockerPlatform
