@@ -105,7 +105,11 @@ def test_prod_gets_a_secret_from_a_connection_and_plain_values_and_the_secret_le
     ledger = (state / "ledger.jsonl").read_text()
     entry = [json.loads(line) for line in ledger.splitlines() if json.loads(line)["run_id"] == run["run_id"]][0]
     assert entry["config"] == shown["config_version"] and len(entry["config"]) == 12
-    assert {config_version_of(c.labels["io.deployflow.version"]) for c in app_containers(docker_client, "prod")} == {entry["config"]}
+    running = app_containers(docker_client, "prod")
+    assert {config_version_of(c.labels["io.deployflow.version"]) for c in running} == {entry["config"]}
+    # The environment's limits (the defaults: 500m CPU, 1 GiB, 512 pids), as the engine applies them.
+    limits = {(c.attrs["HostConfig"]["NanoCpus"], c.attrs["HostConfig"]["Memory"], c.attrs["HostConfig"]["PidsLimit"]) for c in running}
+    assert limits == {(500_000_000, 2**30, 512)}
     # ... and the secret is nowhere else: task logs, XCom, the ledger, release records, the image, Prometheus.
     assert api_secret not in run_logs(airflow, run["run_id"])
     assert api_secret not in run_xcoms(airflow, run["run_id"])
