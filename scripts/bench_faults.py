@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import scenarios  # noqa: E402
 import stack  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, failure_reason  # noqa: E402
-from deployflow.ledger import Ledger  # noqa: E402
+from deployflow.ledger import Ledger, default_url  # noqa: E402
 from deployflow.loadgen import LoadGenerator, LoadReport, Sample  # noqa: E402
 
 PORT = 28095
@@ -195,7 +195,7 @@ class Bench:
         self.airflow = airflow
         self.docker = client
         self.repo = repo
-        self.ledger = Ledger(state / "ledger.jsonl")
+        self.ledger = Ledger(default_url(state))
         self.good = {short(scenarios.git(repo, "rev-parse", "main"))}  # versions built from good code
         self.names = (f"good-{n}" for n in itertools.count(1))
 

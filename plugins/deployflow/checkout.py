@@ -34,6 +34,11 @@ def checkout_command(dest: Path, sha: str) -> list[str]:
     return ["git", "-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha]
 
 
+def commit_time_command(dest: Path, sha: str) -> list[str]:
+    """The commit's time (committer date, ISO 8601): where the ledger's lead time for changes starts."""
+    return ["git", "-C", str(dest), "show", "-s", "--format=%cI", sha]
+
+
 def ref_candidates(ref: str) -> list[str]:
     """Names to try for ``ref`` in a fresh clone: as given, then as a branch of origin."""
     return [ref] if ref == "HEAD" else [ref, f"origin/{ref}"]
@@ -58,6 +63,7 @@ class Checkout:
     ref: str
     path: str
     seconds: float
+    committed_at: str | None = None
 
     @property
     def short_sha(self) -> str:
@@ -68,7 +74,8 @@ class Checkout:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Checkout:
-        return cls(sha=str(data["sha"]), ref=str(data["ref"]), path=str(data["path"]), seconds=float(data["seconds"]))
+        return cls(sha=str(data["sha"]), ref=str(data["ref"]), path=str(data["path"]), seconds=float(data["seconds"]),
+                   committed_at=data.get("committed_at"))
 
 
 def checkout(location: str, ref: str, dest: Path, *, run: Runner = run_git) -> Checkout:
@@ -83,7 +90,8 @@ def checkout(location: str, ref: str, dest: Path, *, run: Runner = run_git) -> C
         raise StageFailed(f"checkout: cannot clone {location}: {(exc.stderr or '').strip()}") from exc
     sha = _resolve(dest, ref, run)
     run(checkout_command(dest, sha))
-    return Checkout(sha=sha, ref=ref, path=str(dest), seconds=round(time.monotonic() - started, 3))
+    committed_at = run(commit_time_command(dest, sha)).strip() or None
+    return Checkout(sha=sha, ref=ref, path=str(dest), seconds=round(time.monotonic() - started, 3), committed_at=committed_at)
 
 
 def _resolve(dest: Path, ref: str, run: Runner) -> str:

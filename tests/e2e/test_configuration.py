@@ -24,6 +24,7 @@ import requests
 import yaml
 
 from deployflow.configuration import config_version_of
+from deployflow.ledger import Ledger, default_url
 from deployflow.loadgen import LoadGenerator, Sample
 from tests.e2e.harness import DAG_ID, PORTS, PROMETHEUS_PORT, app_containers, log_text, release, served_version
 
@@ -102,8 +103,9 @@ def test_prod_gets_a_secret_from_a_connection_and_plain_values_and_the_secret_le
     assert shown["sha256"] == {"SAMPLE_API_KEY": sha256(api_secret), "SAMPLE_GREETING": sha256("hello from prod")}
     assert shown["files"] == {"sample.json": sha256('{"greeting": "hello"}')}
     state = stack_state
-    ledger = (state / "ledger.jsonl").read_text()
-    entry = [json.loads(line) for line in ledger.splitlines() if json.loads(line)["run_id"] == run["run_id"]][0]
+    entries = Ledger(default_url(state)).entries(environment="prod")
+    entry = next(e.to_dict() for e in entries if e.run_id == run["run_id"])
+    ledger = json.dumps([e.to_dict() for e in entries])
     assert entry["config"] == shown["config_version"] and len(entry["config"]) == 12
     running = app_containers(docker_client, "prod")
     assert {config_version_of(c.labels["io.deployflow.version"]) for c in running} == {entry["config"]}

@@ -149,20 +149,20 @@ def test_release_outcome(pulled, started, outcome):
     assert ReleaseRecordOperator._outcome(pulled, started) == outcome
 
 
-def test_the_ledger_keeps_why_a_release_was_rolled_back_and_reads_lines_written_before(tmp_path):
-    from deployflow.ledger import Ledger, ReleaseEntry
+def test_the_ledger_keeps_why_a_release_was_rolled_back_and_imports_lines_written_before(tmp_path):
+    from deployflow.ledger import Ledger, ReleaseEntry, default_url
 
     because = "b failed its post-promotion watch at interval 2: only 0 of 2 instance(s) serve; traffic restored to a in 0.01 s"
     entry = ReleaseEntry.of(request={"service": "shop", "environment": "prod", "strategy": "blue-green"}, run_id="r1",
                             outcome="rolled back to a", commit="c", image="reg/shop:b", previous="a", started=None,
                             rollback={"rolled_back": True, "to": "a", "because": because, "seconds": 1.5})
     assert entry.failure == because and entry.summary().endswith(f"rolled back to a ({because})")
-    ledger = Ledger(tmp_path / "ledger.jsonl")
-    ledger.append(entry)
-    older = {k: v for k, v in entry.to_dict().items() if k != "failure"}  # a line from before the field
-    with ledger.path.open("a") as handle:
-        handle.write(json.dumps(older) + "\n")
-    assert [e.failure for e in ledger.entries()] == [because, None]
+    ledger = Ledger(default_url(tmp_path))
+    ledger.record(entry)
+    older = {k: v for k, v in entry.to_dict().items() if k not in ("failure", "config", "steps")}  # a line from before
+    (tmp_path / "ledger.jsonl").write_text(json.dumps({**older, "run_id": "r0"}) + "\n")
+    assert ledger.import_jsonl(tmp_path / "ledger.jsonl") == (1, 0)
+    assert sorted((e.run_id, e.failure) for e in ledger.entries()) == [("r0", None), ("r1", because)]
 
 
 # ---- a deployer container on a fake Docker engine ---------------------------------------------

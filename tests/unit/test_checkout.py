@@ -4,9 +4,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from datetime import datetime
+
 import pytest
 
-from deployflow.checkout import checkout, checkout_command, clone_command, ref_candidates, resolve_command
+from deployflow.checkout import Checkout, checkout, checkout_command, clone_command, ref_candidates, resolve_command
 from deployflow.errors import StageFailed
 
 
@@ -52,6 +54,13 @@ def test_checkout_resolves_branches_tags_and_head(repo, tmp_path, ref):
     assert result.sha == expected
     assert result.short_sha == expected[:12]
     assert (tmp_path / "ws" / "src" / "app.txt").read_text() == ("two\n" if ref == "feature" else "one\n")
+
+
+def test_checkout_gives_the_commit_time_for_lead_time(repo, tmp_path):
+    result = checkout(str(repo), "main", tmp_path / "src")
+    assert result.committed_at == git(repo, "show", "-s", "--format=%cI", "main")
+    assert datetime.fromisoformat(result.committed_at).tzinfo is not None
+    assert Checkout.from_dict(result.to_dict()) == result
 
 
 def test_checkout_by_commit_sha(repo, tmp_path):

@@ -7,13 +7,13 @@ and the ledger line names the user who triggered the run, not "?".
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from deployflow.ledger import Ledger, default_url
 from deployflow.airflow.deploy import ReleaseRecordOperator
 from deployflow.airflow.operators import ResolveReleaseOperator
 from deployflow.catalog import parse_service
@@ -64,9 +64,8 @@ def test_a_refused_request_fails_resolve_and_the_ledger_names_who_asked(tmp_path
     ti.task_id = "record"
     with pytest.raises(AirflowFailException, match=f"^release of shop: refused: {error[:20]}"):
         ReleaseRecordOperator(task_id="record", service=SHOP).execute(context(ti, params))
-    [line] = (tmp_path / "ledger.jsonl").read_text().splitlines()
-    entry = json.loads(line)
-    assert (entry["service"], entry["requested_by"], entry["outcome"], entry["failure"]) == ("shop", "alice", "refused", error)
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    assert (entry.service, entry.requested_by, entry.outcome, entry.failure) == ("shop", "alice", "refused", error)
 
 
 def test_the_nightly_schedule_resolves_to_the_nightly_environment():

@@ -32,11 +32,12 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
+from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.operators import docker_url, requested_by
 from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, REFUSED, RESOLVE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url, project_root
 from deployflow.configuration import ResolvedConfig, config_version_of
-from deployflow.ledger import Ledger, ReleaseEntry
+from deployflow.ledger import ReleaseEntry
 from deployflow.stores.config_files import ConfigFiles
 
 if TYPE_CHECKING:
@@ -198,8 +199,14 @@ class ReleaseRecordOperator(BaseOperator):
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
             judged=refused or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
+            committed_at=(pulled[CHECKOUT] or {}).get("committed_at"),
+            steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
         )
-        Ledger(state_dir() / "ledger.jsonl").append(entry)
+        ledger = open_ledger(state_dir())
+        try:
+            ledger.record(entry)  # one row per run: a retried record updates it
+        finally:
+            ledger.dispose()
         self.log.info("release %s", entry.summary())
         if request.get("environment") in self.service.environments:
             live = self._live(request["environment"])

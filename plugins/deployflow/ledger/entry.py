@@ -1,12 +1,9 @@
-"""The release ledger: one JSON line per release (who, what, where, outcome, timings)."""
+"""One release as the ledger keeps it: who asked, what, where, the outcome, the timings, what it cost its users."""
 
 from __future__ import annotations
 
-import fcntl
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 
@@ -29,12 +26,24 @@ class ReleaseEntry:
     rollback_seconds: float | None
     failure: str | None = None  # why the release was rolled back: the analysis, or the failed deploy step
     config: str | None = None  # the configuration version released with the image (a keyed hash; None: no configuration)
+    committed_at: str | None = None  # the commit's time (ISO 8601): lead time for changes runs from it
+    failed_requests: int | None = None  # what the release cost its users: failed requests at the router while it ran
+    restore_seconds: float | None = None  # from the failing check to all traffic back on the old version
+    extra_instance_seconds: float | None = None  # instance-seconds beyond the live set's, while both ran
+    steps: dict[str, float] | None = None  # each task's seconds
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
+        """An entry as stored (JSON lines or a row); fields it does not know are left out, missing ones default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def of(
         cls, *, request: dict[str, Any], run_id: str, outcome: str, commit: str | None, image: str | None,
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
-        config: str | None = None,
+        config: str | None = None, committed_at: str | None = None, steps: dict[str, float] | None = None,
+        cost: dict[str, Any] | None = None,
     ) -> ReleaseEntry:
         """``judged``: why the release failed before the deployer could say: the first task's refusal of the
         request, or canary analysis (else the deployer's reason, in rollback)."""
@@ -47,7 +56,8 @@ class ReleaseEntry:
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
-            config=config or None,
+            config=config or None, committed_at=committed_at, steps=steps or None,
+            **{k: v for k, v in (cost or {}).items() if k in ("failed_requests", "restore_seconds", "extra_instance_seconds")},
         )
 
     def summary(self) -> str:
@@ -59,19 +69,3 @@ class ReleaseEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Ledger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, entry: ReleaseEntry) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # two environments may record at once
-            handle.write(json.dumps(entry.to_dict()) + "\n")
-
-    def entries(self) -> list[ReleaseEntry]:
-        if not self.path.exists():
-            return []
-        return [ReleaseEntry(**json.loads(line)) for line in self.path.read_text().splitlines() if line.strip()]

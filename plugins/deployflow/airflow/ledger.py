@@ -1,0 +1,49 @@
+"""Where the record task writes the ledger: the Airflow connection ``deployflow_ledger`` (PostgreSQL, shared by
+every worker), else ``$DEPLOYFLOW_LEDGER_URL``, else SQLite in the deployer's state directory.
+
+The first time a SQL ledger is opened beside a JSON-lines one (``ledger.jsonl``, what deployflow wrote before),
+that file is imported once and renamed ``ledger.jsonl.imported``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Connection
+
+from deployflow.airflow.task_ids import BUILD, CHECKOUT, PREPARE, PROMOTE, ROLLBACK, SHIFT
+from deployflow.ledger import Ledger, default_url
+
+log = logging.getLogger(__name__)
+
+LEDGER_CONNECTION = "deployflow_ledger"
+TIMED = (CHECKOUT, BUILD, PREPARE, SHIFT, PROMOTE, ROLLBACK)  # tasks whose result says how long their work took
+
+
+def ledger_url(state_dir: Path) -> str:
+    try:
+        return Connection.get(LEDGER_CONNECTION).get_uri()
+    except Exception:  # noqa: BLE001 - no such connection (AirflowNotFoundException), or no backend has it
+        return os.environ.get("DEPLOYFLOW_LEDGER_URL") or default_url(state_dir)
+
+
+def open_ledger(state_dir: Path) -> Ledger:
+    ledger = Ledger(ledger_url(state_dir))
+    lines = state_dir / "ledger.jsonl"
+    if lines.exists():
+        imported, skipped = ledger.import_jsonl(lines)
+        try:
+            lines.rename(lines.with_name("ledger.jsonl.imported"))
+        except FileNotFoundError:
+            pass  # another record task imported it at the same time (the import skips what is there)
+        log.info("ledger: %d release(s) imported from %s (%d already there)", imported, lines, skipped)
+    return ledger
+
+
+def step_seconds(pulled: dict[str, Any]) -> dict[str, float]:
+    """Each task's own figure of the seconds its work took, from its result."""
+    return {task: float(result["seconds"]) for task, result in pulled.items()
+            if task in TIMED and isinstance(result, dict) and isinstance(result.get("seconds"), (int, float))}

@@ -1,0 +1,89 @@
+"""The ledger's tables and their migrations: one versioned schema for SQLite and PostgreSQL.
+
+``deployflow_schema`` holds the version the database is at; :func:`migrate` applies every migration after it,
+each in its own transaction, so a ledger of any earlier version is brought up to date in place and a
+current one is left alone. A new column is a new migration at the end of :data:`MIGRATIONS`, never an edit
+of an old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+# Timestamps are ISO 8601 text in UTC: the same on both databases, sortable, and what the ledger had as JSON.
+releases = sa.Table(
+    "deployflow_releases", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("environment", sa.String(32), nullable=False),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(200)),
+    sa.Column("commit", sa.String(64)),
+    sa.Column("committed_at", sa.String(40)),
+    sa.Column("image", sa.Text),
+    sa.Column("config", sa.String(32)),
+    sa.Column("previous", sa.String(200)),
+    sa.Column("requested_by", sa.String(250), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("outcome", sa.String(200), nullable=False),
+    sa.Column("failure", sa.Text),
+    sa.Column("started_at", sa.String(40)),
+    sa.Column("finished_at", sa.String(40), nullable=False),
+    sa.Column("seconds", sa.Float),
+    sa.Column("rollback_seconds", sa.Float),
+    sa.Column("failed_requests", sa.Integer),
+    sa.Column("restore_seconds", sa.Float),
+    sa.Column("extra_instance_seconds", sa.Float),
+    sa.Column("steps", sa.JSON),
+    sa.UniqueConstraint("service", "run_id", name="uq_deployflow_releases_run"),  # one row per run: retries update it
+    sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
+)
+schema_version = sa.Table(
+    "deployflow_schema", metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[releases])
+
+
+# Each migration brings the schema from its index to the next version (index 0: empty -> 1).
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(schema_version.c.version)).scalar() or 0
+
+
+MIGRATION_LOCK = 7_272_210  # PostgreSQL advisory lock: one migrator at a time (SQLite: BEGIN IMMEDIATE, store.py)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the ledger's schema to :data:`VERSION`; returns the version it was at. Safe from every writer at
+    once: one migrates, the others wait for it and find the work done."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        schema_version.create(conn, checkfirst=True)
+        found = current_version(conn)
+        if found > VERSION:
+            raise RuntimeError(f"the ledger's schema is version {found}, newer than this deployflow's {VERSION}: upgrade deployflow")
+        for version in range(found, VERSION):
+            MIGRATIONS[version](conn)
+            log.info("ledger schema migrated to version %d", version + 1)
+        if found != VERSION:
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=VERSION))
+    return found
