@@ -107,3 +107,19 @@ def test_postgres_scheme_as_airflow_writes_it(postgres_url):
     engine = engine_for(postgres_url.replace("postgresql://", "postgres://"))  # Connection.get_uri()'s spelling
     with engine.connect() as conn:
         assert conn.execute(sa.text("select 1")).scalar() == 1
+
+
+def test_a_version_1_ledger_is_migrated_in_place_keeping_its_rows(url):
+    from deployflow.ledger.schema import MIGRATIONS, releases
+
+    engine = engine_for(url)
+    with engine.begin() as conn:  # a ledger made by the first schema, with a release in it
+        schema_version.create(conn)
+        MIGRATIONS[0](conn)
+        conn.execute(schema_version.insert().values(version=1))
+        conn.execute(sa.text(f"INSERT INTO {releases.name} (service, run_id, environment, strategy, requested_by, reason, outcome, "
+                             "finished_at) VALUES ('shop', 'old', 'prod', 'rolling', 'bob', '', 'promoted', '2026-11-01T00:00:00+00:00')"))
+    assert migrate(engine) == 1
+    ledger = Ledger(url)
+    ledger.record(entry("new", digest="sha256:" + "a" * 64, analysis_score=97.5))
+    assert {(e.run_id, e.digest, e.analysis_score) for e in ledger.entries()} == {("old", None, None), ("new", "sha256:" + "a" * 64, 97.5)}

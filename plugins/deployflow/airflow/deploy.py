@@ -201,6 +201,8 @@ class ReleaseRecordOperator(BaseOperator):
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
             committed_at=(pulled[CHECKOUT] or {}).get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
+            digest=(pulled[BUILD] or {}).get("digest"),
+            analysis_score=(ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}).get("score"),
         )
         ledger = open_ledger(state_dir())
         try:

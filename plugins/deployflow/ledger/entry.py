@@ -31,6 +31,8 @@ class ReleaseEntry:
     restore_seconds: float | None = None  # from the failing check to all traffic back on the old version
     extra_instance_seconds: float | None = None  # instance-seconds beyond the live set's, while both ran
     steps: dict[str, float] | None = None  # each task's seconds
+    digest: str | None = None  # the image's registry digest: what ran, exactly (recover pulls by it)
+    analysis_score: float | None = None  # canary analysis' last score, 0-100 (None: not analysed)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
@@ -43,7 +45,7 @@ class ReleaseEntry:
         cls, *, request: dict[str, Any], run_id: str, outcome: str, commit: str | None, image: str | None,
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
         config: str | None = None, committed_at: str | None = None, steps: dict[str, float] | None = None,
-        cost: dict[str, Any] | None = None,
+        cost: dict[str, Any] | None = None, digest: str | None = None, analysis_score: float | None = None,
     ) -> ReleaseEntry:
         """``judged``: why the release failed before the deployer could say: the first task's refusal of the
         request, or canary analysis (else the deployer's reason, in rollback)."""
@@ -56,7 +58,8 @@ class ReleaseEntry:
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
-            config=config or None, committed_at=committed_at, steps=steps or None,
+            config=config or None, committed_at=committed_at, steps=steps or None, digest=digest,
+            analysis_score=analysis_score,
             **{k: v for k, v in (cost or {}).items() if k in ("failed_requests", "restore_seconds", "extra_instance_seconds")},
         )
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
+UNIQUE_RUN = "uq_deployflow_releases_run"
 # Timestamps are ISO 8601 text in UTC: the same on both databases, sortable, and what the ledger had as JSON.
 releases = sa.Table(
     "deployflow_releases", metadata,
@@ -43,7 +44,9 @@ releases = sa.Table(
     sa.Column("restore_seconds", sa.Float),
     sa.Column("extra_instance_seconds", sa.Float),
     sa.Column("steps", sa.JSON),
-    sa.UniqueConstraint("service", "run_id", name="uq_deployflow_releases_run"),  # one row per run: retries update it
+    sa.Column("digest", sa.String(100)),  # v2: the image's registry digest (recover pulls by it)
+    sa.Column("analysis_score", sa.Float),  # v2: canary analysis' last score, 0-100
+    sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN),  # one row per run: retries update it
     sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
 )
 schema_version = sa.Table(
@@ -52,12 +55,27 @@ schema_version = sa.Table(
 )
 
 
+V2_COLUMNS = ("digest", "analysis_score")
+
+
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[releases])
+    """The table as it first was: everything but the columns later versions add."""
+    later = {*V2_COLUMNS}
+    columns = [c._copy() for c in list(releases.columns) if c.name not in later]
+    first = sa.Table(releases.name, sa.MetaData(), *columns, sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN))
+    first.create(conn)
+    sa.Index("ix_deployflow_releases_env", first.c.service, first.c.environment, first.c.finished_at).create(conn)
+
+
+def _v2(conn: Connection) -> None:
+    for name in V2_COLUMNS:
+        column = releases.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {releases.name} ADD COLUMN {name} {kind}"))
 
 
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 VERSION = len(MIGRATIONS)
 
 
