@@ -1,0 +1,52 @@
+"""The ledger's commands: ``python -m deployflow.ledger <command> [options]``.
+
+    import    --url URL FILE...          bring in JSON-lines ledgers, once
+    report    ...                        DORA and success-rate figures, a table and charts (report.py)
+    exporter  ...                        release metrics for Prometheus on 127.0.0.1 (exporter.py)
+    backup    ...  |  restore ...        a consistent copy of the ledger and release records (backup.py)
+    recover   ...                        an environment back to its last promoted version (recover.py)
+
+Each command's module has ``main(argv) -> int``; ``--help`` after a command lists its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+COMMANDS = {"import": None, "report": "report", "exporter": "exporter", "backup": "backup", "restore": "backup",
+            "recover": "recover"}
+
+
+def _import(argv: list[str]) -> int:
+    from deployflow.ledger import Ledger
+
+    parser = argparse.ArgumentParser(prog="python -m deployflow.ledger import")
+    parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"), required=not os.environ.get("DEPLOYFLOW_LEDGER_URL"),
+                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL)")
+    parser.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    ledger = Ledger(args.url)
+    for path in args.files:
+        imported, skipped = ledger.import_jsonl(path)
+        print(f"{path}: {imported} release(s) imported, {skipped} already there")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m deployflow.ledger {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if COMMANDS[command] is None:
+        return _import(rest)
+    module = importlib.import_module(f"deployflow.ledger.{COMMANDS[command]}")
+    return module.main([command, *rest] if command in ("backup", "restore") else rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
