@@ -247,6 +247,11 @@ class FakeRouter:
         self.current: dict[str, Route] = {}
         self.log = log
         self.calls: list[dict[str, Route]] = []
+        self.stat = {"frontend_req_tot": 0, "frontend_hrsp_5xx": 0, "backend_srv_abrt": 0, "backend_econ": 0,
+                     "backend_eresp": 0, "backend_wretr": 0, "backend_wredis": 0}  # what counters() answers
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.stat)
 
     def ensure(self) -> None:
         self.log.append(("ensure",))

@@ -90,7 +90,7 @@ class World:
             store = FileStore((self.state_dir or Path(self._tmp())) / "release.json")
         return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan, service="shop", environment=self.env,
                        target=Target(version, image(version)), session=self.session, judges=self.judges,
-                       sleep=self.clock.sleep, clock=self.clock.monotonic)
+                       sleep=self.clock.sleep, clock=self.clock.monotonic, now=self.clock.monotonic)
 
     def _tmp(self) -> str:
         import tempfile

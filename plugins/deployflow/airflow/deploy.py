@@ -203,6 +203,7 @@ class ReleaseRecordOperator(BaseOperator):
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
             digest=(pulled[BUILD] or {}).get("digest"),
             analysis_score=(ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}).get("score"),
+            cost=(pulled[PROMOTE] or pulled[ROLLBACK] or {}).get("cost"),
         )
         ledger = open_ledger(state_dir())
         try:

@@ -82,7 +82,7 @@ def _note_failure(rollout: Rollout | None, step: str, exc: DeployflowError) -> N
     if rollout is None or step not in ("shift", "promote"):
         return
     try:
-        rollout.note_failure(str(exc))
+        rollout.note_failure(str(exc), getattr(exc, "restore_seconds", None))
     except Exception as error:  # noqa: BLE001 - the step's own failure is what matters; this is a note
         logging.warning("could not note the failure in the release record: %s", error)
 

@@ -7,6 +7,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+COST_FIELDS = ("requests", "failed_requests", "saved_by_router", "restore_seconds", "extra_instance_seconds")
+
+
 @dataclass(frozen=True)
 class ReleaseEntry:
     service: str
@@ -33,6 +36,8 @@ class ReleaseEntry:
     steps: dict[str, float] | None = None  # each task's seconds
     digest: str | None = None  # the image's registry digest: what ran, exactly (recover pulls by it)
     analysis_score: float | None = None  # canary analysis' last score, 0-100 (None: not analysed)
+    requests: int | None = None  # requests the router answered while the release ran
+    saved_by_router: int | None = None  # connection errors, retries and redispatches the clients never saw
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
@@ -60,7 +65,7 @@ class ReleaseEntry:
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
             config=config or None, committed_at=committed_at, steps=steps or None, digest=digest,
             analysis_score=analysis_score,
-            **{k: v for k, v in (cost or {}).items() if k in ("failed_requests", "restore_seconds", "extra_instance_seconds")},
+            **{k: v for k, v in (cost or {}).items() if k in COST_FIELDS},
         )
 
     def summary(self) -> str:

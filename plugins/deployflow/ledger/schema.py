@@ -46,6 +46,8 @@ releases = sa.Table(
     sa.Column("steps", sa.JSON),
     sa.Column("digest", sa.String(100)),  # v2: the image's registry digest (recover pulls by it)
     sa.Column("analysis_score", sa.Float),  # v2: canary analysis' last score, 0-100
+    sa.Column("requests", sa.Integer),  # v3: requests the router answered while the release ran
+    sa.Column("saved_by_router", sa.Integer),  # v3: connection errors, retries, redispatches the client never saw
     sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN),  # one row per run: retries update it
     sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
 )
@@ -56,26 +58,34 @@ schema_version = sa.Table(
 
 
 V2_COLUMNS = ("digest", "analysis_score")
+V3_COLUMNS = ("requests", "saved_by_router")
 
 
 def _v1(conn: Connection) -> None:
     """The table as it first was: everything but the columns later versions add."""
-    later = {*V2_COLUMNS}
+    later = {*V2_COLUMNS, *V3_COLUMNS}
     columns = [c._copy() for c in list(releases.columns) if c.name not in later]
     first = sa.Table(releases.name, sa.MetaData(), *columns, sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN))
     first.create(conn)
     sa.Index("ix_deployflow_releases_env", first.c.service, first.c.environment, first.c.finished_at).create(conn)
 
 
-def _v2(conn: Connection) -> None:
-    for name in V2_COLUMNS:
-        column = releases.c[name]
-        kind = column.type.compile(dialect=conn.dialect)
+def _add_columns(conn: Connection, names: tuple[str, ...]) -> None:
+    for name in names:
+        kind = releases.c[name].type.compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE {releases.name} ADD COLUMN {name} {kind}"))
 
 
+def _v2(conn: Connection) -> None:
+    _add_columns(conn, V2_COLUMNS)
+
+
+def _v3(conn: Connection) -> None:
+    _add_columns(conn, V3_COLUMNS)
+
+
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 VERSION = len(MIGRATIONS)
 
 

@@ -48,8 +48,10 @@ class Guards:
         """Put all traffic back on the old version and fail the step, saying ``why`` and how fast traffic moved."""
         failed_at = self.clock()
         restored = self.restore(record)
-        raise StepFailed(f"{why}; " + (f"traffic restored to {record.previous.version} in {self.clock() - failed_at:.2f} s"
-                                       if restored else "no previous version to restore"))
+        took = round(self.clock() - failed_at, 2)
+        raise StepFailed(f"{why}; " + (f"traffic restored to {record.previous.version} in {took:.2f} s"
+                                       if restored else "no previous version to restore"),
+                         restore_seconds=took if restored else None)
 
     def watch(self, record: Record, seconds: float, what: str) -> None:
         """Probe the new version's health paths for ``seconds``; on a failure restore the old version and fail."""

@@ -16,7 +16,12 @@ PROMOTED, ROLLED_BACK = "promoted", "rolled back"
 
 
 class StepFailed(DeployflowError):
-    """A deploy step could not finish; traffic is already back on the old version if it had moved."""
+    """A deploy step could not finish; traffic is already back on the old version if it had moved
+    (``restore_seconds``: how long that took from the failing check)."""
+
+    def __init__(self, message: str, *, restore_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.restore_seconds = restore_seconds
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class Record:
     percent: int = 0
     baseline: bool = False  # a fresh baseline of the old version runs beside the canary
     failure: str | None = None  # why a step failed (the deployer's error), for rollback to report
+    restore_seconds: float | None = None  # from the failing check to all traffic on the old version (a watch's abort)
+    counters: dict[str, int] | None = None  # the router's counters when the release began (cost.py)
+    timeline: tuple[tuple[float, int], ...] = ()  # (wall time, instances beyond the environment's size) (cost.py)
 
     @property
     def serving(self) -> str | None:
@@ -61,6 +69,7 @@ class Record:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["previous"] = Target(**values["previous"]) if values.get("previous") else None
+        values["timeline"] = tuple(tuple(point) for point in values.get("timeline") or ())
         values.setdefault("image", "")
         if "live" not in values:  # a record from before the engine kept it: the old version ran in the other colour
             values["live"] = COLOURS[1 - COLOURS.index(values["colour"])] if values["previous"] else None

@@ -55,6 +55,10 @@ class Traffic(Protocol):
     def status(self) -> dict[str, object]:
         """The router's own view (servers and their checks, Services, route weights), for status."""
 
+    def counters(self) -> dict[str, int]:
+        """Running totals of what clients went through at the router (5xx, cut responses, retries); {} where the
+        router keeps none (Kubernetes: the Gateway's or the mesh's own metrics have them)."""
+
 
 @dataclass(frozen=True)
 class Route:

@@ -130,6 +130,29 @@ def parse_servers_state(text: str) -> dict[str, Route]:
     return routes
 
 
+# What a release cost its users, as the proxy counts it (``show stat``): answers of 5xx to clients (HAProxy's own
+# 502/503/504 included) and responses the server cut off, on the front; connection errors, retries and
+# redispatches on the way to the servers (requests the client never saw fail).
+COUNTERS = {"FRONTEND": ("req_tot", "hrsp_5xx"), "BACKEND": ("srv_abrt", "econ", "eresp", "wretr", "wredis")}
+
+
+def parse_stat(text: str, frontend: str) -> dict[str, int]:
+    """The counters of ``show stat``'s CSV that say what clients went through: ``frontend_req_tot`` ..."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise RouterError(f"'show stat' answered {text[:80]!r}, not its CSV")
+    header = lines[0][2:].split(",")
+    counters: dict[str, int] = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        kind = row.get("svname")
+        if (kind, row.get("pxname")) not in (("FRONTEND", frontend), ("BACKEND", BACKEND)):
+            continue
+        for field in COUNTERS[kind]:
+            counters[f"{kind.lower()}_{field}"] = int(row.get(field) or 0)
+    return counters
+
+
 class AdminSocket:
     """HAProxy's runtime API over its unix socket: one command per connection."""
 
@@ -182,7 +205,7 @@ class HAProxyRouter:
     def _save(self, routes: Mapping[str, Route]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         config = render_config(
-            name=f"{self.service}-{self.environment}", front_port=self.front_port, check_path=self.check_path,
+            name=self.frontend, front_port=self.front_port, check_path=self.check_path,
             admin_socket=str(self.dir / "admin.sock"), routes=routes,
         )
         for name, text in (("haproxy.cfg", config), ("routes.json", json.dumps({n: vars(r) | {"status": "unknown"} for n, r in routes.items()}, indent=1))):
@@ -219,6 +242,14 @@ class HAProxyRouter:
 
     def routes(self) -> dict[str, Route]:
         return parse_servers_state(self.admin.send(f"show servers state {BACKEND}"))
+
+    def counters(self) -> dict[str, int]:
+        """The proxy's counters since it started (a restarted proxy starts again from 0)."""
+        return parse_stat(self.admin.send("show stat"), self.frontend)
+
+    @property
+    def frontend(self) -> str:
+        return f"{self.service}-{self.environment}"
 
     def set_routes(self, routes: Mapping[str, Route]) -> None:
         for command in transition(self.routes(), routes):

@@ -114,6 +114,9 @@ class HAProxyTraffic:
         self._zeroed -= going
         self.router.set_routes({n: r for n, r in self.router.routes().items() if n not in going})
 
+    def counters(self) -> dict[str, int]:
+        return self.router.counters()
+
     def status(self) -> dict[str, object]:
         return {"servers": {n: {"weight": r.weight, "check": r.status, **({"backup": True} if r.backup else {})}
                             for n, r in sorted(self.router.routes().items())}}

@@ -60,5 +60,8 @@ class SelectorSwitch:
     def drain(self, colours: list[str]) -> None:
         pass  # a colour no Service selects gets no request; its pods finish theirs when scaled to 0
 
+    def counters(self) -> dict[str, int]:
+        return {}  # a Service keeps no request counts: the Gateway's or the mesh's metrics have them
+
     def status(self) -> dict[str, object]:
         return {"main_service_selects": self.main_colour() or "every colour"}

@@ -1,0 +1,68 @@
+"""The record task writes the whole release to the SQL ledger, once per run: who, what, the configuration
+version, the digest, the commit time, each step's seconds and what the release cost (from rollback's or
+promote's result)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from deployflow.airflow.deploy import ReleaseRecordOperator
+from deployflow.catalog import parse_service
+from deployflow.ledger import Ledger, default_url
+
+SHOP = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18103}}})
+COST = {"requests": 5200, "failed_requests": 1, "saved_by_router": 7, "restore_seconds": 0.05, "extra_instance_seconds": 62.5}
+XCOMS = {
+    ("resolve", "return_value"): {"service": "shop", "environment": "prod", "strategy": "blue-green", "git_ref": "main",
+                                  "requested_by": "alice", "reason": "fix"},
+    ("checkout", "return_value"): {"sha": "0123456789ab" * 3, "short_sha": "0123456789ab", "seconds": 0.4,
+                                   "committed_at": "2026-12-01T08:00:00+00:00"},
+    ("build", "return_value"): {"ref": "127.0.0.1:5000/shop:0123456789ab", "digest": "sha256:" + "b" * 64, "seconds": 12.0},
+    ("prepare", "return_value"): {"previous": "fedcba987654", "seconds": 3.5},
+    ("prepare", "started"): True,
+    ("prepare", "release"): {"version": "0123456789ab-cc0ffee00c0de", "image_version": "0123456789ab", "config": "c0ffee00c0de"},
+    ("shift", "return_value"): {"seconds": 2.0},
+    ("rollback", "return_value"): {"rolled_back": True, "to": "fedcba987654", "because": "crashed", "seconds": 4.0, "cost": COST},
+}
+
+
+class TI:
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+        return XCOMS.get((task_ids, key))
+
+    def xcom_push(self, key: str, value: object) -> None:
+        pass
+
+
+def test_a_rolled_back_release_is_recorded_whole_and_a_retried_record_writes_no_second_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    context = {"ti": TI(), "run_id": "manual__1",
+               "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
+                                          run_type="manual")}
+    task = ReleaseRecordOperator(task_id="record", service=SHOP)
+    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None):
+        for _ in range(2):  # the task, then its retry
+            with pytest.raises(AirflowFailException, match="rolled back to fedcba987654: crashed"):
+                task.execute(context)
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    assert (entry.requested_by, entry.outcome, entry.config, entry.digest, entry.committed_at) == (
+        "alice", "rolled back to fedcba987654", "c0ffee00c0de", "sha256:" + "b" * 64, "2026-12-01T08:00:00+00:00")
+    assert entry.steps == {"checkout": 0.4, "build": 12.0, "prepare": 3.5, "shift": 2.0, "rollback": 4.0}
+    assert {k: getattr(entry, k) for k in COST} == COST
+
+
+def test_a_json_lines_ledger_beside_it_is_imported_once(tmp_path, monkeypatch):
+    from deployflow.airflow.ledger import open_ledger
+
+    (tmp_path / "ledger.jsonl").write_text('{"service": "shop", "environment": "prod", "strategy": "rolling", "version": null, '
+                                           '"commit": null, "image": null, "previous": null, "requested_by": "bob", "reason": "", '
+                                           '"run_id": "old", "outcome": "promoted", "started_at": null, '
+                                           '"finished_at": "2026-11-01T00:00:00+00:00", "seconds": 1.0, "rollback_seconds": null}\n')
+    assert [e.run_id for e in open_ledger(tmp_path).entries()] == ["old"]
+    assert not (tmp_path / "ledger.jsonl").exists() and (tmp_path / "ledger.jsonl.imported").exists()
+    assert [e.run_id for e in open_ledger(tmp_path).entries()] == ["old"]  # once
