@@ -11,8 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
+
+log = logging.getLogger("deployflow.deployer")
 
 FAILED = ("frontend_hrsp_5xx", "backend_srv_abrt")
 SAVED = ("backend_econ", "backend_eresp", "backend_wretr", "backend_wredis")
@@ -52,3 +56,19 @@ def release_cost(record: Any, counters_now: Mapping[str, int]) -> dict[str, Any]
     if record.restore_seconds is not None:
         cost["restore_seconds"] = record.restore_seconds
     return cost
+
+
+def counters(traffic: Any) -> dict[str, int]:
+    """The router's counters now; {} when they cannot be read (a figure never fails a step)."""
+    try:
+        return traffic.counters()
+    except Exception as exc:  # noqa: BLE001 - a figure, not a step
+        log.warning("could not read the router's counters: %s", exc)
+        return {}
+
+
+def at(now: Callable[[], float], record: Any, extra: int) -> Any:
+    """``record`` with one more point of its timeline, where the count of extra instances changes."""
+    if record.timeline and record.timeline[-1][1] == extra:
+        return record
+    return replace(record, timeline=(*record.timeline, (round(now(), 3), extra)))

@@ -26,7 +26,7 @@ from typing import Any
 from deployflow import health
 from deployflow.catalog import Environment
 from deployflow.platforms.base import BASELINE, COLOURS, Workload, other_colour
-from deployflow.rollout.cost import extra_now, release_cost
+from deployflow.rollout.cost import at, counters, extra_now, release_cost
 from deployflow.rollout.guards import Guards
 from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
 from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
@@ -96,12 +96,12 @@ class Rollout:
         if running.target.version == self.target.version:
             return Record(self.target.version, self.target.image, live, live, None, already_live=True)
         colour = live if self.strategy.in_place else other_colour(live)
-        record = Record(self.target.version, self.target.image, colour, live, running.target, counters=self._counters())
+        record = Record(self.target.version, self.target.image, colour, live, running.target, counters=counters(self.traffic))
         # A fresh baseline of the old version beside an analysed canary: judged against it, not long-running ones.
         record = replace(record, baseline=self.env.analysis.baseline and any(s.analysis for s in self._steps(record)))
         first = self.strategy.first_instances(self.env.replicas)  # what prepare starts beside the live set
         in_place = colour == live
-        return self._at(record, extra_now(self.env.replicas, first, 0 if in_place else None, first if record.baseline else 0))
+        return at(self.now, record, extra_now(self.env.replicas, first, 0 if in_place else None, first if record.baseline else 0))
 
     # ---- steps ------------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ class Rollout:
         record = self._require()
         if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
             record = self._finish(record, PROMOTED)
-            return {**self._result(record, started), "cost": release_cost(record, self._counters())}
+            return {**self._result(record, started), "cost": release_cost(record, counters(self.traffic))}
         for step in promote_steps(self._steps(record), record.percent):
             record = self._apply(record, step)
             if step.pause_s:
@@ -177,7 +177,7 @@ class Rollout:
         log.info("promote: %s is live in %s; %s of %s removed in %.1f s", self.target.version, self.env.name,
                  " and ".join(old) or "nothing", record.previous.version if record.previous else "nothing",
                  self.clock() - started)
-        return {**self._result(record, started), "cost": release_cost(record, self._counters())}
+        return {**self._result(record, started), "cost": release_cost(record, counters(self.traffic))}
 
     def rollback(self) -> dict[str, Any]:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
@@ -192,7 +192,7 @@ class Rollout:
             self._finish(record, ROLLED_BACK)
             log.info("rollback: first deploy of %s: rolled back to nothing", self.service)
             return {"rolled_back": True, "to": None, "because": record.failure, "seconds": round(self.clock() - started, 2),
-                    "cost": release_cost(self._mine(finished=True) or record, self._counters())}
+                    "cost": release_cost(self._mine(finished=True) or record, counters(self.traffic))}
         self.guards.restore(record)
         restored = self.clock() - started
         new = [c for c in (record.colour, BASELINE if record.baseline else None) if c and c != record.live]
@@ -205,7 +205,7 @@ class Rollout:
                  ", ".join(new) or "nothing")
         return {"rolled_back": True, "to": record.previous.version, "because": record.failure,
                 "seconds_to_old_traffic": round(restored, 2), "seconds": round(self.clock() - started, 2),
-                "cost": release_cost(record, self._counters())}
+                "cost": release_cost(record, counters(self.traffic))}
 
     def note_failure(self, reason: str, restore_seconds: float | None = None) -> None:
         """Keep why a step failed in the release's record (rollback reports it), and how fast traffic went back."""
@@ -235,23 +235,9 @@ class Rollout:
             "seconds": round(self.clock() - started, 2),
         }
 
-    def _counters(self) -> dict[str, int]:
-        """The router's counters, for what the release cost; {} when they cannot be read (never a failed step)."""
-        try:
-            return self.traffic.counters()
-        except Exception as exc:  # noqa: BLE001 - a figure, not a step
-            log.warning("could not read the router's counters: %s", exc)
-            return {}
-
-    def _at(self, record: Record, extra: int) -> Record:
-        """The record with one more point of the cost timeline (only where the count changes)."""
-        if record.timeline and record.timeline[-1][1] == extra:
-            return record
-        return replace(record, timeline=(*record.timeline, (round(self.now(), 3), extra)))
-
     def _finish(self, record: Record, outcome: str) -> Record:
         if record.outcome is None:
-            record = self._at(record, 0)  # the old set, or the new one, is gone: no extra instance any more
+            record = at(self.now, record, 0)  # the old set, or the new one, is gone: no extra instance any more
         finished = replace(record, outcome=outcome)
         if finished != record:
             self.store.save(finished)
@@ -282,7 +268,7 @@ class Rollout:
             self.workload.scale(colour, 0, record.previous, BASELINE)
         done = replace(record, percent=step.percent, baseline=record.baseline and not dropped)
         kept_baseline = self.strategy.first_instances(self.env.replicas) if done.baseline else 0
-        done = self._at(done, extra_now(self.env.replicas, new_size, None if old and old_size is None else old_size or 0,
+        done = at(self.now, done, extra_now(self.env.replicas, new_size, None if old and old_size is None else old_size or 0,
                                         kept_baseline))
         if done != record:
             self.store.save(done)
