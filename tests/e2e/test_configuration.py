@@ -156,9 +156,10 @@ class FlagLoad(LoadGenerator):
 def test_a_flag_flipped_on_in_staging_reaches_the_canary_first_and_is_judged(airflow, catalog, live):
     before = front("staging")
     assert before["flags"] == {}
+    # The commit that serves now (earlier tests leave any): only the configuration changes.
     with configured(catalog, "staging", {"flags": {"new_checkout": True}}), \
             FlagLoad(f"http://127.0.0.1:{PORTS['staging']}/", rate=20, threads=2) as load:
-        run = release(airflow, "staging", "main")
+        run = release(airflow, "staging", before["commit"])
     assert run["state"] == "success" and run["tasks"]["analysis"] == "success", run["tasks"]
     assert front("staging")["flags"] == {"FLAG_NEW_CHECKOUT": "true"}  # same image, the flag on everywhere now
     assert front("staging")["version"] == before["version"]
@@ -179,7 +180,7 @@ def test_a_bad_configuration_is_rolled_back_by_its_analysis_and_the_old_values_s
     before = front("staging", "/config")
     bad = {"flags": {"new_checkout": True}, "values": {"FAULT_ERROR_RATE": "0.5"}}  # the new setting breaks half the requests
     with configured(catalog, "staging", bad):
-        run = release(airflow, "staging", "main")
+        run = release(airflow, "staging", front("staging")["commit"])  # the same image: the configuration alone is bad
     assert (run["state"], run["tasks"]["analysis"], run["tasks"]["rollback"]) == ("failed", "failed", "success"), run["tasks"]
     assert front("staging", "/config") == before  # the previous configuration, with the previous image
     rolled = airflow.xcom(DAG_ID, run["run_id"], "rollback")
