@@ -10,7 +10,8 @@ API under a steady 100 requests/s through the environment's proxy. In staging (c
 
 For each: the run's outcome and time, the build and test stages' time (a configuration-only release runs
 them again for the same image today), the deploy tasks' time, prepare's configuration resolution time (from
-its log line) and failed requests. Prints a table and a one-line summary; asserts nothing.
+its log line), failed requests at the load generator, and what the ledger says the release cost (failed
+requests at the router, extra instance-seconds). Prints a table and a one-line summary; asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 import scenarios  # noqa: E402
 import stack  # noqa: E402
 from deployflow.client import AirflowClient  # noqa: E402
+from deployflow.ledger import Ledger, default_url  # noqa: E402
 from deployflow.loadgen import LoadGenerator  # noqa: E402
 
 PORT = 28096
@@ -54,8 +56,8 @@ def span(tis: dict, names: tuple[str, ...]) -> float:
 
 
 class Bench:
-    def __init__(self, client: AirflowClient, repo: Path, catalog: Path) -> None:
-        self.client, self.repo, self.catalog = client, repo, catalog
+    def __init__(self, client: AirflowClient, repo: Path, catalog: Path, state: Path) -> None:
+        self.client, self.repo, self.catalog, self.state = client, repo, catalog, state
         self.rows: list[dict] = []
 
     def configure(self, environment: str, config: dict | None) -> None:
@@ -73,10 +75,13 @@ class Bench:
         tis = {ti["task_id"]: ti for ti in self.client.task_instances(DAG_ID, run_id)}
         prepare = "\n".join(str(e.get("event", "")) for e in self.client.task_log(DAG_ID, run_id, "prepare", 1))
         resolved = _RESOLVED.search(prepare)
+        entry = next((e for e in Ledger(default_url(self.state)).entries() if e.run_id == run_id), None)
         row = {"release": name, "environment": environment, "outcome": run["state"],
                "run_s": stamp(run["end_date"]) - stamp(run["start_date"]), "build_test_s": span(tis, BEFORE_DEPLOY),
                "deploy_s": span(tis, DEPLOY), "resolve_config_s": float(resolved.group(1)) if resolved else 0.0,
-               "requests": load.report.sent, "failed": len(load.report.failures)}
+               "requests": load.report.sent, "failed": len(load.report.failures),
+               "router_failed": entry.failed_requests if entry else None,
+               "extra_instance_s": entry.extra_instance_seconds if entry else None}
         self.rows.append(row)
         return row
 
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))
         stack.wait_for_dag(airflow, DAG_ID)
-        bench = Bench(airflow, repo, catalog)
+        bench = Bench(airflow, repo, catalog, work / "state")
         for environment in ("staging", "prod"):
             print(f"baseline: {bench.release('baseline', environment, 'main')}", flush=True)
         for environment, change in (("staging", {"flags": {"new_checkout": True}}),
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict]) -> None:
-    columns = ("release", "environment", "outcome", "run_s", "build_test_s", "deploy_s", "resolve_config_s", "requests", "failed")
+    columns = ("release", "environment", "outcome", "run_s", "build_test_s", "deploy_s", "resolve_config_s", "requests", "failed",
+               "router_failed", "extra_instance_s")
     print("\n" + " | ".join(f"{c:>18}" for c in columns))
     for row in rows:
         print(" | ".join(f"{row[c]:>18.2f}" if isinstance(row[c], float) else f"{row[c]!s:>18}" for c in columns))
