@@ -128,9 +128,11 @@ def test_a_version_that_crashes_after_start_is_rolled_back(airflow, docker_clien
     with under_load("prod") as load:
         run = release(airflow, "prod", "crash")
     assert run["state"] == "failed"
-    assert run["tasks"]["promote"] == "failed"  # the crash came during the scale-down watch
-    assert run["tasks"]["rollback"] == "success"
-    assert "traffic restored to" in log_text(airflow, run["run_id"], "promote")
+    # It dies 10 s after it started: during the scale-down watch, or during the switch on a busy machine.
+    # Whichever step watched it then put all traffic back on the old colour.
+    failed = [step for step in ("shift", "promote") if run["tasks"][step] == "failed"]
+    assert len(failed) == 1 and run["tasks"]["rollback"] == "success", run["tasks"]
+    assert f"restored 100 % of traffic to {before}" in log_text(airflow, run["run_id"], failed[0])
     assert served_version("prod") == before
     assert {c.labels["io.deployflow.version"] for c in app_containers(docker_client, "prod")} == {before}
     # The old colour stood by as HAProxy backup servers: no request went to a dead instance. The crash
