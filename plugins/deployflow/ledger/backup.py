@@ -93,11 +93,14 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     return parsed.set(password=None).render_as_string(hide_password=False), env
 
 
-def pg_dump_command(url: str, out: Path) -> list[str]:
-    """Only the ledger's tables (and the id sequence they own): the ledger may share a database with others."""
+def pg_dump_command(url: str, out: Path, *, snapshot: str | None = None) -> list[str]:
+    """Only the ledger's tables (and the id sequence they own): the ledger may share a database with others.
+    ``snapshot``: an exported snapshot to dump in (``pg_export_snapshot()``)."""
     conninfo, _ = libpq(url)
     tables = [f"--table={t}" for t in TABLES]
-    return [pg_bin("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", *tables, f"--file={out}", f"--dbname={conninfo}"]
+    at = [f"--snapshot={snapshot}"] if snapshot else []
+    return [pg_bin("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", *tables, *at, f"--file={out}",
+            f"--dbname={conninfo}"]
 
 
 def pg_restore_command(url: str, dump: Path) -> list[str]:
@@ -127,11 +130,10 @@ def _sqlite_path(url: str) -> Path:
     return Path(database)
 
 
-def dump_ledger(url: str, out: Path) -> None:
+def dump_ledger(url: str, out: Path) -> int:
+    """The copy, and how many releases it holds (counted in the same snapshot as the copy)."""
     if _backend(url) == "postgresql":
-        _run(pg_dump_command(url, out), url)
-        out.chmod(0o600)
-        return
+        return _pg_dump(url, out)
     source_path = _sqlite_path(url)
     if not source_path.exists():
         raise BackupError(f"--url: the ledger {source_path} does not exist")
@@ -144,6 +146,25 @@ def dump_ledger(url: str, out: Path) -> None:
     finally:
         target.close()
         source.close()
+    return ledger_releases(f"sqlite:///{out}")
+
+
+def _pg_dump(url: str, out: Path) -> int:
+    """pg_dump inside a snapshot this connection exported and counted in, so the manifest's count is the dump's."""
+    from deployflow.ledger.store import engine_for
+
+    engine = engine_for(url)
+    try:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
+            count = conn.execute(sa.select(sa.func.count()).select_from(releases)).scalar() or 0
+            _run(pg_dump_command(url, out, snapshot=snapshot), url)
+    except sa.exc.SQLAlchemyError as exc:
+        raise BackupError(f"--url: the ledger cannot be read: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    out.chmod(0o600)
+    return count
 
 
 def ledger_releases(url: str) -> int:
@@ -191,7 +212,7 @@ def backup(url: str, state_dir: Path, to: Path, *, now: datetime | None = None) 
     to.chmod(0o700)
     backend = _backend(url)
     dump = to / DUMPS[backend]
-    dump_ledger(url, dump)
+    count = dump_ledger(url, dump)
     files = {DUMPS[backend]: dump}
     for relative in state_files(state_dir):
         copy = to / "state" / relative
@@ -199,7 +220,6 @@ def backup(url: str, state_dir: Path, to: Path, *, now: datetime | None = None) 
         files[str(Path("state") / relative)] = copy
     for directory in [p for p in to.rglob("*") if p.is_dir()]:
         directory.chmod(0o700)
-    count = ledger_releases(url) if backend == "postgresql" else ledger_releases(f"sqlite:///{dump}")
     manifest = {
         "format": FORMAT, "created_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "ledger": {"backend": backend, "file": DUMPS[backend], "schema_version": VERSION, "releases": count},
