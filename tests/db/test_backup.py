@@ -196,3 +196,12 @@ def test_a_sqlite_backup_into_a_postgres_ledger_is_refused(sqlite_url, postgres_
     with pytest.raises(BackupError, match="holds a sqlite ledger"):
         restore(postgres_url, tmp_path / "state", tmp_path / "backup")
 
+
+
+def test_restored_state_directories_are_private(sqlite_url, tmp_path):
+    Ledger(sqlite_url).record(entry("r1"))
+    make_state(tmp_path / "state")
+    backup(sqlite_url, tmp_path / "state", tmp_path / "backup")
+    restore(f"sqlite:///{tmp_path / 'ledger2.db'}", tmp_path / "lost" / "state", tmp_path / "backup")
+    for directory in [tmp_path / "lost" / "state", *(p for p in (tmp_path / "lost" / "state").rglob("*") if p.is_dir())]:
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory

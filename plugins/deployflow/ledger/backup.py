@@ -70,7 +70,8 @@ def _backend(url: str) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for directory in [p for p in reversed(path.parents) if not p.exists()]:  # mkdir's mode is the last one's only
+        directory.mkdir(mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
