@@ -153,3 +153,31 @@ def test_bad_input_exits_2_naming_the_field_and_the_valid_values(argv, error, ca
 def test_an_empty_ledger_fails_and_says_to_restore_it_first(capsys, tmp_path):
     assert recovering.main(["--environment", "dev", "--state", str(tmp_path)]) == 1
     assert "has no promoted release there; restore it first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("failing", "running", "error"), [
+    (False, {"aaaaaaaaaaaa": 3}, None),
+    # never healthy: rolled back to nothing, and it says why
+    (True, {}, r"aaaaaaaaaaaa is not healthy after .* HTTP 503"),
+])
+def test_bring_back_is_a_first_deploy_through_the_engine_health_checked(failing, running, error):
+    from tests.unit.world import World
+
+    world = World("rolling", platform="docker", replicas=3, batch_size=1)
+    recovery = choose("shop", "prod", [entry("r1", digest=DIGEST)])
+    if failing:
+        world.platform.failing.add(recovery.version)
+    back = dict(client=FakeClient(FakeImages(local=True)), stack="e2e", state_dir=world.state_dir,
+                rollout=world.rollout(recovery.version), session=world.session, sleep=world.clock.sleep,
+                clock=world.clock.monotonic)
+    if error:
+        with pytest.raises(Unrecoverable, match=error):
+            recovering.bring_back(world.service, recovery, **back)
+    else:
+        assert recovering.bring_back(world.service, recovery, **back) == {"already_live": False, "image": "on this host"}
+    live = [i for i in world.platform.by_name.values() if i.running]
+    assert {v: sum(1 for i in live if i.version == v) for v in {i.version for i in live}} == running
+    # again on a host that serves it: nothing to do
+    if not failing:
+        back["rollout"] = world.rollout(recovery.version)
+        assert recovering.bring_back(world.service, recovery, **back)["already_live"] is True

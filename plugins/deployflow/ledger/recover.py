@@ -33,6 +33,7 @@ from deployflow.catalog import Service, load_catalog
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from deployflow.rollout.engine import Rollout
 from deployflow.stores.config_files import ConfigFiles
 
 PROMOTED = "promoted"
@@ -112,22 +113,25 @@ def ensure_image(client: Any, image: str) -> str:
 
 
 def bring_back(service: Service, recovery: Recovery, *, client: Any, stack: str, state_dir: Path,
-               session: health.Session | None = None) -> dict[str, Any]:
-    """prepare, health, shift, promote: the Airflow DAG's deploy tasks, in one process. Rolls back on failure."""
+               rollout: Rollout | None = None, session: health.Session | None = None,
+               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """prepare, health, shift, promote: the Airflow DAG's deploy tasks, in one process. Rolls back on failure.
+    :param rollout: the engine for this release (default: ``rollout_for`` the environment's platform)."""
     import requests
 
     from deployflow.deployer.wiring import rollout_for
 
     env = service.environments[recovery.environment]
     pulled = ensure_image(client, recovery.image)
-    rollout = rollout_for(service, recovery.environment, client=client, version=recovery.version, image=recovery.image,
-                          stack=stack, state_dir=state_dir)
+    rollout = rollout or rollout_for(service, recovery.environment, client=client, version=recovery.version,
+                                     image=recovery.image, stack=stack, state_dir=state_dir)
     try:
         prepared = rollout.prepare()
         if not prepared["already_live"]:
             h = env.health
             verdict = health.wait_healthy(session or requests.Session(), prepared["instances"], list(h.paths()),
-                                          consecutive=h.consecutive, interval_s=h.interval_s, timeout_s=h.timeout_s)
+                                          consecutive=h.consecutive, interval_s=h.interval_s, timeout_s=h.timeout_s,
+                                          clock=clock, sleep=sleep)
             if not verdict.healthy:
                 raise Unrecoverable(f"{recovery.version} is {verdict.reason()}")
         rollout.shift()
