@@ -205,3 +205,18 @@ def test_restored_state_directories_are_private(sqlite_url, tmp_path):
     restore(f"sqlite:///{tmp_path / 'ledger2.db'}", tmp_path / "lost" / "state", tmp_path / "backup")
     for directory in [tmp_path / "lost" / "state", *(p for p in (tmp_path / "lost" / "state").rglob("*") if p.is_dir())]:
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+def test_postgres_commands_are_built_exactly_and_keep_the_password_off_the_command_line(monkeypatch):
+    from deployflow.ledger.backup import libpq, pg_dump_command, pg_restore_command
+
+    monkeypatch.setenv("DEPLOYFLOW_PG_BIN", "/opt/pg/bin")
+    url = "postgresql+psycopg://deployflow:pa%40ss@db.internal:5433/ledger"
+    assert libpq(url) == ("postgresql://deployflow@db.internal:5433/ledger", {"PGPASSWORD": "pa@ss"})
+    assert pg_dump_command(url, Path("/b/ledger.pgdump"), snapshot="00000003-1") == [
+        "/opt/pg/bin/pg_dump", "--format=custom", "--no-owner", "--no-privileges", "--table=deployflow_releases",
+        "--table=deployflow_schema", "--snapshot=00000003-1", "--file=/b/ledger.pgdump",
+        "--dbname=postgresql://deployflow@db.internal:5433/ledger"]
+    assert pg_restore_command("postgres://u@h/l", Path("/b/ledger.pgdump")) == [
+        "/opt/pg/bin/pg_restore", "--single-transaction", "--clean", "--if-exists", "--no-owner", "--no-privileges",
+        "--dbname=postgresql://u@h/l", "/b/ledger.pgdump"]

@@ -83,7 +83,11 @@ def pg_bin(name: str) -> str:
     """pg_dump or pg_restore: $DEPLOYFLOW_PG_BIN, else the newest of Debian's /usr/lib/postgresql/*/bin, else $PATH."""
     if os.environ.get("DEPLOYFLOW_PG_BIN"):
         return str(Path(os.environ["DEPLOYFLOW_PG_BIN"]) / name)
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    def major(path: str) -> int:  # /usr/lib/postgresql/<major>/bin/<name>: a newer pg_dump reads older servers
+        version = Path(path).parts[-3]
+        return int(version) if version.isdigit() else 0
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
     return found[-1] if found else (shutil.which(name) or name)
 
 
@@ -91,7 +95,9 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     """The URL libpq takes (no SQLAlchemy driver), and the password apart, for PGPASSWORD: never on a command line."""
     parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1)).set(drivername="postgresql")
     env = {"PGPASSWORD": parsed.password} if parsed.password else {}
-    return parsed.set(password=None).render_as_string(hide_password=False), env
+    bare = sa.engine.URL.create("postgresql", username=parsed.username, host=parsed.host, port=parsed.port,
+                                database=parsed.database, query=parsed.query)  # URL.set(password=None) keeps it
+    return bare.render_as_string(hide_password=False), env
 
 
 def pg_dump_command(url: str, out: Path, *, snapshot: str | None = None) -> list[str]:
@@ -144,10 +150,11 @@ def dump_ledger(url: str, out: Path) -> int:
     try:
         source.backup(target)
         target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        tables = {row[0] for row in target.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return target.execute(f"SELECT count(*) FROM {releases.name}").fetchone()[0] if releases.name in tables else 0
     finally:
         target.close()
         source.close()
-    return ledger_releases(f"sqlite:///{out}")
 
 
 def _pg_dump(url: str, out: Path) -> int:
