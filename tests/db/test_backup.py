@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from deployflow.ledger.schema import VERSION
 from deployflow.ledger import Ledger
 from deployflow.ledger.backup import MANIFEST, BackupError, backup, main, restore
 from deployflow.ledger.schema import releases
@@ -67,7 +68,7 @@ def test_a_round_trip_keeps_every_release_and_state_file_private(url, other_url,
     for path in (tmp_path / "backup").rglob("*"):
         assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
     manifest = json.loads((tmp_path / "backup" / MANIFEST).read_text())
-    assert manifest["ledger"]["releases"] == 2 and manifest["ledger"]["schema_version"] == 2
+    assert manifest["ledger"]["releases"] == 2 and manifest["ledger"]["schema_version"] == VERSION
     assert {n for n in manifest["files"] if n.startswith("state/")} == {f"state/{n}" for n in STATE_FILES}
 
     done = restore(other_url, tmp_path / "new-state", tmp_path / "backup")
