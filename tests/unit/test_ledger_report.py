@@ -66,3 +66,8 @@ def test_the_ledger_s_default_place(monkeypatch, env, url):
 ])
 def test_durations_read_in_their_unit(seconds, text):
     assert duration(seconds) == text
+
+
+def test_period_of_names_the_option_it_refuses():
+    with pytest.raises(ValueError, match=r"^--since '1/11/2026' is not an ISO date: valid values are YYYY-MM-DD \(UTC\)$"):
+        period_of("1/11/2026", "2026-11-30")

@@ -93,7 +93,7 @@ def _day(option: str, text: str | None) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise SystemExit(_refuse(f"{option} {text!r} is not an ISO date: valid values are YYYY-MM-DD (UTC)")) from None
+        raise ValueError(f"{option} {text!r} is not an ISO date: valid values are YYYY-MM-DD (UTC)") from None
 
 
 def _refuse(message: str) -> int:
@@ -102,11 +102,11 @@ def _refuse(message: str) -> int:
 
 
 def period_of(since: str | None, until: str | None, today: date | None = None) -> Period:
-    """The period the options name (raises SystemExit(2) with a one-line error when they are not dates)."""
+    """The period the options name; ValueError naming the option and the valid form when they are not dates."""
     last = _day("--until", until) or today or datetime.now(timezone.utc).date()
     first = _day("--since", since) or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise SystemExit(_refuse(f"--since {first} is after --until {last}: the period must run forwards"))
+        raise ValueError(f"--since {first} is after --until {last}: the period must run forwards")
     return Period(first, last)
 
 
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         period = period_of(args.since, args.until)
-    except SystemExit as refused:
-        return int(refused.code or 2)
+    except ValueError as exc:  # one line, not argparse's usage block: the option and the form it wants
+        return _refuse(str(exc))
     url = ledger_url(args.url)
     try:
         engine = engine_for(url)
