@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from deployflow.ledger.schema import releases as r
 
@@ -42,8 +43,10 @@ class SecondsBetween(ColumnElement):
 
     type = sa.Float()
     inherit_cache = True
+    # Both ends are part of the statement's cache key: two durations between other columns never share a compiled form.
+    _traverse_internals = [("start", InternalTraversal.dp_clauseelement), ("end", InternalTraversal.dp_clauseelement)]
 
-    def __init__(self, start: Any, end: Any) -> None:
+    def __init__(self, start: ColumnElement, end: ColumnElement) -> None:
         self.start, self.end = start, end
 
 
