@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down test test-unit k8s-schemas lock clean bench-config bench-deploy bench-faults bench-judge bench-k8s kind-e2e
+.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-faults bench-judge bench-k8s kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ demo: up ## release the sample service through Airflow's REST API and follow it
 
 demo-down: ## stop what demo started (Airflow processes by PID, containers by name)
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down --home $(AIRFLOW_HOME); fi
+
+report: venv ## DORA and success-rate figures from the ledger (ARGS="--since 2026-11-01 --charts report/ --html report/index.html")
+	$(PY) -m deployflow.ledger report $(ARGS)
 
 test: venv images k8s-schemas ## every test: unit, DAG integrity, end-to-end against Docker and Airflow
 	$(PY) -m pytest
