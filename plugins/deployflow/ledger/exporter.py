@@ -1,0 +1,242 @@
+"""Release metrics for Prometheus, read from the ledger at each scrape: ``python -m deployflow.ledger exporter``.
+
+    --url URL     the ledger (default $DEPLOYFLOW_LEDGER_URL, else sqlite in $DEPLOYFLOW_STATE)
+    --port N      default 9468
+    --bind ADDR   default 127.0.0.1
+
+Two SQL queries per scrape, both aggregated by the database: counts and histogram buckets grouped by
+service, environment, strategy and outcome, and the last promoted and last analysed release of each
+service and environment. Outcomes are normalised to :data:`OUTCOMES` so that no version reaches a label.
+A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line, not a dead exporter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from deployflow.ledger import default_url
+from deployflow.ledger.schema import releases
+from deployflow.ledger.store import SCHEMES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9468
+DEFAULT_BIND = "127.0.0.1"  # release history is not for every interface; --bind opens it on purpose
+OUTCOMES = ("promoted", "rolled_back", "failed", "refused", "other")
+# A release takes minutes (build, tests, pauses, watches): 30 s to 1 h.
+RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+# Putting traffic back and removing the new version takes seconds, a slow engine a minute or two.
+ROLLBACK_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def normalise_outcome(outcome: str) -> str:
+    """The ledger's outcome as a bounded label: "rolled back to 1a2b3c" -> "rolled_back". An outcome this
+    version does not know is "other", never a new label value."""
+    if outcome in ("promoted", "refused"):
+        return outcome
+    if outcome.startswith("rolled back"):
+        return "rolled_back"
+    if outcome.startswith("failed"):
+        return "failed"
+    return "other"
+
+
+def _buckets(column: sa.ColumnElement, bounds: tuple[float, ...], prefix: str) -> list[sa.ColumnElement]:
+    """Cumulative bucket counts, the sum and the count of ``column`` (NULLs left out), as SQL aggregates."""
+    return [*(sa.func.sum(sa.case((column <= bound, 1), else_=0)).label(f"{prefix}{i}") for i, bound in enumerate(bounds)),
+            sa.func.count(column).label(f"{prefix}count"), sa.func.sum(column).label(f"{prefix}sum")]
+
+
+def totals_query() -> sa.Select:
+    r = releases.c
+    return (sa.select(r.service, r.environment, r.strategy, r.outcome, sa.func.count().label("releases"),
+                      *_buckets(r.seconds, RELEASE_BUCKETS, "d"), *_buckets(r.rollback_seconds, ROLLBACK_BUCKETS, "r"))
+            .group_by(r.service, r.environment, r.strategy, r.outcome))
+
+
+def latest_query() -> sa.Select:
+    """The last promoted release and the last analysed one of each service and environment, in one query."""
+    r = releases.c
+
+    def last(kind: str, where: sa.ColumnElement) -> sa.Select:
+        rank = sa.func.row_number().over(partition_by=(r.service, r.environment), order_by=(r.finished_at.desc(), r.id.desc()))
+        ranked = sa.select(sa.literal(kind).label("kind"), r.service, r.environment, r.version, r.config, r.analysis_score,
+                           rank.label("n")).where(where).subquery()
+        return sa.select(ranked).where(ranked.c.n == 1)
+
+    return sa.union_all(last("live", r.outcome == "promoted"), last("score", r.analysis_score.is_not(None)))
+
+
+class LedgerUnreadable(Exception):
+    """The ledger is not there or does not answer."""
+
+
+def reader_engine(url: str) -> sa.engine.Engine:
+    """An engine that only reads: no migration, no write lock (the writers' engine begins IMMEDIATE), and it
+    never creates a missing SQLite file."""
+    parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
+                                connect_args={"connect_timeout": 5})
+    return sa.create_engine(parsed, connect_args={"timeout": 5})
+
+
+class LedgerCollector(Collector):
+    """Reads the ledger at each scrape. :param engine: a read-only engine on the ledger (:func:`reader_engine`)."""
+
+    def __init__(self, engine: sa.engine.Engine) -> None:
+        self.engine = engine
+        self._failing = False  # log a failure once, and once when it is over
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily("deployflow_ledger_up", "1 when the ledger could be read at this scrape")
+        try:
+            totals, latest = self._read()
+        except (LedgerUnreadable, sa.exc.SQLAlchemyError, OSError) as exc:
+            with self._lock:
+                if not self._failing:
+                    log.error("the ledger %s cannot be read: %s", self.engine.url.render_as_string(hide_password=True),
+                              str(exc).splitlines()[0])
+                self._failing = True
+            up.add_metric([], 0)
+            yield up
+            return
+        with self._lock:
+            if self._failing:
+                log.info("the ledger can be read again")
+            self._failing = False
+        up.add_metric([], 1)
+        yield up
+        yield from release_metrics(totals, latest)
+
+    def _read(self) -> tuple[list[Any], list[Any]]:
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and not Path(database).exists():
+            raise LedgerUnreadable(f"{database} does not exist (no release recorded yet, or a wrong --url)")
+        with self.engine.connect() as conn:
+            return list(conn.execute(totals_query())), list(conn.execute(latest_query()))
+
+
+def _histogram(bounds: tuple[float, ...], row: Any, prefix: str) -> tuple[list[float], float, float]:
+    return [getattr(row, f"{prefix}{i}") or 0 for i in range(len(bounds))], row._mapping[f"{prefix}count"], row._mapping[f"{prefix}sum"] or 0.0
+
+
+def release_metrics(totals: list[Any], latest: list[Any]) -> Iterator[Any]:
+    """The metric families of the two queries' rows."""
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    durations: dict[tuple[str, ...], list[float]] = {}
+    rollbacks: dict[tuple[str, ...], list[float]] = {}
+    for row in totals:
+        counts[(row.service, row.environment, row.strategy, normalise_outcome(row.outcome))] += row.releases
+        for into, key, bounds, prefix in ((durations, (row.service, row.environment, row.strategy), RELEASE_BUCKETS, "d"),
+                                          (rollbacks, (row.service, row.environment), ROLLBACK_BUCKETS, "r")):
+            buckets, count, total = _histogram(bounds, row, prefix)
+            if count:
+                into[key] = [a + b for a, b in zip(into.get(key, [0] * (len(bounds) + 2)), [*buckets, count, total], strict=True)]
+
+    releases_total = CounterMetricFamily("deployflow_releases", "Releases recorded in the ledger, by normalised outcome",
+                                         labels=["service", "environment", "strategy", "outcome"])
+    for labels, count in sorted(counts.items()):
+        releases_total.add_metric(list(labels), count)
+    yield releases_total
+    for name, doc, labels, bounds, series in (
+        ("deployflow_release_duration_seconds", "Seconds from a release's start to its record",
+         ["service", "environment", "strategy"], RELEASE_BUCKETS, durations),
+        ("deployflow_rollback_seconds", "Seconds a rollback took", ["service", "environment"], ROLLBACK_BUCKETS, rollbacks),
+    ):
+        family = HistogramMetricFamily(name, doc, labels=labels)
+        for key, values in sorted(series.items()):
+            *buckets, count, total = values
+            family.add_metric(list(key), [*((str(b), c) for b, c in zip(bounds, buckets, strict=True)), ("+Inf", count)], total)
+        yield family
+
+    live = InfoMetricFamily("deployflow_live_version", "The last promoted release of each service and environment",
+                            labels=["service", "environment"])
+    score = GaugeMetricFamily("deployflow_last_analysis_score", "Canary analysis' last score (0-100) of each service and environment",
+                              labels=["service", "environment"])
+    for row in sorted(latest, key=lambda r: (r.kind, r.service, r.environment)):
+        if row.kind == "live":
+            live.add_metric([row.service, row.environment], {"version": row.version or "", "config": row.config or ""})
+        else:
+            score.add_metric([row.service, row.environment], row.analysis_score)
+    yield live
+    yield score
+
+
+# ---- the command -------------------------------------------------------------------------------
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors as one line on stderr (argparse's own adds the usage), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"exporter: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options, checked; SystemExit(2) with one line naming the bad one."""
+    parser = _OneLineParser(prog="python -m deployflow.ledger exporter", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
+                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else sqlite:///$DEPLOYFLOW_STATE/ledger.db)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0: any free port")
+    parser.add_argument("--bind", default=DEFAULT_BIND, help=f"the address to listen on (default {DEFAULT_BIND})")
+    args = parser.parse_args(argv)
+    if not args.url:
+        state = os.environ.get("DEPLOYFLOW_STATE")
+        if not state:
+            parser.error("--url: no ledger given; pass --url, or set $DEPLOYFLOW_LEDGER_URL or $DEPLOYFLOW_STATE")
+        args.url = default_url(Path(state))
+    try:
+        backend = sa.engine.make_url(args.url).get_backend_name()
+    except sa.exc.ArgumentError:
+        parser.error(f"--url: {args.url!r} is not a database URL; valid forms are sqlite:///PATH, postgresql://USER@HOST/DB")
+    if backend not in (*SCHEMES, "postgres"):
+        parser.error(f"--url: scheme {backend!r} is not valid; valid values are {', '.join(SCHEMES)}")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port: {args.port} is not valid; valid values are 0-65535")
+    return args
+
+
+def serve(url: str, bind: str, port: int) -> Any:
+    """The exporter's HTTP server, answering /metrics in a daemon thread; ``server_port`` is the port it took."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(reader_engine(url)))
+    server, _thread = start_http_server(port, addr=bind, registry=registry)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        server = serve(args.url, args.bind, args.port)
+    except OSError as exc:
+        print(f"exporter: cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    shown = sa.engine.make_url(args.url).render_as_string(hide_password=True)
+    log.info("release metrics of %s on http://%s:%d/metrics", shown, args.bind, server.server_port)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    server.shutdown()
+    return 0
