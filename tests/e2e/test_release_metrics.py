@@ -96,7 +96,7 @@ def test_a_promotion_and_a_rollback_are_counted_scraped_and_alerted(airflow, sam
                          lambda: [r for r in prometheus(query) if float(r["value"][1]) == releases(after, "rolled_back")])
     assert scraped[0]["metric"]["job"] == "deployflow-releases"
     # ... and has loaded the example rules: the rollback alerts (pending for 30 s, then firing).
-    alerts = eventually("the rollback did not alert", lambda: [
+    alerts = eventually("the rollback did not alert", timeout=120, probe=lambda: [
         a for a in requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         if a["labels"]["alertname"] == "DeployflowReleaseRolledBack" and a["labels"]["environment"] == "dev"])
     assert alerts[0]["annotations"]["summary"] == "A release of sample-app to dev was rolled back"

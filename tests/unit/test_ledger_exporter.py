@@ -16,7 +16,7 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
-from deployflow.ledger.exporter import LedgerCollector, main, normalise_outcome, parse_args, reader_engine, serve
+from deployflow.ledger.exporter import OUTCOMES, LedgerCollector, main, parse_args, reader_engine, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,11 +57,15 @@ def url(tmp_path: Path) -> str:
     ("failed during deploy", "failed"),
     ("failed before deploy", "failed"),
     ("refused", "refused"),
+    ("Rolled back to x", "other"),  # exact on every database (SQLite's LIKE would ignore the case)
     ("promoted twice", "other"),  # an outcome a later deployflow may write: bounded, never a new label value
     ("", "other"),
 ])
-def test_outcomes_are_normalised_to_a_bounded_set(outcome, label):
-    assert normalise_outcome(outcome) == label
+def test_outcomes_are_normalised_to_a_bounded_set(url, outcome, label):
+    Ledger(url).record(entry("r1", outcome))
+    [(labels_, count)] = of(samples(url), "deployflow_releases_total").items()
+    assert (dict(labels_)["outcome"], count) == (label, 1)
+    assert label in OUTCOMES
 
 
 def test_releases_are_counted_per_normalised_outcome_and_no_version_reaches_a_label(url):

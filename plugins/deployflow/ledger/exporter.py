@@ -6,7 +6,7 @@
 
 Two SQL queries per scrape, both aggregated by the database: counts and histogram buckets grouped by
 service, environment, strategy and outcome, and the last promoted and last analysed release of each
-service and environment. Outcomes are normalised to :data:`OUTCOMES` so that no version reaches a label.
+service and environment. Outcomes are normalised to :data:`OUTCOMES` (:func:`outcome_label`) so that no version reaches a label.
 A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line, not a dead exporter.
 """
 
@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,48 +35,60 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 9468
 DEFAULT_BIND = "127.0.0.1"  # release history is not for every interface; --bind opens it on purpose
 OUTCOMES = ("promoted", "rolled_back", "failed", "refused", "other")
+# The ledger's outcome strings (ReleaseRecordOperator) by how they begin: "rolled back to 1a2b3c", "failed during deploy".
+OUTCOME_PREFIXES = (("promoted", "promoted"), ("refused", "refused"), ("rolled back", "rolled_back"), ("failed", "failed"))
+EXACT = ("promoted", "refused")
 # A release takes minutes (build, tests, pauses, watches): 30 s to 1 h.
 RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 # Putting traffic back and removing the new version takes seconds, a slow engine a minute or two.
 ROLLBACK_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
-def normalise_outcome(outcome: str) -> str:
-    """The ledger's outcome as a bounded label: "rolled back to 1a2b3c" -> "rolled_back". An outcome this
-    version does not know is "other", never a new label value."""
-    if outcome in ("promoted", "refused"):
-        return outcome
-    if outcome.startswith("rolled back"):
-        return "rolled_back"
-    if outcome.startswith("failed"):
-        return "failed"
-    return "other"
+def outcome_label(column: sa.ColumnElement) -> sa.ColumnElement:
+    """The ledger's outcome as a bounded label, in SQL: "rolled back to 1a2b3c" -> "rolled_back", so that the
+    database groups by the label, not by each version rolled back to, and no version reaches a label. An
+    outcome this version does not know is "other", never a new label value."""
+    return sa.case(*((column == prefix if prefix in EXACT else sa.func.substr(column, 1, len(prefix)) == prefix, label)
+                     for prefix, label in OUTCOME_PREFIXES), else_="other")
 
 
-def _buckets(column: sa.ColumnElement, bounds: tuple[float, ...], prefix: str) -> list[sa.ColumnElement]:
-    """Cumulative bucket counts, the sum and the count of ``column`` (NULLs left out), as SQL aggregates."""
-    return [*(sa.func.sum(sa.case((column <= bound, 1), else_=0)).label(f"{prefix}{i}") for i, bound in enumerate(bounds)),
-            sa.func.count(column).label(f"{prefix}count"), sa.func.sum(column).label(f"{prefix}sum")]
+def bucket_of(column: sa.ColumnElement, bounds: tuple[float, ...]) -> sa.ColumnElement:
+    """The index of the first bucket that holds ``column`` (``len(bounds)``: +Inf; NULL stays NULL), in SQL: one
+    small CASE per row, and the database groups by it."""
+    return sa.case(*((column <= bound, i) for i, bound in enumerate(bounds)), else_=len(bounds)).label(None)
 
 
 def totals_query() -> sa.Select:
+    """Releases, and the seconds' sums, by service, environment, strategy, outcome label and both buckets: a
+    bounded number of rows however long the history."""
     r = releases.c
-    return (sa.select(r.service, r.environment, r.strategy, r.outcome, sa.func.count().label("releases"),
-                      *_buckets(r.seconds, RELEASE_BUCKETS, "d"), *_buckets(r.rollback_seconds, ROLLBACK_BUCKETS, "r"))
-            .group_by(r.service, r.environment, r.strategy, r.outcome))
+    keys = (r.service, r.environment, r.strategy, outcome_label(r.outcome).label("outcome"),
+            sa.case((r.seconds.is_(None), None), else_=bucket_of(r.seconds, RELEASE_BUCKETS)).label("d"),
+            sa.case((r.rollback_seconds.is_(None), None), else_=bucket_of(r.rollback_seconds, ROLLBACK_BUCKETS)).label("r"))
+    return (sa.select(*keys, sa.func.count().label("releases"), sa.func.sum(r.seconds).label("d_sum"),
+                      sa.func.sum(r.rollback_seconds).label("r_sum"))
+            .group_by(*keys))
 
 
 def latest_query() -> sa.Select:
-    """The last promoted release and the last analysed one of each service and environment, in one query."""
-    r = releases.c
+    """The last promoted release and the last analysed one of each service and environment, in one query.
 
-    def last(kind: str, where: sa.ColumnElement) -> sa.Select:
-        rank = sa.func.row_number().over(partition_by=(r.service, r.environment), order_by=(r.finished_at.desc(), r.id.desc()))
-        ranked = sa.select(sa.literal(kind).label("kind"), r.service, r.environment, r.version, r.config, r.analysis_score,
-                           rank.label("n")).where(where).subquery()
-        return sa.select(ranked).where(ranked.c.n == 1)
+    Each is the first matching row found walking the index (service, environment, finished_at) backwards
+    from the newest: a few rows read per service and environment, however long the history."""
+    pairs = sa.select(releases.c.service, releases.c.environment).distinct().subquery("pairs")
+    found = releases.alias("found")
 
-    return sa.union_all(last("live", r.outcome == "promoted"), last("score", r.analysis_score.is_not(None)))
+    def last(kind: str, matches: Callable[[sa.TableClause], sa.ColumnElement]) -> sa.Select:
+        row = releases.alias(f"last_{kind}")
+        newest = (sa.select(row.c.id)
+                  .where(row.c.service == pairs.c.service, row.c.environment == pairs.c.environment, matches(row))
+                  .order_by(row.c.finished_at.desc(), row.c.id.desc()).limit(1).scalar_subquery())
+        return (sa.select(sa.literal(kind).label("kind"), found.c.service, found.c.environment, found.c.version,
+                          found.c.config, found.c.analysis_score)
+                .select_from(pairs.join(found, found.c.id == newest)))
+
+    return sa.union_all(last("live", lambda row: row.c.outcome == "promoted"),
+                        last("score", lambda row: row.c.analysis_score.is_not(None)))
 
 
 class LedgerUnreadable(Exception):
@@ -130,37 +142,49 @@ class LedgerCollector(Collector):
             return list(conn.execute(totals_query())), list(conn.execute(latest_query()))
 
 
-def _histogram(bounds: tuple[float, ...], row: Any, prefix: str) -> tuple[list[float], float, float]:
-    return [getattr(row, f"{prefix}{i}") or 0 for i in range(len(bounds))], row._mapping[f"{prefix}count"], row._mapping[f"{prefix}sum"] or 0.0
+class Histogram:
+    """Counts per bucket (not cumulative: :meth:`buckets` adds them up) and the sum."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds, self.counts, self.total = bounds, [0] * (len(bounds) + 1), 0.0
+
+    def add(self, bucket: int, count: int, total: float) -> None:
+        self.counts[bucket] += count
+        self.total += total
+
+    def buckets(self) -> list[tuple[str, int]]:
+        cumulative, running = [], 0
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        return cumulative
 
 
 def release_metrics(totals: list[Any], latest: list[Any]) -> Iterator[Any]:
     """The metric families of the two queries' rows."""
     counts: dict[tuple[str, ...], int] = defaultdict(int)
-    durations: dict[tuple[str, ...], list[float]] = {}
-    rollbacks: dict[tuple[str, ...], list[float]] = {}
+    durations: dict[tuple[str, ...], Histogram] = defaultdict(lambda: Histogram(RELEASE_BUCKETS))
+    rollbacks: dict[tuple[str, ...], Histogram] = defaultdict(lambda: Histogram(ROLLBACK_BUCKETS))
     for row in totals:
-        counts[(row.service, row.environment, row.strategy, normalise_outcome(row.outcome))] += row.releases
-        for into, key, bounds, prefix in ((durations, (row.service, row.environment, row.strategy), RELEASE_BUCKETS, "d"),
-                                          (rollbacks, (row.service, row.environment), ROLLBACK_BUCKETS, "r")):
-            buckets, count, total = _histogram(bounds, row, prefix)
-            if count:
-                into[key] = [a + b for a, b in zip(into.get(key, [0] * (len(bounds) + 2)), [*buckets, count, total], strict=True)]
+        counts[(row.service, row.environment, row.strategy, row.outcome)] += row.releases
+        if row.d is not None:
+            durations[(row.service, row.environment, row.strategy)].add(row.d, row.releases, row.d_sum)
+        if row.r is not None:
+            rollbacks[(row.service, row.environment)].add(row.r, row.releases, row.r_sum)
 
     releases_total = CounterMetricFamily("deployflow_releases", "Releases recorded in the ledger, by normalised outcome",
                                          labels=["service", "environment", "strategy", "outcome"])
     for labels, count in sorted(counts.items()):
         releases_total.add_metric(list(labels), count)
     yield releases_total
-    for name, doc, labels, bounds, series in (
+    for name, doc, labels, series in (
         ("deployflow_release_duration_seconds", "Seconds from a release's start to its record",
-         ["service", "environment", "strategy"], RELEASE_BUCKETS, durations),
-        ("deployflow_rollback_seconds", "Seconds a rollback took", ["service", "environment"], ROLLBACK_BUCKETS, rollbacks),
+         ["service", "environment", "strategy"], durations),
+        ("deployflow_rollback_seconds", "Seconds a rollback took", ["service", "environment"], rollbacks),
     ):
         family = HistogramMetricFamily(name, doc, labels=labels)
-        for key, values in sorted(series.items()):
-            *buckets, count, total = values
-            family.add_metric(list(key), [*((str(b), c) for b, c in zip(bounds, buckets, strict=True)), ("+Inf", count)], total)
+        for key, histogram in sorted(series.items()):
+            family.add_metric(list(key), histogram.buckets(), histogram.total)
         yield family
 
     live = InfoMetricFamily("deployflow_live_version", "The last promoted release of each service and environment",
