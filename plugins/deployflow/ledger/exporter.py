@@ -6,8 +6,9 @@
 
 Two SQL queries per scrape, both aggregated by the database: counts and histogram buckets grouped by
 service, environment, strategy and outcome, and the last promoted and last analysed release of each
-service and environment. Outcomes are normalised to :data:`OUTCOMES` (:func:`outcome_label`) so that no version reaches a label.
-A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line, not a dead exporter.
+service and environment. Outcomes are normalised to :data:`OUTCOMES` (:func:`outcome_label`), so no
+version reaches a label. A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line,
+not a dead exporter. It keeps no state: a restart loses nothing, the counters come from the ledger.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ class LedgerUnreadable(Exception):
 
 
 def reader_engine(url: str) -> sa.engine.Engine:
-    """An engine that only reads: no migration, no write lock (the writers' engine begins IMMEDIATE), and it
-    never creates a missing SQLite file."""
+    """An engine for reading: no migration, no write lock (the writers' engine begins IMMEDIATE: a scrape
+    would queue behind every record), a short wait."""
     parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
