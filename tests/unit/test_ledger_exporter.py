@@ -89,17 +89,22 @@ def test_durations_and_rollbacks_are_histograms_with_exact_buckets_sum_and_count
     ledger = Ledger(url)
     for n, (seconds, rollback) in enumerate([(25.0, None), (30.0, None), (200.0, 4.0), (4000.0, 45.0), (None, None)]):
         ledger.record(entry(f"r{n}", "rolled back to x" if rollback else "promoted", seconds=seconds, rollback_seconds=rollback))
+    # A release that failed before its deploy: its rollback task had nothing to do (0 s) and is no rollback.
+    ledger.record(entry("f1", "failed before deploy", environment="dev", seconds=50.0, rollback_seconds=0.0))
     found = samples(url)
     release = {"service": "shop", "environment": "prod", "strategy": "blue-green"}
     # Cumulative: 25 and 30 are <= 30; 200 <= 300; 4000 only in +Inf. The release without seconds is left out.
     expected = {"30.0": 2, "60.0": 2, "120.0": 2, "300.0": 3, "600.0": 3, "900.0": 3, "1800.0": 3, "3600.0": 3, "+Inf": 4}
-    assert of(found, "deployflow_release_duration_seconds_bucket") == {labels(**release, le=le): n for le, n in expected.items()}
-    assert of(found, "deployflow_release_duration_seconds_count") == {labels(**release): 4}
-    assert of(found, "deployflow_release_duration_seconds_sum") == {labels(**release): 4255.0}
+    dev = {"service": "shop", "environment": "dev", "strategy": "blue-green"}
+    assert of(found, "deployflow_release_duration_seconds_bucket") == {
+        **{labels(**release, le=le): n for le, n in expected.items()},
+        **{labels(**dev, le=le): 0 if le == "30.0" else 1 for le in expected}}
+    assert of(found, "deployflow_release_duration_seconds_count") == {labels(**release): 4, labels(**dev): 1}
+    assert of(found, "deployflow_release_duration_seconds_sum") == {labels(**release): 4255.0, labels(**dev): 50.0}
     rollback = {"service": "shop", "environment": "prod"}
     expected = {"1.0": 0, "2.5": 0, "5.0": 1, "10.0": 1, "30.0": 1, "60.0": 2, "120.0": 2, "300.0": 2, "+Inf": 2}
     assert of(found, "deployflow_rollback_seconds_bucket") == {labels(**rollback, le=le): n for le, n in expected.items()}
-    assert of(found, "deployflow_rollback_seconds_count") == {labels(**rollback): 2}
+    assert of(found, "deployflow_rollback_seconds_count") == {labels(**rollback): 2}  # none in dev
     assert of(found, "deployflow_rollback_seconds_sum") == {labels(**rollback): 49.0}
 
 

@@ -170,7 +170,7 @@ def release_metrics(totals: list[Any], latest: list[Any]) -> Iterator[Any]:
         counts[(row.service, row.environment, row.strategy, row.outcome)] += row.releases
         if row.d is not None:
             durations[(row.service, row.environment, row.strategy)].add(row.d, row.releases, row.d_sum)
-        if row.r is not None:
+        if row.r is not None and row.outcome == "rolled_back":  # the rollback task says 0 s when it had nothing to do
             rollbacks[(row.service, row.environment)].add(row.r, row.releases, row.r_sum)
 
     releases_total = CounterMetricFamily("deployflow_releases", "Releases recorded in the ledger, by normalised outcome",
