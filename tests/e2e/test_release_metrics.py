@@ -20,18 +20,29 @@ RULES = ROOT / "include" / "prometheus"
 DEV = {"service": "sample-app", "environment": "dev"}
 
 
-def promtool(docker_client: docker.DockerClient, *args: str) -> str:
-    """promtool of the stack's Prometheus image, with no network and the rules mounted read-only."""
+def promtool(docker_client: docker.DockerClient, *args: str, mount: Path = RULES) -> str:
+    """promtool of the stack's Prometheus image, with no network and ``mount`` read-only at the same path."""
     stack.ensure_images(docker_client)
     output = docker_client.containers.run(
-        stack.PROMETHEUS_IMAGE, entrypoint="promtool", command=list(args), network_mode="none", working_dir="/rules",
-        volumes={str(RULES): {"bind": "/rules", "mode": "ro"}}, remove=True, stdout=True, stderr=True)
+        stack.PROMETHEUS_IMAGE, entrypoint="promtool", command=list(args), network_mode="none", working_dir=str(mount),
+        volumes={str(mount): {"bind": str(mount), "mode": "ro"}}, remove=True, stdout=True, stderr=True)
     return output.decode()
 
 
 def test_the_example_rules_pass_promtool_check_and_their_unit_tests(docker_client):
-    assert "SUCCESS: 3 rules found" in promtool(docker_client, "check", "rules", "/rules/rules.yml")
+    checked = promtool(docker_client, "check", "rules", str(RULES / "rules.yml"))
+    print(checked)
+    assert "SUCCESS: 3 rules found" in checked
     assert "SUCCESS" in promtool(docker_client, "test", "rules", "rules.test.yml")
+
+
+def test_the_stacks_prometheus_configuration_with_the_rules_passes_promtool(docker_client, tmp_path):
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "rules.yml").write_text(stack.RULES.read_text())
+    config = stack.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=EXPORTER_PORT)
+    (tmp_path / "prometheus.yml").write_text(config)
+    checked = promtool(docker_client, "check", "config", str(tmp_path / "prometheus.yml"), mount=tmp_path)
+    assert "is valid prometheus config file syntax" in checked and "SUCCESS: 3 rules found" in checked, checked
 
 
 def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
