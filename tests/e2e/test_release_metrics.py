@@ -33,7 +33,9 @@ def test_the_example_rules_pass_promtool_check_and_their_unit_tests(docker_clien
     checked = promtool(docker_client, "check", "rules", str(RULES / "rules.yml"))
     print(checked)
     assert "SUCCESS: 3 rules found" in checked
-    assert "SUCCESS" in promtool(docker_client, "test", "rules", "rules.test.yml")
+    tested = promtool(docker_client, "test", "rules", "rules.test.yml")
+    print(tested)
+    assert "SUCCESS" in tested
 
 
 def test_the_stacks_prometheus_configuration_with_the_rules_passes_promtool(docker_client, tmp_path):
@@ -45,9 +47,11 @@ def test_the_stacks_prometheus_configuration_with_the_rules_passes_promtool(dock
     assert "is valid prometheus config file syntax" in checked and "SUCCESS: 3 rules found" in checked, checked
 
 
-def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """The exporter's samples: (name, sorted labels) -> value."""
+def scrape(show: bool = False) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The exporter's samples: (name, sorted labels) -> value; ``show``: print them (pytest -s shows them)."""
     text = requests.get(f"http://127.0.0.1:{EXPORTER_PORT}/metrics", timeout=10).text
+    if show:
+        print(text)
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(text)
             for s in family.samples}
 
@@ -86,7 +90,7 @@ def test_a_promotion_and_a_rollback_are_counted_scraped_and_alerted(airflow, sam
     run = release(airflow, "dev", "ready-never")
     assert run["state"] == "failed" and run["tasks"]["rollback"] == "success", run["tasks"]
 
-    after = scrape()
+    after = scrape(show=True)
     assert sample(after, "deployflow_ledger_up") == 1.0
     assert releases(after, "promoted") == releases(before, "promoted") + 1
     assert releases(after, "rolled_back") == releases(before, "rolled_back") + 1
