@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-faults bench-judge bench-k8s kind-e2e
+.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, o
 
 bench-config: venv images ## configuration benchmark: configuration-only releases against image releases, and a bad one rolled back (prints figures)
 	$(PY) scripts/bench_config.py
+
+bench-exporter: venv ## release exporter benchmark: one scrape's wall and CPU time on ledgers of 1,000 to 100,000 releases (prints figures)
+	$(PY) scripts/bench_exporter.py
 
 bench-faults: venv images ## fault benchmark: six faults released under load: outcome, failed requests, time to the good version (prints figures)
 	$(PY) scripts/bench_faults.py

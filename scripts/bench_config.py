@@ -35,6 +35,7 @@ from deployflow.loadgen import LoadGenerator  # noqa: E402
 
 PORT = 28096
 STACK = "config"
+EXPORTER_PORT = 29471  # its release exporter
 PORTS = {"dev": 28401, "staging": 28402, "prod": 28403}
 DAG_ID = "release_sample-app"
 BEFORE_DEPLOY = ("resolve", "checkout", "build", "test.", "coverage_gate")  # task ids, or a group's prefix
@@ -95,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     stack.registry_up(client)
     stack.containers_down(client, STACK)
     home = work / "airflow"
-    prometheus = stack.prometheus_up(client, STACK, work / "state", 29096)
+    prometheus = stack.prometheus_up(client, STACK, work / "state", 29096, exporter_port=EXPORTER_PORT)
     stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
                                   "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state"),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus})
+                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))

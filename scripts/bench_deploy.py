@@ -38,6 +38,7 @@ from deployflow.loadgen import LoadGenerator  # noqa: E402
 
 PORT = 28090
 STACK = "bench"
+EXPORTER_PORT = 29469  # its release exporter
 PORTS = {"dev": 28201, "staging": 28202, "prod": 28203}
 DAG_ID = "release_sample-app"
 CRASH_AFTER_S = 10
@@ -142,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     stack.registry_up(client)
     stack.containers_down(client, STACK)
     home = work / "airflow"
-    prometheus = stack.prometheus_up(client, STACK, work / "state", 29091)
+    prometheus = stack.prometheus_up(client, STACK, work / "state", 29091, exporter_port=EXPORTER_PORT)
     stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
                                   "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state"),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus})
+                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
         airflow.login("admin", stack.admin_password(home))

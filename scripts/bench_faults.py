@@ -56,6 +56,7 @@ PORT = 28095
 STACK = "faults"
 PORTS = {"dev": 28301, "staging": 28302, "prod": 28303}
 PROMETHEUS_PORT = 29095
+EXPORTER_PORT = 29470  # its release exporter
 DAG_ID = "release_sample-app"
 RATE = 100  # requests/s of ours; staging's analysis adds the DAG's own 30/s (a 5 % tail needs the traffic)
 SLOW_S = 0.3  # an answer this late took the slow path (500 ms more), not noise
@@ -398,10 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     stack.registry_up(client)
     stack.containers_down(client, STACK)
     home, state = work / "airflow", work / "state"
-    prometheus = stack.prometheus_up(client, STACK, state, PROMETHEUS_PORT)
+    prometheus = stack.prometheus_up(client, STACK, state, PROMETHEUS_PORT, exporter_port=EXPORTER_PORT)
     stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
                                   "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus})
+                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
     rows: list[Row] = []
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")

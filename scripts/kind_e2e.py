@@ -65,6 +65,7 @@ SERVICE_URL = PROXY + "/api/v1/namespaces/{namespace}/services/{name}:http/proxy
 STACK = "kind"
 AIRFLOW_PORT = 28380
 PROMETHEUS_PORT = 29390
+EXPORTER_PORT = 29472  # its release exporter (its Prometheus scrapes the cluster, not it)
 PROMETHEUS_IMAGE = "prom/prometheus:v3.5.0"
 DAG_ID = "release_sample-app"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -287,7 +288,7 @@ def start_airflow(kind: KindRun, catalog: Path, service: Service, prometheus_url
         **{f"AIRFLOW_CONN_{env.kubernetes.connection_id.upper()}": connection for env in service.environments.values()},
     }
     kind.airflow_home = kind.work / "airflow"
-    stack.airflow_up(kind.airflow_home, AIRFLOW_PORT, extra)
+    stack.airflow_up(kind.airflow_home, AIRFLOW_PORT, extra, exporter_port=EXPORTER_PORT)
     client = AirflowClient(f"http://127.0.0.1:{AIRFLOW_PORT}")
     client.login("admin", stack.admin_password(kind.airflow_home))
     deadline = time.monotonic() + 180

@@ -59,15 +59,25 @@ PROMETHEUS_CONFIG = """\
 global:
   scrape_interval: {scrape}
   scrape_timeout: {scrape}
+  evaluation_interval: 5s  # the alerting rules: each a lookup of a few series
+rule_files: ["{rules}"]
 scrape_configs:
   - job_name: deployflow
     file_sd_configs:
       - files: ["{state}/targets/*.json"]
         refresh_interval: {scrape}
+  - job_name: deployflow-releases  # the ledger's release metrics (deployflow.ledger.exporter)
+    scrape_interval: 5s  # they change once a release; a scrape reads the whole ledger (about 0.1 s per 10,000 rows)
+    scrape_timeout: 5s
+    static_configs:
+      - targets: ["127.0.0.1:{exporter}"]
 """
+RULES = ROOT / "include/prometheus/rules.yml"
 REGISTRY_CONTAINER = "deployflow-registry"
 REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
 LOCAL_PROMETHEUS_PORT = 9090
+LOCAL_EXPORTER_PORT = 9468  # the release metrics exporter's (deployflow.ledger.exporter DEFAULT_PORT)
+EXPORTER = "exporter"  # one more process of the stack, beside Airflow's
 COMPONENTS = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
@@ -138,17 +148,28 @@ def registry_up(client: docker.DockerClient) -> None:
     say(f"registry on {REGISTRY_ADDR}")
 
 
-def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: int, scrape: str = "1s") -> str:
-    """Prometheus of ``stack`` on 127.0.0.1:``port``, scraping the targets the deployer writes."""
+def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: int, scrape: str = "1s",
+                  exporter_port: int = LOCAL_EXPORTER_PORT) -> str:
+    """Prometheus of ``stack`` on 127.0.0.1:``port``, scraping the targets the deployer writes and the release
+    exporter on ``exporter_port`` (the one ``airflow_up`` starts), with the example alerting rules."""
     # Prometheus, HAProxy and the deployer run as root in their containers: 0700 keeps other users
     # out of the state (admin sockets, release records) and lets every container in.
     private_dir(state)
     directory = state / "prometheus"
     (directory / "data").mkdir(parents=True, exist_ok=True)
     (state / "targets").mkdir(parents=True, exist_ok=True)
-    (directory / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(state=state, scrape=scrape))
+    (directory / "rules.yml").write_text(RULES.read_text())  # inside the state: the only directory the container sees
+    (directory / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(
+        state=state, scrape=scrape, rules=directory / "rules.yml", exporter=exporter_port))
+    name = f"df-{stack}-prometheus"
+    try:  # one started by an earlier `up` reads the configuration just written (SIGHUP reloads it)
+        earlier = client.containers.get(name)
+        if earlier.status == "running":
+            earlier.kill(signal="SIGHUP")
+    except docker.errors.NotFound:
+        pass
     _ensure_container(
-        client, f"df-{stack}-prometheus", PROMETHEUS_IMAGE,
+        client, name, PROMETHEUS_IMAGE,
         command=[f"--config.file={directory / 'prometheus.yml'}", f"--web.listen-address=127.0.0.1:{port}",
                  f"--storage.tsdb.path={directory / 'data'}", "--storage.tsdb.retention.time=2d"],
         volumes={str(state): {"bind": str(state), "mode": "rw"}},
@@ -282,7 +303,15 @@ def _running(home: Path, name: str) -> int | None:
     return None
 
 
-def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
+def _commands(exporter_port: int) -> dict[str, list[str]]:
+    """Each process of the stack and its command line: Airflow's four, then the release exporter."""
+    exporter = [sys.executable, "-m", "deployflow.ledger", "exporter", "--port", str(exporter_port)]
+    return {**{name: ["airflow", *args] for name, args in COMPONENTS.items()}, EXPORTER: exporter}
+
+
+def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None,
+               exporter_port: int = LOCAL_EXPORTER_PORT) -> None:
+    """Airflow's processes and the release exporter (on 127.0.0.1:``exporter_port``: a stack's own)."""
     make_private(private_dir(home))
     env = airflow_env(home, port, extra_env)
     private_dir(Path(env["DEPLOYFLOW_STATE"]))
@@ -297,23 +326,25 @@ def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None) -
         say(f"Airflow database ready in {time.monotonic() - started:.0f} s")
     private_dir(home / "pids")
     private_dir(home / "logs")
-    for name, args in COMPONENTS.items():
+    for name, command in _commands(exporter_port).items():
         if _running(home, name):
             continue
         out = _open_private(home / "logs" / f"{name}.out", "ab")
-        proc = subprocess.Popen(["airflow", *args], env=component_env(name, home, env), stdout=out,
+        proc = subprocess.Popen(command, env=component_env(name, home, env), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK)
         with _open_private(_pid_file(home, name), "w") as pid_file:
             pid_file.write(str(proc.pid))
         say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
     _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
+    _wait_http(f"http://127.0.0.1:{exporter_port}/metrics", "the release exporter", timeout=30)
+    say(f"release metrics on http://127.0.0.1:{exporter_port}/metrics")
     say(f"Airflow on http://127.0.0.1:{port} (user admin; its password is in {password_file(home)}, "
         f"which `python scripts/stack.py password --home {home}` prints)")
 
 
 def airflow_down(home: Path) -> None:
-    """Stop every component by its PID, its whole process group (task runners included)."""
-    for name in COMPONENTS:
+    """Stop every component by its PID, its whole process group (task runners included), and the exporter."""
+    for name in (*COMPONENTS, EXPORTER):
         pid = _running(home, name)
         if pid is None:
             continue

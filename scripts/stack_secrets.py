@@ -62,6 +62,7 @@ SECRETS_OF: dict[str, tuple[StackSecret, ...]] = {
     "api-server": (JWT_SECRET, FERNET_KEY),
     "triggerer": (FERNET_KEY,),
     "db-migrate": (FERNET_KEY,),
+    "exporter": (),  # the release exporter reads the ledger's file in the state directory: no secret
 }
 
 

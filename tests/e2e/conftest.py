@@ -18,7 +18,7 @@ import pytest
 import scenarios
 import stack
 from deployflow.client import AirflowClient
-from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, PORT, PORTS, PROMETHEUS_PORT, STACK
+from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, EXPORTER_PORT, PORT, PORTS, PROMETHEUS_PORT, STACK
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +64,11 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
     extra = {
         "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
         "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
-        "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT),
+        "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
+                                                        exporter_port=EXPORTER_PORT),
     }
     try:
-        stack.airflow_up(home, PORT, extra)
+        stack.airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
         client = AirflowClient(f"http://127.0.0.1:{PORT}")
         client.login("admin", stack.admin_password(home))
         stack.wait_for_dag(client, DAG_ID)

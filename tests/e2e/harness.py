@@ -15,6 +15,7 @@ STACK = "e2e"
 PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
 CRASH_AFTER_S = 10
 PROMETHEUS_PORT = 29090
+EXPORTER_PORT = 29468  # the release exporter of the e2e stack (the local one: 9468)
 
 
 def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1) -> str:

@@ -14,7 +14,7 @@ from deployflow.catalog.ports import INSTANCE_PORTS, STACK_PORTS
 from deployflow.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = "5000, 8080, 8793, 8794, 9090 and 20000-20999"
+STACK = "5000, 8080, 8793, 8794, 9090, 9468 and 20000-20999"
 
 
 @pytest.mark.parametrize(("port", "user"), [
@@ -23,6 +23,7 @@ STACK = "5000, 8080, 8793, 8794, 9090 and 20000-20999"
     (8793, "Airflow's worker log server's (airflow.cfg [logging] worker_log_server_port)"),
     (8794, "Airflow's triggerer log server's (airflow.cfg [logging] trigger_log_server_port)"),
     (9090, "Prometheus' (scripts/stack.py LOCAL_PROMETHEUS_PORT)"),
+    (9468, "the release metrics exporter's (scripts/stack.py LOCAL_EXPORTER_PORT)"),
     (20000, "in the range the Docker platform's instances take theirs from (20000-20999, platforms/docker.py)"),
     (20999, "in the range the Docker platform's instances take theirs from (20000-20999, platforms/docker.py)"),
 ])
@@ -48,6 +49,7 @@ def test_the_list_agrees_with_airflow_cfg_the_stack_and_the_docker_platform():
 
     assert int(stack.REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
     assert stack.LOCAL_PROMETHEUS_PORT in STACK_PORTS
+    assert stack.LOCAL_EXPORTER_PORT in STACK_PORTS
     from deployflow.platforms.docker import DockerPlatform
 
     assert inspect.signature(DockerPlatform).parameters["ports"].default == INSTANCE_PORTS

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.fernet import Fernet
 
 import stack
@@ -41,6 +42,7 @@ def secret_values(home: Path) -> list[str]:
     ("api-server", {JWT_CMD, FERNET_CMD}),
     ("triggerer", {FERNET_CMD}),
     ("db-migrate", {FERNET_CMD}),
+    ("exporter", set()),  # the release exporter reads the ledger's file: no secret
 ])
 def test_each_process_gets_a_command_for_the_secrets_it_needs_and_no_value(home, component, pointers):
     inherited = {"PATH": "/usr/bin", "AIRFLOW__API_AUTH__JWT_SECRET": "from-the-shell",
@@ -129,25 +131,52 @@ def test_airflow_up_starts_each_process_private_with_only_its_pointers(tmp_path,
         pid = 4242
 
     def popen(argv, **kwargs):
-        started[argv[1]] = kwargs
+        started["exporter" if argv[0] == sys.executable else argv[1]] = {**kwargs, "argv": argv}
         return Proc()
 
     monkeypatch.setattr(stack.subprocess, "run", run)
     monkeypatch.setattr(stack.subprocess, "Popen", popen)
     monkeypatch.setattr(stack, "_running", lambda home, name: None)
     monkeypatch.setattr(stack, "_wait_http", lambda *args, **kwargs: None)
-    stack.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)})
+    stack.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)}, exporter_port=29999)
 
-    assert set(started) == {"db-migrate", "scheduler", "dag-processor", "api-server", "triggerer"}
+    assert set(started) == {"db-migrate", "scheduler", "dag-processor", "api-server", "triggerer", "exporter"}
+    assert started["exporter"]["argv"] == [sys.executable, "-m", "deployflow.ledger", "exporter", "--port", "29999"]
     for component, kwargs in started.items():
         assert kwargs["umask"] == 0o077, component
         assert kwargs["env"] == stack.component_env(component, home, stack.airflow_env(home, 28999, {"DEPLOYFLOW_STATE": str(state)}))
     assert mode(home) == mode(state) == mode(home / "logs") == mode(home / "pids") == 0o700
-    for path in (home / "airflow.db.old", home / "logs" / "scheduler.out", home / "pids" / "scheduler.pid"):
+    for path in (home / "airflow.db.old", home / "logs" / "scheduler.out", home / "pids" / "scheduler.pid",
+                 home / "logs" / "exporter.out", home / "pids" / "exporter.pid"):
         assert mode(path) == 0o600, path
     said = capsys.readouterr().out
     assert stack.admin_password(home) not in said
     assert str(home / "simple_auth_manager_passwords.json") in said
+
+
+def test_airflow_down_stops_the_exporter_with_airflows_processes(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    stack.private_dir(home / "pids")
+    pids = {name: 5000 + n for n, name in enumerate([*stack.COMPONENTS, stack.EXPORTER])}
+    for name, pid in pids.items():
+        stack._pid_file(home, name).write_text(str(pid))
+    signalled = []
+    monkeypatch.setattr(stack, "_alive", lambda pid: pid in pids.values() and pid not in signalled)
+    monkeypatch.setattr(stack.os, "killpg", lambda pid, sig: signalled.append(pid))
+    stack.airflow_down(home)
+    assert signalled == list(pids.values())
+    assert list((home / "pids").iterdir()) == []
+
+
+def test_prometheus_scrapes_the_stacks_exporter_and_loads_the_rules(tmp_path):
+    config = yaml.safe_load(stack.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=29468))
+    [releases] = [job for job in config["scrape_configs"] if job["job_name"] == "deployflow-releases"]
+    assert releases["static_configs"] == [{"targets": ["127.0.0.1:29468"]}]
+    assert config["rule_files"] == [str(tmp_path / "rules.yml")]
+    assert stack.LOCAL_EXPORTER_PORT == 9468  # the exporter's own default: `up` and a bare command agree
+    from deployflow.ledger.exporter import DEFAULT_PORT
+
+    assert DEFAULT_PORT == stack.LOCAL_EXPORTER_PORT
 
 
 def test_make_demo_prints_no_password():

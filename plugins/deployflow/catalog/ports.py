@@ -13,6 +13,7 @@ STACK_PORTS: dict[int, str] = {
     8793: "Airflow's worker log server's (airflow.cfg [logging] worker_log_server_port)",
     8794: "Airflow's triggerer log server's (airflow.cfg [logging] trigger_log_server_port)",
     9090: "Prometheus' (scripts/stack.py LOCAL_PROMETHEUS_PORT)",
+    9468: "the release metrics exporter's (scripts/stack.py LOCAL_EXPORTER_PORT)",
 }
 # The Docker platform gives each instance a free port from this range (platforms/docker.py DockerPlatform).
 INSTANCE_PORTS = (20000, 20999)
