@@ -22,7 +22,6 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-import docker
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
@@ -91,19 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="deployflow-bench-config-"))
     repo = scenarios.make_repo(work / "repo", crash_after_s=10)
     catalog = scenarios.write_catalog(work / "catalog", repo, PORTS)
-    client = docker.from_env()
-    stack.ensure_images(client)
-    stack.registry_up(client)
-    stack.containers_down(client, STACK)
-    home = work / "airflow"
-    prometheus = stack.prometheus_up(client, STACK, work / "state", 29096, exporter_port=EXPORTER_PORT)
-    stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
-                                  "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state"),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
-    try:
-        airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
-        airflow.login("admin", stack.admin_password(home))
-        stack.wait_for_dag(airflow, DAG_ID)
+    with stack.bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29096, exporter_port=EXPORTER_PORT) as (airflow, _):
         bench = Bench(airflow, repo, catalog, work / "state")
         for environment in ("staging", "prod"):
             print(f"baseline: {bench.release('baseline', environment, 'main')}", flush=True)
@@ -116,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
             print(bench.release("configuration only", environment, ref), flush=True)
         bench.configure("staging", {"flags": {"new_checkout": True}, "values": {"FAULT_ERROR_RATE": "0.5"}})
         print(bench.release("bad configuration", "staging", "bench-config-staging"), flush=True)
-    finally:
-        stack.airflow_down(home)
-        stack.containers_down(client, STACK)
     report(bench.rows)
     return 0
 

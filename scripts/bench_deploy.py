@@ -138,19 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="deployflow-bench-"))
     repo = scenarios.make_repo(work / "repo", crash_after_s=CRASH_AFTER_S)
     catalog = scenarios.write_catalog(work / "catalog", repo, PORTS)
-    client = docker.from_env()
-    stack.ensure_images(client)
-    stack.registry_up(client)
-    stack.containers_down(client, STACK)
-    home = work / "airflow"
-    prometheus = stack.prometheus_up(client, STACK, work / "state", 29091, exporter_port=EXPORTER_PORT)
-    stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
-                                  "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(work / "state"),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
-    try:
-        airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
-        airflow.login("admin", stack.admin_password(home))
-        stack.wait_for_dag(airflow, DAG_ID)
+    with stack.bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29091, exporter_port=EXPORTER_PORT) as (
+            airflow, client):
         bench = Bench(airflow, repo)
         for environment in ("prod", "staging"):  # the versions every scenario replaces
             run, _, _ = bench.release(environment, "main")
@@ -162,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         print(bench.rollback("ready-never"), flush=True)
         image = requests.get(f"http://127.0.0.1:{PORTS['prod']}/", timeout=5).json()["version"][:12]
         raw = statistics.median(raw_docker_seconds(client, f"127.0.0.1:5000/sample-app:{image}", 2) for _ in range(3))
-    finally:
-        stack.airflow_down(home)
-        stack.containers_down(client, STACK)
     report(bench.rows, raw)
     return 0
 

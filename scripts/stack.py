@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -239,6 +240,31 @@ def restart_engine(client: docker.DockerClient, timeout: float = 120) -> float:
 
 
 # ---- Airflow ----------------------------------------------------------------------
+
+
+@contextmanager
+def bench_stack(work: Path, catalog: Path, *, name: str, port: int, prometheus_port: int, exporter_port: int):
+    """A benchmark's own stack in ``work`` (Airflow on ``port``, containers named after ``name``), logged in, with
+    the release DAG parsed; yields (the Airflow client, the Docker client) and takes everything down after."""
+    from deployflow.client import AirflowClient
+
+    client = docker.from_env()
+    ensure_images(client)
+    registry_up(client)
+    containers_down(client, name)
+    home, state = work / "airflow", work / "state"
+    prometheus = prometheus_up(client, name, state, prometheus_port, exporter_port=exporter_port)
+    airflow_up(home, port, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
+                            "DEPLOYFLOW_STACK": name, "DEPLOYFLOW_STATE": str(state), "DEPLOYFLOW_PROMETHEUS_URL": prometheus},
+               exporter_port=exporter_port)
+    try:
+        airflow = AirflowClient(f"http://127.0.0.1:{port}")
+        airflow.login("admin", admin_password(home))
+        wait_for_dag(airflow, "release_sample-app")
+        yield airflow, client
+    finally:
+        airflow_down(home)
+        containers_down(client, name)
 
 
 def wait_for_dag(airflow, dag_id: str, timeout: float = 120) -> None:
