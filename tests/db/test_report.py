@@ -164,3 +164,22 @@ def test_the_charts_are_png_images_with_something_drawn(ledger, url, tmp_path):
         assert pixels.var() > 0, name
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 3 and "<td>staging</td>" in text
+
+
+def test_the_report_reads_while_a_record_holds_the_write_lock(sqlite_url, capsys):
+    import sqlite3
+    import time
+
+    made = Ledger(sqlite_url)
+    fill(made)
+    made.dispose()
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a record task in the middle of its transaction
+    try:
+        started = time.monotonic()
+        assert main(["--url", sqlite_url, "--since", "2026-11-02", "--until", "2026-11-08"]) == 0
+        assert time.monotonic() - started < 5, "the report waited for the writer (it must not take the write lock)"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert "shop" in capsys.readouterr().out

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from deployflow.ledger import default_url
 from deployflow.ledger.schema import releases
-from deployflow.ledger.store import SCHEMES
+from deployflow.ledger.store import SCHEMES, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,9 @@ class LedgerUnreadable(Exception):
 
 
 def reader_engine(url: str) -> sa.engine.Engine:
-    """An engine for reading: no migration, no write lock (the writers' engine begins IMMEDIATE: a scrape
-    would queue behind every record), a short wait."""
-    parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
-    if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
-                                connect_args={"connect_timeout": 5})
-    return sa.create_engine(parsed, connect_args={"timeout": 5})
+    """An engine for reading (store.engine_for's reader): no migration, no write lock (the writers' engine begins
+    IMMEDIATE: a scrape would queue behind every record), a short wait."""
+    return engine_for(url, reader=True)
 
 
 class LedgerCollector(Collector):

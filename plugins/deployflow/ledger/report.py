@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(str(exc))
     url = ledger_url(args.url)
     try:
-        engine = engine_for(url)
+        engine = engine_for(url, reader=True)  # no write lock: a record task never waits for the report
     except ValueError as exc:
         return _refuse(f"--url: {exc}")
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():

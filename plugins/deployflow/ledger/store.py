@@ -26,14 +26,21 @@ log = logging.getLogger(__name__)
 SCHEMES = ("sqlite", "postgresql")
 
 
-def engine_for(url: str) -> Engine:
-    """An engine for a ledger URL: ``sqlite:///path`` or ``postgresql://user:pw@host/db`` (``postgres://`` too)."""
+def engine_for(url: str, *, reader: bool = False) -> Engine:
+    """An engine for a ledger URL: ``sqlite:///path`` or ``postgresql://user:pw@host/db`` (``postgres://`` too).
+
+    ``reader``: for reading only (the report, the exporter): no write lock taken at BEGIN, so a read never
+    queues behind a record, and a short wait; it creates no file.
+    """
     parsed = sa.engine.make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
     backend = parsed.get_backend_name()
     if backend not in SCHEMES:
         raise ValueError(f"ledger URL scheme {backend!r} is not valid; valid values are {', '.join(SCHEMES)}")
     if backend == "postgresql":
-        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
+                                connect_args={"connect_timeout": 5} if reader else {})
+    if reader:
+        return sa.create_engine(parsed, connect_args={"timeout": 5})
     if parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(parsed, connect_args={"timeout": 30})
