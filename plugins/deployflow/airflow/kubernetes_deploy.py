@@ -136,8 +136,7 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
                 if exc.status != 409:  # 409: already there, and named by its content
                     raise
         selector = ",".join(f"{k}={v}" for k, v in manifests.selector().items())
-        running = self.hook.get_conn()  # the ApiClient of the same connection
-        deployments = AppsV1Api(running).list_namespaced_deployment(namespace, label_selector=selector).items
+        deployments = AppsV1Api(self.hook.get_conn()).list_namespaced_deployment(namespace, label_selector=selector).items
         in_use = {config_version, *(config_version_of((d.metadata.labels or {}).get(f"{LABEL_GROUP}/version", ""))
                                     for d in deployments)}
         stored = core.list_namespaced_secret(namespace, label_selector=f"{selector},{LABEL_GROUP}/config").items
