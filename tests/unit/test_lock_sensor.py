@@ -1,0 +1,172 @@
+"""EnvironmentLockSensor's poke against a SQLite ledger file, the Dag runs' states faked where the Task SDK
+reads them: it takes a free lock, keeps it on a retry, waits visibly behind a live run, takes over from a run
+that has ended or is gone, and never waits on another environment. The record task's release never raises."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+from airflow.sdk.execution_time.comms import DagRunStateResult, ErrorResponse
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+from deployflow.airflow.lock import EnvironmentLockSensor, release_environment_lock
+from deployflow.ledger import engine_for
+from deployflow.ledger.locks import EnvironmentLocks, create_locks_table
+
+if TYPE_CHECKING:
+    from airflow.sdk.api.datamodels._generated import DagRunState
+
+DAG = "release_shop"
+LOG = logging.getLogger("test_lock_sensor")
+
+
+def not_found(dag_id: str, run_id: str) -> AirflowRuntimeError:
+    """What the supervisor sends back when the API server answers 404 (supervisor.handle_requests)."""
+    message = f"Dag run with dag_id '{dag_id}' and run_id '{run_id}' was not found"
+    return AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={
+        "status_code": 404, "message": "Server returned error", "detail": {"detail": {"reason": "not_found", "message": message}}}))
+
+
+class Airflow:
+    """The Dag runs the API server knows, by run id (a state, or an error to raise), and what it was asked."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, str | Exception] = {}
+        self.asked: list[tuple[str, str]] = []
+
+    def get_dagrun_state(self, dag_id: str, run_id: str) -> DagRunState:
+        self.asked.append((dag_id, run_id))
+        state = self.states.get(run_id) or not_found(dag_id, run_id)
+        if isinstance(state, Exception):
+            raise state
+        return DagRunStateResult(state=state).state  # what the real one returns: the enum (str() of it is not its value)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> Airflow:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv("DEPLOYFLOW_LEDGER_URL", url)  # no Airflow connection here: the ledger's next choice
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        create_locks_table(conn)  # until the ledger's migration v4 makes it
+    engine.dispose()
+    airflow = Airflow()
+    monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(airflow.get_dagrun_state))
+    monkeypatch.setattr(EnvironmentLockSensor, "log", property(lambda self: LOG))  # the task log, as caplog sees it
+    return airflow
+
+
+@pytest.fixture
+def locks(runs, tmp_path) -> Iterator[EnvironmentLocks]:
+    engine = engine_for(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield EnvironmentLocks(engine)
+    engine.dispose()
+
+
+def poke(run_id: str, environment: str = "prod") -> bool:
+    sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name=environment)
+    return sensor.poke({"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG)})
+
+
+def test_it_waits_in_reschedule_mode_every_5_s_on_its_templated_environment():
+    sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name="{{ params.environment }}")
+    assert (sensor.mode, sensor.poke_interval, tuple(sensor.template_fields)) == ("reschedule", 5, ("environment_name",))
+    assert EnvironmentLockSensor(task_id="lock", service="shop", environment_name="dev", mode="poke").mode == "poke"
+
+
+def test_a_free_lock_is_taken_and_a_retry_keeps_it_without_asking_airflow(runs, locks):
+    assert poke("manual__a") is True
+    assert poke("manual__a") is True  # the next try of the same run
+    assert locks.holder("shop", "prod").run_id == "manual__a"
+    assert runs.asked == []
+
+
+def test_a_release_waits_behind_a_running_one_and_says_which(runs, caplog, locks):
+    runs.states["manual__a"] = "running"
+    assert poke("manual__a") is True
+    caplog.set_level(logging.INFO)
+    assert poke("manual__b") is False
+    assert runs.asked == [(DAG, "manual__a")]
+    [said] = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    taken = locks.holder("shop", "prod").since().astimezone(timezone.utc)
+    assert said.startswith(f"prod is held by run manual__a (since {taken:%Y-%m-%d %H:%M:%S} UTC, ")
+    assert said.endswith(" s ago); waiting")
+    assert 0 <= int(said.rsplit(", ", 1)[1].split(" s ago")[0]) < 60
+
+
+def test_a_queued_holder_is_waited_for_too(runs):
+    runs.states["manual__a"] = "queued"
+    poke("manual__a")
+    assert poke("manual__b") is False
+
+
+@pytest.mark.parametrize("state", ["success", "failed"])
+def test_a_holder_whose_run_has_ended_is_taken_over(runs, caplog, state, locks):
+    runs.states["manual__a"] = state
+    poke("manual__a")
+    caplog.set_level(logging.WARNING)
+    assert poke("manual__b") is True
+    assert locks.holder("shop", "prod").run_id == "manual__b"
+    assert any(f"run manual__a of {DAG} holds the lock but is {state}: taking the lock over" in r.getMessage() for r in caplog.records)
+
+
+def test_a_holder_whose_run_is_gone_is_taken_over(runs, caplog, locks):
+    poke("manual__deleted")  # no such run now: the API server answers 404
+    caplog.set_level(logging.WARNING)
+    assert poke("manual__b") is True
+    assert locks.holder("shop", "prod").run_id == "manual__b"
+    assert any("run manual__deleted of release_shop holds the lock but does not exist (deleted?)" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("error", [
+    AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status_code": 503, "message": "unavailable"})),
+    AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status_code": None, "message": "ConnectError"})),
+])
+def test_a_holder_whose_state_cannot_be_read_is_waited_for(runs, error, locks):
+    runs.states["manual__a"] = error
+    poke("manual__a")
+    assert poke("manual__b") is False
+    assert locks.holder("shop", "prod").run_id == "manual__a"
+
+
+def test_another_environment_is_not_blocked(runs):
+    runs.states["manual__a"] = runs.states["manual__b"] = "running"
+    assert poke("manual__a", "prod") is True
+    assert poke("manual__b", "dev") is True
+    assert poke("manual__c", "dev") is False
+
+
+def test_the_record_task_releases_its_own_lock_only_and_the_waiting_release_goes_ahead(runs, caplog):
+    runs.states["manual__a"] = runs.states["manual__b"] = "running"
+    poke("manual__a")
+    assert poke("manual__b") is False
+    assert release_environment_lock("shop", "prod", "manual__b", LOG) is False
+    assert release_environment_lock("shop", "prod", "manual__a", LOG) is True
+    assert release_environment_lock("shop", "prod", "manual__a", LOG) is False  # a retried record task
+    assert poke("manual__b") is True
+
+
+def test_a_release_that_fails_logs_a_warning_and_never_raises(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("DEPLOYFLOW_LEDGER_URL", "mysql://nowhere/ledger")
+    caplog.set_level(logging.WARNING)
+    assert release_environment_lock("shop", "prod", "manual__a", LOG) is False
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "could not release the lock of shop in prod held by run manual__a (ValueError: ledger URL scheme 'mysql'" in (
+        warning.getMessage())
+
+
+def test_a_lock_taken_long_ago_says_how_long(runs, caplog, locks):
+    runs.states["manual__a"] = "running"
+    hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    EnvironmentLocks(locks.engine, clock=lambda: hour_ago).acquire("shop", "prod", "manual__a", DAG, is_stale=lambda h: False)
+    caplog.set_level(logging.INFO)
+    assert poke("manual__b") is False
+    [said] = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    assert f"(since {hour_ago:%Y-%m-%d %H:%M:%S} UTC, 360" in said
