@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -108,4 +110,38 @@ def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_d
     }
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sample-app.yaml").write_text(yaml.safe_dump(entry))
+    return directory
+
+
+GOVERNED = "gov-app"
+
+
+def write_governed(directory: Path, repo: Path, ports: dict[str, int], *, channels: list[dict], approvers: list[str],
+                   approval_timeout_s: int, now: datetime | None = None) -> Path:
+    """A second service, ``gov-app``, built from the same repository, with the governance rules: dev frozen by a
+    daily window that holds from an hour before ``now`` to twelve hours after it (Europe/Paris); staging a quick
+    rolling release; prod behind an approval by ``approvers`` and requiring staging; ``channels`` told of every
+    release."""
+    local = (now or datetime.now(timezone.utc)).astimezone(ZoneInfo("Europe/Paris"))
+    opens, closes = local - timedelta(hours=1), local + timedelta(hours=12)
+    health = {"consecutive": 2, "interval_s": 0.5, "timeout_s": 10}
+    entry = {
+        "name": GOVERNED, "owner": "platform-team", "port": 8000,
+        "source": {"repo": str(repo), "context": ".", "default_ref": "main"},
+        "tests": {"suites": ["unit", "integration", "performance"], "coverage_threshold": 80, "coverage_source": "app"},
+        "notifications": channels,
+        "environments": {
+            "dev": {"port": ports["dev"], "replicas": 1, "strategy": "rolling", "health": health,
+                    "freeze": [{"name": "e2e-window", "start": f"{opens.minute} {opens.hour} * * *",
+                                "end": f"{closes.minute} {closes.hour} * * *", "timezone": "Europe/Paris"}]},
+            "staging": {"port": ports["staging"], "replicas": 1, "strategy": "rolling", "health": health},
+            "prod": {"port": ports["prod"], "replicas": 1, "strategy": "blue-green", "health": health,
+                     "blue_green": {"scale_down_delay_s": 2}, "post_promotion": {"enabled": False},
+                     "approval": {"required": True, "approvers": approvers, "timeout_s": approval_timeout_s,
+                                  "before": "deploy"},
+                     "requires": "staging"},
+        },
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{GOVERNED}.yaml").write_text(yaml.safe_dump(entry))
     return directory

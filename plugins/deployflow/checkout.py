@@ -39,6 +39,11 @@ def commit_time_command(dest: Path, sha: str) -> list[str]:
     return ["git", "-C", str(dest), "show", "-s", "--format=%cI", sha]
 
 
+def log_command(dest: Path, old: str, new: str, limit: int) -> list[str]:
+    """The commits in ``new`` that ``old`` lacks, newest first, one line each (what an approver reads)."""
+    return ["git", "-C", str(dest), "log", "--oneline", "--no-decorate", f"--max-count={limit}", f"{old}..{new}", "--"]
+
+
 def ref_candidates(ref: str) -> list[str]:
     """Names to try for ``ref`` in a fresh clone: as given, then as a branch of origin."""
     return [ref] if ref == "HEAD" else [ref, f"origin/{ref}"]
@@ -101,3 +106,9 @@ def _resolve(dest: Path, ref: str, run: Runner) -> str:
         except subprocess.CalledProcessError:
             continue
     raise StageFailed(f"checkout: ref {ref!r} is not a branch, tag or commit of the repository")
+
+
+def commits_between(dest: Path, old: str, new: str, *, limit: int = 20, run: Runner = run_git) -> list[str]:
+    """``git log --oneline old..new`` in the repository at ``dest``: what the release adds to what is live."""
+    output = run(log_command(dest, old, new, limit))
+    return output.splitlines() if output else []

@@ -153,6 +153,16 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
+    def approval(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """A human-in-the-loop gate's request and answer (subject, body, options, responded_by, chosen_options)."""
+        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str, comment: str = "") -> dict[str, Any]:
+        """Answer a gate (``Approve`` or ``Reject``) as the logged-in user; HTTP 403 for one it does not assign."""
+        body = {"chosen_options": [option], "params_input": {"comment": comment}}
+        return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+                          json=body)
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
         """The task's structured log entries (Airflow 3 logs are JSON events)."""
         data = self._call(

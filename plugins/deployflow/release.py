@@ -82,6 +82,24 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
             "title": "Reason",
             "description": "Why this release (recorded in the release ledger); one line of text.",
         },
+        "promote_from": {
+            "default": "",
+            "type": "string",
+            "enum": ["", *environments],
+            "title": "Promote from",
+            "description": "Release the image (by digest) and test results an earlier environment promoted, "
+                           "without building; Git ref then names that release's commit, or is left as it is "
+                           "for the latest. Empty: build the Git ref (unless the environment requires another).",
+        },
+        "freeze_override": {
+            "default": "",
+            "type": "string",
+            "maxLength": REASON_MAX,
+            "pattern": REASON_PATTERN,
+            "title": "Freeze override",
+            "description": "Release into a freeze window anyway, for this reason; the release then waits "
+                           "for an approval, and the override is recorded.",
+        },
     }
 
 
@@ -93,6 +111,8 @@ class ReleaseRequest:
     strategy: str
     reason: str
     requested_by: str
+    promote_from: str = ""
+    freeze_override: str = ""
 
     @classmethod
     def from_params(
@@ -114,8 +134,10 @@ class ReleaseRequest:
             raise ConfigError("params.strategy", one_of(strategy, STRATEGY_CHOICES))
         if strategy == USE_CATALOG:
             strategy = service.environments[environment].strategy
-        reason = _reason(params.get("reason") or "")
-        return cls(service.name, environment, git_ref, strategy, reason, requested_by)
+        reason = _reason(params.get("reason") or "", "params.reason")
+        promote_from = _promote_from(service, environment, params.get("promote_from") or "")
+        freeze_override = _reason(params.get("freeze_override") or "", "params.freeze_override")
+        return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -134,13 +156,27 @@ def _environment(service: Service, environment: Any, scheduled: bool) -> str:
     return environment
 
 
-def _reason(reason: Any) -> str:
+def _promote_from(service: Service, environment: str, source: Any) -> str:
+    """The environment whose promoted release this one takes: the request's, else what the environment requires."""
+    required = service.environments[environment].requires
+    if source == "":
+        return required or ""
+    others = tuple(name for name in service.environments if name != environment)
+    if source not in others:
+        raise ConfigError("params.promote_from", one_of(source, others) if others else "no other environment to promote from")
+    if required is not None and source != required:
+        raise ConfigError("params.promote_from", f"{environment} requires {required}: promote from {required!r} "
+                                                 f"(or leave it empty), not {source!r}")
+    return source
+
+
+def _reason(reason: Any, field: str) -> str:
     if not isinstance(reason, str) or len(reason) > REASON_MAX:
-        raise ConfigError("params.reason", f"must be text of at most {REASON_MAX} characters")
+        raise ConfigError(field, f"must be text of at most {REASON_MAX} characters")
     for char in reason:
         category = unicodedata.category(char)
         if category in REASON_REFUSED_CATEGORIES:
             name = unicodedata.name(char, "a control character")
-            raise ConfigError("params.reason", f"contains U+{ord(char):04X} ({name}, category {category}); "
-                                               "a reason is one line of visible text")
+            raise ConfigError(field, f"contains U+{ord(char):04X} ({name}, category {category}); "
+                                     "a reason is one line of visible text")
     return reason

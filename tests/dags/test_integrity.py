@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
@@ -79,16 +80,20 @@ def test_every_dag_has_tags_and_every_task_retries_set(imported):
 
 def test_release_dag_shape(imported):
     dag = imported[ROOT / "dags" / "release.py"]["dags"]["release_sample-app"]
-    assert dag["params"] == ["environment", "git_ref", "reason", "strategy"]
+    assert dag["params"] == ["environment", "freeze_override", "git_ref", "promote_from", "reason", "strategy"]
     assert dag["cron"] == "0 2 * * *"
     tasks = dag["tasks"]
-    assert tasks["resolve"]["downstream"] == ["checkout"]
+    assert tasks["resolve"]["downstream"] == ["lock"]
+    # The lock: then the build, or (a promotion, whose build and tests are skipped) straight to the gate.
+    assert tasks["lock"]["downstream"] == ["approve_deploy", "checkout"]
     assert tasks["checkout"]["downstream"] == ["build"]
     assert tasks["build"]["downstream"] == ["test.integration", "test.performance", "test.unit"]
     for suite in ("unit", "integration", "performance"):
         assert tasks[f"test.{suite}"]["downstream"] == ["coverage_gate"]
         assert tasks[f"test.{suite}"]["retries"] == 0  # a failing suite is not retried
-    assert tasks["coverage_gate"]["downstream"] == ["prepare"]
+    assert tasks["coverage_gate"]["downstream"] == ["approve_deploy"]
+    assert tasks["approve_deploy"]["downstream"] == ["prepare", "rollback"]
+    assert (tasks["approve_deploy"]["rule"], tasks["approve_deploy"]["retries"]) == ("none_failed_min_one_success", 0)
     assert tasks["prepare"]["downstream"] == ["health", "rollback"]
     assert tasks["health"]["downstream"] == ["rollback", "shift"]
     assert tasks["shift"]["downstream"] == ["analysis", "load", "promote", "rollback"]
@@ -98,7 +103,21 @@ def test_release_dag_shape(imported):
     assert tasks["rollback"]["downstream"] == ["record"]
     assert (tasks["promote"]["rule"], tasks["rollback"]["rule"], tasks["record"]["rule"]) == (
         "none_failed_min_one_success", "one_failed", "all_done")
-    assert dag["max_active_runs"] == 1  # one release of a service at a time
+    assert "approve_promote" not in tasks  # no environment of the sample asks for a gate before promote
+    # Releases to different environments run at once; the lock task keeps one environment's apart.
+    assert dag["max_active_runs"] == 8
+
+
+def test_a_gate_before_promote_stands_between_the_analysis_and_promote(tmp_path):
+    entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
+    entry["environments"]["prod"]["approval"] = {"approvers": ["alice"], "before": "promote"}
+    (tmp_path / "sample-app.yaml").write_text(yaml.safe_dump(entry))
+    dag = import_in_subprocess(ROOT / "dags" / "release.py", {"DEPLOYFLOW_CATALOG": str(tmp_path)})["dags"]["release_sample-app"]
+    tasks = dag["tasks"]
+    assert tasks["shift"]["downstream"] == ["analysis", "approve_promote", "load", "rollback"]
+    assert tasks["analysis"]["downstream"] == ["approve_promote", "rollback"]
+    assert tasks["approve_promote"]["downstream"] == ["promote", "rollback"]  # a rejection rolls back
+    assert tasks["approve_promote"]["rule"] == "none_failed_min_one_success"
 
 
 def test_a_bad_catalog_file_fails_import_naming_file_field_and_values(tmp_path):

@@ -18,7 +18,18 @@ import pytest
 import scenarios
 import stack
 from deployflow.client import AirflowClient
-from tests.e2e.harness import CRASH_AFTER_S, DAG_ID, EXPORTER_PORT, PORT, PORTS, PROMETHEUS_PORT, STACK
+from tests.e2e import receivers
+from tests.e2e.harness import (
+    CRASH_AFTER_S,
+    DAG_ID,
+    EXPORTER_PORT,
+    GOV_APPROVAL_TIMEOUT_S,
+    GOV_PORTS,
+    PORT,
+    PORTS,
+    PROMETHEUS_PORT,
+    STACK,
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +49,16 @@ def sample_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
-    return scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
+    directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
+    return scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin"],
+                                    approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def notified() -> Iterator[receivers.Receivers]:
+    """What gov-app's channels were told: the webhooks' posts and the e-mails."""
+    with receivers.Receivers() as got:
+        yield got
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +83,7 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
     stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
     extra = {
         "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
-        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
+        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state), **receivers.connections(),
         "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
                                                         exporter_port=EXPORTER_PORT),
     }

@@ -15,7 +15,9 @@ from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGrou
 from docker.types import Mount
 
 from deployflow import testing
+from deployflow.airflow.approval import ReleaseApprovalOperator
 from deployflow.airflow.deploy import AnalysisLoadOperator, DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.lock import EnvironmentLockSensor
 from deployflow.airflow.sensors import CanaryAnalysisSensor, HealthCheckSensor
 from deployflow.airflow.operators import (
     CheckoutOperator,
@@ -26,11 +28,14 @@ from deployflow.airflow.operators import (
 )
 from deployflow.airflow.task_ids import (
     ANALYSIS,
+    APPROVE_DEPLOY,
+    APPROVE_PROMOTE,
     BUILD,
     CHECKOUT,
     COVERAGE_GATE,
     HEALTH,
     LOAD,
+    LOCK,
     PREPARE,
     PROMOTE,
     RECORD,
@@ -55,14 +60,17 @@ def _requested(field: str) -> str:
 
 IMAGE = "{{ " + _xcom(BUILD) + "['ref'] }}"
 COVERAGE_DIR = "{{ " + _xcom(CHECKOUT) + "['coverage_dir'] }}"
-VERSION = "{{ (" + _xcom(CHECKOUT) + " or {}).get('short_sha', '') }}"
+# A promotion takes the artifact an earlier environment promoted (resolve found it in the ledger) where a
+# build takes the checkout's commit and the build's image.
+_ARTIFACT = "(" + _xcom(RESOLVE) + " or {}).get('artifact')"
+VERSION = "{{ (" + _ARTIFACT + " or " + _xcom(CHECKOUT) + " or {}).get('short_sha', '') }}"
 # Deploy by digest when the image was pushed: what runs is exactly what was tested.
 # (Empty when the build never finished: the rollback task renders this too, then skips.)
 DEPLOY_IMAGE = (
-    "{% set b = " + _xcom(BUILD) + " or {} %}"
+    "{% set b = " + _ARTIFACT + " or " + _xcom(BUILD) + " or {} %}"
     "{{ b.get('ref', '') }}{{ '@' ~ b['digest'] if b.get('digest') else '' }}"
 )
-DAGRUN_TIMEOUT = timedelta(minutes=30)
+DAGRUN_TIMEOUT = timedelta(minutes=30)  # a release's own work; an approval gate's wait comes on top
 
 
 def release_dags(catalog: Path | None = None) -> dict[str, DAG]:
@@ -91,14 +99,18 @@ def release_dag(service: Service, service_file: Path) -> DAG:
         params=params,
         tags=["deployflow", "release", f"service:{service.name}"],
         default_args={"owner": service.owner or "deployflow", "retries": 1, "retry_delay": timedelta(seconds=10)},
-        dagrun_timeout=DAGRUN_TIMEOUT,
-        # One release of a service at a time: never two deployers on one
-        # environment. A second trigger queues until the first run ends.
-        max_active_runs=1,
+        dagrun_timeout=DAGRUN_TIMEOUT + timedelta(seconds=_longest_approval_s(service)),
+        # Releases of a service to different environments run at once; the lock task keeps two releases
+        # to one environment apart (the second waits for the first, in reschedule mode, holding no slot).
+        max_active_runs=MAX_ACTIVE_RUNS,
         render_template_as_native_obj=False,
         doc_md=__doc__,
     ) as dag:
         resolve = ResolveReleaseOperator(task_id=RESOLVE, service=service)
+        lock = EnvironmentLockSensor(
+            task_id=LOCK, service=service.name, environment_name=_requested("environment"), retries=1,
+            timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service),
+        )
         checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}")
         # A failed build or suite is deterministic: a retry only delays the verdict.
         build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
@@ -126,13 +138,29 @@ def release_dag(service: Service, service_file: Path) -> DAG:
             auto_remove="force",
             retries=0,
         )
-        deploy = _deploy_tasks(service, service_file)
-        resolve >> checkout >> build >> suites >> coverage_gate >> deploy[PREPARE]
+        # Waits only where the environment asks, or where the release overrides a freeze. After a promotion's
+        # skipped build and tests (none failed) it still runs: none_failed_min_one_success.
+        approve = ReleaseApprovalOperator(
+            task_id=APPROVE_DEPLOY, service=service, position="deploy", retries=0,
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        )
+        deploy = _deploy_tasks(service, service_file, approve)
+        resolve >> lock >> checkout >> build >> suites >> coverage_gate >> approve >> deploy[PREPARE]
+        lock >> approve
     return dag
 
 
-def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
-    """prepare -> health -> shift -> analysis -> promote, a rollback when any of them fails, and the record."""
+MAX_ACTIVE_RUNS = 8  # per service: the environments' releases, and those waiting for an environment's lock
+
+
+def _longest_approval_s(service: Service) -> int:
+    """The longest an approval gate of the service may wait (a freeze override waits as long as the gate)."""
+    return max(env.approval.timeout_s for env in service.environments.values())
+
+
+def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -> dict[str, object]:
+    """prepare -> health -> shift -> analysis -> [approval] -> promote, a rollback when any of them fails
+    (or a gate rejects), and the record."""
     common = {
         "service": service, "service_file": str(service_file), "environment_name": _requested("environment"),
         "version": VERSION, "image_ref": DEPLOY_IMAGE, "strategy": _requested("strategy"),
@@ -159,8 +187,18 @@ def _deploy_tasks(service: Service, service_file: Path) -> dict[str, object]:
     rollback = deployer(task_id=ROLLBACK, step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
     record = ReleaseRecordOperator(task_id=RECORD, service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
     prepare >> health >> shift >> [analysis, load]
-    [shift, analysis] >> promote >> record
-    [prepare, health, shift, analysis, promote] >> rollback >> record
+    watched = [prepare, health, shift, analysis, promote, approve]
+    if any(env.approval.required and env.approval.before == "promote" for env in service.environments.values()):
+        gate = ReleaseApprovalOperator(
+            task_id=APPROVE_PROMOTE, service=service, position="promote", retries=0,
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        )
+        [shift, analysis] >> gate >> promote
+        watched.append(gate)
+    else:
+        [shift, analysis] >> promote
+    promote >> record
+    watched >> rollback >> record
     load >> record
     return {PREPARE: prepare, ROLLBACK: rollback, RECORD: record}
 

@@ -31,10 +31,25 @@ from deployflow.airflow.deployer_step import (
     last_result,
     step_outcome,
 )
+from deployflow.airflow.announce import announce
+from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
+from deployflow.airflow.lock import release_environment_lock
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.operators import docker_url, requested_by
-from deployflow.airflow.task_ids import ANALYSIS, BUILD, CHECKOUT, PREPARE, PROMOTE, REFUSED, RESOLVE, ROLLBACK, SHIFT
+from deployflow.airflow.task_ids import (
+    ANALYSIS,
+    APPROVE_DEPLOY,
+    APPROVE_PROMOTE,
+    BUILD,
+    CHECKOUT,
+    PREPARE,
+    PROMOTE,
+    REFUSED,
+    RESOLVE,
+    ROLLBACK,
+    SHIFT,
+)
 from deployflow.catalog import Service, front_url, project_root
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.ledger import ReleaseEntry
@@ -187,30 +202,15 @@ class ReleaseRecordOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
-        refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
-        # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
-        request = pulled[RESOLVE] or {"service": self.service.name, "requested_by": requested_by(context["dag_run"])}
-        outcome = "refused" if refused else self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
-        entry = ReleaseEntry.of(
-            request=request, run_id=context["run_id"], outcome=outcome,
-            commit=(pulled[CHECKOUT] or {}).get("sha"), image=(pulled[BUILD] or {}).get("ref"),
-            previous=(pulled[PREPARE] or {}).get("previous"),
-            started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
-            judged=refused or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
-            config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
-            committed_at=(pulled[CHECKOUT] or {}).get("committed_at"),
-            steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
-            digest=(pulled[BUILD] or {}).get("digest"),
-            analysis_score=(ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}).get("score"),
-            cost=(pulled[PROMOTE] or pulled[ROLLBACK] or {}).get("cost"),
-        )
-        ledger = open_ledger(state_dir())
+        request = ti.xcom_pull(task_ids=RESOLVE) or {}
         try:
-            ledger.record(entry)  # one row per run: a retried record updates it
+            entry = self._record(context)
         finally:
-            ledger.dispose()
-        self.log.info("release %s", entry.summary())
+            if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
+                release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
+        announce(self.service, notified_event(entry), request, context, version=entry.version,
+                 reason=entry.failure or "", previous=entry.previous)
+        outcome = entry.outcome
         if request.get("environment") in self.service.environments:
             live = self._live(request["environment"])
             if live is not None:
@@ -221,16 +221,57 @@ class ReleaseRecordOperator(BaseOperator):
             raise AirflowFailException(f"release of {self.service.name}{version}: {outcome}{because}")
         return entry.to_dict()
 
+    def _record(self, context: Context) -> ReleaseEntry:
+        """The release's ledger row, written (one per run: a retried record updates it)."""
+        ti = context["ti"]
+        pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
+        refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
+        # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
+        request = pulled[RESOLVE] or {"service": self.service.name, "requested_by": requested_by(context["dag_run"])}
+        # A promotion's artifact stands for the checkout and the build it skipped.
+        artifact = request.get("artifact") or {}
+        built = artifact or pulled[BUILD] or {}
+        source = artifact or pulled[CHECKOUT] or {}
+        approval = next((d for d in (ti.xcom_pull(task_ids=g, key=APPROVAL_XCOM) for g in (APPROVE_DEPLOY, APPROVE_PROMOTE))
+                         if d), None)
+        rejected = approval is not None and approval["decision"] != "approved"
+        outcome = "refused" if refused else self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")), rejected)
+        entry = ReleaseEntry.of(
+            request=request, run_id=context["run_id"], outcome=outcome,
+            commit=source.get("sha"), image=built.get("ref"),
+            previous=(pulled[PREPARE] or {}).get("previous"),
+            started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
+            judged=refused or (rejection(approval) if rejected else None)
+            or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
+            config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
+            committed_at=source.get("committed_at"),
+            steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
+            digest=built.get("digest"),
+            analysis_score=(ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}).get("score"),
+            cost=(pulled[PROMOTE] or pulled[ROLLBACK] or {}).get("cost"),
+            approval=approval, tests=artifact.get("tests") if artifact else suite_results(ti, self.service),
+        )
+        ledger = open_ledger(state_dir())
+        try:
+            ledger.record(entry)
+        finally:
+            ledger.dispose()
+        self.log.info("release %s", entry.summary())
+        return entry
+
     @staticmethod
-    def _outcome(pulled: dict[str, Any], deploy_started: bool) -> str:
+    def _outcome(pulled: dict[str, Any], deploy_started: bool, rejected: bool = False) -> str:
         if pulled[PROMOTE]:
             return "promoted"
         rollback = pulled[ROLLBACK] or {}
+        if rejected:
+            return "rejected" + (f", rolled back to {rollback['to']}" if rollback.get("rolled_back") and rollback.get("to") else "")
         if rollback.get("rolled_back"):
             return "rolled back" + (f" to {rollback['to']}" if rollback.get("to") else " (first deploy: nothing left)")
         if deploy_started:
             return "failed during deploy"
         return "failed before deploy"
+
 
     def _live(self, environment: str) -> dict[str, Any] | None:
         env = self.service.environments[environment]
@@ -242,6 +283,14 @@ class ReleaseRecordOperator(BaseOperator):
         status["url"] = f"{front_url(self.service, env)}/"
         self.log.info("live in %s: %s", environment, json.dumps(status))
         return status
+
+def notified_event(entry: ReleaseEntry) -> str:
+    """The channels' name for how the release ended."""
+    for prefix, event in (("promoted", "promoted"), ("rejected", "rejected"), ("rolled back", "rolled_back")):
+        if entry.outcome.startswith(prefix):
+            return event
+    return "failed"
+
 
 def analysis_failure(verdict: dict[str, Any] | None) -> str | None:
     """Why canary analysis failed the release, from its last verdict (None: it did not)."""

@@ -12,10 +12,11 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -72,12 +73,16 @@ class ResolveReleaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.service = service
 
-    def execute(self, context: Context) -> dict[str, str]:
+    def execute(self, context: Context) -> dict[str, Any]:
+        from deployflow.airflow.announce import announce
+        from deployflow.airflow.governance import govern
+
         dag_run = context["dag_run"]
         try:
             request = ReleaseRequest.from_params(
                 self.service, dict(context["params"]), requested_by=requested_by(dag_run), scheduled=is_scheduled(dag_run),
             )
+            decided = govern(self.service, request, now=datetime.now(timezone.utc))
         except DeployflowError as exc:
             # The record task writes the refusal to the ledger (who asked comes from the run itself).
             context["ti"].xcom_push(key=REFUSED, value=str(exc))
@@ -87,7 +92,10 @@ class ResolveReleaseOperator(BaseOperator):
             request.git_ref, request.service, request.environment, request.strategy, request.requested_by,
             f" ({request.reason})" if request.reason else "",
         )
-        return request.to_dict()
+        resolved = {**request.to_dict(), **decided}
+        announce(self.service, "started", resolved, context, version=(decided.get("artifact") or {}).get("short_sha"),
+                 reason=request.reason)
+        return resolved
 
 
 class CheckoutOperator(BaseOperator):
@@ -106,6 +114,10 @@ class CheckoutOperator(BaseOperator):
         self.git_ref = git_ref
 
     def execute(self, context: Context) -> dict[str, object]:
+        artifact = (context["ti"].xcom_pull(task_ids=RESOLVE) or {}).get("artifact")
+        if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
+            raise AirflowSkipException(f"promoting {artifact['short_sha']} as {artifact['source']} promoted it "
+                                       f"(run {artifact['run_id']}): nothing to check out, build or test")
         workspace = run_workspace(self.service.name, context["run_id"])
         location = self.service.source.location(project_root())
         try:

@@ -4,14 +4,17 @@ operator that reads another task's XCom pulls by them."""
 from __future__ import annotations
 
 RESOLVE = "resolve"
+LOCK = "lock"  # the environment's lock: one release per service and environment at a time
 CHECKOUT = "checkout"
 BUILD = "build"
 TEST = "test"  # the task group of the pytest suites
 COVERAGE_GATE = "coverage_gate"
+APPROVE_DEPLOY = "approve_deploy"  # the approval gate before the deploy steps
 PREPARE = "prepare"
 HEALTH = "health"
 SHIFT = "shift"
 ANALYSIS = "analysis"
+APPROVE_PROMOTE = "approve_promote"  # the approval gate before promote (where an environment asks for it)
 LOAD = "load"
 PROMOTE = "promote"
 ROLLBACK = "rollback"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from deployflow.catalog import urls
 from deployflow.configuration import Config, Resources
+from deployflow.freeze import FreezeWindow
+from deployflow.notifications import Channel
 # Shared with the judge, which judges them; "as" re-exports them as catalog values.
 from deployflow.policies import DIRECTIONS as DIRECTIONS
 from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES
@@ -27,6 +29,7 @@ DEFAULT_STRATEGY = {"dev": "rolling", "staging": "canary", "prod": "blue-green"}
 METRIC_KINDS = ("errors", "histogram", "series")
 TRAFFIC_MODES = ("gateway", "replicas")
 ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "keep_pod")
+APPROVAL_POSITIONS = ("deploy", "promote")  # the gate stands before the deploy steps, or before promote
 
 # Matched whole (re.fullmatch, in Fields): with re.match, '$' would also take a trailing newline ("main\n").
 # Git ref names have their own rules: refs.py.
@@ -198,6 +201,20 @@ class Kubernetes:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """A person approves the release (Airflow's human-in-the-loop gate) before it deploys, or before it promotes
+    (the canary or the new colour is then live beside the old version, and a rejection rolls it back).
+
+    ``approvers``: the Airflow user names who may answer (none: anyone allowed to answer the gate).
+    ``timeout_s``: no answer by then rejects the release."""
+
+    required: bool = False
+    approvers: tuple[str, ...] = ()
+    timeout_s: int = 3600
+    before: str = "deploy"
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     platform: str
@@ -213,6 +230,10 @@ class Environment:
     kubernetes: Kubernetes | None = None  # set exactly when platform is kubernetes
     config: Config = field(default_factory=Config)  # values, flags, files and secrets by reference (configuration.py)
     resources: Resources = field(default_factory=Resources)
+    approval: Approval = field(default_factory=Approval)
+    freeze: tuple[FreezeWindow, ...] = ()  # recurring windows in which nothing is released (freeze.py)
+    requires: str | None = None  # the environment that must have promoted a version before this one takes it
+    notifications: tuple[Channel, ...] = ()  # this environment's channels, besides the service's
 
 
 @dataclass(frozen=True)
@@ -235,6 +256,11 @@ class Service:
     owner: str = ""
     description: str = ""
     port: int = 8000
+    notifications: tuple[Channel, ...] = ()  # every environment's channels
+
+    def channels(self, environment: str) -> tuple[Channel, ...]:
+        """Where the releases to ``environment`` are told: the service's channels, then the environment's."""
+        return (*self.notifications, *self.environments[environment].notifications)
 
     @property
     def image_name(self) -> str:

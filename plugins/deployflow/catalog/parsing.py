@@ -13,8 +13,12 @@ from typing import Any
 from deployflow.catalog import urls
 from deployflow.catalog.configuration import config, resources
 from deployflow.catalog.fields import Fields
+from deployflow.catalog.freeze import parse_windows
+from deployflow.catalog.governance import approval, check_requires, requires
+from deployflow.catalog.notifications import parse_channels
 from deployflow.catalog.judging import analysis, post_promotion
 from deployflow.catalog.model import (
+    Approval,
     CONNECTION_ID,
     DEFAULT_STRATEGY,
     DNS_LABEL,
@@ -46,7 +50,8 @@ from deployflow.errors import ConfigError, one_of
 
 def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
-    top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly"))
+    top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly",
+                           "notifications"))
     name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
     environments = _environments(top.required("environments"), top.at("environments"))
     nightly = _nightly(top.get("nightly"), top.at("nightly"))
@@ -62,6 +67,7 @@ def parse_service(raw: Any) -> Service:
         tests=_tests(top.get("tests", {}), top.at("tests")),
         environments=environments,
         nightly=nightly,
+        notifications=parse_channels(top.get("notifications"), top.at("notifications")),
     )
 
 
@@ -135,12 +141,14 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
             raise ConfigError(f"{path}.{env.name}.port", f"{env.port} is already the port of {seen[env.port]}")
         if env.port is not None:
             seen[env.port] = env.name
+    check_requires(environments, path)
     return environments
 
 
 def _environment(name: str, raw: Any, path: str) -> Environment:
     f = Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
-                           "post_promotion", "kubernetes", "config", "resources"))
+                           "post_promotion", "kubernetes", "config", "resources", "approval", "freeze", "requires",
+                           "notifications"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
@@ -161,6 +169,10 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         kubernetes=_kubernetes(name, f.get("kubernetes", {}) or {}, f.at("kubernetes")) if platform == "kubernetes" else None,
         config=config(f.get("config", {}) or {}, f.at("config"), platform=platform),
         resources=resources(f.get("resources", {}) or {}, f.at("resources")),
+        approval=approval(f.get("approval"), f.at("approval")) if f.get("approval") is not None else Approval(),
+        freeze=parse_windows(f.get("freeze"), f.at("freeze")),
+        requires=requires(f.get("requires"), f.at("requires")),
+        notifications=parse_channels(f.get("notifications"), f.at("notifications")),
     )
 
 

@@ -38,6 +38,12 @@ class ReleaseEntry:
     analysis_score: float | None = None  # canary analysis' last score, 0-100 (None: not analysed)
     requests: int | None = None  # requests the router answered while the release ran
     saved_by_router: int | None = None  # connection errors, retries and redispatches the clients never saw
+    approval: str | None = None  # the gate's decision: approved, rejected, timed out (None: no gate stood)
+    approved_by: str | None = None  # who answered the gate (None: nobody, it timed out)
+    approved_at: str | None = None
+    freeze_override: str | None = None  # why the release went into a freeze window (it needed an approval)
+    promoted_from: str | None = None  # the environment whose promoted image this release took, unbuilt
+    tests: dict[str, Any] | None = None  # each suite's counts, seconds, coverage (a promotion: the source's)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
@@ -51,6 +57,7 @@ class ReleaseEntry:
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
         config: str | None = None, committed_at: str | None = None, steps: dict[str, float] | None = None,
         cost: dict[str, Any] | None = None, digest: str | None = None, analysis_score: float | None = None,
+        approval: dict[str, Any] | None = None, tests: dict[str, Any] | None = None,
     ) -> ReleaseEntry:
         """``judged``: why the release failed before the deployer could say: the first task's refusal of the
         request, or canary analysis (else the deployer's reason, in rollback)."""
@@ -64,7 +71,10 @@ class ReleaseEntry:
             seconds=round((now - started).total_seconds(), 1) if started else None,
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
             config=config or None, committed_at=committed_at, steps=steps or None, digest=digest,
-            analysis_score=analysis_score,
+            analysis_score=analysis_score, approval=(approval or {}).get("decision"),
+            approved_by=(approval or {}).get("by"), approved_at=(approval or {}).get("at"),
+            freeze_override=request.get("freeze_override") or None, promoted_from=request.get("promote_from") or None,
+            tests=tests or None,
             **{k: v for k, v in (cost or {}).items() if k in COST_FIELDS},
         )
 

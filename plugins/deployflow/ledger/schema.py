@@ -48,6 +48,12 @@ releases = sa.Table(
     sa.Column("analysis_score", sa.Float),  # v2: canary analysis' last score, 0-100
     sa.Column("requests", sa.Integer),  # v3: requests the router answered while the release ran
     sa.Column("saved_by_router", sa.Integer),  # v3: connection errors, retries, redispatches the client never saw
+    sa.Column("approval", sa.String(40)),  # v4: the gate's decision: approved, rejected, timed out (None: no gate)
+    sa.Column("approved_by", sa.String(250)),  # v4: who answered the gate
+    sa.Column("approved_at", sa.String(40)),  # v4: when
+    sa.Column("freeze_override", sa.Text),  # v4: why the release went into a freeze window
+    sa.Column("promoted_from", sa.String(32)),  # v4: the environment whose promoted image this release took
+    sa.Column("tests", sa.JSON),  # v4: each suite's counts, seconds and coverage
     sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN),  # one row per run: retries update it
     sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
 )
@@ -59,11 +65,12 @@ schema_version = sa.Table(
 
 V2_COLUMNS = ("digest", "analysis_score")
 V3_COLUMNS = ("requests", "saved_by_router")
+V4_COLUMNS = ("approval", "approved_by", "approved_at", "freeze_override", "promoted_from", "tests")
 
 
 def _v1(conn: Connection) -> None:
     """The table as it first was: everything but the columns later versions add."""
-    later = {*V2_COLUMNS, *V3_COLUMNS}
+    later = {*V2_COLUMNS, *V3_COLUMNS, *V4_COLUMNS}
     columns = [c._copy() for c in list(releases.columns) if c.name not in later]
     first = sa.Table(releases.name, sa.MetaData(), *columns, sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN))
     first.create(conn)
@@ -84,8 +91,15 @@ def _v3(conn: Connection) -> None:
     _add_columns(conn, V3_COLUMNS)
 
 
+def _v4(conn: Connection) -> None:
+    from deployflow.ledger.locks import create_locks_table  # locks.py defines its table beside its queries
+
+    _add_columns(conn, V4_COLUMNS)
+    create_locks_table(conn)
+
+
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 VERSION = len(MIGRATIONS)
 
 

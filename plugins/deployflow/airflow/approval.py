@@ -1,0 +1,181 @@
+"""The approval gate: Airflow's human-in-the-loop ApprovalOperator, standing before deploy or before promote.
+
+It waits only where the catalog asks (``approval: {required, approvers, timeout_s, before}``) or where the
+release overrides a freeze; otherwise it passes at once. The approver sees what is being released: the
+version, the commits since the live version, the tests' and the analysis' summary, and why the gate stands.
+Approving works from the UI's Required Actions and through the REST API (``PATCH .../hitlDetails``).
+A rejection, or no answer within ``timeout_s``, fails the gate: nothing is deployed, or (before promote) the
+rollback puts all traffic back on the old version. Who answered, and when, goes to the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
+from airflow.sdk.exceptions import AirflowFailException
+
+from deployflow.airflow.announce import announce
+from deployflow.airflow.governance import approval_needed
+from deployflow.airflow.task_ids import ANALYSIS, CHECKOUT, RESOLVE, TEST
+from deployflow.catalog import Service, project_root
+from deployflow.checkout import commits_between
+from deployflow.promotion import promoted
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+APPROVAL_XCOM = "approval"  # the gate's decision: {decision, by, at, comment, position}
+COMMITS_SHOWN = 20
+
+
+class ReleaseApprovalOperator(ApprovalOperator):
+    """Wait for a person to approve the release where the environment asks for it.
+
+    :param service: the catalog entry.
+    :param position: ``deploy`` (the gate before prepare) or ``promote`` (before promote).
+    """
+
+    ui_color = "#fff8e1"
+
+    def __init__(self, *, service: Service, position: str, **kwargs: Any) -> None:
+        # The DAG's params come merged in kwargs; the gate's form is its own ("task") params, the comment.
+        params = kwargs.pop("params", None)
+        params = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
+        params["comment"] = Param("", type="string", maxLength=500, title="Comment", source="task",
+                                  description="Why (recorded with the decision and told to the channels)")
+        super().__init__(
+            subject=f"Release of {service.name}",  # replaced at run time by what is being released
+            defaults=[ApprovalOperator.REJECT],  # no answer in time rejects
+            fail_on_reject=True,  # the rollback and the record follow a failed gate
+            params=params,
+            **kwargs,
+        )
+        self.service = service
+        self.position = position
+
+    def execute(self, context: Context) -> Any:
+        ti = context["ti"]
+        resolved = ti.xcom_pull(task_ids=RESOLVE) or {}
+        why = approval_needed(self.service, resolved, self.position)
+        if not why:
+            self.log.info("no approval needed before %s in %s", self.position, resolved.get("environment"))
+            return {"decision": "not needed"}
+        env = self.service.environments[resolved["environment"]]
+        self.subject = f"Release {self.service.name} {_version(ti, resolved)} to {env.name}?"
+        self.body = approval_body(self.service, resolved, context, why, timeout_s=env.approval.timeout_s)
+        self.assigned_users = [{"id": name, "name": name} for name in env.approval.approvers] or None
+        self.response_timeout = timedelta(seconds=env.approval.timeout_s)
+        self.log.info("awaiting approval before %s (%s); approvers: %s; times out (rejects) in %d s",
+                      self.position, "; ".join(why), ", ".join(env.approval.approvers) or "anyone allowed",
+                      env.approval.timeout_s)
+        announce(self.service, "awaiting_approval", resolved, context, version=_version(ti, resolved),
+                 reason="; ".join(why))
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        chosen = list(event.get("chosen_options") or [])
+        self.validate_chosen_options(chosen)
+        user = event.get("responded_by_user") or {}
+        at = event.get("responded_at")
+        decision = {
+            "decision": "approved" if chosen == [self.APPROVE] else ("timed out" if event.get("timedout") else "rejected"),
+            "by": user.get("name") or user.get("id"),
+            "at": at.isoformat() if hasattr(at, "isoformat") else at,
+            "comment": str((event.get("params_input") or {}).get("comment") or ""),
+            "position": self.position,
+        }
+        context["ti"].xcom_push(key=APPROVAL_XCOM, value=decision)
+        if decision["decision"] == "approved":
+            self.log.info("approved by %s at %s%s", decision["by"], decision["at"], _said(decision))
+            return super().execute_complete(context, event)
+        raise AirflowFailException(rejection(decision))
+
+
+def rejection(decision: dict[str, Any]) -> str:
+    """The reason the ledger and the channels get for a gate that did not approve."""
+    if decision["decision"] == "timed out":
+        return f"not approved before {decision['position']}: no answer in time (the gate rejects on timeout)"
+    return f"rejected before {decision['position']} by {decision['by']} at {decision['at']}{_said(decision)}"
+
+
+def _said(decision: dict[str, Any]) -> str:
+    return f": {decision['comment']}" if decision.get("comment") else ""
+
+
+def _version(ti: Any, resolved: dict[str, Any]) -> str:
+    source = resolved.get("artifact") or ti.xcom_pull(task_ids=CHECKOUT) or {}
+    return source.get("short_sha") or "(unknown)"
+
+
+def approval_body(service: Service, resolved: dict[str, Any], context: Context, why: list[str], *, timeout_s: int) -> str:
+    """What the approver reads (Markdown): the release, the commits since the live version, tests, analysis."""
+    ti = context["ti"]
+    artifact = resolved.get("artifact") or {}
+    source = artifact or ti.xcom_pull(task_ids=CHECKOUT) or {}
+    environment = resolved["environment"]
+    live = _live(service.name, environment)
+    lines = [
+        f"**{service.name}** `{source.get('short_sha', '?')}` to **{environment}** with {resolved.get('strategy')}, "
+        f"asked by {resolved.get('requested_by')}" + (f": {resolved['reason']}" if resolved.get("reason") else ""),
+        "",
+        f"- Live now: `{live.commit[:12]}` (run {live.run_id})" if live else "- Live now: nothing (a first release)",
+    ]
+    if artifact:
+        lines.append(f"- Promoted from {artifact['source']} (run {artifact['run_id']}), not rebuilt: `{artifact['ref']}`"
+                     + (f" `{artifact['digest']}`" if artifact.get("digest") else ""))
+    lines += ["", "**Why this gate**", *[f"- {w}" for w in why], "",
+              "**Commits since the live version**", *_commits(service, ti, source, live), "",
+              "**Tests**", *_tests(ti, service, artifact)]
+    verdict = ti.xcom_pull(task_ids=ANALYSIS, key="verdict")
+    if verdict:
+        lines += ["", "**Canary analysis**", f"- {verdict.get('result')} with score {verdict.get('score')} at interval "
+                  f"{verdict.get('interval')}" + "".join(f"\n- {r}" for r in (verdict.get("reasons") or [])[:3])]
+    lines += ["", f"No answer within {timeout_s} s rejects the release."]
+    return "\n".join(lines)
+
+
+def _live(service: str, environment: str):  # -> ReleaseEntry | None
+    from deployflow.airflow.deploy import state_dir
+    from deployflow.airflow.ledger import open_ledger
+
+    ledger = open_ledger(state_dir())
+    try:
+        rows = promoted(ledger.entries(service=service, environment=environment))
+    finally:
+        ledger.dispose()
+    return rows[0] if rows else None
+
+
+def _commits(service: Service, ti: Any, source: dict[str, Any], live: Any) -> list[str]:
+    if live is None or not source.get("sha"):
+        return ["- (no live version to compare with)"]
+    checkout = ti.xcom_pull(task_ids=CHECKOUT) or {}
+    repo = Path(checkout["workspace"]) / "src" if checkout.get("workspace") else Path(service.source.location(project_root()))
+    try:
+        commits = commits_between(repo, live.commit, source["sha"], limit=COMMITS_SHOWN)
+    except Exception as exc:  # noqa: BLE001 - the gate must still ask: say why the list is missing
+        return [f"- (not listed: {str(exc).strip()[:200]})"]
+    if not commits:
+        return ["- none: the same commit (a configuration release) or an older one"]
+    return [f"- `{c}`" for c in commits]
+
+
+def _tests(ti: Any, service: Service, artifact: dict[str, Any]) -> list[str]:
+    results = artifact.get("tests") if artifact else suite_results(ti, service)
+    if not results:
+        return ["- (no test results)"]
+    return [f"- {suite}: {'passed' if r.get('ok') else 'FAILED'}, "
+            + ", ".join(f"{n} {word}" for word, n in (r.get("counts") or {}).items())
+            + (f", coverage {r['coverage']} %" if r.get("coverage") is not None else "")
+            for suite, r in sorted(results.items())]
+
+
+def suite_results(ti: Any, service: Service) -> dict[str, Any]:
+    """Each suite's result from its task's XCom (the task group ``test``), by suite name."""
+    pulled = (ti.xcom_pull(task_ids=f"{TEST}.{suite}") for suite in service.tests.suites)
+    return {r["suite"]: r for r in pulled if isinstance(r, dict) and r.get("suite")}
