@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import CroniterError, croniter
+from croniter import croniter
 
 from deployflow.errors import ConfigError, one_of
 
@@ -50,7 +50,7 @@ def check_cron(value: object, path: str) -> str:
     try:
         croniter(value, _SEARCH_FROM).get_next(datetime)
         croniter(value, _SEARCH_FROM).get_prev(datetime)
-    except CroniterError as exc:  # the bad-date error is one too: a day that never comes
+    except ValueError as exc:  # croniter's errors, the bad-date one too (a day that never comes), in every version
         raise ConfigError(path, f"{value!r} is not a valid cron expression ({exc}; {CRON_HINT})") from None
     return value
 

@@ -21,10 +21,10 @@ PROMETHEUS_PORT = 29090
 EXPORTER_PORT = 29468  # the release exporter of the e2e stack (the local one: 9468)
 
 
-def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1) -> str:
+def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1, *, dag_id: str = DAG_ID) -> str:
     """A task's log as text, exception messages included."""
     lines = []
-    for entry in client.task_log(DAG_ID, run_id, task_id, try_number):
+    for entry in client.task_log(dag_id, run_id, task_id, try_number):
         lines.append(str(entry.get("event", "")))
         for detail in entry.get("error_detail") or []:
             lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")

@@ -16,7 +16,7 @@ import requests
 
 from deployflow.client import AirflowClient
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
-from tests.e2e.harness import GOV_DAG, GOV_PORTS, short_sha
+from tests.e2e.harness import GOV_DAG, GOV_PORTS, log_text, short_sha
 
 pytestmark = pytest.mark.timeout(1200)
 GATE = "approve_deploy"
@@ -57,7 +57,7 @@ def test_prod_refuses_a_version_staging_never_promoted(airflow):
     done = finished(airflow, trigger(airflow, "prod"))
     assert done["state"] == "failed" and done["tasks"]["resolve"] == "failed"
     assert done["tasks"]["build"] in ("upstream_failed", None)
-    text = "\n".join(str(e.get("event")) for e in airflow.task_log(GOV_DAG, done["run_id"], "resolve", 1))
+    text = log_text(airflow, done["run_id"], "resolve", dag_id=GOV_DAG)
     assert "params.promote_from: staging has never promoted any release of gov-app" in text
 
 
@@ -88,7 +88,7 @@ def test_prod_takes_the_digest_staging_promoted_after_an_approval_through_the_re
     assert (entry.approval, entry.approved_by, entry.outcome) == ("approved", "admin", "promoted")
     assert entry.tests and entry.tests["unit"]["ok"] is True
     # A channel that is down changed nothing: the release promoted, and the record says the channel failed.
-    record = "\n".join(str(e.get("event")) for e in airflow.task_log(GOV_DAG, run_id, "record", 1))
+    record = log_text(airflow, run_id, "record", dag_id=GOV_DAG)
     assert "df_down" in record and "the release goes on" in record
     assert [e["event"] for e in notified.webhook(run_id)] == ["started", "awaiting_approval", "promoted"]
 
@@ -97,7 +97,7 @@ def test_prod_refuses_a_commit_staging_never_promoted(airflow, sample_repo):
     other = short_sha(sample_repo, "slow")
     done = finished(airflow, trigger(airflow, "prod", git_ref=other))
     assert done["state"] == "failed" and done["tasks"]["resolve"] == "failed"
-    text = "\n".join(str(e.get("event")) for e in airflow.task_log(GOV_DAG, done["run_id"], "resolve", 1))
+    text = log_text(airflow, done["run_id"], "resolve", dag_id=GOV_DAG)
     assert f"staging has never promoted commit {other}" in text
 
 
@@ -129,7 +129,7 @@ def test_an_unanswered_gate_times_out_and_rejects(airflow, stack_state):
 def test_a_frozen_environment_refuses_a_release_naming_the_window_and_an_approved_override_goes_through(airflow, stack_state):
     refused = finished(airflow, trigger(airflow, "dev", git_ref="main"))
     assert refused["state"] == "failed" and refused["tasks"]["resolve"] == "failed"
-    text = "\n".join(str(e.get("event")) for e in airflow.task_log(GOV_DAG, refused["run_id"], "resolve", 1))
+    text = log_text(airflow, refused["run_id"], "resolve", dag_id=GOV_DAG)
     assert "dev is frozen by window 'e2e-window'" in text and "until" in text
     assert ledger_row(stack_state, refused["run_id"]).outcome == "refused"
 
@@ -151,7 +151,7 @@ def test_an_adhoc_freeze_of_every_service_refuses_naming_it(airflow):
     finally:
         airflow._call("DELETE", "/api/v2/variables/deployflow_freeze")
     assert done["state"] == "failed" and done["tasks"]["resolve"] == "failed"
-    text = "\n".join(str(e.get("event")) for e in airflow.task_log(GOV_DAG, done["run_id"], "resolve", 1))
+    text = log_text(airflow, done["run_id"], "resolve", dag_id=GOV_DAG)
     assert "incident-4711" in text
 
 
