@@ -1,0 +1,72 @@
+"""The release DAG's trigger form and its approval gate in a real browser: Debian's Chromium driven by
+Selenium through the page object of tests/browser/airflow_ui.py, against the e2e stack's Airflow.
+
+A release of gov-app to prod is triggered from the form, its gate (``approve_deploy``, awaiting input) is
+approved on its Required Action page, and the REST API must then show the run with the form's values and
+the gate succeeded, approved by admin. Screenshots of the form and of the gate go to the test's tmp_path.
+Needs chromium and chromium-driver (.ci/run installs them); without them the test fails, it never skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stack
+from deployflow.client import AirflowClient
+from tests.browser.airflow_rest import hitl_detail, newest_run_id, wait_for_task_state
+from tests.browser.airflow_ui import AirflowUI, chromium_driver
+from tests.browser.scheduler_log import scheduler_log, wait_for_parked_exit
+from tests.e2e.harness import PORT
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "release_gov-app"
+GATE = "approve_deploy"
+FIELDS = {"environment": "prod", "git_ref": "main", "reason": "browser test"}
+COMMENT = "approved in the browser by tests/e2e/test_browser.py"
+
+
+@pytest.fixture
+def ui(airflow: AirflowClient, airflow_home: Path) -> Iterator[AirflowUI]:
+    """The UI of the e2e stack in a fresh headless Chromium, signed in as admin."""
+    driver = chromium_driver()
+    try:
+        page = AirflowUI(f"http://127.0.0.1:{PORT}", driver, newest_run_id=lambda dag_id: newest_run_id(airflow, dag_id))
+        page.login("admin", stack.admin_password(airflow_home))
+        yield page
+    finally:
+        driver.quit()
+
+
+def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
+        airflow: AirflowClient, airflow_home: Path, ui: AirflowUI, tmp_path: Path):
+    stack.wait_for_dag(airflow, DAG_ID)
+    form, approval, approved = tmp_path / "trigger-form.png", tmp_path / "approval.png", tmp_path / "approved.png"
+    print(f"screenshots: {form} (the filled form), {approval} (the gate before Approve), {approved} (after)")
+
+    run_id = ui.trigger_from_form(DAG_ID, FIELDS, screenshot_to=form)
+    print(f"triggered {DAG_ID} {run_id} from the form")
+    conf = airflow.dag_run(DAG_ID, run_id)["conf"]
+    assert {name: conf.get(name) for name in FIELDS} == FIELDS, conf
+
+    gate = wait_for_task_state(airflow, DAG_ID, run_id, GATE, "awaiting_input", timeout=600)
+    wait_for_parked_exit(scheduler_log(airflow_home), DAG_ID, run_id, GATE, gate["try_number"])  # else Airflow fails it
+    # The gate's comment param, if it has one, may be required by the form (a string param without null in
+    # its type is), which keeps Approve disabled while it is empty: give one.
+    comment = COMMENT if "comment" in (hitl_detail(airflow, DAG_ID, run_id, GATE)["params"] or {}) else ""
+    ui.approve(DAG_ID, run_id, GATE, comment=comment, screenshot_to=approval)
+    ui.screenshot(approved)
+    print(f"approved {GATE} in the UI")
+
+    run = airflow.wait(DAG_ID, run_id, timeout=600)
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG_ID, run_id)}
+    print(f"{DAG_ID} {run_id} ended {run['state']}: {states}")
+    assert states[GATE] == "success", states
+    detail = hitl_detail(airflow, DAG_ID, run_id, GATE)
+    assert detail["response_received"] and detail["chosen_options"] == ["Approve"], detail
+    assert (detail["responded_by_user"] or {}).get("name") == "admin", detail["responded_by_user"]
+    if comment:
+        assert detail["params_input"].get("comment") == comment, detail["params_input"]
