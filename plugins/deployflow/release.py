@@ -82,18 +82,19 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
             "title": "Reason",
             "description": "Why this release (recorded in the release ledger); one line of text.",
         },
+        # Null by default: the form takes a string param with a default of "" for a required one.
         "promote_from": {
-            "default": "",
-            "type": "string",
-            "enum": ["", *environments],
+            "default": None,
+            "type": ["null", "string"],
+            "enum": [None, *environments],
             "title": "Promote from",
             "description": "Release the image (by digest) and test results an earlier environment promoted, "
                            "without building; Git ref then names that release's commit, or is left as it is "
                            "for the latest. Empty: build the Git ref (unless the environment requires another).",
         },
         "freeze_override": {
-            "default": "",
-            "type": "string",
+            "default": None,
+            "type": ["null", "string"],
             "maxLength": REASON_MAX,
             "pattern": REASON_PATTERN,
             "title": "Freeze override",

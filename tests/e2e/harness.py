@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +30,20 @@ def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int =
         for detail in entry.get("error_detail") or []:
             lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
     return "\n".join(lines)
+
+
+def all_tries_text(home: Path, run_id: str, task_id: str, *, dag_id: str = DAG_ID) -> str:
+    """Every try's log of a task, read from the stack's log files (a sensor in reschedule mode may have several
+    tries, and the REST API does not serve every one of them)."""
+    directory = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    events = []
+    for path in sorted(directory.glob("attempt=*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                events.append(str(json.loads(line).get("event", "")))
+            except ValueError:
+                events.append(line)
+    return "\n".join(events)
 
 
 def release(client: AirflowClient, environment: str, ref: str, **conf: str) -> dict:

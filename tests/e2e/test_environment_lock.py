@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import DAG_ID, finished, log_text
+from tests.e2e.harness import DAG_ID, all_tries_text, finished
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -16,7 +16,7 @@ def span(airflow, run_id: str) -> tuple[str, str]:
     return tis["lock"]["end_date"], tis["record"]["end_date"]
 
 
-def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow):
+def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow, airflow_home):
     runs = {name: airflow.trigger(DAG_ID, {"environment": env, "git_ref": "main", "reason": f"lock test {name}"})["dag_run_id"]
             for name, env in (("dev", "dev"), ("prod-1", "prod"), ("prod-2", "prod"))}
     done = {name: finished(airflow, run_id) for name, run_id in runs.items()}
@@ -26,9 +26,9 @@ def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow):
     # The two prod releases: whichever took prod first held it to its end; the other started after.
     first, second = sorted(("prod-1", "prod-2"), key=lambda name: spans[name][0])
     assert spans[second][0] >= spans[first][1], spans
-    waited = log_text(airflow, runs[second], "lock")
+    waited = all_tries_text(airflow_home, runs[second], "lock")
     assert f"prod is held by run {runs[first]}" in waited and "waiting" in waited
     # dev held its own environment while the first prod release held prod.
     dev, prod = spans["dev"], spans[first]
     assert max(dev[0], prod[0]) < min(dev[1], prod[1]), spans
-    assert "held by run" not in log_text(airflow, runs["dev"], "lock")
+    assert "held by run" not in all_tries_text(airflow_home, runs["dev"], "lock")

@@ -16,6 +16,7 @@ import requests
 
 from deployflow.client import AirflowClient
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from tests.browser.scheduler_log import scheduler_log, wait_for_parked_exit
 from tests.e2e.harness import GOV_DAG, GOV_PORTS, log_text, short_sha
 
 pytestmark = pytest.mark.timeout(1200)
@@ -32,13 +33,16 @@ def finished(airflow: AirflowClient, run_id: str) -> dict:
     return {"run_id": run_id, "state": run["state"], "tasks": {t: ti["state"] for t, ti in tis.items()}, "tis": tis}
 
 
-def awaiting(airflow: AirflowClient, run_id: str, task_id: str = GATE, timeout: float = 600) -> dict:
-    """Wait until the gate asks for an answer; its request (subject, body, options) as Airflow keeps it."""
+def awaiting(airflow: AirflowClient, home: Path, run_id: str, task_id: str = GATE, timeout: float = 600) -> dict:
+    """Wait until the gate asks for an answer and may be answered (tests/browser/scheduler_log.py: Airflow 3.3.2
+    fails a gate answered within seconds of parking); its request (subject, body, options) as Airflow keeps it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(GOV_DAG, run_id)}
-        if states.get(task_id) == "awaiting_input":
+        tis = {ti["task_id"]: ti for ti in airflow.task_instances(GOV_DAG, run_id)}
+        if tis.get(task_id, {}).get("state") == "awaiting_input":
+            wait_for_parked_exit(scheduler_log(home), GOV_DAG, run_id, task_id, tis[task_id]["try_number"])
             return airflow.approval(GOV_DAG, run_id, task_id)
+        states = {t: ti["state"] for t, ti in tis.items()}
         assert airflow.dag_run(GOV_DAG, run_id)["state"] in ("queued", "running"), (run_id, states)
         time.sleep(1)
     raise AssertionError(f"{task_id} of {run_id} never waited for an answer")
@@ -61,12 +65,12 @@ def test_prod_refuses_a_version_staging_never_promoted(airflow):
     assert "params.promote_from: staging has never promoted any release of gov-app" in text
 
 
-def test_prod_takes_the_digest_staging_promoted_after_an_approval_through_the_rest_api(airflow, sample_repo, stack_state, notified):
+def test_prod_takes_the_digest_staging_promoted_after_an_approval_through_the_rest_api(airflow, airflow_home, sample_repo, stack_state, notified):
     staged = finished(airflow, trigger(airflow, "staging", git_ref="main"))
     assert staged["state"] == "success", staged["tasks"]
     built = airflow.xcom(GOV_DAG, staged["run_id"], "build")
     run_id = trigger(airflow, "prod", reason="take what staging proved")
-    asked = awaiting(airflow, run_id)
+    asked = awaiting(airflow, airflow_home, run_id)
     sha = short_sha(sample_repo, "main")
     # What the approver sees: the version, where it comes from, the commits since the live version, the tests.
     assert sha in asked["subject"] and "prod" in asked["subject"]
@@ -101,10 +105,10 @@ def test_prod_refuses_a_commit_staging_never_promoted(airflow, sample_repo):
     assert f"staging has never promoted commit {other}" in text
 
 
-def test_a_rejected_release_leaves_prod_unchanged_and_names_who_rejected(airflow, stack_state):
+def test_a_rejected_release_leaves_prod_unchanged_and_names_who_rejected(airflow, airflow_home, stack_state):
     before = served("prod")
     run_id = trigger(airflow, "prod")
-    awaiting(airflow, run_id)
+    awaiting(airflow, airflow_home, run_id)
     airflow.answer(GOV_DAG, run_id, GATE, "Reject", comment="not during the incident")
     done = finished(airflow, run_id)
     assert done["state"] == "failed" and done["tasks"][GATE] == "failed"
@@ -115,10 +119,10 @@ def test_a_rejected_release_leaves_prod_unchanged_and_names_who_rejected(airflow
     assert "rejected before deploy by admin" in entry.failure and "not during the incident" in entry.failure
 
 
-def test_an_unanswered_gate_times_out_and_rejects(airflow, stack_state):
+def test_an_unanswered_gate_times_out_and_rejects(airflow, airflow_home, stack_state):
     before = served("prod")
     run_id = trigger(airflow, "prod")
-    awaiting(airflow, run_id)
+    awaiting(airflow, airflow_home, run_id)
     done = finished(airflow, run_id)  # nobody answers
     assert done["state"] == "failed" and done["tasks"]["prepare"] == "upstream_failed"
     assert served("prod") == before
@@ -126,7 +130,7 @@ def test_an_unanswered_gate_times_out_and_rejects(airflow, stack_state):
     assert (entry.outcome, entry.approval, entry.approved_by) == ("rejected", "timed out", None)
 
 
-def test_a_frozen_environment_refuses_a_release_naming_the_window_and_an_approved_override_goes_through(airflow, stack_state):
+def test_a_frozen_environment_refuses_a_release_naming_the_window_and_an_approved_override_goes_through(airflow, airflow_home, stack_state):
     refused = finished(airflow, trigger(airflow, "dev", git_ref="main"))
     assert refused["state"] == "failed" and refused["tasks"]["resolve"] == "failed"
     text = log_text(airflow, refused["run_id"], "resolve", dag_id=GOV_DAG)
@@ -134,7 +138,7 @@ def test_a_frozen_environment_refuses_a_release_naming_the_window_and_an_approve
     assert ledger_row(stack_state, refused["run_id"]).outcome == "refused"
 
     run_id = trigger(airflow, "dev", git_ref="main", freeze_override="hotfix for the checkout outage")
-    asked = awaiting(airflow, run_id)
+    asked = awaiting(airflow, airflow_home, run_id)
     assert "the freeze is overridden" in asked["body"] and "hotfix for the checkout outage" in asked["body"]
     airflow.answer(GOV_DAG, run_id, GATE, "Approve")
     done = finished(airflow, run_id)

@@ -78,7 +78,7 @@ def test_bad_governance_params_are_refused_by_name(params, field):
 
 def test_the_form_offers_the_environments_to_promote_from():
     schema = param_schema(parse_service(GOOD))
-    assert schema["promote_from"]["enum"] == ["", "dev", "staging", "prod"] and schema["promote_from"]["default"] == ""
+    assert schema["promote_from"]["enum"] == [None, "dev", "staging", "prod"] and schema["promote_from"]["default"] is None
     assert schema["freeze_override"]["maxLength"] == 500
 
 

@@ -46,7 +46,8 @@ class ReleaseApprovalOperator(ApprovalOperator):
         # The DAG's params come merged in kwargs; the gate's form is its own ("task") params, the comment.
         params = kwargs.pop("params", None)
         params = params if isinstance(params, ParamsDict) else ParamsDict(params or {})
-        params["comment"] = Param("", type="string", maxLength=500, title="Comment", source="task",
+        # Optional (a plain string param would be required by the form and keep Approve disabled until typed).
+        params["comment"] = Param(None, type=["null", "string"], maxLength=500, title="Comment", source="task",
                                   description="Why (recorded with the decision and told to the channels)")
         super().__init__(
             subject=f"Release of {service.name}",  # replaced at run time by what is being released

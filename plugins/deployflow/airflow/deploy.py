@@ -43,6 +43,8 @@ from deployflow.airflow.task_ids import (
     APPROVE_PROMOTE,
     BUILD,
     CHECKOUT,
+    FAILURE,
+    HEALTH,
     PREPARE,
     PROMOTE,
     REFUSED,
@@ -242,7 +244,8 @@ class ReleaseRecordOperator(BaseOperator):
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
             judged=refused or (rejection(approval) if rejected else None)
-            or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict")),
+            or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
+            or ti.xcom_pull(task_ids=HEALTH, key=FAILURE),
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
             committed_at=source.get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),

@@ -107,12 +107,15 @@ class HealthCheckSensor(BaseSensorOperator):
                 self.log.info("not yet: %s", probe.describe())
         if elapsed + h.interval_s > h.timeout_s:
             verdict = health.HealthVerdict(False, self._streak.rounds, elapsed, self._streak.last_failures)
+            context["ti"].xcom_push(key=task_ids.FAILURE, value=f"health check failed: {verdict.reason()}")  # for the record
             raise AirflowFailException(verdict.reason())
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         if not event.get("healthy"):
-            raise AirflowFailException(event.get("reason", "health check failed"))
+            reason = event.get("reason", "health check failed")
+            context["ti"].xcom_push(key=task_ids.FAILURE, value=f"health check failed: {reason}")  # for the record
+            raise AirflowFailException(reason)
         self.log.info("%s", event.get("reason"))
 
 

@@ -24,3 +24,6 @@ DEPLOYER_STEPS = (PREPARE, SHIFT, PROMOTE, ROLLBACK)
 
 # The XCom key under which resolve leaves why it refused a request, for the record task's ledger line.
 REFUSED = "refused"
+
+# The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
+FAILURE = "failure"
