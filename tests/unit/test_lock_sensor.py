@@ -69,9 +69,47 @@ def locks(runs, tmp_path) -> Iterator[EnvironmentLocks]:
     engine.dispose()
 
 
+TRIGGERED: dict[str, datetime] = {}  # each run's run_after: the order the runs were triggered in (first poke, unless set)
+
+
 def poke(run_id: str, environment: str = "prod") -> bool:
     sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name=environment)
-    return sensor.poke({"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG)})
+    after = TRIGGERED.setdefault(run_id, datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=len(TRIGGERED)))
+    return sensor.poke({"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG), "dag_run": SimpleNamespace(run_after=after)})
+
+
+@pytest.fixture(autouse=True)
+def fresh_triggers() -> Iterator[None]:
+    TRIGGERED.clear()
+    yield
+    TRIGGERED.clear()
+
+
+def test_runs_take_an_environment_in_the_order_they_were_triggered(runs, caplog):
+    runs.states.update({"manual__a": "running", "manual__b": "running", "manual__c": "running"})
+    TRIGGERED.update({name: datetime(2026, 12, 1, 9, i, tzinfo=timezone.utc) for i, name in enumerate(("manual__a", "manual__b", "manual__c"))})
+    assert poke("manual__a") is True
+    with caplog.at_level(logging.INFO):
+        assert poke("manual__c") is False  # c pokes before b, but b was triggered first
+        assert poke("manual__b") is False
+    assert release_environment_lock("shop", "prod", "manual__a", LOG)
+    with caplog.at_level(logging.INFO):
+        assert poke("manual__c") is False
+    assert "prod: waiting behind run manual__b" in caplog.text
+    assert poke("manual__b") is True
+    assert release_environment_lock("shop", "prod", "manual__b", LOG)
+    assert poke("manual__c") is True
+
+
+def test_a_waiter_ahead_whose_run_has_ended_is_dropped(runs, caplog):
+    runs.states.update({"manual__a": "running", "manual__b": "failed", "manual__c": "running"})
+    TRIGGERED.update({name: datetime(2026, 12, 1, 9, i, tzinfo=timezone.utc) for i, name in enumerate(("manual__a", "manual__b", "manual__c"))})
+    assert poke("manual__a") is True
+    assert poke("manual__b") is False  # b waits, then its run fails without a record
+    assert release_environment_lock("shop", "prod", "manual__a", LOG)
+    with caplog.at_level(logging.WARNING):
+        assert poke("manual__c") is True
+    assert "run manual__b of release_shop no longer waits for prod of shop: dropped from the queue" in caplog.text
 
 
 def test_it_waits_in_reschedule_mode_every_5_s_on_its_templated_environment():
@@ -170,3 +208,12 @@ def test_a_lock_taken_long_ago_says_how_long(runs, caplog, locks):
     assert poke("manual__b") is False
     [said] = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
     assert f"(since {hour_ago:%Y-%m-%d %H:%M:%S} UTC, 360" in said
+
+
+def test_the_holder_keeps_its_lock_on_a_retry_even_behind_an_earlier_waiter(runs):
+    runs.states.update({"manual__a": "running", "manual__b": "running"})
+    TRIGGERED.update({"manual__a": datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc),
+                      "manual__b": datetime(2026, 12, 1, 9, 1, tzinfo=timezone.utc)})
+    assert poke("manual__b") is True  # b's lock task ran first
+    assert poke("manual__a") is False  # a, triggered earlier, now waits for b
+    assert poke("manual__b") is True  # b's retry is not sent behind a: that would deadlock both

@@ -66,6 +66,15 @@ def holder_is_stale(holder: Holder, log: logging.Logger) -> bool:
     return True
 
 
+def queued_at(context: Context) -> str:
+    """When the run was asked for (its ``run_after``: a trigger's time, a schedule's slot), fixed-width UTC, so
+    that runs take an environment in the order they were triggered."""
+    dag_run = context["dag_run"]
+    when = getattr(dag_run, "run_after", None) or getattr(dag_run, "queued_at", None) or getattr(dag_run, "start_date", None)
+    when = when.astimezone(timezone.utc) if when is not None else datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _since(holder: Holder) -> str:
     return holder.since().astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -96,13 +105,18 @@ class EnvironmentLockSensor(BaseSensorOperator):
         engine = lock_engine()
         try:
             locks = EnvironmentLocks(engine)
-            holder = locks.acquire(self.service, self.environment_name, run_id, dag_id,
-                                   is_stale=lambda h: holder_is_stale(h, self.log))
+            waiting = locks.acquire_in_turn(self.service, self.environment_name, run_id, dag_id, queued_at(context),
+                                            is_stale=lambda h: holder_is_stale(h, self.log))
         finally:
             engine.dispose()
-        if holder is None:
+        if waiting is None:
             self.log.info("%s of %s is held by this run (%s): going ahead", self.environment_name, self.service, run_id)
             return True
+        why, holder = waiting
+        if why == "behind":
+            self.log.info("%s: waiting behind run %s (queued at %s), which was triggered first and waits for it too",
+                          self.environment_name, holder.run_id, holder.taken_at)
+            return False
         held = holder.held_for(datetime.now(timezone.utc))
         self.log.info("%s is held by run %s (since %s, %d s ago); waiting", self.environment_name, holder.run_id,
                       _since(holder), held)

@@ -40,12 +40,23 @@ locks = sa.Table(
     sa.Column("dag_id", sa.String(250), nullable=False),
     sa.Column("taken_at", sa.String(40), nullable=False),  # ISO 8601 in UTC, like the ledger's times
 )
+# The runs waiting for an environment, in the order they were queued (their runs' run_after): the lock goes to
+# the earliest live waiter, so two releases triggered one after the other deploy in that order.
+queue = sa.Table(
+    "deployflow_lock_queue", locks_metadata,
+    sa.Column("service", sa.String(64), primary_key=True),
+    sa.Column("environment", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("queued_at", sa.String(40), nullable=False),  # fixed-width ISO 8601 in UTC: sorts as it reads
+)
 TAKE_ATTEMPTS = 3  # a lock that changes hands this often while we look is someone else's for now
 
 
 def create_locks_table(conn: Connection) -> None:
-    """Create ``deployflow_locks`` (if it is not there): the ledger's migration v4."""
+    """Create ``deployflow_locks`` and ``deployflow_lock_queue`` (if they are not there): the ledger's migration v4."""
     locks.create(conn, checkfirst=True)
+    queue.create(conn, checkfirst=True)
 
 
 def _utc_now() -> datetime:
@@ -103,8 +114,52 @@ class EnvironmentLocks:
             # Another waiter took it over first, or the holder let go: look again.
         return holder
 
+    def acquire_in_turn(self, service: str, environment: str, run_id: str, dag_id: str, queued_at: str, *,
+                        is_stale: Callable[[Holder], bool]) -> tuple[str, Holder] | None:
+        """:meth:`acquire`, in the order the runs were queued (``queued_at``, fixed-width ISO 8601 UTC): while an
+        earlier run that is still live waits too, this one waits behind it. None: the lock is ours. Otherwise
+        ``("held", holder)`` or ``("behind", the earlier waiter)``. A waiter whose run is over is dropped."""
+        current = self.holder(service, environment)
+        if current is not None and (current.run_id, current.dag_id) == (run_id, dag_id):
+            self._dequeue(service, environment, run_id)
+            return None  # a retry of the holder's try: the lock is ours whoever queued since
+        self._enqueue(service, environment, Holder(run_id, dag_id, queued_at))
+        for ahead in self._ahead(service, environment, run_id, queued_at):
+            if not is_stale(ahead):
+                return "behind", ahead
+            self._dequeue(service, environment, ahead.run_id)
+            log.warning("run %s of %s no longer waits for %s of %s: dropped from the queue", ahead.run_id,
+                        ahead.dag_id, environment, service)
+        holder = self.acquire(service, environment, run_id, dag_id, is_stale=is_stale)
+        if holder is not None:
+            return "held", holder
+        self._dequeue(service, environment, run_id)
+        return None
+
+    def _enqueue(self, service: str, environment: str, waiter: Holder) -> None:
+        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(queue).values(
+            service=service, environment=environment, run_id=waiter.run_id, dag_id=waiter.dag_id,
+            queued_at=waiter.taken_at)
+        with self.engine.begin() as conn:  # a retried try keeps its place
+            conn.execute(insert.on_conflict_do_nothing(index_elements=[queue.c.service, queue.c.environment, queue.c.run_id]))
+
+    def _ahead(self, service: str, environment: str, run_id: str, queued_at: str) -> list[Holder]:
+        earlier = sa.or_(queue.c.queued_at < queued_at, sa.and_(queue.c.queued_at == queued_at, queue.c.run_id < run_id))
+        query = (sa.select(queue.c.run_id, queue.c.dag_id, queue.c.queued_at)
+                 .where(queue.c.service == service, queue.c.environment == environment, earlier)
+                 .order_by(queue.c.queued_at, queue.c.run_id))
+        with self.engine.connect() as conn:
+            return [Holder(*row) for row in conn.execute(query)]
+
+    def _dequeue(self, service: str, environment: str, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(queue.delete().where(queue.c.service == service, queue.c.environment == environment,
+                                              queue.c.run_id == run_id))
+
     def release(self, service: str, environment: str, run_id: str) -> bool:
-        """Let go of the lock if ``run_id`` holds it; False if it does not (released already, or taken over)."""
+        """Let go of the lock if ``run_id`` holds it (and of its place in the queue, if it never got the lock);
+        False if it does not hold it (released already, or taken over)."""
+        self._dequeue(service, environment, run_id)
         with self.engine.begin() as conn:
             gone = conn.execute(locks.delete().where(*self._key(service, environment), locks.c.run_id == run_id)).rowcount
         if gone:
