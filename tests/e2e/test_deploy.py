@@ -263,12 +263,15 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker
     try:
         first = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-a"})["dag_run_id"]
         second = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-b"})["dag_run_id"]
-        assert airflow.dag_run(DAG_ID, second)["state"] == "queued"
         a, b = finished(airflow, first), finished(airflow, second)
     finally:
         stop.set()
         watcher.join()
     assert a["state"] == b["state"] == "success"
-    assert b["start"] >= a["end"], (a["end"], b["start"])  # the second waited for the first
+    # The second waited in its lock task for the first to let go of prod (its record), then deployed: in the
+    # order they were triggered, so the second one's commit is what prod serves.
+    tis = {run: {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, run)} for run in (first, second)}
+    assert tis[second]["lock"]["end_date"] >= tis[first]["record"]["end_date"], (tis[first]["record"], tis[second]["lock"])
+    assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["end_date"]
     assert max(seen) == 1, "two deployers ran at once"
     assert served_version("prod") == short_sha(sample_repo, "queue-b")
