@@ -110,12 +110,15 @@ def test_sensor_reads_urls_rendered_from_xcom_as_text(healthy):
     assert check.poke({}) is False and check.poke({}) is True
 
 
-def test_sensor_fails_at_its_deadline_quoting_the_last_answers(unready):
+def test_sensor_fails_at_its_deadline_quoting_the_last_answers_and_tells_the_record_why(unready):
     check = sensor([unready])
+    pushed: dict = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value))
     with pytest.raises(AirflowFailException, match=r"not healthy after .*HTTP 503"):
         for _ in range(100):  # 100 x 0.05 s: well past the 1 s timeout
-            check.poke({})
+            check.poke({"ti": ti})
             time.sleep(0.05)
+    assert pushed["failure"].startswith("health check failed: ") and "HTTP 503" in pushed["failure"]
 
 
 def test_sensor_refuses_an_environment_missing_from_the_catalog(healthy):
