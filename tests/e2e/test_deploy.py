@@ -271,7 +271,7 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker
     # The second waited in its lock task for the first to let go of prod (its record), then deployed: in the
     # order they were triggered, so the second one's commit is what prod serves.
     tis = {run: {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, run)} for run in (first, second)}
-    assert tis[second]["lock"]["end_date"] >= tis[first]["record"]["end_date"], (tis[first]["record"], tis[second]["lock"])
-    assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["end_date"]
+    assert tis[second]["lock"]["end_date"] >= tis[first]["record"]["start_date"], (tis[first]["record"], tis[second]["lock"])
+    assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["start_date"]
     assert max(seen) == 1, "two deployers ran at once"
     assert served_version("prod") == short_sha(sample_repo, "queue-b")

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "release_gov-app"
 GATE = "approve_deploy"
 FIELDS = {"environment": "prod", "git_ref": "main", "reason": "browser test"}
-COMMENT = "approved in the browser by tests/e2e/test_browser.py"
+COMMENT = "approved in the browser by tests/e2e/test_governance_browser.py"
 
 
 @pytest.fixture

@@ -203,13 +203,17 @@ class ReleaseRecordOperator(BaseOperator):
         self.service = service
 
     def execute(self, context: Context) -> dict[str, Any]:
-        ti = context["ti"]
-        request = ti.xcom_pull(task_ids=RESOLVE) or {}
+        request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
         try:
-            entry = self._record(context)
-        finally:
+            return self._finish(context, request)
+        finally:  # whatever happened, the environment is free for the next release
             if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
+
+    def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
+        """Record the release, tell its channels, show what is live; fail unless it was promoted."""
+        ti = context["ti"]
+        entry = self._record(context)
         announce(self.service, notified_event(entry), request, context, version=entry.version,
                  reason=entry.failure or "", previous=entry.previous)
         outcome = entry.outcome
