@@ -120,3 +120,21 @@ def test_promotion_of_what_was_never_promoted_is_refused(entries, commit, field,
     with pytest.raises(ConfigError) as caught:
         promoted_artifact(entries, service="shop", source="staging", commit=commit)
     assert caught.value.path == field and says in caught.value.message
+
+
+def test_an_environment_is_told_on_the_services_channels_then_its_own():
+    doc = with_change("notifications", [{"kind": "webhook", "connection": "hooks"}])
+    doc["environments"]["prod"]["notifications"] = [{"kind": "email", "connection": "smtp_default", "to": ["oncall@example.com"]}]
+    service = parse_service(doc)
+    assert [c.connection for c in service.channels("prod")] == ["hooks", "smtp_default"]
+    assert [c.connection for c in service.channels("dev")] == ["hooks"]
+    with pytest.raises(ConfigError) as caught:
+        parse_service(with_change("environments.prod.notifications", [{"kind": "pager", "connection": "x"}]))
+    assert caught.value.path.startswith("environments.prod.notifications[0]") and "'webhook'" in caught.value.message
+
+
+def test_freeze_windows_are_read_into_the_environment():
+    service = parse_service(with_change("environments.prod.freeze", [{"name": "weekend", "start": "0 18 * * 5",
+                                                                      "end": "0 8 * * 1", "timezone": "Europe/Paris"}]))
+    [window] = service.environments["prod"].freeze
+    assert (window.name, window.timezone) == ("weekend", "Europe/Paris")
