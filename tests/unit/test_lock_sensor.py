@@ -112,9 +112,9 @@ def test_a_waiter_ahead_whose_run_has_ended_is_dropped(runs, caplog):
     assert "run manual__b of release_shop no longer waits for prod of shop: dropped from the queue" in caplog.text
 
 
-def test_it_waits_in_reschedule_mode_every_5_s_on_its_templated_environment():
+def test_it_waits_in_reschedule_mode_every_30_s_on_its_templated_environment():
     sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name="{{ params.environment }}")
-    assert (sensor.mode, sensor.poke_interval, tuple(sensor.template_fields)) == ("reschedule", 5, ("environment_name",))
+    assert (sensor.mode, sensor.poke_interval, tuple(sensor.template_fields)) == ("reschedule", 30, ("environment_name",))
     assert EnvironmentLockSensor(task_id="lock", service="shop", environment_name="dev", mode="poke").mode == "poke"
 
 

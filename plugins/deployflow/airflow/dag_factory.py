@@ -108,7 +108,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
     ) as dag:
         resolve = ResolveReleaseOperator(task_id=RESOLVE, service=service)
         lock = EnvironmentLockSensor(
-            task_id=LOCK, service=service.name, environment_name=_requested("environment"), retries=1,
+            task_id=LOCK, service=service.name, environment_name=_requested("environment"), retries=3,
             timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service),
         )
         checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}")

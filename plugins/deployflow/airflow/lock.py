@@ -27,7 +27,11 @@ from deployflow.ledger.schema import migrate
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-LIVE_STATES = ("queued", "running")  # a run in another state will never release the lock itself
+LIVE_STATES = ("queued", "running")
+# Well above the seconds a worker takes to exit after a poke: Airflow 3.3.2 fails a rescheduled try that is
+# queued again before the executor has reported the last one's exit ("finished with state success, but the
+# task instance's state attribute is queued"); with 5 s pokes this hit 2 tries in a row on a loaded machine.
+POKE_INTERVAL_S = 30  # a run in another state will never release the lock itself
 
 
 def lock_engine() -> Engine:
@@ -95,7 +99,7 @@ class EnvironmentLockSensor(BaseSensorOperator):
 
     def __init__(self, *, service: str, environment_name: str, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", 5)
+        kwargs.setdefault("poke_interval", POKE_INTERVAL_S)
         super().__init__(**kwargs)
         self.service = service
         self.environment_name = environment_name
