@@ -89,7 +89,7 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
     }
     try:
         stack.airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
-        client = AirflowClient(f"http://127.0.0.1:{PORT}")
+        client = AirflowClient(f"http://127.0.0.1:{PORT}", timeout=90)  # a loaded machine can keep the API server busy for long
         client.login("admin", stack.admin_password(home))
         stack.wait_for_dag(client, DAG_ID)
         yield client
