@@ -67,14 +67,15 @@ class ReleaseApprovalOperator(ApprovalOperator):
             self.log.info("no approval needed before %s in %s", self.position, resolved.get("environment"))
             return {"decision": "not needed"}
         env = self.service.environments[resolved["environment"]]
-        self.subject = f"Release {self.service.name} {_version(ti, resolved)} to {env.name}?"
+        version = _version(ti, resolved)
+        self.subject = f"Release {self.service.name} {version} to {env.name}?"
         self.body = approval_body(self.service, resolved, context, why, timeout_s=env.approval.timeout_s)
         self.assigned_users = [{"id": name, "name": name} for name in env.approval.approvers] or None
         self.response_timeout = timedelta(seconds=env.approval.timeout_s)
         self.log.info("awaiting approval before %s (%s); approvers: %s; times out (rejects) in %d s",
                       self.position, "; ".join(why), ", ".join(env.approval.approvers) or "anyone allowed",
                       env.approval.timeout_s)
-        announce(self.service, "awaiting_approval", resolved, context, version=_version(ti, resolved),
+        announce(self.service, "awaiting_approval", resolved, context, version=version,
                  reason="; ".join(why))
         return super().execute(context)
 
@@ -141,14 +142,9 @@ def approval_body(service: Service, resolved: dict[str, Any], context: Context, 
 
 
 def _live(service: str, environment: str):  # -> ReleaseEntry | None
-    from deployflow.airflow.deploy import state_dir
-    from deployflow.airflow.ledger import open_ledger
+    from deployflow.airflow.ledger import releases_in
 
-    ledger = open_ledger(state_dir())
-    try:
-        rows = promoted(ledger.entries(service=service, environment=environment))
-    finally:
-        ledger.dispose()
+    rows = promoted(releases_in(service, environment))
     return rows[0] if rows else None
 
 

@@ -45,16 +45,11 @@ def govern(service: Service, request: ReleaseRequest, *, now: datetime) -> dict[
 
 
 def _artifact(service: Service, request: ReleaseRequest):  # -> Artifact
-    from deployflow.airflow.deploy import state_dir
-    from deployflow.airflow.ledger import open_ledger
+    from deployflow.airflow.ledger import releases_in
 
     defaults = {service.source.default_ref, *((service.nightly.ref,) if service.nightly and service.nightly.ref else ())}
     commit = None if request.git_ref in defaults else request.git_ref
-    ledger = open_ledger(state_dir())
-    try:
-        entries = ledger.entries(service=service.name, environment=request.promote_from)
-    finally:
-        ledger.dispose()
+    entries = releases_in(service.name, request.promote_from)
     artifact = promoted_artifact(entries, service=service.name, source=request.promote_from, commit=commit)
     log.info("promoting %s from %s: %s (promoted there by run %s), no build", artifact.short_sha, artifact.source,
              artifact.image, artifact.run_id)

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import Connection
 
 from deployflow.airflow.task_ids import BUILD, CHECKOUT, PREPARE, PROMOTE, ROLLBACK, SHIFT
-from deployflow.ledger import Ledger, default_url
+from deployflow.ledger import Ledger, ReleaseEntry, default_url
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ def open_ledger(state_dir: Path) -> Ledger:
             pass  # another record task imported it at the same time (the import skips what is there)
         log.info("ledger: %d release(s) imported from %s (%d already there)", imported, lines, skipped)
     return ledger
+
+
+def releases_in(service: str, environment: str) -> list[ReleaseEntry]:
+    """The ledger's releases of ``service`` to ``environment``, in the order they finished."""
+    from deployflow.airflow.deploy import state_dir  # deploy.py imports this module
+
+    ledger = open_ledger(state_dir())
+    try:
+        return ledger.entries(service=service, environment=environment)
+    finally:
+        ledger.dispose()
 
 
 def step_seconds(pulled: dict[str, Any]) -> dict[str, float]:
