@@ -168,11 +168,14 @@ def test_a_failing_interval_from_the_triggerer_fails_as_a_poke_would_and_stops_t
     assert ti.pushed["verdict"] == verdict and stopped == ["staging"]
 
 
-def test_an_interval_that_decides_nothing_defers_again_with_the_advanced_progress(monkeypatch):
+def test_an_interval_that_decides_nothing_defers_again_with_the_advanced_progress(monkeypatch, capsys):
     monkeypatch.setattr(sensors.time, "time", lambda: 1014.0)
     verdict = {"interval": 1, "result": "pass", "score": 100.0}
     after_one = AnalysisProgress(**{**STARTED.to_dict(), "judged": 1, "passed": 1})
-    result, ti, stopped = completed(monkeypatch, event("continue", verdict, after_one, "interval 1: pass; 1 passing of 1 so far"))
+    payload = {**event("continue", verdict, after_one, "interval 1: pass; 1 passing of 1 so far"),
+               "notes": ["interval 1 (judged in 0.02 s):\nmetric  label\nscore 100/100: pass"]}
+    result, ti, stopped = completed(monkeypatch, payload)
+    assert "triggerer: interval 1 (judged in 0.02 s)" in capsys.readouterr().out, "the task's log keeps every interval's table"
     assert isinstance(result, TaskDeferred) and result.method_name == "execute_complete"
     assert result.trigger.serialize()[1] == {"judging": JUDGING.to_dict(), "progress": after_one.to_dict()}
     assert ti.pushed["verdict"] == verdict and "final" not in ti.pushed["verdict"]

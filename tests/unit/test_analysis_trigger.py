@@ -61,6 +61,8 @@ def test_a_trigger_re_created_mid_analysis_judges_the_next_interval_not_the_firs
     assert event["reason"] == "canary analysis passed: 2 of 2 interval(s)"
     assert (event["progress"]["judged"], event["progress"]["passed"]) == (2, 2)
     assert "resuming canary analysis at interval 2 of at most 4" in capsys.readouterr().out  # Airflow logs to stdout
+    assert event["notes"][0].startswith("resuming canary analysis at interval 2 of at most 4 (1 passing of 1 judged")
+    assert event["notes"][-1].startswith("interval 2 (judged in ") and "score 100/100: pass" in event["notes"][-1]
 
 
 def test_a_failing_guard_in_the_trigger_fires_the_pokes_failure(monkeypatch):

@@ -46,22 +46,24 @@ class Judging:
 
 @dataclass(frozen=True)
 class IntervalOutcome:
-    """What one interval decided: the ``verdict`` XCom, the outcome and its sentence, and the progress after it."""
+    """What one interval decided: the ``verdict`` XCom, the outcome and its sentence, the progress after it,
+    and the lines to log (the guards' reason, the verdict table) wherever the interval was judged."""
 
     verdict: dict[str, Any]
     outcome: Outcome
     reason: str
     progress: AnalysisProgress
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: a trigger's event."""
         return {"verdict": self.verdict, "outcome": self.outcome.value, "reason": self.reason,
-                "progress": self.progress.to_dict()}
+                "progress": self.progress.to_dict(), "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IntervalOutcome:
         return cls(verdict=data["verdict"], outcome=Outcome(data["outcome"]), reason=data["reason"],
-                   progress=AnalysisProgress.from_dict(data["progress"]))
+                   progress=AnalysisProgress.from_dict(data["progress"]), notes=tuple(data.get("notes") or ()))
 
 
 def canary_analysis(service: Service, environment: str, url: str, session: requests.Session) -> CanaryAnalysis:
@@ -69,8 +71,8 @@ def canary_analysis(service: Service, environment: str, url: str, session: reque
                           config=service.environments[environment].analysis)
 
 
-def judge_interval(service: Service, judging: Judging, progress: AnalysisProgress, now: float, log: Any) -> IntervalOutcome:
-    """Judge the interval due at ``now`` (synchronous: requests, the Docker API, scipy). Logs as it goes."""
+def judge_interval(service: Service, judging: Judging, progress: AnalysisProgress, now: float) -> IntervalOutcome:
+    """Judge the interval due at ``now`` (synchronous: requests, the Docker API, scipy); the caller logs its notes."""
     with requests.Session() as session:
         analysis = canary_analysis(service, judging.environment, judging.prometheus_url, session)
         checked = guard_interval(service, judging, analysis, progress, now)
@@ -78,11 +80,11 @@ def judge_interval(service: Service, judging: Judging, progress: AnalysisProgres
         if not checked.ok:
             return IntervalOutcome({"interval": progress.number, "result": "fail", "guard": checked.reason}, Outcome.FAIL,
                                    f"canary analysis failed at interval {progress.number}: {checked.reason}", progress)
-        log.info("interval %d guards (%.2f s): %s", progress.number, guarded - now, checked.reason)
+        notes = [f"interval {progress.number} guards ({guarded - now:.2f} s): {checked.reason}"]
         report = analysis.judge(progress.number, *progress.window(now))
-    log.info("interval %d (judged in %.2f s):\n%s", report.number, time.time() - guarded, report.table())
+    notes.append(f"interval {report.number} (judged in {time.time() - guarded:.2f} s):\n{report.table()}")
     decision, after = progress.advance(report.result, report.verdict.reasons)
-    return IntervalOutcome(report.to_dict(), decision.outcome, decision.reason, after)
+    return IntervalOutcome(report.to_dict(), decision.outcome, decision.reason, after, tuple(notes))
 
 
 def guard_interval(service: Service, judging: Judging, analysis: CanaryAnalysis, progress: AnalysisProgress,

@@ -33,7 +33,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
     """Sleep until the next interval is due, judge it in a thread, and fire once.
 
     The event: ``{"judging": ..., "verdict": ..., "outcome": "pass"|"fail"|"continue", "reason": ...,
-    "progress": ...}`` (an ``IntervalOutcome``), or ``{"judging": ..., "error": ...}`` when the interval
+    "progress": ..., "notes": [...]}`` (an ``IntervalOutcome``; the notes are the lines it logged), or ``{"judging": ..., "error": ...}`` when the interval
     could not be judged (Prometheus or the Docker engine did not answer).
 
     :param judging: a ``Judging`` as a dict: what is judged.
@@ -55,18 +55,22 @@ class CanaryAnalysisTrigger(BaseTrigger):
         progress = self.progress
         wait = max(0.0, progress.next_due() - time.time())
         if progress.judged:
-            self.log.info("resuming canary analysis at interval %d of at most %d (%d passing of %d judged, %d needed); "
-                          "due in %.1f s", progress.number, progress.max_intervals, progress.passed, progress.judged,
-                          progress.intervals, wait)
+            opening = (f"resuming canary analysis at interval {progress.number} of at most {progress.max_intervals} "
+                       f"({progress.passed} passing of {progress.judged} judged, {progress.intervals} needed); due in {wait:.1f} s")
         else:
-            self.log.info("canary analysis: interval 1 of at most %d due in %.1f s", progress.max_intervals, wait)
+            opening = f"canary analysis: interval 1 of at most {progress.max_intervals} due in {wait:.1f} s"
+        self.log.info("%s", opening)
         await asyncio.sleep(wait)  # wall-clock due times: a trigger re-created late judges at once
         try:
             service = await asyncio.to_thread(catalog_service, self.judging.service)
-            outcome = await asyncio.to_thread(judge_interval, service, self.judging, progress, time.time(), self.log)
+            outcome = await asyncio.to_thread(judge_interval, service, self.judging, progress, time.time())
         except Exception as exc:  # data for the task to fail with, not a trigger crash that loses the reason
             self.log.exception("interval %d could not be judged", progress.number)
             yield TriggerEvent({"judging": self.judging.to_dict(), "error": f"{type(exc).__name__}: {exc}",
                                 "interval": progress.number})
             return
-        yield TriggerEvent({"judging": self.judging.to_dict(), **outcome.to_dict()})
+        for note in outcome.notes:
+            self.log.info("%s", note)
+        # The task logs the notes again: each trigger's log file is rewritten by the next one on the same triggerer.
+        event = outcome.to_dict()
+        yield TriggerEvent({"judging": self.judging.to_dict(), **event, "notes": [opening, *event["notes"]]})

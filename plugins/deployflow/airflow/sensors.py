@@ -206,7 +206,9 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         now = time.time()
         if not self._progress.due(now):
             return False
-        outcome = judge_interval(self.service, self._judging, self._progress, now, self.log)
+        outcome = judge_interval(self.service, self._judging, self._progress, now)
+        for note in outcome.notes:
+            self.log.info("%s", note)
         self._progress = outcome.progress
         return self._settle(context, outcome)
 
@@ -215,6 +217,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         if "error" in event:
             raise AirflowException(f"canary analysis interval {event.get('interval')} could not be judged: {event['error']}")
         outcome = IntervalOutcome.from_dict(event)
+        for note in outcome.notes:  # the interval's lines in the task's log (each trigger's own log is rewritten by the next)
+            self.log.info("triggerer: %s", note)
         if self._settle(context, outcome):
             return
         self._defer(Judging(**event["judging"]), outcome.progress)
