@@ -107,9 +107,9 @@ def restart_triggerer(home: Path) -> int:
         assert time.monotonic() < deadline, "the triggerer did not stop within 60 s"
         stack._reap(pid)
         time.sleep(0.2)
-    out = stack._open_private(home / "logs" / "triggerer.out", "ab")
-    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                            umask=stack.PRIVATE_UMASK)
+    with stack._open_private(home / "logs" / "triggerer.out", "ab") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                umask=stack.PRIVATE_UMASK)
     with stack._open_private(stack._pid_file(home, "triggerer"), "w") as pid_file:
         pid_file.write(str(proc.pid))
     return proc.pid
