@@ -142,7 +142,7 @@ def test_a_triggerer_restart_mid_analysis_resumes_at_the_interval_it_had_reached
     resumed = [int(n) for text in after.values() for n in re.findall(r"resuming canary analysis at interval (\d+)", text)]
     assert resumed and min(resumed) >= 2, after
     assert not any("interval 1 of at most" in text for text in after.values()), "the analysis started over"
-    judged = [int(n) for n in re.findall(r"^interval (\d+) \(judged in", all_tries_text(airflow_home, run_id, "analysis"),
+    judged = [int(n) for n in re.findall(r"^(?:triggerer: )?interval (\d+) \(judged in", all_tries_text(airflow_home, run_id, "analysis"),
                                          re.MULTILINE)]
     # Every interval up to the last judged at least once (one in flight at the restart is judged again, from the same progress).
     assert judged and set(judged) == set(range(1, max(judged) + 1)), judged
