@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 from docker.types import Mount
 
 from deployflow.airflow.deployer_step import (
@@ -32,6 +31,7 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.announce import announce
+from deployflow.airflow.load import AnalysisLoadOperator, finish_load  # noqa: F401 - the DAG factory's name for it
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
 from deployflow.airflow.lock import release_environment_lock
@@ -205,6 +205,7 @@ class ReleaseRecordOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
         try:
+            finish_load(self.service, request.get("environment", ""), self.log)  # the judging is over: its load too
             return self._finish(context, request)
         finally:  # whatever happened, the environment is free for the next release
             if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
@@ -305,50 +306,3 @@ def analysis_failure(verdict: dict[str, Any] | None) -> str | None:
         return None
     why = verdict.get("guard") or "; ".join((verdict.get("reasons") or [])[:2]) or "its verdict failed"
     return f"canary analysis failed at interval {verdict.get('interval')}: {why}"
-
-
-class AnalysisLoadOperator(BaseOperator):
-    """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's
-    load tester): canary analysis and the post-promotion watch need requests to judge.
-
-    Runs when the catalog's ``analysis.load_rate`` is above 0 and the release has something to judge: an
-    analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise. Stops when the
-    analysis fails, or when promote or rollback is done.
-
-    :param service: the catalog entry.
-    :param environment_name: the run's environment (templated).
-    """
-
-    template_fields: Sequence[str] = ("environment_name",)
-    ui_color = "#fbe9e7"
-
-    def __init__(self, *, service: Service, environment_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.service = service
-        self.environment_name = environment_name
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from deployflow.loadgen import LoadGenerator
-
-        env = self.service.environments[self.environment_name]
-        shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
-        analysed, watched = bool(shifted.get("analysis")), env.post_promotion.enabled and bool(shifted.get("previous"))
-        if not (analysed or watched) or env.analysis.load_rate <= 0:
-            raise AirflowSkipException("nothing to drive traffic for (no analysed step, no post-promotion watch, or no load_rate)")
-        # The longest the judging can last, and the steps between (a bound: the load stops when the release does).
-        seconds = (2 * env.analysis.intervals * env.analysis.interval_s if analysed else 0) + \
-            (env.post_promotion.duration_s if watched else 0) + 120
-        url = f"{front_url(self.service, env)}/"
-        self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
-        with LoadGenerator(url, rate=env.analysis.load_rate, threads=2, max_seconds=seconds) as load:
-            while time.monotonic() - load.started < seconds and not _judging_over(context):
-                time.sleep(1)
-        self.log.info("load: %s", load.report.summary())
-        return {"requests": load.report.sent, "failed": len(load.report.failures)}
-
-
-def _judging_over(context: Context) -> bool:
-    """The analysis failed, or promote or rollback is done: nothing is judged any more."""
-    ti = context["ti"]
-    verdict = ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}
-    return verdict.get("result") == "fail" or bool(ti.xcom_pull(task_ids=PROMOTE)) or bool(ti.xcom_pull(task_ids=ROLLBACK))
