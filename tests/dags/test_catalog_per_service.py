@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -163,3 +165,27 @@ def test_airflow_cfg_gives_every_process_the_catalog_bundle_in_its_own_home():
     assert sorted(bundles) == ["catalog", "dags-folder"]
     assert bundles["catalog"]["classpath"] == "deployflow.airflow.catalog_bundle.CatalogDagBundle"
     assert bundles["catalog"]["kwargs"]["path"] == f"{os.environ['AIRFLOW_HOME']}/catalog_dags"
+
+
+# What a worker does before it runs a task (airflow/sdk/execution_time/task_runner.py parse()): the bundle
+# from airflow.cfg, initialize(), then the task's DAG file by its path relative to the bundle.
+WORKER = r"""
+import json, os, sys
+from pathlib import Path
+from airflow.dag_processing.bundles.manager import DagBundlesManager
+from airflow.dag_processing.dagbag import BundleDagBag
+bundle = DagBundlesManager().get_bundle(name="catalog", version=None)
+bundle.initialize()
+bag = BundleDagBag(dag_folder=os.fspath(Path(bundle.path, sys.argv[1])), safe_mode=False, load_op_links=False,
+                   bundle_path=bundle.path, bundle_name="catalog")
+print(json.dumps({"path": str(bundle.path), "dags": sorted(bag.dag_ids), "errors": list(bag.import_errors)}))
+"""
+
+
+def test_a_worker_on_a_fresh_host_writes_and_finds_the_dag_file_of_its_task(tmp_path):
+    """A new worker home (another host) has no DAG file yet: the bundle's initialize() writes them."""
+    home = tmp_path / "worker-home"
+    done = subprocess.run([sys.executable, "-c", WORKER, "release_sample-app.py"], capture_output=True, text=True, check=True,
+                          env={**os.environ, "AIRFLOW_HOME": str(home), "DEPLOYFLOW_CATALOG": str(ROOT / "include" / "services")})
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"path": str(home / "catalog_dags"), "dags": ["release_sample-app"], "errors": []}
