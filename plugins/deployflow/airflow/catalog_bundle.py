@@ -129,9 +129,12 @@ def write_dag_files(catalog: Path, target: Path, claims: PortClaims | None = Non
         if not path.is_file() or path.read_text() != text:
             write_atomically(path, text)
         wanted[name] = path
-    for stale in target.glob("*.py"):
-        if stale not in wanted.values() and stale.read_text().startswith(MARK):
-            stale.unlink(missing_ok=True)
+    for stale in set(target.glob("*.py")) - set(wanted.values()):
+        try:
+            if stale.read_text().startswith(MARK):
+                stale.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue  # another process of this host removed it first
     return wanted
 
 
