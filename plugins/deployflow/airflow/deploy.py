@@ -161,14 +161,18 @@ class DeployerOperator(DockerOperator):
 
     def use_engine(self, address: EngineAddress) -> None:
         """Run on ``address``'s engine (read at run time, before anything makes DockerOperator's cached hook, which
-        reads docker_url and tls_*); the deployer inside drives that same engine through its socket, mounted."""
+        reads docker_url and tls_*); the deployer inside drives that same engine through its socket, mounted.
+        The local engine changes nothing: the operator keeps what it was given."""
+        self.log.info("deployer %s on %s", self.step, address.describe() if address.connection else
+                      f"the local engine: {self.docker_url}")
+        if address.connection is None:
+            return
         self.docker_url = address.url
         self.tls_ca_cert, self.tls_client_cert, self.tls_client_key = (
             address.tls_ca_cert, address.tls_client_cert, address.tls_client_key)
         self.tls_verify, self.tls_hostname = address.tls_verify, address.tls_hostname
         self.mounts = [Mount(target=DOCKER_SOCKET, source=address.socket, type="bind"),
                        *(m for m in self.mounts if m["Target"] != DOCKER_SOCKET)]
-        self.log.info("deployer %s on %s", self.step, address.describe())
 
     def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
         """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""
