@@ -34,6 +34,7 @@ from deployflow.airflow.announce import announce
 from deployflow.airflow.load import AnalysisLoadOperator, finish_load  # noqa: F401 - the DAG factory's name for it
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
+from deployflow.airflow.docker_hosts import EngineAddress, docker_client, engine
 from deployflow.airflow.lock import release_environment_lock
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.operators import docker_url, requested_by
@@ -63,12 +64,13 @@ if TYPE_CHECKING:
     from deployflow.rollout.engine import Rollout
 
 CATALOG_MOUNT = "/etc/deployflow"
+DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
 
 
 def environment_rollout(service: Service, environment: str, strategy: str | None = None) -> Rollout:
-    """The rollout engine's view of an environment, from where Airflow runs: the Docker engine here, or the
-    cluster through the environment's Airflow connection (to read what runs, never to release). ``strategy``:
-    the run's, if it overrides the environment's."""
+    """The rollout engine's view of an environment, from where Airflow runs: the environment's Docker engine (its
+    docker_host's, else the local one), or the cluster through the environment's Airflow connection (to read what
+    runs, never to release). ``strategy``: the run's, if it overrides the environment's."""
     from deployflow.deployer.wiring import rollout_for
 
     env = service.environments[environment]
@@ -77,9 +79,7 @@ def environment_rollout(service: Service, environment: str, strategy: str | None
 
         client = KubernetesHook(conn_id=env.kubernetes.connection_id).api_client
     else:
-        import docker
-
-        client = docker.from_env()
+        client = docker_client(service, environment)  # the environment's docker_host, else the local engine
     return rollout_for(service, environment, client=client, strategy=strategy or None, state_dir=state_dir())
 
 
@@ -117,7 +117,7 @@ class DeployerOperator(DockerOperator):
             image=DEPLOYER_IMAGE,
             command=None,
             mounts=[
-                Mount(target="/var/run/docker.sock", source="/var/run/docker.sock", type="bind"),
+                Mount(target=DOCKER_SOCKET, source=DOCKER_SOCKET, type="bind"),  # execute() mounts the engine's own
                 Mount(target=state, source=state, type="bind"),
                 Mount(target=mounted_service_file(service), source=service_file, type="bind", read_only=True),
             ],
@@ -140,6 +140,7 @@ class DeployerOperator(DockerOperator):
         self.strategy = strategy
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.use_engine(engine(self.service, self.environment_name))
         state_dir().mkdir(parents=True, exist_ok=True)
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
@@ -157,6 +158,21 @@ class DeployerOperator(DockerOperator):
         finally:
             self.remove_container()
         return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def use_engine(self, address: EngineAddress) -> None:
+        """Run on ``address``'s engine (read at run time, before anything makes DockerOperator's cached hook, which
+        reads docker_url and tls_*); the deployer inside drives that same engine through its socket, mounted.
+        The local engine changes nothing: the operator keeps what it was given."""
+        self.log.info("deployer %s on %s", self.step, address.describe() if address.connection else
+                      f"the local engine: {self.docker_url}")
+        if address.connection is None:
+            return
+        self.docker_url = address.url
+        self.tls_ca_cert, self.tls_client_cert, self.tls_client_key = (
+            address.tls_ca_cert, address.tls_client_cert, address.tls_client_key)
+        self.tls_verify, self.tls_hostname = address.tls_verify, address.tls_hostname
+        self.mounts = [Mount(target=DOCKER_SOCKET, source=address.socket, type="bind"),
+                       *(m for m in self.mounts if m["Target"] != DOCKER_SOCKET)]
 
     def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
         """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""
