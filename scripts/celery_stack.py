@@ -69,16 +69,17 @@ SECRETS_OF: dict[str, tuple[StackSecret, ...]] = {
 }
 
 
-def commands() -> dict[str, list[str]]:
-    """Each process and its command line, in start order."""
+def commands(concurrency: dict[str, int] | None = None) -> dict[str, list[str]]:
+    """Each process and its command line, in start order; ``concurrency`` overrides a worker's slots."""
+    slots = {worker: (concurrency or {}).get(worker, default) for worker, (_, default, _) in WORKERS.items()}
     airflow = {
         "api-server": ["api-server"],
         "scheduler": ["scheduler", "--skip-serve-logs"],
         "dag-processor": ["dag-processor"],
         "triggerer": ["triggerer", "--skip-serve-logs"],
-        **{worker: ["celery", "worker", "--queues", queue, "--concurrency", str(concurrency),
+        **{worker: ["celery", "worker", "--queues", queue, "--concurrency", str(slots[worker]),
                     "--celery-hostname", f"{worker}@%h", "--skip-serve-logs", "--without-mingle", "--without-gossip"]
-           for worker, (queue, concurrency, _) in WORKERS.items()},
+           for worker, (queue, _, _) in WORKERS.items()},
     }
     exporter = [sys.executable, "-m", "deployflow.ledger", "exporter", "--port", str(EXPORTER_PORT)]
     return {**{name: ["airflow", *args] for name, args in airflow.items()}, stack.EXPORTER: exporter}
@@ -129,7 +130,8 @@ def process_env(name: str, top: Path, port: int, extra: dict[str, str] | None = 
     return env
 
 
-def up(top: Path, port: int = PORT, extra: dict[str, str] | None = None, *, containers: bool = True) -> None:
+def up(top: Path, port: int = PORT, extra: dict[str, str] | None = None, *, containers: bool = True,
+       concurrency: dict[str, int] | None = None) -> None:
     """Everything, idempotently: the servers, the database's schema, then each process (``containers``: the
     registry and this setup's Prometheus too)."""
     top = top.resolve()
@@ -149,7 +151,7 @@ def up(top: Path, port: int = PORT, extra: dict[str, str] | None = None, *, cont
                        stdout=subprocess.DEVNULL, umask=stack.PRIVATE_UMASK)
         (top / ".migrated").touch(mode=0o600)
         stack.say(f"Airflow's database (PostgreSQL) ready in {time.monotonic() - started:.0f} s")
-    for name, command in commands().items():
+    for name, command in commands(concurrency).items():
         start(top, name, port, extra, command)
     stack._wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
     stack._wait_http(f"http://127.0.0.1:{EXPORTER_PORT}/metrics", "the release exporter", timeout=30)
