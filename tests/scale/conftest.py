@@ -89,4 +89,6 @@ def setup(docker_client, sample_repo: Path, tmp_path_factory) -> Iterator[Setup]
         yield Setup(client=client, top=top, extra=extra, repo=sample_repo, routing=routing, engine=engine)
     finally:
         celery_stack.down(top)
+        if engine:  # dev's proxy and instances ran on the second engine
+            celery_stack.stack.containers_down(docker.DockerClient(base_url=engine), celery_stack.NAME)
         shutil.rmtree(top, ignore_errors=True)
