@@ -37,13 +37,15 @@ def catalog_knows_docker_host() -> bool:
 
 
 def second_engine() -> str | None:
-    """The second Docker engine's URL (scripts/engines.py, when it is there), else None."""
+    """The second Docker engine's URL, with the stack's deployer and proxy images (scripts/engines.py, when it
+    is there), else None."""
     try:
         import engines
     except ImportError:
         return None
-    engine = engines.engine_up("host-b")
-    return str(getattr(engine, "url", engine))
+    socket = engines.engine_up("host-b")
+    engines.copy_images("host-b", engines.stack_images())
+    return socket if "://" in socket else f"unix://{socket}"
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +73,7 @@ def setup(docker_client, sample_repo: Path, tmp_path_factory) -> Iterator[Setup]
     extra = {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("scale-ws"))}
     engine = None
     if catalog_knows_docker_host():
+        celery_stack.stack.ensure_images(docker_client)  # before copying the deployer's and the proxy's
         engine = second_engine()
         entry["environments"]["dev"]["docker_host"] = {"connection": "docker_host_b", "queue": HOST_B_QUEUE}
         extra["AIRFLOW_CONN_DOCKER_HOST_B"] = json.dumps({"conn_type": "docker", "host": engine or "unix:///var/run/docker.sock"})
