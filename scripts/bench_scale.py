@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import socket
 import statistics
 import sys
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
     finally:
         celery_stack.down(top)
+        shutil.rmtree(work, ignore_errors=True)
     parse = parse_figures_or_say()
     by_n = {r["n"]: r for r in results}
     twenty = f"{by_n[20]['wall'] / one:.2f}x" if 20 in by_n and one else "n/a"
