@@ -326,3 +326,20 @@ def test_the_ledger_says_why_canary_analysis_failed_a_release(verdict, failure):
     from deployflow.airflow.deploy import analysis_failure
 
     assert analysis_failure(verdict) == failure
+
+
+def test_a_deferred_health_check_goes_to_the_triggerer_of_the_queue_its_try_was_routed_to(healthy, monkeypatch):
+    """Airflow files the trigger under ``ti.task.queue`` (the DAG's), not the routed instance's queue: the
+    probes of a Docker host's instances must run on that host's triggerer."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.task_runner import _defer_task
+
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__QUEUES_ENABLED", "True")
+    check = sensor([healthy])
+    assert check.queue == "default"
+    ti = SimpleNamespace(queue="host-b", task=check, dag_id="release_shop", task_id="health", run_id="r1")
+    with pytest.raises(TaskDeferred) as deferred:
+        check.execute({"ti": ti})
+    message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
+    assert message.queue == "host-b"

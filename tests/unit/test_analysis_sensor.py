@@ -185,3 +185,17 @@ def test_an_interval_the_triggerer_could_not_judge_fails_the_task_with_why(monke
     sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
     with pytest.raises(AirflowException, match="canary analysis interval 2 could not be judged: ConnectionError: prom down"):
         sensor.execute_complete({"ti": TI()}, {"judging": JUDGING.to_dict(), "error": "ConnectionError: prom down", "interval": 2})
+
+
+def test_each_interval_s_trigger_goes_to_the_triggerer_of_the_queue_the_analysis_was_routed_to(monkeypatch):
+    from airflow.sdk.execution_time.task_runner import _defer_task
+
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__QUEUES_ENABLED", "True")
+    monkeypatch.setenv("DEPLOYFLOW_PROMETHEUS_URL", "http://prom")
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
+    ti = TI()
+    ti.queue, ti.task, ti.dag_id, ti.task_id, ti.run_id = "host-b", sensor, "release_shop", "analysis", "r1"
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": ti})
+    message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
+    assert message.queue == "host-b"

@@ -178,3 +178,30 @@ def test_a_local_environment_s_deployer_keeps_the_local_engine(connection, tmp_p
     task.use_engine(engine(SERVICE, "dev"))
     assert (task.docker_url, task.tls_ca_cert) == ("unix://var/run/docker.sock", None)
     assert {m["Target"]: m["Source"] for m in task.mounts}["/var/run/docker.sock"] == "/var/run/docker.sock"
+
+
+def test_the_load_container_runs_on_the_environment_s_engine_and_the_record_stops_it_there(connection, monkeypatch):
+    import docker
+
+    from deployflow.airflow.load import AnalysisLoadOperator, finish_load
+    from tests.unit.fakes import FakeDockerClient
+    from tests.unit.test_load_container import ReleaseTI
+
+    engines: dict[str, FakeDockerClient] = {}
+
+    def client_of(base_url, **kwargs):  # one fake engine per URL, as the real ones are
+        return engines.setdefault(base_url, FakeDockerClient())
+
+    monkeypatch.setattr(docker, "DockerClient", client_of)
+    monkeypatch.setattr(docker, "from_env", lambda: client_of("local"))
+    connection({"conn_type": "docker", "host": "unix:///run/deployflow-two.sock"})
+    doc = copy.deepcopy(DOC)
+    doc["environments"]["staging"]["analysis"] = {"load_rate": 5}
+    service = parse_service(doc)
+    task = AnalysisLoadOperator(task_id="load", service=service, environment_name="staging", image="deployflow/deployer:abc")
+    started = task.execute({"ti": ReleaseTI({"shift": {"analysis": True, "previous": "a"}})})
+    assert list(engines) == ["unix:///run/deployflow-two.sock"]
+    assert list(engines["unix:///run/deployflow-two.sock"].by_name) == [started["container"]]
+    finish_load(service, "staging", SimpleNamespace(info=print, warning=print))
+    assert list(engines) == ["unix:///run/deployflow-two.sock"]  # the record asked the same engine, not the local one
+    assert engines["unix:///run/deployflow-two.sock"].calls_of("remove")

@@ -36,7 +36,7 @@ class ReleaseTI:
 @pytest.fixture
 def engine(monkeypatch) -> FakeDockerClient:
     client = FakeDockerClient()
-    monkeypatch.setattr(load, "docker_client", lambda: client)
+    monkeypatch.setattr(load, "docker_client", lambda service, environment: client)
     monkeypatch.setenv("DEPLOYFLOW_STACK", "e2e")
     return client
 

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from deployflow import load_container
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE
-from deployflow.airflow.operators import docker_url
+from deployflow.airflow.docker_hosts import docker_client
 from deployflow.airflow.task_ids import ANALYSIS, PROMOTE, ROLLBACK, SHIFT
 from deployflow.catalog import Service, front_url
 
@@ -32,13 +32,6 @@ def load_name(service: Service, environment: str) -> str:
     return load_container.container_name(os.environ.get("DEPLOYFLOW_STACK", "local"), service.name, environment)
 
 
-def docker_client() -> Any:
-    """The environment's Docker engine, where the deployer steps run too."""
-    import docker
-
-    return docker.DockerClient(base_url=docker_url())
-
-
 class AnalysisLoadOperator(BaseOperator):
     """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's
     load tester): canary analysis and the post-promotion watch need requests to judge.
@@ -47,7 +40,7 @@ class AnalysisLoadOperator(BaseOperator):
     analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise.
 
     On a Docker environment the load is a detached container of the deployer image on the environment's
-    Docker engine (``python -m deployflow.loadgen``, host network), and the task returns as soon as it is
+    Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.loadgen``, host network), and the task returns as soon as it is
     started: the judging lasts minutes, and a task generating traffic in-process held a worker slot for all
     of it, while the container costs one small process on the engine the release already uses, next to the
     proxy it loads (no network between). It stops itself at its bound (the longest the judging can last);
@@ -83,7 +76,7 @@ class AnalysisLoadOperator(BaseOperator):
         kwargs = load_container.run_kwargs(
             image=self.image, url=url, rate=env.analysis.load_rate, max_seconds=seconds,
             stack=os.environ.get("DEPLOYFLOW_STACK", "local"), service=self.service.name, environment=self.environment_name)
-        container_id = load_container.start(docker_client(), kwargs)
+        container_id = load_container.start(docker_client(self.service, self.environment_name), kwargs)
         self.log.info("load: started container %s (%s); the record task stops it and logs its report",
                       kwargs["name"], container_id[:12])
         return {"container": kwargs["name"], "max_seconds": seconds}
@@ -110,7 +103,7 @@ def stop_load(service: Service, environment: str, log: Any) -> None:
     if environment not in service.environments or service.environments[environment].kubernetes is not None:
         return
     try:
-        if load_container.stop(docker_client(), load_name(service, environment)):
+        if load_container.stop(docker_client(service, environment), load_name(service, environment)):
             log.info("load: stopped %s", load_name(service, environment))
     except Exception as exc:  # the load stops at its own bound anyway
         log.warning("load: could not stop %s: %s", load_name(service, environment), exc)
@@ -122,7 +115,7 @@ def finish_load(service: Service, environment: str, log: Any) -> dict[str, Any] 
         return None
     name = load_name(service, environment)
     try:
-        report = load_container.finish(docker_client(), name)
+        report = load_container.finish(docker_client(service, environment), name)
     except Exception as exc:  # the record must not fail on the load; it stops at its own bound
         log.warning("load: could not stop %s: %s", name, exc)
         return None

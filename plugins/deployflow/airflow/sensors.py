@@ -32,6 +32,18 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def defer_on_this_queue(sensor: BaseSensorOperator, context: Context) -> None:
+    """Send the trigger to the triggerer of the queue this try runs on.
+
+    With ``[triggerer] queues_enabled``, Airflow files a trigger under ``ti.task.queue``, the queue the DAG
+    gave the task, not the one the routing policy (routing.py) gave this task instance. A Docker host's
+    health probes must run on that host's triggerer, since the instances listen on its 127.0.0.1 only.
+    """
+    queue = getattr(context.get("ti"), "queue", None)
+    if queue and sensor.queue != queue:
+        sensor.queue = queue
+
+
 def deferrable_waits() -> bool:
     """The sensors' default: wait in the triggerer (``[deployflow] deferrable_waits``, True unless set)."""
     return conf.getboolean("deployflow", "deferrable_waits", fallback=True)
@@ -97,6 +109,7 @@ class HealthCheckSensor(BaseSensorOperator):
         self.log.info("checking %s on %s: %d good rounds in a row, every %.1f s, for at most %d s",
                       ", ".join(h.paths()), ", ".join(self._urls()), h.consecutive, h.interval_s, h.timeout_s)
         if self.deferrable:
+            defer_on_this_queue(self, context)
             self.defer(
                 trigger=HealthCheckTrigger(urls=self._urls(), paths=list(h.paths()), consecutive=h.consecutive,
                                            interval_s=h.interval_s, timeout_s=h.timeout_s),
@@ -198,7 +211,7 @@ class CanaryAnalysisSensor(BaseSensorOperator):
                       "baseline" if config.baseline else "stable", config.no_data,
                       ", judged in the triggerer" if self.deferrable else "")
         if self.deferrable:
-            self._defer(judging, progress)
+            self._defer(context, judging, progress)
         self._judging, self._progress = judging, progress
         return super().execute(context)
 
@@ -221,9 +234,10 @@ class CanaryAnalysisSensor(BaseSensorOperator):
             self.log.info("triggerer: %s", note)
         if self._settle(context, outcome):
             return
-        self._defer(Judging(**event["judging"]), outcome.progress)
+        self._defer(context, Judging(**event["judging"]), outcome.progress)
 
-    def _defer(self, judging: Judging, progress: AnalysisProgress) -> None:
+    def _defer(self, context: Context, judging: Judging, progress: AnalysisProgress) -> None:
+        defer_on_this_queue(self, context)
         remaining = progress.started + self.timeout - time.time()  # the sensor's timeout bounds the whole analysis
         self.defer(trigger=CanaryAnalysisTrigger(judging=judging.to_dict(), progress=progress.to_dict()),
                    method_name="execute_complete", timeout=timedelta(seconds=max(remaining, progress.interval_s)))
