@@ -1,13 +1,14 @@
-"""The scale-out setup on one machine: PostgreSQL, Redis, Airflow's processes and two Celery workers, each
-process with a home and a log directory of its own, as separate hosts would have them.
+"""The scale-out setup on one machine: PostgreSQL, Redis, Airflow's processes, two Celery workers and two
+triggerers (one per queue), each process with a home and a log directory of its own, as separate hosts
+would have them.
 
     python scripts/celery_stack.py up   [--top .celery] [--port 27080]
     python scripts/celery_stack.py down [--top .celery]
     python scripts/celery_stack.py password [--top .celery]   (the admin password: for a terminal, not a log)
 
 The same DAGs as the embedded default (scripts/stack.py, whose helpers this reuses), with CeleryExecutor:
-worker-a consumes the default queue, worker-b the queue ``host-b`` (the second Docker host's). Ports of
-27xxx, 127.0.0.1 only. Secrets (the JWT key, the Fernet key, the admin password, the database and broker
+worker-a and triggerer-a take the default queue, worker-b and triggerer-b the queue ``host-b`` (the second
+Docker host's). Ports of 27xxx, 127.0.0.1 only. Secrets (the JWT key, the Fernet key, the admin password, the database and broker
 URLs with their generated passwords) are 0600 files of ``<top>/secrets``; each process gets an
 ``AIRFLOW__..._CMD`` pointer to only those it needs (``SECRETS_OF``), never a value in argv or its
 environment. Task logs: Airflow's log servers bind every interface (``host=""`` in
@@ -42,6 +43,9 @@ HEARTBEAT_TIMEOUT_S = 30  # a task whose worker died is failed (and retried) thi
 
 # name -> (queue, concurrency, the log server port it would serve on: distinct, though skipped here)
 WORKERS = {"worker-a": ("default", 6, 27793), "worker-b": ("host-b", 3, 27794)}
+# name -> the queue whose triggers it runs ([triggerer] queues_enabled): a Docker host's deferred health
+# probes must run on that host (its instances listen on its 127.0.0.1), as its deploy steps do.
+TRIGGERERS = {"triggerer-a": "default", "triggerer-b": "host-b"}
 
 
 def _option(section: str, key: str) -> StackSecret:
@@ -62,7 +66,7 @@ SECRETS_OF: dict[str, tuple[StackSecret, ...]] = {
     "api-server": (JWT_SECRET, FERNET_KEY, METADATA, METADATA_ASYNC),
     "scheduler": (JWT_SECRET, METADATA, METADATA_ASYNC, BROKER, RESULTS),
     "dag-processor": (FERNET_KEY, METADATA, METADATA_ASYNC),
-    "triggerer": (FERNET_KEY, METADATA, METADATA_ASYNC),
+    **{triggerer: (FERNET_KEY, METADATA, METADATA_ASYNC) for triggerer in TRIGGERERS},
     "db-migrate": (FERNET_KEY, METADATA, METADATA_ASYNC),
     **{worker: (BROKER, RESULTS) for worker in WORKERS},
     stack.EXPORTER: (),
@@ -76,7 +80,7 @@ def commands(concurrency: dict[str, int] | None = None) -> dict[str, list[str]]:
         "api-server": ["api-server"],
         "scheduler": ["scheduler", "--skip-serve-logs"],
         "dag-processor": ["dag-processor"],
-        "triggerer": ["triggerer", "--skip-serve-logs"],
+        **{triggerer: ["triggerer", "--queues", queue, "--skip-serve-logs"] for triggerer, queue in TRIGGERERS.items()},
         **{worker: ["celery", "worker", "--queues", queue, "--concurrency", str(slots[worker]),
                     "--celery-hostname", f"{worker}@%h", "--skip-serve-logs", "--without-mingle", "--without-gossip"]
            for worker, (queue, _, _) in WORKERS.items()},
@@ -108,7 +112,8 @@ def shared_env(top: Path, port: int, extra: dict[str, str] | None = None) -> dic
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(TRIGGER_LOG_PORT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",  # a busy worker does not sit on tasks another could run
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__TRIGGERER__QUEUES_ENABLED": "True",  # a deferred task's trigger carries its queue: TRIGGERERS  # a busy worker does not sit on tasks another could run
         "DEPLOYFLOW_STACK": NAME,
         "DEPLOYFLOW_STATE": str(state),
         "DEPLOYFLOW_PROMETHEUS_URL": f"http://127.0.0.1:{PROMETHEUS_PORT}",

@@ -24,8 +24,7 @@ class Setup:
     top: Path
     extra: dict[str, str]
     repo: Path
-    routing: str
-    engine: str | None
+    engine: str  # the second engine's URL: dev's Docker host
 
 
 def served_version(environment: str) -> str:

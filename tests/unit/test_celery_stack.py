@@ -38,7 +38,8 @@ def top(tmp_path: Path) -> Path:
     ("api-server", {JWT, FERNET, METADATA, METADATA_ASYNC}),
     ("scheduler", {JWT, METADATA, METADATA_ASYNC, BROKER, RESULTS}),
     ("dag-processor", {FERNET, METADATA, METADATA_ASYNC}),
-    ("triggerer", {FERNET, METADATA, METADATA_ASYNC}),
+    ("triggerer-a", {FERNET, METADATA, METADATA_ASYNC}),
+    ("triggerer-b", {FERNET, METADATA, METADATA_ASYNC}),
     ("worker-a", {BROKER, RESULTS}),  # no metadata URL: a worker reaches it through the Execution API only
     ("worker-b", {BROKER, RESULTS}),
     ("exporter", set()),
@@ -76,5 +77,7 @@ def test_the_workers_consume_their_queues_and_no_process_serves_logs():
     commands = celery_stack.commands({"worker-a": 12})
     assert commands["worker-a"][:7] == ["airflow", "celery", "worker", "--queues", "default", "--concurrency", "12"]
     assert commands["worker-b"][3:7] == ["--queues", "host-b", "--concurrency", "3"]
-    for name in ("scheduler", "triggerer", "worker-a", "worker-b"):  # Airflow's log servers bind every interface
+    assert commands["triggerer-a"][2:4] == ["--queues", "default"]
+    assert commands["triggerer-b"][2:4] == ["--queues", "host-b"]
+    for name in ("scheduler", "triggerer-a", "triggerer-b", "worker-a", "worker-b"):  # log servers bind every interface
         assert "--skip-serve-logs" in commands[name], name
