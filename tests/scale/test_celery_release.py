@@ -1,5 +1,5 @@
 """Releases on the Celery setup: build and tests on worker-a (the default queue), the deploy steps on worker-b
-(the queue of dev's Docker host); and worker-b killed in the middle of a deploy step: the step is retried
+and the health wait's trigger on triggerer-b (the queue of dev's Docker host, the second engine); and worker-b killed in the middle of a deploy step: the step is retried
 (heartbeat timeout, then its retry) and the release converges on one copy of the new version."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 import celery_stack
 import scenarios
-from deployflow.airflow.task_ids import BUILD, DEPLOYER_STEPS, PREPARE, PROMOTE, RECORD
+from deployflow.airflow.task_ids import BUILD, DEPLOYER_STEPS, HEALTH, PREPARE, PROMOTE, RECORD
 from tests.scale.harness import DAG_ID, HOST_B_QUEUE, served_version, wait_for_task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
@@ -24,17 +24,26 @@ def dev_instances(setup) -> list:
     return client.containers.list(filters={"label": labels})
 
 
+def triggerer_log(setup, name: str) -> str:
+    """What triggerer ``name`` wrote (its own output: each trigger's start and end, by task instance)."""
+    return "".join(path.read_text(errors="replace") for path in (setup.top / name / "logs").glob("*.out"))
+
+
 def test_build_and_tests_run_on_worker_a_and_the_deploy_steps_on_worker_b(setup):
     client = setup.client
     run_id = client.trigger(DAG_ID, {"environment": "dev", "git_ref": "main"})["dag_run_id"]
     assert client.wait(DAG_ID, run_id, timeout=600)["state"] == "success"
     tis = {ti["task_id"]: ti for ti in client.task_instances(DAG_ID, run_id)}
-    for task_id in (BUILD, *SUITES, RECORD):
-        assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-a", "default"), (task_id)
+    for task_id in (BUILD, *SUITES):
+        assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-a", "default"), task_id
     ran = [task_id for task_id in DEPLOYER_STEPS if tis[task_id]["state"] == "success"]
     assert ran == [PREPARE, "shift", PROMOTE]  # rolling: rollback skipped
-    for task_id in ran:
-        assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-b", HOST_B_QUEUE), (task_id)
+    for task_id in (*ran, HEALTH, RECORD):  # the record reads the environment's records, on its host
+        assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-b", HOST_B_QUEUE), task_id
+    # The health wait was deferred, and its trigger (the probes of host B's instances) ran in host B's triggerer.
+    trigger = f"trigger {DAG_ID}/{run_id}/{HEALTH}/"
+    assert trigger in triggerer_log(setup, "triggerer-b")
+    assert trigger not in triggerer_log(setup, "triggerer-a")
     sha = scenarios.git(setup.repo, "rev-parse", "main")[:12]
     assert served_version("dev") == sha
     assert {c.labels["io.deployflow.version"] for c in dev_instances(setup)} == {sha}
