@@ -10,12 +10,15 @@ against N=1 (issue 14's goal: 20 at once within 2x of one), the queued-to-runnin
 instances (their ``queued_when`` to ``start_date``: p50/p95/max), the scheduler's loop time (Airflow's
 StatsD timer ``scheduler.scheduler_loop_duration``, received here on 127.0.0.1 over UDP), and the worker
 slots in use while releases wait (running against deferred task instances, sampled). Then the parse
-figures of scripts/bench_parse.py (500 and 2,000 generated services) where it exists, and one summary line.
+figures of scripts/bench_parse.py (500 and 2,000 generated services), and one summary line. Each round
+also prints the machine's busy CPU time: on a small machine the releases' own work (containers, task
+processes) bounds the rate, not Airflow's scheduling.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -31,6 +34,7 @@ import yaml
 
 import celery_stack
 import scenarios
+from bench_parse import parse_figures
 import stack
 from deployflow.client import AirflowClient
 
@@ -96,11 +100,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
+def busy_core_seconds() -> float:
+    """The machine's CPU time not idle since boot (/proc/stat, every core): whoever used it."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) -> dict:
     """Trigger a release of each service at once, follow them to the end, sampling slots every 2 s."""
     for service in services:
         stack.wait_for_dag(client, f"release_{service}", timeout=300)
-    started = time.monotonic()
+    started, busy = time.monotonic(), busy_core_seconds()
     runs = {service: client.trigger(f"release_{service}", {"environment": "dev", "git_ref": "main"})["dag_run_id"]
             for service in services}
     states: dict[str, str] = {}
@@ -113,7 +124,7 @@ def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) 
                 if state in ("success", "failed"):
                     states[service] = state
         time.sleep(2)
-    wall = time.monotonic() - started
+    wall, busy = time.monotonic() - started, busy_core_seconds() - busy
     delays = []
     for service, run_id in runs.items():
         for ti in client.task_instances(f"release_{service}", run_id):
@@ -121,7 +132,7 @@ def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) 
             if queued and start:
                 delays.append((start - queued).total_seconds())
     return {"n": len(services), "wall": wall, "ok": sum(s == "success" for s in states.values()),
-            "delays": delays, "loops": loops.between(started, started + wall), "slots": samples}
+            "delays": delays, "loops": loops.between(started, started + wall), "slots": samples, "busy": busy}
 
 
 def show(result: dict, one: float | None, slots: int) -> None:
@@ -137,17 +148,10 @@ def show(result: dict, one: float | None, slots: int) -> None:
     print(f"       worker slots ({slots} on the default queue): running mean {statistics.fmean(running or [0]):.1f}, "
           f"max {max(running, default=0)}; deferred mean {statistics.fmean(deferred or [0]):.1f}, "
           f"max {max(deferred, default=0)} ({len(running)} samples, every 2 s)")
+    print(f"       CPU: {result['busy']:.0f} core-seconds busy ({result['busy'] / n:.0f} per release), "
+          f"{result['busy'] / wall:.2f} of the machine's {os.cpu_count()} cores on average (the whole machine)")
 
 
-def parse_figures_or_say() -> dict | None:
-    try:
-        from bench_parse import parse_figures
-    except ImportError as exc:
-        print(f"[bench] parse figures not measured: scripts/bench_parse.py (parse_figures) is not importable ({exc})")
-        return None
-    figures = parse_figures(counts=(500, 2000))
-    print(f"parse figures (scripts/bench_parse.py): {figures}")
-    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         celery_stack.down(top)
         shutil.rmtree(work, ignore_errors=True)
-    parse = parse_figures_or_say()
+    parse = parse_figures(counts=(500, 2000))
+    print(f"parse figures (scripts/bench_parse.py): {parse}")
     by_n = {r["n"]: r for r in results}
     twenty = f"{by_n[20]['wall'] / one:.2f}x" if 20 in by_n and one else "n/a"
     all_delays = [d for r in results for d in r["delays"]]
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SUMMARY bench-scale: {rates}; "
           f"20 at once = {twenty} of one (goal <= 2x); queued->running p95 {percentile(all_delays, .95):.2f} s "
           f"(goal < 5 s); failed {sum(r['n'] - r['ok'] for r in results)}"
-          + ("" if parse is None else f"; parse {parse}"))
+          + f"; parse {parse}")
     return 0 if all(r["ok"] == r["n"] for r in results) else 1
 
 

@@ -129,8 +129,9 @@ def process_env(name: str, top: Path, port: int, extra: dict[str, str] | None = 
     env = {key: value for key, value in env.items() if key not in names}
     for secret in SECRETS_OF[name]:
         env[f"{secret.variable}_CMD"] = secret_command(top / "secrets" / secret.file)
+    if name in WORKERS or name in TRIGGERERS:
+        env["DEPLOYFLOW_WORKER_HOSTNAME"] = name  # its jobs' and task instances' hostname
     if name in WORKERS:
-        env["DEPLOYFLOW_WORKER_HOSTNAME"] = name
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(WORKERS[name][2])
     return env
 

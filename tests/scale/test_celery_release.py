@@ -24,9 +24,13 @@ def dev_instances(setup) -> list:
     return client.containers.list(filters={"label": labels})
 
 
-def triggerer_log(setup, name: str) -> str:
-    """What triggerer ``name`` wrote (its own output: each trigger's start and end, by task instance)."""
-    return "".join(path.read_text(errors="replace") for path in (setup.top / name / "logs").glob("*.out"))
+def triggerers_of(setup, run_id: str, task_id: str) -> set[str]:
+    """The triggerers (by hostname) that ran the task's triggers: each writes the task's log file name plus
+    ``.trigger.<its job id>.log`` (Airflow's FileTaskHandler.add_triggerer_suffix)."""
+    jobs = setup.client._call("GET", "/api/v2/jobs", params={"job_type": "TriggererJob", "limit": 100})["jobs"]
+    hostname = {job["id"]: job["hostname"] for job in jobs}
+    logs = setup.top / "task-logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return {hostname[int(path.name.rsplit(".", 2)[-2])] for path in logs.glob("*.trigger.*.log")}
 
 
 def test_build_and_tests_run_on_worker_a_and_the_deploy_steps_on_worker_b(setup):
@@ -41,9 +45,7 @@ def test_build_and_tests_run_on_worker_a_and_the_deploy_steps_on_worker_b(setup)
     for task_id in (*ran, HEALTH, RECORD):  # the record reads the environment's records, on its host
         assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-b", HOST_B_QUEUE), task_id
     # The health wait was deferred, and its trigger (the probes of host B's instances) ran in host B's triggerer.
-    trigger = f"trigger {DAG_ID}/{run_id}/{HEALTH}/"
-    assert trigger in triggerer_log(setup, "triggerer-b")
-    assert trigger not in triggerer_log(setup, "triggerer-a")
+    assert triggerers_of(setup, run_id, HEALTH) == {"triggerer-b"}
     sha = scenarios.git(setup.repo, "rev-parse", "main")[:12]
     assert served_version("dev") == sha
     assert {c.labels["io.deployflow.version"] for c in dev_instances(setup)} == {sha}
