@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 import scenarios
@@ -34,16 +33,6 @@ from tests.e2e.harness import (
     PROMETHEUS_PORT,
     STACK,
 )
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"end-to-end tests need a Docker engine and none answers ({exc}); .ci/run starts one", pytrace=False)
-    return client
 
 
 @pytest.fixture(scope="session")

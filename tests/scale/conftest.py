@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 import yaml
 
@@ -35,16 +34,6 @@ def second_engine() -> str:
     socket = engines.engine_up(ENGINE)
     engines.copy_images(ENGINE, engines.stack_images())
     return f"unix://{socket}"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the scale tests need a Docker engine and none answers ({exc}); .ci/run starts one", pytrace=False)
-    return client
 
 
 @pytest.fixture(scope="session")
