@@ -189,3 +189,19 @@ def test_a_worker_on_a_fresh_host_writes_and_finds_the_dag_file_of_its_task(tmp_
                           env={**os.environ, "AIRFLOW_HOME": str(home), "DEPLOYFLOW_CATALOG": str(ROOT / "include" / "services")})
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"path": str(home / "catalog_dags"), "dags": ["release_sample-app"], "errors": []}
+
+
+def test_a_file_past_the_import_timeout_is_its_own_import_error_never_a_silent_gap(tmp_path):
+    """Where a catalog is too large or slow for its settings, each DAG file that runs out of
+    ``dagbag_import_timeout`` is an import error naming itself (the UI, ``/api/v2/importErrors``): never DAGs gone
+    with nothing shown, as one file past the dag-processor's timeout was."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for index, name in enumerate(("shop", "cart", "blog")):
+        write(catalog, service(name, 18900 + 10 * index))
+    result = import_in_subprocess(catalog, env={"AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "0.001"})
+    assert result["files"] == ["release_blog.py", "release_cart.py", "release_shop.py"]
+    assert result["dags"] == {}
+    for file, error in result["errors"].items():
+        assert "DagBag import timeout for " in error and error.split("DagBag import timeout for ", 1)[1].split(" ")[0].endswith(file)
+    assert sorted(result["errors"]) == result["files"]
