@@ -1,6 +1,6 @@
 """Scale benchmark: N small services released at once on the Celery setup (scripts/celery_stack.py).
 
-    python scripts/bench_scale.py [--counts 1,10,20,50] [--slots 12]
+    python scripts/bench_scale.py [--counts 1,10,20,50] [--slots 12] [--parse-counts 500,2000]
 
 For each N, N services never released before (each round has its own, so every round does the same work:
 a first release to dev) are triggered at once through the REST API: rolling, one instance, one quick
@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default="1,10,20,50", help="the Ns, comma-separated")
     parser.add_argument("--slots", type=int, default=12, help="worker-a's Celery concurrency (the default queue)")
+    parser.add_argument("--parse-counts", default="500,2000",
+                        help="the catalog sizes of the parse figures, comma-separated; empty: none (make bench-parse alone)")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.counts.split(",")]
     work = Path(tempfile.mkdtemp(prefix="deployflow-bench-scale-"))
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         celery_stack.down(top)
         shutil.rmtree(work, ignore_errors=True)
-    parse = parse_figures(counts=(500, 2000))
+    parse_counts = tuple(int(n) for n in args.parse_counts.split(",") if n)
+    parse = parse_figures(counts=parse_counts) if parse_counts else "not measured (--parse-counts '')"
     print(f"parse figures (scripts/bench_parse.py): {parse}")
     by_n = {r["n"]: r for r in results}
     twenty = f"{by_n[20]['wall'] / one:.2f}x" if 20 in by_n and one else "n/a"
