@@ -128,6 +128,9 @@ def test_release_dag_shape(imported):
     assert (tasks["approve_deploy"]["rule"], tasks["approve_deploy"]["retries"]) == ("none_failed_min_one_success", 0)
     assert tasks["prepare"]["downstream"] == ["health", "rollback"]
     assert tasks["health"]["downstream"] == ["rollback", "shift"]
+    # A wait failed from outside (a lost worker, apache/airflow#72716's resume race) is tried again; its own
+    # verdicts raise AirflowFailException, which Airflow never retries (tests/unit: the sensors' failures).
+    assert (tasks["health"]["retries"], tasks["analysis"]["retries"]) == (2, 1)
     assert tasks["shift"]["downstream"] == ["analysis", "load", "promote", "rollback"]
     assert tasks["analysis"]["downstream"] == ["promote", "rollback"]  # the branch: pass -> promote, fail -> rollback
     assert tasks["load"]["downstream"] == ["record"]

@@ -202,15 +202,21 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
     prepare = deployer(task_id=PREPARE, step="prepare", retries=1, **common)
+    # The waits' own verdicts (unhealthy, timed out, analysis failed) raise AirflowFailException, which is never
+    # retried. Their retries are for what kills a wait from outside: a lost worker, and Airflow 3.3's
+    # resume-after-defer race (apache/airflow#72716: the executor's stale "success" of the deferring exit,
+    # drained once the resumed try already runs, fails the task; seen here on a busy machine, mostly on a
+    # health trigger that fires at once). A retried wait probes or judges again from the start.
     health = HealthCheckSensor(
         task_id=HEALTH, urls="{{ " + _xcom(PREPARE) + "['instances'] }}", service=service,
-        environment_name=_requested("environment"), retries=0,
+        environment_name=_requested("environment"), retries=2, retry_delay=timedelta(seconds=2),
     )
     shift = deployer(task_id=SHIFT, step="shift", retries=1, **common)
     # Canary analysis judges the analysed step (it skips for other strategies):
     # passing goes on to promote, failing to rollback.
     analysis = CanaryAnalysisSensor(
-        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=0,
+        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=1,
+        retry_delay=timedelta(seconds=2),
     )
     load = AnalysisLoadOperator(task_id=LOAD, service=service, environment_name=_requested("environment"), retries=0)
     promote = deployer(
