@@ -193,7 +193,12 @@ def parse_figures(counts: tuple[int, ...] = (500, 2000), keep: Path | None = Non
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _row(run: dict) -> str:
+HEADER = (f"{'services':>8} {'layout':<23} {'wall s':>8} {'cpu s':>8} {'parse s':>9} {'slowest s':>9} {'dags':>6} "
+          f"{'errors':>6} {'rss MB':>8} {'tree MB':>9} {'ms/svc':>7}  slowest file vs timeouts (30 s / 50 s)")
+
+
+def row(run: dict) -> str:
+    """One run's figures, as a line under HEADER."""
     missing = run["services"] - run["dags"] - run["import_errors"]
     fits = (f"{missing} services with neither a DAG nor an import error of their own (timed out or killed: see the log)" if missing > 0
             else "within both" if run["fits_import_timeout"] else
@@ -212,10 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-timeouts", choices=["raised", "defaults"], default="raised",
                         help="the one file's timeouts: raised so that it finishes (default), or Airflow's")
     args = parser.parse_args(argv)
-    print(f"{'services':>8} {'layout':<23} {'wall s':>8} {'cpu s':>8} {'parse s':>9} {'slowest s':>9} {'dags':>6} "
-          f"{'errors':>6} {'rss MB':>8} {'tree MB':>9} {'ms/svc':>7}  slowest file vs timeouts (30 s / 50 s)", flush=True)
+    print(HEADER, flush=True)
     figures = parse_figures(tuple(args.counts), keep=args.keep, layouts=tuple(args.layouts),
-                            raise_old_timeouts=args.old_timeouts == "raised", report=lambda run: print(_row(run), flush=True))
+                            raise_old_timeouts=args.old_timeouts == "raised", report=lambda run: print(row(run), flush=True))
     for runs in figures.values():
         for layout in args.layouts:
             run = runs[layout]
