@@ -205,3 +205,24 @@ def test_a_file_past_the_import_timeout_is_its_own_import_error_never_a_silent_g
     for file, error in result["errors"].items():
         assert "DagBag import timeout for " in error and error.split("DagBag import timeout for ", 1)[1].split(" ")[0].endswith(file)
     assert sorted(result["errors"]) == result["files"]
+
+
+def test_a_task_s_process_writes_the_dag_files_but_only_the_dag_processor_warms_up(tmp_path, monkeypatch):
+    """A task parses its own DAG file only: warming (building and serializing a DAG) there cost every task
+    about 2 s on a busy machine."""
+    import types
+
+    from deployflow.airflow import catalog_bundle
+
+    (tmp_path / "catalog").mkdir()
+    write(tmp_path / "catalog", service("shop", 18900))
+    warmed = []
+    monkeypatch.setattr(catalog_bundle, "warm", lambda files: warmed.append(sorted(p.name for p in files)))
+    bundle = CatalogDagBundle(name="catalog", path=str(tmp_path / "dags"), catalog=str(tmp_path / "catalog"))
+    bundle.initialize()  # the dag-processor: no task runner talking to a supervisor
+    assert warmed == [["release_shop.py"]]
+    monkeypatch.setitem(sys.modules, "airflow.sdk.execution_time.task_runner", types.SimpleNamespace(SUPERVISOR_COMMS=object()))
+    (tmp_path / "dags" / "release_shop.py").unlink()
+    CatalogDagBundle(name="catalog", path=str(tmp_path / "dags"), catalog=str(tmp_path / "catalog")).initialize()
+    assert (tmp_path / "dags" / "release_shop.py").is_file()  # the task's host gets its DAG file
+    assert warmed == [["release_shop.py"]]  # and no second DAG is built

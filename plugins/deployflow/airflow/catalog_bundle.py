@@ -8,8 +8,8 @@ the dag-processor's timeouts. This bundle keeps a directory (its ``path``) with 
 ``dag_factory.service_release_dag``; a file's import error is then its service's only, and names the
 catalog file and the field.
 
-Airflow calls ``initialize()`` on every process that needs the files (the dag-processor, and each worker
-before it runs a task), and ``refresh()`` on the dag-processor every ``refresh_interval``: both write the
+Airflow calls ``initialize()`` on every process that needs the files (the dag-processor, and each task's
+process before it parses the task's DAG file; only the dag-processor warms itself up), and ``refresh()`` on the dag-processor every ``refresh_interval``: both write the
 files from the catalog as it is on that host (the checkout every host shares), so a team's new YAML file
 gets its DAG with no step of anyone's, and a removed one's DAG file goes (Airflow then deactivates the
 DAG). A file is rewritten only when its text changes, atomically (several workers may initialize at once);
@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -87,6 +88,13 @@ def warm(dag_files: Iterable[Path]) -> None:
                 return
     except Exception:  # noqa: BLE001 (only slower parses: never the bundle's failure)
         log.warning("could not warm the dag-processor for the catalog's DAG files", exc_info=True)
+
+
+def in_a_task() -> bool:
+    """True in a task's process (Airflow's task runner, talking to its supervisor), where Airflow initializes
+    the bundle before it parses the task's DAG file; False in the dag-processor."""
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def dag_file_name(service: str) -> str:
@@ -157,7 +165,8 @@ class CatalogDagBundle(LocalDagBundle):
 
     def initialize(self) -> None:
         files = self._write()
-        warm(files.values())
+        if not in_a_task():  # a task parses its own DAG file only: warming would build a second DAG for nothing
+            warm(files.values())
         super().initialize()
 
     def refresh(self) -> None:
