@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s kind-e2e
+.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s bench-parse bench-scale celery-up celery-down kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,8 +68,14 @@ lock: ## rebuild requirements.txt from requirements.in in a clean venv
 	{ head -3 requirements.txt; /tmp/deployflow-lock/bin/pip freeze --all | grep -v -E '^(pip|setuptools|wheel)=='; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt
 
-clean: demo-down ## remove the venv and Airflow state (images and the registry volume stay)
-	rm -rf $(VENV) .airflow .airflow-test .workspace
+celery-up: venv images ## the scale-out setup: PostgreSQL, Redis, Airflow's processes, two Celery workers and triggerers (127.0.0.1:27080)
+	$(PY) scripts/celery_stack.py up
+
+celery-down: ## stop what celery-up started
+	@if [ -x $(PY) ]; then $(PY) scripts/celery_stack.py down; fi
+
+clean: demo-down celery-down ## remove the venv and Airflow state (images and the registry volume stay)
+	rm -rf $(VENV) .airflow .airflow-test .workspace .celery
 
 bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, overhead (prints figures)
 	$(PY) scripts/bench_deploy.py
@@ -85,6 +91,12 @@ bench-faults: venv images ## fault benchmark: six faults released under load: ou
 
 bench-judge: venv ## judge benchmark: detection and false-positive rates vs the threshold judge (prints figures)
 	$(PY) scripts/bench_judge.py
+
+bench-parse: venv ## DAG parsing of 500 and 2,000 generated services: one file against one per service (prints figures)
+	$(PY) scripts/bench_parse.py
+
+bench-scale: venv images ## N releases at once on the Celery setup, then the parse figures (prints figures; N=1,10,20,50)
+	$(PY) scripts/bench_scale.py $(ARGS)
 
 bench-k8s: venv ## the kubernetes driver's API calls and time per step (real client, FAKE API server)
 	$(PY) scripts/bench_k8s.py

@@ -37,6 +37,7 @@ PORT = 28380
 EXPORTER_PORT = 29473  # its release exporter (stack.airflow_up starts one; nothing here reads it)
 BASE_URL = f"http://127.0.0.1:{PORT}"
 DAG_ID = "release_toy"
+DAGS_FOLDER_ONLY = '[{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]'
 GATE = "approve_deploy"
 FIELDS = {"environment": "prod", "git_ref": "main", "strategy": "canary", "reason": "browser check"}
 COMMENT = "approved by scripts/browser_check.py"
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     for port in (PORT, EXPORTER_PORT):
         if port_open(port):
             raise SystemExit(f"[browser-check] 127.0.0.1:{port} is taken by another process; stop it first")
-    extra = {"AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "tests" / "browser" / "dags"), "DEPLOYFLOW_STATE": str(home / "state")}
+    # dags/'s bundle only, pointed at the toy: without the catalog bundle's release DAGs (airflow.cfg)
+    extra = {"AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "tests" / "browser" / "dags"), "DEPLOYFLOW_STATE": str(home / "state"),
+             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": DAGS_FOLDER_ONLY}
     passed = 0
     try:
         stack.airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)

@@ -145,3 +145,24 @@ def write_governed(directory: Path, repo: Path, ports: dict[str, int], *, channe
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{GOVERNED}.yaml").write_text(yaml.safe_dump(entry))
     return directory
+
+
+HOSTED = "host-app"
+
+
+def write_hosted(directory: Path, repo: Path, ports: dict[str, int], *, connection: str, queue: str) -> Path:
+    """A third service, ``host-app``, built from the same repository, whose dev runs on the Docker host of the
+    Airflow connection ``connection`` (its deploy steps routed to ``queue``): a quick rolling release."""
+    health = {"consecutive": 2, "interval_s": 0.5, "timeout_s": 10}
+    entry = {
+        "name": HOSTED, "owner": "platform-team", "port": 8000,
+        "source": {"repo": str(repo), "context": ".", "default_ref": "main"},
+        "tests": {"suites": ["unit"], "coverage_threshold": 0, "coverage_source": "app"},
+        "environments": {
+            "dev": {"port": ports["dev"], "replicas": 2, "strategy": "rolling", "health": health,
+                    "docker_host": {"connection": connection, "queue": queue}},
+        },
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{HOSTED}.yaml").write_text(yaml.safe_dump(entry))
+    return directory

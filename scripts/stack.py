@@ -353,14 +353,7 @@ def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None,
     private_dir(home / "pids")
     private_dir(home / "logs")
     for name, command in _commands(exporter_port).items():
-        if _running(home, name):
-            continue
-        out = _open_private(home / "logs" / f"{name}.out", "ab")
-        proc = subprocess.Popen(command, env=component_env(name, home, env), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK)
-        with _open_private(_pid_file(home, name), "w") as pid_file:
-            pid_file.write(str(proc.pid))
-        say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
+        start_process(home, name, command, component_env(name, home, env))
     _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
     _wait_http(f"http://127.0.0.1:{exporter_port}/metrics", "the release exporter", timeout=30)
     say(f"release metrics on http://127.0.0.1:{exporter_port}/metrics")
@@ -368,24 +361,47 @@ def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None,
         f"which `python scripts/stack.py password --home {home}` prints)")
 
 
+def start_process(home: Path, name: str, command: list[str], env: dict[str, str]) -> int:
+    """Start ``command`` as process ``name`` of the stack at ``home`` (its own session, its output in
+    ``home/logs/<name>.out``, its PID in ``home/pids``) unless it runs already; its PID."""
+    pid = _running(home, name)
+    if pid:
+        return pid
+    private_dir(home / "pids")
+    private_dir(home / "logs")
+    out = _open_private(home / "logs" / f"{name}.out", "ab")
+    proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                            umask=PRIVATE_UMASK)
+    with _open_private(_pid_file(home, name), "w") as pid_file:
+        pid_file.write(str(proc.pid))
+    say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
+    return proc.pid
+
+
+def stop_process(home: Path, name: str, grace: float = 30) -> None:
+    """Stop process ``name`` of the stack at ``home`` by its PID: its whole process group (task runners
+    included), SIGTERM then, after ``grace`` seconds, SIGKILL."""
+    pid = _running(home, name)
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        _reap(pid)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file(home, name).unlink(missing_ok=True)
+    say(f"stopped {name} (pid {pid})")
+
+
 def airflow_down(home: Path) -> None:
     """Stop every component by its PID, its whole process group (task runners included), and the exporter."""
     for name in (*COMPONENTS, EXPORTER):
-        pid = _running(home, name)
-        if pid is None:
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            _reap(pid)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        _pid_file(home, name).unlink(missing_ok=True)
-        say(f"stopped {name} (pid {pid})")
+        stop_process(home, name)
 
 
 def _reap(pid: int) -> None:

@@ -118,3 +118,35 @@ class LoadGenerator:
             except ValueError:
                 pass
         return Sample(at, response.status_code, version)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deployflow.loadgen URL --rate R --max-seconds S``: run until the bound or SIGTERM, then print the
+    report as a last JSON line (``docker stop`` sends SIGTERM; whoever stops the container reads that line)."""
+    import argparse
+    import json
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m deployflow.loadgen", description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="stop after this long, whatever happens")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())  # as PID 1 in a container, only a handled signal stops it
+    load = LoadGenerator(args.url, rate=args.rate, threads=args.threads, max_seconds=args.max_seconds)
+    print(f"load: {args.rate:g} requests/s to {args.url} for up to {args.max_seconds:.0f} s", flush=True)
+    try:
+        load.start()
+        stopped.wait(args.max_seconds)
+        report = load.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"load: {report.summary()}", flush=True)
+    print(json.dumps({"requests": report.sent, "failed": len(report.failures)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

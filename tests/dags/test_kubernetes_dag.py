@@ -47,7 +47,7 @@ def test_the_deployer_steps_run_on_the_services_platform(path, operator):
 
 
 def test_the_kubernetes_catalog_imports_without_errors_or_network_within_budget():
-    result = import_in_subprocess(ROOT / "dags" / "release.py", {"DEPLOYFLOW_CATALOG": str(KUBERNETES_FILE.parent)})
+    result = import_in_subprocess(KUBERNETES_FILE.parent)
     assert result["errors"] == {}
     assert sorted(result["dags"]) == ["release_sample-app"]
     assert result["seconds"] < BUDGET_S, f"took {result['seconds']:.2f} s to import"
@@ -57,17 +57,22 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("path, environment, url", [
-    (DOCKER_FILE, "staging", "http://127.0.0.1:18002/"),
-    (KUBERNETES_FILE, "staging", "http://sample-app.sample-app-staging.svc.cluster.local/"),
-], ids=["docker", "kubernetes"])
-def test_the_analysis_load_goes_to_the_environments_front_url(path, environment, url):
-    load = release_dag(load_service(path), path).get_task("load")
-    load.environment_name = environment
+def test_the_analysis_load_goes_to_the_environments_front_url_from_a_container_on_its_docker_host():
+    load = release_dag(load_service(DOCKER_FILE), DOCKER_FILE).get_task("load")
+    load.environment_name, load.image = "staging", "deployflow/deployer:test"
+    ti = mock.Mock(xcom_pull=mock.Mock(return_value={"analysis": {"step": 10}}))
+    with mock.patch("deployflow.airflow.load.docker_client") as client:
+        load.execute({"ti": ti})
+    assert client.return_value.containers.run.call_args.kwargs["command"][0] == "http://127.0.0.1:18002/"
+
+
+def test_the_analysis_load_of_a_kubernetes_environment_goes_to_its_front_url_from_the_task():
+    load = release_dag(load_service(KUBERNETES_FILE), KUBERNETES_FILE).get_task("load")
+    load.environment_name = "staging"
     ti = mock.Mock(xcom_pull=mock.Mock(return_value={"analysis": {"step": 10}}))
     with mock.patch("deployflow.loadgen.LoadGenerator", side_effect=Stop) as generator, pytest.raises(Stop):
         load.execute({"ti": ti})
-    assert generator.call_args.args == (url,)
+    assert generator.call_args.args == ("http://sample-app.sample-app-staging.svc.cluster.local/",)
 
 
 def test_the_record_reads_a_kubernetes_environment_through_its_connection():

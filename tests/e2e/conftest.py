@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 import scenarios
@@ -25,21 +24,15 @@ from tests.e2e.harness import (
     EXPORTER_PORT,
     GOV_APPROVAL_TIMEOUT_S,
     GOV_PORTS,
+    HOST_CONNECTION,
+    HOST_PORTS,
+    HOST_QUEUE,
+    host_connection,
     PORT,
     PORTS,
     PROMETHEUS_PORT,
     STACK,
 )
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"end-to-end tests need a Docker engine and none answers ({exc}); .ci/run starts one", pytrace=False)
-    return client
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +43,9 @@ def sample_repo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
     directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
-    return scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin"],
-                                    approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
+    scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin"],
+                             approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
+    return scenarios.write_hosted(directory, sample_repo, HOST_PORTS, connection=HOST_CONNECTION, queue=HOST_QUEUE)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +77,7 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
     stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
     extra = {
         "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
-        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state), **receivers.connections(),
+        "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state), **receivers.connections(), **host_connection(),
         "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
                                                         exporter_port=EXPORTER_PORT),
     }

@@ -18,8 +18,19 @@ GOV_DAG = "release_gov-app"  # the governed service (scripts/scenarios.py write_
 GOV_PORTS = {"dev": 28104, "staging": 28105, "prod": 28106}
 GOV_APPROVAL_TIMEOUT_S = 60  # long enough for a browser to answer, short enough to wait out in a test
 CRASH_AFTER_S = 10
+HOST_DAG = "release_host-app"  # the service on the second engine (scripts/scenarios.py write_hosted)
+HOST_PORTS = {"dev": 28110}
+HOST_ENGINE = "e2e-host"  # scripts/engines.py's name of the second engine, standing for dev's Docker host
+HOST_CONNECTION = "df_e2e_host"
+HOST_QUEUE = "e2e-host"
 PROMETHEUS_PORT = 29090
 EXPORTER_PORT = 29468  # the release exporter of the e2e stack (the local one: 9468)
+
+
+def host_connection() -> dict[str, str]:
+    """The Airflow connection of the second engine, as the stack's environment gives it (JSON form)."""
+    socket = f"/run/deployflow-{HOST_ENGINE}.sock"  # scripts/engines.py paths(): the test starts the engine itself
+    return {f"AIRFLOW_CONN_{HOST_CONNECTION.upper()}": json.dumps({"conn_type": "docker", "host": f"unix://{socket}"})}
 
 
 def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1, *, dag_id: str = DAG_ID) -> str:

@@ -23,6 +23,7 @@ class FakeContainer:
     ) -> None:
         self.client = client
         self.name = name
+        self.id = f"{name}-id"
         self.labels = dict(labels or {})
         self.status = status
         self.attrs = {"Config": {"Image": image}, "State": {"Status": status, "ExitCode": exit_code}}

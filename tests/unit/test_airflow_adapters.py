@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from docker.errors import APIError
 
 from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
@@ -125,6 +125,28 @@ def test_sensor_refuses_an_environment_missing_from_the_catalog(healthy):
     check = HealthCheckSensor(task_id="health", urls=[healthy], service=SERVICE, environment_name="qa")
     with pytest.raises(AirflowFailException, match="'qa' is not in the catalog of shop"):
         check.poke({})
+
+
+def test_the_health_check_defers_to_its_trigger_by_default(healthy):
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor([healthy]).execute({})
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.trigger.serialize() == (
+        "deployflow.airflow.triggers.HealthCheckTrigger",
+        {"urls": [healthy], "paths": ["/health", "/ready", "/live"], "consecutive": 2, "interval_s": 0.1, "timeout_s": 1},
+    )
+
+
+def test_a_deferred_health_check_that_timed_out_fails_with_the_pokes_message_and_tells_the_record(unready):
+    check = sensor([unready])
+    trigger = HealthCheckTrigger(urls=[unready], paths=["/ready"], consecutive=2, interval_s=0.05, timeout_s=0.3)
+    event = asyncio.run(first_event(trigger))
+    pushed: dict = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    with pytest.raises(AirflowFailException, match=r"^not healthy after .*HTTP 503") as failed:
+        check.execute_complete({"ti": ti}, event)
+    assert str(failed.value) == event["reason"]
+    assert pushed["failure"] == f"health check failed: {event['reason']}"
 
 
 def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
@@ -290,31 +312,6 @@ class ReleaseTI:
 
 
 @pytest.mark.parametrize(
-    ("watch", "shifted", "runs"),
-    [
-        ({"enabled": True}, {"analysis": False, "previous": "a"}, True),  # blue-green: traffic for the watch
-        ({"enabled": True}, {"analysis": False, "previous": None}, False),  # a first deploy has no watch
-        ({"enabled": False}, {"analysis": False, "previous": "a"}, False),
-        ({"enabled": False}, {"analysis": True, "previous": "a"}, True),  # canary analysis
-    ],
-)
-def test_the_load_runs_while_the_release_is_judged_and_stops_when_promote_is_done(watch, shifted, runs):
-    from deployflow.airflow.deploy import AnalysisLoadOperator
-
-    service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
-        "port": 18996, "analysis": {"load_rate": 5}, "post_promotion": watch}}})
-    load = AnalysisLoadOperator(task_id="load", service=service, environment_name="prod")
-    context = {"ti": ReleaseTI({"shift": shifted, "promote": {"version": "b"}})}  # promote already done
-    if not runs:
-        with pytest.raises(AirflowSkipException):
-            load.execute(context)
-        return
-    started = time.monotonic()
-    assert set(load.execute(context)) == {"requests", "failed"}
-    assert time.monotonic() - started < 60  # stopped by promote's result, not at its bound (120 s and more)
-
-
-@pytest.mark.parametrize(
     ("verdict", "failure"),
     [
         (None, None),
@@ -329,3 +326,20 @@ def test_the_ledger_says_why_canary_analysis_failed_a_release(verdict, failure):
     from deployflow.airflow.deploy import analysis_failure
 
     assert analysis_failure(verdict) == failure
+
+
+def test_a_deferred_health_check_goes_to_the_triggerer_of_the_queue_its_try_was_routed_to(healthy, monkeypatch):
+    """Airflow files the trigger under ``ti.task.queue`` (the DAG's), not the routed instance's queue: the
+    probes of a Docker host's instances must run on that host's triggerer."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.task_runner import _defer_task
+
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__QUEUES_ENABLED", "True")
+    check = sensor([healthy])
+    assert check.queue == "default"
+    ti = SimpleNamespace(queue="host-b", task=check, dag_id="release_shop", task_id="health", run_id="r1")
+    with pytest.raises(TaskDeferred) as deferred:
+        check.execute({"ti": ti})
+    message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
+    assert message.queue == "host-b"

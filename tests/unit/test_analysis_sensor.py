@@ -1,14 +1,17 @@
 """CanaryAnalysisSensor's interval: the guards first (the canary and its baseline as the platform and
-Prometheus see them, and their requests in the interval), then the judge."""
+Prometheus see them, and their requests in the interval), then the judge; poked in the task or judged in
+the triggerer, with the same verdicts, messages and XComs."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from deployflow.airflow import sensors
+from deployflow.airflow import analysis_interval, sensors
+from deployflow.airflow.analysis_interval import Judging
+from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
 from deployflow.airflow.sensors import CanaryAnalysisSensor
 from deployflow.analysis_progress import AnalysisProgress
 from deployflow.catalog import parse_service
@@ -16,8 +19,15 @@ from deployflow.metrics.base import Series
 from deployflow.platforms.base import InstanceSet
 from deployflow.rollout.record import Target
 
-SERVICE = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {
-    "staging": {"port": 18997, "strategy": "canary", "replicas": 2, "analysis": {"interval_s": 10, "intervals": 1}}}})
+
+def shop(intervals: int = 1):
+    return parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {
+        "staging": {"port": 18997, "strategy": "canary", "replicas": 2, "analysis": {"interval_s": 10, "intervals": intervals}}}})
+
+
+SERVICE = shop()
+JUDGING = Judging(service="shop", environment="staging", strategy="canary", colour="green", prometheus_url="http://prom")
+GOOD_UP, GOOD_REQUESTS = {"canary": 1.0, "baseline": 1.0}, {"canary": 151.0, "baseline": 149.0}
 
 
 class Prometheus:
@@ -52,31 +62,41 @@ class TI:
         self.pushed[key] = value
 
 
-def poke(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> tuple[bool | Exception, TI]:
+def fake_world(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> list[str]:
+    """The platform and Prometheus as the interval reads them; the list of load stops the sensor asked for."""
     sets = {"green": InstanceSet("green", Target("v2", "i"), size=1, alive=alive["green"]),
             "baseline": InstanceSet("baseline", Target("v1", "i"), size=1, alive=alive["baseline"])}
     rollout = SimpleNamespace(strategy=SimpleNamespace(first_instances=lambda replicas: 1),
                               workload=SimpleNamespace(get=lambda colour: sets[colour]))
+
     def environment_rollout(service, environment, strategy):
         assert strategy == "canary", "the run's strategy, which may override the environment's"
         return rollout
 
-    monkeypatch.setattr(sensors, "environment_rollout", environment_rollout)
-    monkeypatch.setattr(sensors, "PrometheusProvider", lambda url, session: prometheus)
-    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
+    monkeypatch.setattr(analysis_interval, "environment_rollout", environment_rollout)
+    monkeypatch.setattr(analysis_interval, "PrometheusProvider", lambda url, session: prometheus)
+    stopped: list[str] = []
+    monkeypatch.setattr(sensors, "stop_load", lambda service, environment, log: stopped.append(environment))
+    return stopped
+
+
+def poke(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> tuple[bool | Exception, TI, list[str]]:
+    stopped = fake_world(monkeypatch, prometheus, alive)
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging", deferrable=False)
+    sensor._judging = JUDGING
     sensor._progress = AnalysisProgress(started=1000.0, interval_s=10, intervals=1, scrape_lag_s=3.0)
     monkeypatch.setattr(sensors.time, "time", lambda: 1013.5)
     ti = TI()
     try:
-        return sensor.poke({"ti": ti}), ti
+        return sensor.poke({"ti": ti}), ti, stopped
     except AirflowFailException as exc:
-        return exc, ti
+        return exc, ti, stopped
 
 
 def test_a_live_canary_with_its_share_goes_on_to_the_judge(monkeypatch):
-    prometheus = Prometheus({"canary": 1.0, "baseline": 1.0}, {"canary": 151.0, "baseline": 149.0})
-    passed, ti = poke(monkeypatch, prometheus, {"green": 1, "baseline": 1})
-    assert passed is True and ti.pushed["verdict"]["final"] is True
+    prometheus = Prometheus(GOOD_UP, GOOD_REQUESTS)
+    passed, ti, stopped = poke(monkeypatch, prometheus, {"green": 1, "baseline": 1})
+    assert passed is True and ti.pushed["verdict"]["final"] is True and stopped == []
     assert 'sum(increase(http_requests_total{service="shop",environment="staging",track="canary",path!~"/(metrics|health|ready|live)"}[10s]))' in prometheus.queries
 
 
@@ -92,7 +112,90 @@ def test_a_live_canary_with_its_share_goes_on_to_the_judge(monkeypatch):
 ])
 def test_a_canary_that_stopped_serving_fails_the_interval_before_any_judging(monkeypatch, up, requests, alive, says):
     prometheus = Prometheus(up, requests)
-    failed, ti = poke(monkeypatch, prometheus, alive)
+    failed, ti, stopped = poke(monkeypatch, prometheus, alive)
     assert isinstance(failed, AirflowFailException) and says in str(failed)
     assert ti.pushed["verdict"]["result"] == "fail" and says.split(": ", 1)[-1] in ti.pushed["verdict"]["guard"]
     assert not any("by (code)" in q for q in prometheus.queries), "the judge never ran"
+    assert stopped == ["staging"], "a failed analysis stops the load"
+
+
+def test_by_default_the_analysis_defers_to_the_triggerer_with_what_it_judges_and_no_interval_judged(monkeypatch):
+    monkeypatch.setenv("DEPLOYFLOW_PROMETHEUS_URL", "http://prom")
+    monkeypatch.setattr(sensors.time, "time", lambda: 1000.0)
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": TI()})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CanaryAnalysisTrigger) and deferred.value.method_name == "execute_complete"
+    assert trigger.serialize()[1] == {
+        "judging": JUDGING.to_dict(),
+        "progress": {"started": 1000.0, "interval_s": 10, "intervals": 1, "scrape_lag_s": 3.0, "judged": 0, "passed": 0},
+    }
+
+
+def event(outcome: str, verdict: dict, progress: AnalysisProgress, reason: str) -> dict:
+    return {"judging": JUDGING.to_dict(), "verdict": verdict, "outcome": outcome, "reason": reason,
+            "progress": progress.to_dict()}
+
+
+def completed(monkeypatch, payload: dict, intervals: int = 3) -> tuple[object, TI, list[str]]:
+    stopped: list[str] = []
+    monkeypatch.setattr(sensors, "stop_load", lambda service, environment, log: stopped.append(environment))
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=shop(intervals), environment_name="staging")
+    ti = TI()
+    try:
+        return sensor.execute_complete({"ti": ti}, payload), ti, stopped
+    except (AirflowFailException, TaskDeferred) as exc:
+        return exc, ti, stopped
+
+
+STARTED = AnalysisProgress(started=1000.0, interval_s=10, intervals=3, scrape_lag_s=3.0)
+
+
+def test_a_passing_last_interval_from_the_triggerer_succeeds_with_the_final_verdict(monkeypatch):
+    verdict = {"interval": 3, "result": "pass", "score": 100.0}
+    done = STARTED.__class__(**{**STARTED.to_dict(), "judged": 3, "passed": 3})
+    result, ti, stopped = completed(monkeypatch, event("pass", verdict, done, "canary analysis passed: 3 of 3 interval(s)"))
+    assert result is None and ti.pushed["verdict"] == {**verdict, "final": True} and stopped == []
+
+
+def test_a_failing_interval_from_the_triggerer_fails_as_a_poke_would_and_stops_the_load(monkeypatch):
+    verdict = {"interval": 2, "result": "fail", "guard": "canary: 0 of 1 instance(s) running (and never restarted)"}
+    reason = "canary analysis failed at interval 2: canary: 0 of 1 instance(s) running (and never restarted)"
+    at_two = AnalysisProgress(**{**STARTED.to_dict(), "judged": 1, "passed": 1})
+    result, ti, stopped = completed(monkeypatch, event("fail", verdict, at_two, reason))
+    assert isinstance(result, AirflowFailException) and str(result) == reason
+    assert ti.pushed["verdict"] == verdict and stopped == ["staging"]
+
+
+def test_an_interval_that_decides_nothing_defers_again_with_the_advanced_progress(monkeypatch, capsys):
+    monkeypatch.setattr(sensors.time, "time", lambda: 1014.0)
+    verdict = {"interval": 1, "result": "pass", "score": 100.0}
+    after_one = AnalysisProgress(**{**STARTED.to_dict(), "judged": 1, "passed": 1})
+    payload = {**event("continue", verdict, after_one, "interval 1: pass; 1 passing of 1 so far"),
+               "notes": ["interval 1 (judged in 0.02 s):\nmetric  label\nscore 100/100: pass"]}
+    result, ti, stopped = completed(monkeypatch, payload)
+    assert "triggerer: interval 1 (judged in 0.02 s)" in capsys.readouterr().out, "the task's log keeps every interval's table"
+    assert isinstance(result, TaskDeferred) and result.method_name == "execute_complete"
+    assert result.trigger.serialize()[1] == {"judging": JUDGING.to_dict(), "progress": after_one.to_dict()}
+    assert ti.pushed["verdict"] == verdict and "final" not in ti.pushed["verdict"]
+
+
+def test_an_interval_the_triggerer_could_not_judge_fails_the_task_with_why(monkeypatch):
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
+    with pytest.raises(AirflowException, match="canary analysis interval 2 could not be judged: ConnectionError: prom down"):
+        sensor.execute_complete({"ti": TI()}, {"judging": JUDGING.to_dict(), "error": "ConnectionError: prom down", "interval": 2})
+
+
+def test_each_interval_s_trigger_goes_to_the_triggerer_of_the_queue_the_analysis_was_routed_to(monkeypatch):
+    from airflow.sdk.execution_time.task_runner import _defer_task
+
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__QUEUES_ENABLED", "True")
+    monkeypatch.setenv("DEPLOYFLOW_PROMETHEUS_URL", "http://prom")
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
+    ti = TI()
+    ti.queue, ti.task, ti.dag_id, ti.task_id, ti.run_id = "host-b", sensor, "release_shop", "analysis", "r1"
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": ti})
+    message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
+    assert message.queue == "host-b"

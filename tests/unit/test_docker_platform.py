@@ -256,3 +256,22 @@ def test_scale_to_a_configuration_this_host_never_got_fails_the_step_before_star
     with pytest.raises(StepFailed, match="configuration 0123456789ab is not on this host"):
         workload.scale("green", 1, Target("c0ffee0c0ffe-c0123456789ab", "img"), "stable")
     assert client.calls_of("create") == []
+
+
+def test_start_pulls_a_version_the_engine_has_never_run_then_creates_it():
+    from docker.errors import ImageNotFound
+
+    client = FakeDockerClient()
+    pulled = []
+    create = client.containers.create
+
+    def create_once_pulled(image, command=None, **kwargs):
+        if image not in pulled:
+            raise ImageNotFound(f"No such image: {image}")
+        return create(image, command, **kwargs)
+
+    client.containers.create = create_once_pulled
+    client.images = type("Images", (), {"pull": staticmethod(pulled.append)})()
+    started = DockerPlatform(client, stack="t").start(SPEC)
+    assert pulled == ["reg/shop:v2"]  # the image by the reference deployed (with its digest, when it has one)
+    assert started.running and started.image == "reg/shop:v2"

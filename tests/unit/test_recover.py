@@ -181,3 +181,24 @@ def test_bring_back_is_a_first_deploy_through_the_engine_health_checked(failing,
     if not failing:
         back["rollout"] = world.rollout(recovery.version)
         assert recovering.bring_back(world.service, recovery, **back)["already_live"] is True
+
+
+@pytest.mark.parametrize(("docker_host", "brought", "left"), [
+    (None, ["shop"], {"remote": "remote in prod: not this host's: it runs on docker_host 'df_two'; run recover there "
+                                "with --docker-host df_two"}),
+    ("df_two", ["remote"], {"shop": "shop in prod: not this host's: it runs on the local engine (no docker_host); run "
+                                    "recover there"}),
+])
+def test_recover_brings_back_only_the_services_of_the_docker_host_it_runs_on(tmp_path, monkeypatch, docker_host, brought, left):
+    services = [parse_service({"name": name, "source": {"repo": "/srv/x"}, "environments": {"prod": {"port": port, **extra}}})
+                for name, port, extra in (("remote", 18201, {"docker_host": "df_two"}), ("shop", 18202, {}))]
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.record(entry("r1", service="remote"))
+    ledger.record(entry("r2", service="shop"))
+    done: list[str] = []
+    monkeypatch.setattr(recovering, "bring_back", lambda service, recovery, **_: done.append(service.name) or
+                        {"already_live": False, "image": "on this host"})
+    outcomes = recover(services, "prod", ledger, state_dir=tmp_path, stack="e2e", client_for=object, docker_host=docker_host)
+    assert done == brought
+    assert all(o.ok for o in outcomes)
+    assert {o.service: o.line for o in outcomes if o.service not in brought} == left

@@ -1,12 +1,16 @@
-"""One release DAG per catalog entry: ``release_<service>``.
+"""One release DAG per catalog entry: ``release_<service>``, each from its own DAG file.
 
-Built at DAG-file import from the catalog's YAML alone: no network, no Docker,
-no git. A bad catalog file raises ConfigError here, which Airflow shows as the
-DAG file's import error, naming the file, the field and the valid values.
+Built at DAG-file import from the service's YAML alone: no network, no Docker,
+no git. The catalog DAG bundle (``catalog_bundle.py``) writes one small DAG file
+per catalog file, which calls ``service_release_dag``; a bad catalog file raises
+ConfigError there, which Airflow shows as that DAG file's import error, naming
+the catalog file, the field and the valid values, while every other service's
+DAG file imports as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,7 +48,8 @@ from deployflow.airflow.task_ids import (
     SHIFT,
     TEST,
 )
-from deployflow.catalog import Service, catalog_dir, load_catalog
+from deployflow.catalog import Service, catalog_dir, load_catalog, load_service
+from deployflow.catalog.claims import check_shared_ports
 from deployflow.release import param_schema
 
 
@@ -73,14 +78,39 @@ DEPLOY_IMAGE = (
 DAGRUN_TIMEOUT = timedelta(minutes=30)  # a release's own work; an approval gate's wait comes on top
 
 
-def release_dags(catalog: Path | None = None) -> dict[str, DAG]:
-    """Every service's release DAG, by dag_id."""
+def service_release_dag(service_file: str | Path, *, shared_ports: Mapping[str, Sequence[str]] | None = None) -> DAG:
+    """The release DAG of one catalog file: what each DAG file the catalog bundle writes calls.
+
+    :param service_file: the service's catalog file.
+    :param shared_ports: the environments whose front port another catalog file claims too, with who
+        (``deployflow.catalog.claims``): the bundle's scan of the whole catalog, the one rule across files.
+    """
+    path = Path(service_file)
+    service = load_service(path)
+    check_shared_ports({e.name: e.port for e in service.environments.values() if e.port is not None},
+                       shared_ports or {}, source=str(path))
+    return release_dag(service, path)
+
+
+def release_dags(catalog: Path | None = None, *, params_per_task: bool = False) -> dict[str, DAG]:
+    """Every service's release DAG, by dag_id, from one DAG file: the layout before the catalog bundle, where
+    one bad file fails them all. Kept for scripts/bench_parse.py, which measures it against the bundle's."""
     directory = catalog or catalog_dir()
-    dags = [release_dag(service, directory / f"{service.name}.yaml") for service in load_catalog(directory).values()]
+    dags = [release_dag(service, directory / f"{service.name}.yaml", params_per_task=params_per_task)
+            for service in load_catalog(directory).values()]
     return {dag.dag_id: dag for dag in dags}
 
 
-def release_dag(service: Service, service_file: Path) -> DAG:
+def release_dag(service: Service, service_file: Path, *, params_per_task: bool = False) -> DAG:
+    """The release DAG of ``service``.
+
+    :param params_per_task: give the DAG its params before its tasks exist, as Airflow's idiom does, so
+        that every task holds a deep copy which serialization validates against its schema again, three
+        times per param and task (ParamsDict.__eq__ and __repr__): about 90 % of the parse. False (the default)
+        sets them once the tasks exist: the trigger form and its check (HTTP 400 on a bad conf) read the
+        DAG's params, and a task's context merges the DAG's params under its own, so nothing else changes.
+        True is kept for scripts/bench_parse.py's before/after figures.
+    """
     # Airflow checks a trigger's conf against these before a run exists (HTTP 400 otherwise); a param
     # without "default" (the environment, unless there is a nightly schedule) must be given.
     params = {name: Param(**spec) for name, spec in param_schema(service).items()}
@@ -96,7 +126,7 @@ def release_dag(service: Service, service_file: Path) -> DAG:
             if service.nightly else None
         ),
         catchup=False,
-        params=params,
+        params=params if params_per_task else None,
         tags=["deployflow", "release", f"service:{service.name}"],
         default_args={"owner": service.owner or "deployflow", "retries": 1, "retry_delay": timedelta(seconds=10)},
         dagrun_timeout=DAGRUN_TIMEOUT + timedelta(seconds=_longest_approval_s(service)),
@@ -147,6 +177,8 @@ def release_dag(service: Service, service_file: Path) -> DAG:
         deploy = _deploy_tasks(service, service_file, approve)
         resolve >> lock >> checkout >> build >> suites >> coverage_gate >> approve >> deploy[PREPARE]
         lock >> approve
+    if not params_per_task:
+        dag.params = params  # attrs runs the same converter and validator (a schedule needs valid defaults)
     return dag
 
 
@@ -170,15 +202,21 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
     prepare = deployer(task_id=PREPARE, step="prepare", retries=1, **common)
+    # The waits' own verdicts (unhealthy, timed out, analysis failed) raise AirflowFailException, which is never
+    # retried. Their retries are for what kills a wait from outside: a lost worker, and Airflow 3.3's
+    # resume-after-defer race (apache/airflow#72716: the executor's stale "success" of the deferring exit,
+    # drained once the resumed try already runs, fails the task; seen here on a busy machine, mostly on a
+    # health trigger that fires at once). A retried wait probes or judges again from the start.
     health = HealthCheckSensor(
         task_id=HEALTH, urls="{{ " + _xcom(PREPARE) + "['instances'] }}", service=service,
-        environment_name=_requested("environment"), retries=0,
+        environment_name=_requested("environment"), retries=2, retry_delay=timedelta(seconds=2),
     )
     shift = deployer(task_id=SHIFT, step="shift", retries=1, **common)
     # Canary analysis judges the analysed step (it skips for other strategies):
     # passing goes on to promote, failing to rollback.
     analysis = CanaryAnalysisSensor(
-        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=0,
+        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=1,
+        retry_delay=timedelta(seconds=2),
     )
     load = AnalysisLoadOperator(task_id=LOAD, service=service, environment_name=_requested("environment"), retries=0)
     promote = deployer(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 from docker.types import Mount
 
 from deployflow.airflow.deployer_step import (
@@ -32,8 +31,10 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.announce import announce
+from deployflow.airflow.load import AnalysisLoadOperator, finish_load  # noqa: F401 - the DAG factory's name for it
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM, release_of_step
+from deployflow.airflow.docker_hosts import EngineAddress, docker_client, engine
 from deployflow.airflow.lock import release_environment_lock
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.operators import docker_url, requested_by
@@ -63,12 +64,13 @@ if TYPE_CHECKING:
     from deployflow.rollout.engine import Rollout
 
 CATALOG_MOUNT = "/etc/deployflow"
+DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
 
 
 def environment_rollout(service: Service, environment: str, strategy: str | None = None) -> Rollout:
-    """The rollout engine's view of an environment, from where Airflow runs: the Docker engine here, or the
-    cluster through the environment's Airflow connection (to read what runs, never to release). ``strategy``:
-    the run's, if it overrides the environment's."""
+    """The rollout engine's view of an environment, from where Airflow runs: the environment's Docker engine (its
+    docker_host's, else the local one), or the cluster through the environment's Airflow connection (to read what
+    runs, never to release). ``strategy``: the run's, if it overrides the environment's."""
     from deployflow.deployer.wiring import rollout_for
 
     env = service.environments[environment]
@@ -77,9 +79,7 @@ def environment_rollout(service: Service, environment: str, strategy: str | None
 
         client = KubernetesHook(conn_id=env.kubernetes.connection_id).api_client
     else:
-        import docker
-
-        client = docker.from_env()
+        client = docker_client(service, environment)  # the environment's docker_host, else the local engine
     return rollout_for(service, environment, client=client, strategy=strategy or None, state_dir=state_dir())
 
 
@@ -117,7 +117,7 @@ class DeployerOperator(DockerOperator):
             image=DEPLOYER_IMAGE,
             command=None,
             mounts=[
-                Mount(target="/var/run/docker.sock", source="/var/run/docker.sock", type="bind"),
+                Mount(target=DOCKER_SOCKET, source=DOCKER_SOCKET, type="bind"),  # execute() mounts the engine's own
                 Mount(target=state, source=state, type="bind"),
                 Mount(target=mounted_service_file(service), source=service_file, type="bind", read_only=True),
             ],
@@ -140,6 +140,7 @@ class DeployerOperator(DockerOperator):
         self.strategy = strategy
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.use_engine(engine(self.service, self.environment_name))
         state_dir().mkdir(parents=True, exist_ok=True)
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
@@ -157,6 +158,21 @@ class DeployerOperator(DockerOperator):
         finally:
             self.remove_container()
         return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def use_engine(self, address: EngineAddress) -> None:
+        """Run on ``address``'s engine (read at run time, before anything makes DockerOperator's cached hook, which
+        reads docker_url and tls_*); the deployer inside drives that same engine through its socket, mounted.
+        The local engine changes nothing: the operator keeps what it was given."""
+        self.log.info("deployer %s on %s", self.step, address.describe() if address.connection else
+                      f"the local engine: {self.docker_url}")
+        if address.connection is None:
+            return
+        self.docker_url = address.url
+        self.tls_ca_cert, self.tls_client_cert, self.tls_client_key = (
+            address.tls_ca_cert, address.tls_client_cert, address.tls_client_key)
+        self.tls_verify, self.tls_hostname = address.tls_verify, address.tls_hostname
+        self.mounts = [Mount(target=DOCKER_SOCKET, source=address.socket, type="bind"),
+                       *(m for m in self.mounts if m["Target"] != DOCKER_SOCKET)]
 
     def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
         """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""
@@ -205,6 +221,7 @@ class ReleaseRecordOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
         try:
+            finish_load(self.service, request.get("environment", ""), self.log)  # the judging is over: its load too
             return self._finish(context, request)
         finally:  # whatever happened, the environment is free for the next release
             if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
@@ -305,50 +322,3 @@ def analysis_failure(verdict: dict[str, Any] | None) -> str | None:
         return None
     why = verdict.get("guard") or "; ".join((verdict.get("reasons") or [])[:2]) or "its verdict failed"
     return f"canary analysis failed at interval {verdict.get('interval')}: {why}"
-
-
-class AnalysisLoadOperator(BaseOperator):
-    """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's
-    load tester): canary analysis and the post-promotion watch need requests to judge.
-
-    Runs when the catalog's ``analysis.load_rate`` is above 0 and the release has something to judge: an
-    analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise. Stops when the
-    analysis fails, or when promote or rollback is done.
-
-    :param service: the catalog entry.
-    :param environment_name: the run's environment (templated).
-    """
-
-    template_fields: Sequence[str] = ("environment_name",)
-    ui_color = "#fbe9e7"
-
-    def __init__(self, *, service: Service, environment_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.service = service
-        self.environment_name = environment_name
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from deployflow.loadgen import LoadGenerator
-
-        env = self.service.environments[self.environment_name]
-        shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
-        analysed, watched = bool(shifted.get("analysis")), env.post_promotion.enabled and bool(shifted.get("previous"))
-        if not (analysed or watched) or env.analysis.load_rate <= 0:
-            raise AirflowSkipException("nothing to drive traffic for (no analysed step, no post-promotion watch, or no load_rate)")
-        # The longest the judging can last, and the steps between (a bound: the load stops when the release does).
-        seconds = (2 * env.analysis.intervals * env.analysis.interval_s if analysed else 0) + \
-            (env.post_promotion.duration_s if watched else 0) + 120
-        url = f"{front_url(self.service, env)}/"
-        self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
-        with LoadGenerator(url, rate=env.analysis.load_rate, threads=2, max_seconds=seconds) as load:
-            while time.monotonic() - load.started < seconds and not _judging_over(context):
-                time.sleep(1)
-        self.log.info("load: %s", load.report.summary())
-        return {"requests": load.report.sent, "failed": len(load.report.failures)}
-
-
-def _judging_over(context: Context) -> bool:
-    """The analysis failed, or promote or rollback is done: nothing is judged any more."""
-    ti = context["ti"]
-    verdict = ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}
-    return verdict.get("result") == "fail" or bool(ti.xcom_pull(task_ids=PROMOTE)) or bool(ti.xcom_pull(task_ids=ROLLBACK))

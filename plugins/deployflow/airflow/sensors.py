@@ -1,39 +1,64 @@
-"""Sensors: the release waits on what it can see, never on a fixed sleep."""
+"""Sensors: the release waits on what it can see, never on a fixed sleep.
+
+Both wait in the triggerer by default, holding no worker slot while they wait:
+``[deployflow] deferrable_waits`` in airflow.cfg (or
+``AIRFLOW__DEPLOYFLOW__DEFERRABLE_WAITS``) sets the default, and each sensor's
+``deferrable`` keyword overrides it; poke mode (the wait in the worker) stays
+an option, with the same verdicts, messages and XComs.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from deployflow import health
 from deployflow.airflow import task_ids
-from deployflow.airflow.triggers import HealthCheckTrigger
-from deployflow.airflow.deploy import environment_rollout
+from deployflow.airflow.analysis_interval import IntervalOutcome, Judging, judge_interval
+from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
 from deployflow.airflow.deployer_step import prometheus_url
-from deployflow.analysis import CanaryAnalysis, render, selector
-from deployflow.analysis_guards import GuardVerdict, guard, observe
-from deployflow.platforms.base import BASELINE, other_colour
+from deployflow.airflow.load import stop_load
+from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.analysis_progress import AnalysisProgress, Outcome
 from deployflow.catalog import Health, Service
-from deployflow.metrics.prometheus import PrometheusProvider
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def defer_on_this_queue(sensor: BaseSensorOperator, context: Context) -> None:
+    """Send the trigger to the triggerer of the queue this try runs on.
+
+    With ``[triggerer] queues_enabled``, Airflow files a trigger under ``ti.task.queue``, the queue the DAG
+    gave the task, not the one the routing policy (routing.py) gave this task instance. A Docker host's
+    health probes must run on that host's triggerer, since the instances listen on its 127.0.0.1 only.
+    """
+    queue = getattr(context.get("ti"), "queue", None)
+    if queue and sensor.queue != queue:
+        sensor.queue = queue
+
+
+def deferrable_waits() -> bool:
+    """The sensors' default: wait in the triggerer (``[deployflow] deferrable_waits``, True unless set)."""
+    return conf.getboolean("deployflow", "deferrable_waits", fallback=True)
+
+
 class HealthCheckSensor(BaseSensorOperator):
     """Succeed when every instance answers 2xx on every health path ``consecutive`` rounds in a row.
 
-    Poke mode by default: a release's health check lasts seconds, and a poke
-    every ``interval_s`` in the task answers fastest. With ``deferrable=True``
-    the waiting moves to the triggerer (for long warm-ups). Reschedule mode is
-    not offered: the streak of good rounds lives in the sensor. On timeout
-    the task fails with the last failing answers (status code, body excerpt).
+    Deferrable by default (``[deployflow] deferrable_waits``): the probing runs
+    in the triggerer (``HealthCheckTrigger``), holding no worker slot through a
+    slow warm-up. With ``deferrable=False`` the task pokes every ``interval_s``
+    itself. Reschedule mode is not offered: the streak of good rounds lives in
+    the sensor (or the trigger). On timeout the task fails with the last
+    failing answers (status code, body excerpt), and leaves that reason in
+    XCom (``failure``) for the record, in either mode.
 
     The paths, streak, interval and timeout are the catalog's ``health`` of
     the environment the run targets, chosen when the task runs.
@@ -41,7 +66,7 @@ class HealthCheckSensor(BaseSensorOperator):
     :param urls: base URLs of the new version's instances (templated; from the prepare step).
     :param service: the catalog entry.
     :param environment_name: the run's environment (templated).
-    :param deferrable: wait in the triggerer instead of the worker.
+    :param deferrable: wait in the triggerer (None: ``[deployflow] deferrable_waits``, True unless set).
     """
 
     template_fields: Sequence[str] = ("urls", "environment_name")
@@ -49,7 +74,7 @@ class HealthCheckSensor(BaseSensorOperator):
 
     def __init__(
         self, *, urls: str | list[str], service: Service, environment_name: str,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False), **kwargs: Any,
+        deferrable: bool | None = None, **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "poke")
         kwargs.setdefault("timeout", 3600)  # the catalog's timeout_s ends the wait first, with a reason
@@ -57,7 +82,7 @@ class HealthCheckSensor(BaseSensorOperator):
         self.urls = urls
         self.service = service
         self.environment_name = environment_name
-        self.deferrable = deferrable
+        self.deferrable = deferrable_waits() if deferrable is None else deferrable
         self._streak: health.HealthStreak | None = None
         self._session: requests.Session | None = None
         self._started: float | None = None
@@ -84,6 +109,7 @@ class HealthCheckSensor(BaseSensorOperator):
         self.log.info("checking %s on %s: %d good rounds in a row, every %.1f s, for at most %d s",
                       ", ".join(h.paths()), ", ".join(self._urls()), h.consecutive, h.interval_s, h.timeout_s)
         if self.deferrable:
+            defer_on_this_queue(self, context)
             self.defer(
                 trigger=HealthCheckTrigger(urls=self._urls(), paths=list(h.paths()), consecutive=h.consecutive,
                                            interval_s=h.interval_s, timeout_s=h.timeout_s),
@@ -122,28 +148,42 @@ class HealthCheckSensor(BaseSensorOperator):
 class CanaryAnalysisSensor(BaseSensorOperator):
     """Judge the canary against its baseline every interval; pass after N passing intervals.
 
-    Each interval reads the catalog's metrics for the canary and baseline
-    tracks from Prometheus (everything since the analysis began), calls the
-    judge, logs the verdict table and pushes it to XCom (``verdict``). A
-    failing interval, or a failing critical metric, fails the task at once,
-    which sends the release to rollback; ``intervals`` passing ones succeed
-    and the release goes on to promote. A marginal interval counts neither
-    way; after twice the intervals without enough passes the analysis fails
-    as inconclusive. Skips itself when the shift step ran no analysed step
-    (another strategy, or a first deploy with nothing to compare with).
+    Each interval first runs the guards (every canary and control instance
+    runs and is scraped, and got its share of requests in the interval), then
+    reads the catalog's metrics for the canary and control tracks from
+    Prometheus (everything since the analysis began), calls the judge, logs the
+    verdict table and pushes it to XCom (``verdict``). A failing guard or
+    interval, or a failing critical metric, fails the task at once, which sends
+    the release to rollback (and stops the load); ``intervals`` passing ones
+    succeed and the release goes on to promote. A marginal interval counts
+    neither way; after twice the intervals without enough passes the analysis
+    fails as inconclusive. Skips itself when the shift step ran no analysed
+    step (another strategy, or a first deploy with nothing to compare with).
 
-    Its progress between pokes is one ``AnalysisProgress`` (plain, JSON-safe
+    Deferrable by default (``[deployflow] deferrable_waits``): each interval is
+    one ``CanaryAnalysisTrigger`` that sleeps in the triggerer until the
+    interval is due, judges it there and fires; ``execute_complete`` acts on
+    the verdict as a poke would and defers again with the advanced progress, so
+    the worker holds a slot only for the seconds it takes to resume, and a
+    triggerer restart resumes the analysis at the interval after the last one
+    judged. With ``deferrable=False`` the task pokes every second until an
+    interval is due and judges it itself. Both call ``judge_interval``: the
+    same verdicts, failure messages and XComs.
+
+    The progress between intervals is one ``AnalysisProgress`` (plain, JSON-safe
     data): the counting and the deciding are that class's, not the sensor's.
 
     :param service: the catalog entry.
     :param environment_name: the run's environment (templated).
     :param scrape_lag_s: how far behind now to end each window, so the last scrape is in.
+    :param deferrable: judge in the triggerer (None: ``[deployflow] deferrable_waits``, True unless set).
     """
 
     template_fields: Sequence[str] = ("environment_name",)
     ui_color = "#e8eaf6"
 
-    def __init__(self, *, service: Service, environment_name: str, scrape_lag_s: float = 3.0, **kwargs: Any) -> None:
+    def __init__(self, *, service: Service, environment_name: str, scrape_lag_s: float = 3.0,
+                 deferrable: bool | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "poke")
         kwargs.setdefault("poke_interval", 1.0)
         kwargs.setdefault("timeout", 3600)
@@ -151,70 +191,66 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         self.service = service
         self.environment_name = environment_name
         self.scrape_lag_s = scrape_lag_s
+        self.deferrable = deferrable_waits() if deferrable is None else deferrable
+        self._judging: Judging | None = None  # what is judged, fixed at the start
         self._progress: AnalysisProgress | None = None  # all the sensor keeps between pokes
 
-    def _canary_analysis(self, session: requests.Session) -> CanaryAnalysis:
-        config = self.service.environments[self.environment_name].analysis
-        return CanaryAnalysis(PrometheusProvider(prometheus_url(), session), service=self.service.name,
-                              environment=self.environment_name, config=config)
-
     def execute(self, context: Context) -> Any:
-        shifted = context["ti"].xcom_pull(task_ids=task_ids.SHIFT) or {}
+        ti = context["ti"]
+        shifted = ti.xcom_pull(task_ids=task_ids.SHIFT) or {}
         if not shifted.get("analysis"):
             raise AirflowSkipException("no analysed canary step in this release (another strategy, or a first deploy)")
-        with requests.Session() as session:
-            analysis = self._canary_analysis(session)
-        config = analysis.config
-        self._progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
-                                          scrape_lag_s=self.scrape_lag_s)
-        self.log.info("canary analysis of %s in %s: %d passing interval(s) of %d s needed, baseline track %r, no-data policy %r",
+        config = self.service.environments[self.environment_name].analysis
+        progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
+                                    scrape_lag_s=self.scrape_lag_s)
+        judging = Judging(service=self.service.name, environment=self.environment_name,
+                          strategy=(ti.xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy") or None,  # the run's
+                          colour=shifted["colour"], prometheus_url=prometheus_url())
+        self.log.info("canary analysis of %s in %s: %d passing interval(s) of %d s needed, baseline track %r, no-data policy %r%s",
                       self.service.name, self.environment_name, config.intervals, config.interval_s,
-                      analysis.control, config.no_data)
+                      "baseline" if config.baseline else "stable", config.no_data,
+                      ", judged in the triggerer" if self.deferrable else "")
+        if self.deferrable:
+            self._defer(context, judging, progress)
+        self._judging, self._progress = judging, progress
         return super().execute(context)
 
     def poke(self, context: Context) -> bool:
-        progress = self._progress
         now = time.time()
-        if not progress.due(now):
+        if not self._progress.due(now):
             return False
-        with requests.Session() as session:
-            analysis = self._canary_analysis(session)
-            checked = self._guard(context, analysis, progress, now)
-            guarded = time.time()
-            if not checked.ok:
-                context["ti"].xcom_push(key="verdict", value={"interval": progress.number, "result": "fail", "guard": checked.reason})
-                raise AirflowFailException(f"canary analysis failed at interval {progress.number}: {checked.reason}")
-            self.log.info("interval %d guards (%.2f s): %s", progress.number, guarded - now, checked.reason)
-            report = analysis.judge(progress.number, *progress.window(now))
-        self.log.info("interval %d (judged in %.2f s):\n%s", report.number, time.time() - guarded, report.table())
-        context["ti"].xcom_push(key="verdict", value=report.to_dict())
-        decision, self._progress = progress.advance(report.result, report.verdict.reasons)
-        if decision.outcome is Outcome.FAIL:
-            raise AirflowFailException(decision.reason)
-        self.log.info("%s", decision.reason)
-        if decision.outcome is Outcome.PASS:
-            context["ti"].xcom_push(key="verdict", value={**report.to_dict(), "final": True})
+        outcome = judge_interval(self.service, self._judging, self._progress, now)
+        for note in outcome.notes:
+            self.log.info("%s", note)
+        self._progress = outcome.progress
+        return self._settle(context, outcome)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        """One interval judged in the triggerer: act on it as a poke would; defer again while the analysis goes on."""
+        if "error" in event:
+            raise AirflowException(f"canary analysis interval {event.get('interval')} could not be judged: {event['error']}")
+        outcome = IntervalOutcome.from_dict(event)
+        for note in outcome.notes:  # the interval's lines in the task's log (each trigger's own log is rewritten by the next)
+            self.log.info("triggerer: %s", note)
+        if self._settle(context, outcome):
+            return
+        self._defer(context, Judging(**event["judging"]), outcome.progress)
+
+    def _defer(self, context: Context, judging: Judging, progress: AnalysisProgress) -> None:
+        defer_on_this_queue(self, context)
+        remaining = progress.started + self.timeout - time.time()  # the sensor's timeout bounds the whole analysis
+        self.defer(trigger=CanaryAnalysisTrigger(judging=judging.to_dict(), progress=progress.to_dict()),
+                   method_name="execute_complete", timeout=timedelta(seconds=max(remaining, progress.interval_s)))
+
+    def _settle(self, context: Context, outcome: IntervalOutcome) -> bool:
+        """Push the interval's verdict; fail on a failing one, True when the analysis passed."""
+        ti = context["ti"]
+        ti.xcom_push(key="verdict", value=outcome.verdict)
+        if outcome.outcome is Outcome.FAIL:
+            stop_load(self.service, self.environment_name, self.log)  # nothing is judged any more
+            raise AirflowFailException(outcome.reason)
+        self.log.info("%s", outcome.reason)
+        if outcome.outcome is Outcome.PASS:
+            ti.xcom_push(key="verdict", value={**outcome.verdict, "final": True})
             return True
         return False
-
-    def _guard(self, context: Context, analysis: CanaryAnalysis, progress: AnalysisProgress, now: float) -> GuardVerdict:
-        """Before the judge: the canary and its control run, are scraped, and got their share in this interval."""
-        env = self.service.environments[self.environment_name]
-        shifted = context["ti"].xcom_pull(task_ids=task_ids.SHIFT) or {}
-        strategy = (context["ti"].xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy")  # the run's, not the catalog's
-        rollout = environment_rollout(self.service, self.environment_name, strategy)
-        count = rollout.strategy.first_instances(env.replicas)
-        canary = rollout.workload.get(shifted["colour"])
-        if analysis.control == BASELINE:
-            control, expected, share = rollout.workload.get(BASELINE), count, 0.5
-        else:  # the whole stable track beside the canary's share
-            control, expected, share = rollout.workload.get(other_colour(shifted["colour"])), env.replicas, env.canary.steps[0] / 100
-        start, end = progress.started + (progress.number - 1) * progress.interval_s, now - progress.scrape_lag_s
-        requests_query = next(m.query for m in env.analysis.metrics if m.kind == "errors")
-        views = [
-            observe(analysis.provider, track=track, selector=sel, requests_query=render(requests_query, selector=sel, window_s=end - start),
-                    start=start, end=end, expected=expected_count, running=found.alive)
-            for track, found, expected_count in (("canary", canary, count), (analysis.control, control, expected))
-            for sel in [selector(self.service.name, self.environment_name, track)]
-        ]
-        return guard(*views, share=share)

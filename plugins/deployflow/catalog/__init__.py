@@ -14,6 +14,7 @@ can act on instead of a KeyError deep inside a task.
   ``judging.py`` the parsers of the judged blocks (``analysis``, ``post_promotion``).
 - ``loading.py``: where the catalog is (``project_root``, ``catalog_dir``) and
   ``load_service`` / ``load_catalog``, whose errors name the file.
+- ``hosts.py``: an environment's ``docker_host`` (the engine it runs on, its worker's Celery queue).
 - ``refs.py``: git ref names by git's own rules (``check_git_ref``), for the catalog and the release request.
 - ``urls.py``: every URL a service is reached at: the Docker host, a Kubernetes
   Service through the catalog's ``url`` template, cluster DNS, and ``front_url``.
@@ -40,6 +41,7 @@ from deployflow.catalog.model import (
     BlueGreen,
     Build,
     Canary,
+    DockerHost,
     Environment,
     Health,
     Kubernetes,
@@ -72,6 +74,7 @@ __all__ = [
     "BlueGreen",
     "Build",
     "Canary",
+    "DockerHost",
     "Environment",
     "Health",
     "Kubernetes",

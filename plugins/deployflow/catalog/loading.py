@@ -11,6 +11,10 @@ from deployflow.catalog.model import Service
 from deployflow.catalog.parsing import parse_service
 from deployflow.errors import ConfigError
 
+# libyaml's safe loader where PyYAML was built with it (PyPI's wheels are): a catalog file loads about ten
+# times faster, which every DAG file parse pays.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def project_root() -> Path:
     """The deployflow checkout: ``$DEPLOYFLOW_HOME``, else the one holding this file (``plugins/deployflow/catalog/``)."""
@@ -26,7 +30,7 @@ def catalog_dir() -> Path:
 def load_service(path: Path) -> Service:
     """Load and validate one catalog file; every error names the file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise ConfigError("(file)", f"is not valid YAML: {exc}", source=str(path)) from exc
     try:

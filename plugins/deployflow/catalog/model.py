@@ -40,6 +40,8 @@ DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?")
 HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 CONNECTION_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+# A Celery queue a worker can name on its command line: `airflow celery worker -q a,b` splits on commas.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,16 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class DockerHost:
+    """The Docker engine a docker environment runs on, when it is not the local one: ``connection`` is an Airflow
+    Docker connection (its host the engine's URL: ``unix://``, ``tcp://`` with TLS, ``ssh://``), ``queue`` the
+    Celery queue of the worker on that host, where the environment's deploy steps run."""
+
+    connection: str
+    queue: str
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     platform: str
@@ -234,6 +246,7 @@ class Environment:
     freeze: tuple[FreezeWindow, ...] = ()  # recurring windows in which nothing is released (freeze.py)
     requires: str | None = None  # the environment that must have promoted a version before this one takes it
     notifications: tuple[Channel, ...] = ()  # this environment's channels, besides the service's
+    docker_host: DockerHost | None = None  # None: the local engine, wherever the task runs (docker platform only)
 
 
 @dataclass(frozen=True)

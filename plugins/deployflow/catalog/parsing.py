@@ -15,6 +15,7 @@ from deployflow.catalog.configuration import config, resources
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.freeze import parse_windows
 from deployflow.catalog.governance import approval, check_requires, requires
+from deployflow.catalog.hosts import docker_host
 from deployflow.catalog.notifications import parse_channels
 from deployflow.catalog.judging import analysis, post_promotion
 from deployflow.catalog.model import (
@@ -148,12 +149,15 @@ def _environments(raw: Any, path: str) -> dict[str, Environment]:
 def _environment(name: str, raw: Any, path: str) -> Environment:
     f = Fields(raw, path, ("platform", "strategy", "replicas", "port", "health", "blue_green", "canary", "rolling", "analysis",
                            "post_promotion", "kubernetes", "config", "resources", "approval", "freeze", "requires",
-                           "notifications"))
+                           "notifications", "docker_host"))
     platform = f.choice("platform", PLATFORMS, "docker")
     if platform == "docker" and f.get("port") is None:
         raise ConfigError(f.at("port"), "is required on the docker platform (the proxy's front port on 127.0.0.1)")
     if platform != "kubernetes" and f.get("kubernetes") is not None:
         raise ConfigError(f.at("kubernetes"), f"is only for platform 'kubernetes' (this environment's is {platform!r})")
+    if platform != "docker" and f.get("docker_host") is not None:
+        raise ConfigError(f.at("docker_host"), f"is only for platform 'docker' (this environment's is {platform!r}; "
+                                               "a kubernetes environment names its cluster in kubernetes.connection_id)")
     return Environment(
         name=name,
         platform=platform,
@@ -173,6 +177,7 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         freeze=parse_windows(f.get("freeze"), f.at("freeze")),
         requires=requires(f.get("requires"), f.at("requires")),
         notifications=parse_channels(f.get("notifications"), f.at("notifications")),
+        docker_host=docker_host(f.get("docker_host"), f.at("docker_host")),
     )
 
 

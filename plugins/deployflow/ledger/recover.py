@@ -1,6 +1,7 @@
 """Bring an environment back to its last promoted versions, from the ledger alone: no Airflow needed.
 
     python -m deployflow.ledger recover --environment dev [--service sample-app] [--url URL] [--state DIR]
+                                        [--docker-host CONNECTION]
 
 For each service of the catalog in the environment (or the one named): the last release the ledger has
 with outcome ``promoted`` there, by digest from the registry where the ledger has one (``repo@sha256:...``:
@@ -12,7 +13,10 @@ strategy. Prints per service what came back and the seconds it took, then a tota
 
 Exit codes: 0 every service came back (or had nothing to bring back), 1 one or more did not (each says
 why), 2 bad input. Environment: DEPLOYFLOW_CATALOG, DEPLOYFLOW_STACK, DEPLOYFLOW_STATE,
-DEPLOYFLOW_LEDGER_URL, DEPLOYFLOW_HAPROXY_IMAGE. Kubernetes environments are refused (see README).
+DEPLOYFLOW_LEDGER_URL, DEPLOYFLOW_HAPROXY_IMAGE. Kubernetes environments are refused (see README). It runs on
+the environment's Docker host against the local engine: without ``--docker-host`` it brings back the services
+that name no docker_host there, with ``--docker-host CONN`` those whose docker_host is CONN; the others are
+left, each with a line saying where to run it.
 """
 
 from __future__ import annotations
@@ -156,13 +160,22 @@ class Outcome:
 
 
 def recover(services: list[Service], environment: str, ledger: Ledger, *, state_dir: Path, stack: str,
-            client_for: Callable[[], Any], clock: Callable[[], float] = time.monotonic) -> list[Outcome]:
+            client_for: Callable[[], Any], clock: Callable[[], float] = time.monotonic,
+            docker_host: str | None = None) -> list[Outcome]:
+    """:param docker_host: the connection id of the Docker host this runs on (None: the local engine's own
+        services, those without a docker_host); a service on another host is left to a recover run there."""
     outcomes = []
     for service in services:
         started = clock()
         name = f"{service.name} in {environment}"
         try:
             env = service.environments[environment]
+            on = env.docker_host.connection if env.docker_host is not None else None
+            if env.kubernetes is None and on != docker_host:
+                where = f"on docker_host {on!r}" if on else "on the local engine (no docker_host)"
+                outcomes.append(Outcome(service.name, True, f"{name}: not this host's: it runs {where}; run recover "
+                                        f"there{f' with --docker-host {on}' if on else ''}"))
+                continue
             if env.kubernetes is not None:
                 raise Unrecoverable("a kubernetes environment: recover brings back Docker hosts only (a cluster keeps "
                                     "its Deployments, release ConfigMap and configuration Secrets; release it again through Airflow)")
@@ -204,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=Path(os.environ.get("DEPLOYFLOW_STATE", ".state")),
                         help="the state directory (default $DEPLOYFLOW_STATE, else .state)")
     parser.add_argument("--stack", default=os.environ.get("DEPLOYFLOW_STACK", "local"), help="container names' prefix (default $DEPLOYFLOW_STACK, else local)")
+    parser.add_argument("--docker-host", help="the connection id of the docker_host this machine is (default: the "
+                        "local engine, for the environments that name none)")
     parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
                         help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -220,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return docker.from_env()
 
-    outcomes = recover(services, args.environment, ledger, state_dir=args.state, stack=args.stack, client_for=docker_client)
+    outcomes = recover(services, args.environment, ledger, state_dir=args.state, stack=args.stack, client_for=docker_client,
+                       docker_host=args.docker_host)
     for outcome in outcomes:
         print(outcome.line, file=sys.stdout if outcome.ok else sys.stderr, flush=True)
     failed = [o.service for o in outcomes if not o.ok]

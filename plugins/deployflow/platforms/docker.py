@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import docker
-from docker.errors import NotFound
+from docker.errors import ImageNotFound, NotFound
 
 from deployflow import health
 from deployflow.catalog import Health
@@ -152,7 +152,13 @@ class DockerPlatform:
             existing.remove(force=True)
         taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
         port = free_port(taken, *self.ports)
-        container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+        try:
+            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+        except ImageNotFound:
+            # An engine that never ran this version (an environment's own Docker host) takes it from the
+            # registry the build pushed it to; pull raises when the registry does not have it.
+            self.client.images.pull(spec.image)
+            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
         if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
             container.put_archive("/", config_archive(dict(spec.files)))
         container.start()

@@ -1,0 +1,109 @@
+"""What one catalog file can claim that another also claims: an environment's front port on 127.0.0.1.
+
+Each service's DAG is built from its own file alone, so the one rule that spans files is checked here,
+once per catalog scan, and handed to each service as data: both services that claim a port get an
+error naming the other's file (neither can be deployed safely until one moves), every other service
+none. Files are read raw (no validation: a broken file's own DAG says what is wrong with it, but
+the ports it claims still count), and a scan re-reads only the files whose size or mtime changed
+since the last (``PortClaims`` keeps them, and can keep them in a JSON file between processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployflow.catalog.loading import YAML_LOADER
+from deployflow.errors import ConfigError
+
+
+def front_ports(raw: Any) -> dict[str, int]:
+    """The front ports a raw catalog document claims, by environment; whatever is not an int port is no claim."""
+    environments = raw.get("environments") if isinstance(raw, Mapping) else None
+    if not isinstance(environments, Mapping):
+        return {}
+    return {str(name): env["port"] for name, env in environments.items()
+            if isinstance(env, Mapping) and isinstance(env.get("port"), int) and not isinstance(env["port"], bool)}
+
+
+def shared_ports_of(claims: Mapping[str, Mapping[str, int]], files: Mapping[str, str]) -> dict[str, dict[str, list[str]]]:
+    """For each service that shares a port: environment -> who else claims it ("other/prod (path)")."""
+    owners: dict[int, list[tuple[str, str]]] = {}
+    for service, ports in sorted(claims.items()):
+        for env, port in sorted(ports.items()):
+            owners.setdefault(port, []).append((service, env))
+    shared: dict[str, dict[str, list[str]]] = {}
+    for port, claimants in owners.items():
+        if len(claimants) < 2:
+            continue
+        for service, env in claimants:
+            shared.setdefault(service, {})[env] = [
+                f"{other}/{other_env} ({files[other]})" for other, other_env in claimants if (other, other_env) != (service, env)]
+    return shared
+
+
+def check_shared_ports(ports: Mapping[str, int], shared: Mapping[str, Sequence[str]], *, source: str) -> None:
+    """Refuse the first environment whose front port another catalog entry claims too."""
+    for env, others in sorted(shared.items()):
+        if env in ports:
+            raise ConfigError(f"environments.{env}.port", f"{ports[env]} is also the front port of {', '.join(others)}; "
+                                                          "each front port belongs to one service's environment", source=source)
+
+
+class PortClaims:
+    """The front ports of every ``*.yaml`` of a catalog directory, re-read only where a file changed.
+
+    :param cache_file: where to keep the claims between processes (a worker's scan then reads no YAML
+        unless a file changed); None keeps them in memory only.
+    """
+
+    def __init__(self, cache_file: Path | None = None) -> None:
+        self.cache_file = cache_file
+        self._seen: dict[str, tuple[list[int], dict[str, int]]] = {}
+        if cache_file is not None and cache_file.is_file():
+            try:
+                self._seen = {k: (list(v[0]), dict(v[1])) for k, v in json.loads(cache_file.read_text()).items()}
+            except (ValueError, TypeError, IndexError, AttributeError):
+                self._seen = {}  # a damaged cache is only a slower scan
+
+    def scan(self, files: Sequence[Path]) -> dict[str, dict[str, list[str]]]:
+        """Shared ports by service (file stem): environment -> the other claims (see ``shared_ports_of``)."""
+        seen: dict[str, tuple[list[int], dict[str, int]]] = {}
+        for path in files:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed while scanning: no longer a claim
+            key, stamp = str(path), [stat.st_mtime_ns, stat.st_size]
+            if key in self._seen and self._seen[key][0] == stamp:
+                seen[key] = self._seen[key]
+                continue
+            try:
+                raw = yaml.load(path.read_text(), Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                raw = None  # its own DAG file shows the error
+            seen[key] = (stamp, front_ports(raw))
+        changed = seen != self._seen
+        self._seen = seen
+        if changed and self.cache_file is not None:
+            write_atomically(self.cache_file, json.dumps(seen, sort_keys=True))
+        return shared_ports_of({Path(k).stem: v[1] for k, v in seen.items()}, {Path(k).stem: k for k in seen})
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one (several processes write the same file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
