@@ -40,8 +40,8 @@ class AnalysisLoadOperator(BaseOperator):
     analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise.
 
     On a Docker environment the load is a detached container of the deployer image on the environment's
-    Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.loadgen``, host network), and the task returns as soon as it is
-    started: the judging lasts minutes, and a task generating traffic in-process held a worker slot for all
+    Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.loadgen``, host network),
+    and the task returns as soon as it is started: the judging lasts minutes, and a task generating traffic in-process held a worker slot for all
     of it, while the container costs one small process on the engine the release already uses, next to the
     proxy it loads (no network between). It stops itself at its bound (the longest the judging can last);
     a failed analysis stops it, and the record task (which always runs) stops it, logs its report and
