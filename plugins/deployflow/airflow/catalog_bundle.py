@@ -10,8 +10,8 @@ catalog file and the field.
 
 Airflow calls ``initialize()`` on every process that needs the files (the dag-processor, and each task's
 process before it parses the task's DAG file; only the dag-processor warms itself up), and ``refresh()``
-on the dag-processor every ``refresh_interval``: both write the files from the catalog as it is on that host (the checkout every host shares), so a team's new YAML file
-gets its DAG with no step of anyone's, and a removed one's DAG file goes (Airflow then deactivates the
+on the dag-processor every ``refresh_interval``: both write the files from the catalog as it is on that
+host (the checkout every host shares), so a team's new YAML file gets its DAG with no step of anyone's, and a removed one's DAG file goes (Airflow then deactivates the
 DAG). A file is rewritten only when its text changes, atomically (several workers may initialize at once);
 its text holds its catalog file's digest, so an edited YAML file makes a newer DAG file, which the
 dag-processor parses first (``file_parsing_sort_mode = modified_time``), however long its whole cycle.
