@@ -133,10 +133,15 @@ class AirflowClient:
     def import_errors(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v2/importErrors")["import_errors"]
 
-    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None) -> dict[str, Any]:
+    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None, *,
+                run_after: datetime | None = None) -> dict[str, Any]:
+        """A new run; ``run_after`` (aware): when it was asked for, which orders the releases waiting for one
+        environment (Airflow's default: now)."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
         if note:
             body["note"] = note
+        if run_after is not None:
+            body["run_after"] = run_after.isoformat()
         return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:

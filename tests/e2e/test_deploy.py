@@ -261,15 +261,19 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker
     watcher = threading.Thread(target=count_deployers, daemon=True)
     watcher.start()
     try:
-        first = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-a"})["dag_run_id"]
+        # queue-b is triggered first, so its tasks likely start first, but queue-a was asked for a minute before
+        # (its run_after, as a schedule's slot gives one): queue-b's lock task likely runs before queue-a's has
+        # asked for prod, the race of two triggers a moment apart (seen in CI) made the likely case.
         second = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-b"})["dag_run_id"]
+        first = airflow.trigger(DAG_ID, {"environment": "prod", "git_ref": "queue-a"},
+                                run_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))["dag_run_id"]
         a, b = finished(airflow, first), finished(airflow, second)
     finally:
         stop.set()
         watcher.join()
     assert a["state"] == b["state"] == "success"
-    # The second waited in its lock task for the first to let go of prod (its record), then deployed: in the
-    # order they were triggered, so the second one's commit is what prod serves.
+    # queue-b waited in its lock task for queue-a to let go of prod (its record), then deployed: in the order
+    # they were asked for, so queue-b's commit is what prod serves.
     tis = {run: {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, run)} for run in (first, second)}
     assert tis[second]["lock"]["end_date"] >= tis[first]["record"]["start_date"], (tis[first]["record"], tis[second]["lock"])
     assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["start_date"]

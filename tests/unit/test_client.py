@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -42,6 +43,8 @@ def test_login_sends_the_token_with_later_calls():
     assert session.headers["Authorization"] == "Bearer jwt"
     assert client.trigger("release_x", {"environment": "dev"})["dag_run_id"] == "r1"
     assert session.calls[1][2]["json"] == {"logical_date": None, "conf": {"environment": "dev"}}
+    client.trigger("release_x", {"environment": "dev"}, run_after=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
+    assert session.calls[2][2]["json"]["run_after"] == "2026-12-01T09:00:00+00:00"
 
 
 def test_an_error_answer_carries_airflows_detail():

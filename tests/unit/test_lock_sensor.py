@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
-from airflow.sdk.execution_time.comms import DagRunStateResult, ErrorResponse
+from airflow.sdk.execution_time.comms import DagRunResult, DagRunStateResult, ErrorResponse
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+from airflow.utils.state import TaskInstanceState
+
+from deployflow.airflow import lock
 from deployflow.airflow.lock import EnvironmentLockSensor, release_environment_lock
 from deployflow.ledger import engine_for
 from deployflow.ledger.locks import EnvironmentLocks, create_locks_table
@@ -40,12 +43,33 @@ class Airflow:
         self.states: dict[str, str | Exception] = {}
         self.asked: list[tuple[str, str]] = []
 
+        # Runs whose lock task has not finished: its state, the environment their conf names (None: none).
+        self.lock_states: dict[str, str | None] = {}
+        self.wants: dict[str, str | None] = {}
+        self.task_states_error: Exception | None = None
+
     def get_dagrun_state(self, dag_id: str, run_id: str) -> DagRunState:
         self.asked.append((dag_id, run_id))
         state = self.states.get(run_id) or not_found(dag_id, run_id)
         if isinstance(state, Exception):
             raise state
         return DagRunStateResult(state=state).state  # what the real one returns: the enum (str() of it is not its value)
+
+    def get_task_states(self, dag_id: str, task_ids: list[str]) -> dict[str, dict[str, object]]:
+        """Every run of the DAG with its lock task's state, as the API server's /task-instances/states answers."""
+        if self.task_states_error:
+            raise self.task_states_error
+        assert task_ids == ["lock"], task_ids
+        done = {run: {"lock": "success"} for run in self.states if run not in self.lock_states}
+        return {**done, **{run: {"lock": state and TaskInstanceState(state)} for run, state in self.lock_states.items()}}
+
+    def fetch_dag_run(self, dag_id: str, run_id: str) -> DagRunResult:
+        state = self.states[run_id]
+        conf = {} if self.wants.get(run_id) is None else {"environment": self.wants[run_id]}
+        after = TRIGGERED[run_id]
+        return DagRunResult(dag_id=dag_id, run_id=run_id, logical_date=None, data_interval_start=None, data_interval_end=None,
+                            run_after=after, start_date=after, end_date=None, run_type="manual", state=state, conf=conf,
+                            consumed_asset_events=[], partition_key=None)
 
 
 @pytest.fixture
@@ -58,6 +82,8 @@ def runs(tmp_path, monkeypatch) -> Airflow:
     engine.dispose()
     airflow = Airflow()
     monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(airflow.get_dagrun_state))
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(airflow.get_task_states))
+    monkeypatch.setattr(lock, "fetch_dag_run", airflow.fetch_dag_run)
     monkeypatch.setattr(EnvironmentLockSensor, "log", property(lambda self: LOG))  # the task log, as caplog sees it
     return airflow
 
@@ -99,6 +125,54 @@ def test_runs_take_an_environment_in_the_order_they_were_triggered(runs, caplog)
     assert poke("manual__b") is True
     assert release_environment_lock("shop", "prod", "manual__b", LOG)
     assert poke("manual__c") is True
+
+
+def at(minute: int) -> datetime:
+    return datetime(2026, 12, 1, 9, minute, tzinfo=timezone.utc)
+
+
+def test_a_run_triggered_second_whose_lock_task_runs_first_waits_for_the_first(runs, caplog, locks):
+    # Both runs start; b's lock task happens to run before a's (seen in CI: b took prod 4 s after its trigger).
+    runs.states.update({"manual__a": "running", "manual__b": "running"})
+    TRIGGERED.update({"manual__a": at(0), "manual__b": at(1)})
+    runs.lock_states["manual__a"] = "scheduled"
+    runs.wants["manual__a"] = "prod"
+    with caplog.at_level(logging.INFO):
+        assert poke("manual__b") is False
+    assert locks.holder("shop", "prod") is None
+    assert ("prod: waiting for run manual__a (triggered at 2026-12-01T09:00:00.000000Z), which was triggered first and "
+            "has not asked for it yet") in caplog.text
+    runs.lock_states["manual__a"] = "running"  # a's lock task runs now: it is not b's to wait for
+    assert poke("manual__a") is True
+    del runs.lock_states["manual__a"]  # its lock task succeeded
+    assert poke("manual__b") is False
+    assert release_environment_lock("shop", "prod", "manual__a", LOG)
+    assert poke("manual__b") is True
+
+
+@pytest.mark.parametrize("why, change", [
+    ("its conf names another environment", lambda runs: runs.wants.update({"manual__a": "dev"})),
+    ("it was triggered after", lambda runs: TRIGGERED.update({"manual__a": at(2)})),
+    ("its run is queued, not started (it could wait on a run slot)", lambda runs: runs.states.update({"manual__a": "queued"})),
+    ("its run has ended", lambda runs: runs.states.update({"manual__a": "failed"})),
+    ("its lock task will never run", lambda runs: runs.lock_states.update({"manual__a": "upstream_failed"})),
+    ("the runs cannot be read", lambda runs: setattr(runs, "task_states_error", AirflowRuntimeError(ErrorResponse(
+        error=ErrorType.API_SERVER_ERROR, detail={"status_code": 503, "message": "unavailable"})))),
+])
+def test_a_run_not_yet_at_its_lock_is_not_waited_for_when(runs, why, change):
+    runs.states.update({"manual__a": "running", "manual__b": "running"})
+    TRIGGERED.update({"manual__a": at(0), "manual__b": at(1)})
+    runs.lock_states["manual__a"] = None
+    change(runs)
+    assert poke("manual__b") is True, why
+
+
+def test_a_nightly_run_not_yet_at_its_lock_is_waited_for_whatever_environment(runs):
+    # Its conf names none: its resolve task takes the nightly's environment, which may be this one.
+    runs.states.update({"scheduled__a": "running", "manual__b": "running"})
+    TRIGGERED.update({"scheduled__a": at(0), "manual__b": at(1)})
+    runs.lock_states["scheduled__a"] = None
+    assert poke("manual__b", "dev") is False
 
 
 def test_a_waiter_ahead_whose_run_has_ended_is_dropped(runs, caplog):

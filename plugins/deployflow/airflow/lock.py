@@ -6,6 +6,9 @@ waiting for it shows as a sensor up for reschedule, with the run that holds the 
 
 A holder is stale when its run is no longer queued or running (it ended without releasing: a worker lost,
 the record task killed) or no longer exists (deleted); the Task SDK tells, through the API server.
+
+Runs take an environment in the order they were triggered: a run waits behind earlier runs in the queue,
+and behind an earlier running run whose lock task has not asked yet (:func:`earlier_run_on_its_way`).
 """
 
 from __future__ import annotations
@@ -63,11 +66,64 @@ def holder_is_stale(holder: Holder, log: logging.Logger) -> bool:
             return True
         log.warning("could not read the state of run %s of %s (%s): waiting", holder.run_id, holder.dag_id, exc)
         return False
-    state = str(getattr(state, "value", state))
+    state = _value(state)
     if state in LIVE_STATES:
         return False
     log.warning("run %s of %s holds the lock but is %s: taking the lock over", holder.run_id, holder.dag_id, state)
     return True
+
+
+# A lock task in one of these states has asked for its environment, or never will.
+DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def fetch_dag_run(dag_id: str, run_id: str) -> Any:
+    """The Dag run as the Task SDK reads it from the API server (its state, conf and run_after)."""
+    # The SDK's message for it has no public wrapper (Context has this run's, not another's).
+    from airflow.sdk.execution_time.comms import GetDagRun
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    return SUPERVISOR_COMMS.send(GetDagRun(dag_id=dag_id, run_id=run_id))
+
+
+def stamp(when: datetime) -> str:
+    """Fixed-width UTC, the queue's order (sorts as it reads)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _value(state: Any) -> str:
+    return str(getattr(state, "value", state))  # an enum's str() is not its value
+
+
+def earlier_run_on_its_way(dag_id: str, task_id: str, run_id: str, environment: str, queued: str, in_line: set[str],
+                           log: logging.Logger) -> Holder | None:
+    """The earliest running run of this DAG triggered before ``queued`` whose lock task (``task_id``) has not
+    asked yet and that may release to ``environment`` (its conf names it, or names none: a nightly's), or None.
+
+    Two releases triggered a moment apart both start; the second's lock task may run first (tasks of two runs
+    run in no set order) and must not take the environment from the first. A queued run is not waited for: the
+    scheduler starts runs in the order they were triggered, and a running release waiting on one that waits
+    for a free run slot could wait for its timeout. A state that cannot be read is not waited for (the lock
+    still lets one release in at a time; only the order is at stake)."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance  # a task's, not the DAG file's, import
+
+    try:
+        states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, task_ids=[task_id])
+        pending = sorted(run for run, tasks in states.items()
+                         if run != run_id and run not in in_line and _value(tasks.get(task_id)) not in DONE_STATES)
+        earlier = []
+        for run in pending:
+            dag_run = fetch_dag_run(dag_id, run)
+            state = _value(dag_run.state)
+            wants = (dag_run.conf or {}).get("environment")
+            when = stamp(dag_run.run_after)
+            if state == "running" and (when, run) < (queued, run_id) and wants in (environment, None):
+                earlier.append(Holder(run, dag_id, when))
+    except Exception as exc:  # noqa: BLE001 - the order is best effort; the lock itself is not
+        log.warning("could not read the runs of %s triggered before this one (%s: %s): not waiting for them",
+                    dag_id, type(exc).__name__, exc)
+        return None
+    return min(earlier, key=lambda h: (h.taken_at, h.run_id), default=None)
 
 
 def queued_at(context: Context) -> str:
@@ -75,8 +131,7 @@ def queued_at(context: Context) -> str:
     that runs take an environment in the order they were triggered."""
     dag_run = context["dag_run"]
     when = getattr(dag_run, "run_after", None) or getattr(dag_run, "queued_at", None) or getattr(dag_run, "start_date", None)
-    when = when.astimezone(timezone.utc) if when is not None else datetime.now(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(when if when is not None else datetime.now(timezone.utc))
 
 
 def _since(holder: Holder) -> str:
@@ -109,14 +164,22 @@ class EnvironmentLockSensor(BaseSensorOperator):
         engine = lock_engine()
         try:
             locks = EnvironmentLocks(engine)
-            waiting = locks.acquire_in_turn(self.service, self.environment_name, run_id, dag_id, queued_at(context),
-                                            is_stale=lambda h: holder_is_stale(h, self.log))
+            queued = queued_at(context)
+            waiting = locks.acquire_in_turn(
+                self.service, self.environment_name, run_id, dag_id, queued,
+                is_stale=lambda h: holder_is_stale(h, self.log),
+                on_its_way=lambda in_line: earlier_run_on_its_way(dag_id, self.task_id, run_id, self.environment_name,
+                                                                  queued, in_line, self.log))
         finally:
             engine.dispose()
         if waiting is None:
             self.log.info("%s of %s is held by this run (%s): going ahead", self.environment_name, self.service, run_id)
             return True
         why, holder = waiting
+        if why == "coming":
+            self.log.info("%s: waiting for run %s (triggered at %s), which was triggered first and has not asked for "
+                          "it yet", self.environment_name, holder.run_id, holder.taken_at)
+            return False
         if why == "behind":
             self.log.info("%s: waiting behind run %s (queued at %s), which was triggered first and waits for it too",
                           self.environment_name, holder.run_id, holder.taken_at)

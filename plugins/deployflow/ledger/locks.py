@@ -115,10 +115,17 @@ class EnvironmentLocks:
         return holder
 
     def acquire_in_turn(self, service: str, environment: str, run_id: str, dag_id: str, queued_at: str, *,
-                        is_stale: Callable[[Holder], bool]) -> tuple[str, Holder] | None:
+                        is_stale: Callable[[Holder], bool],
+                        on_its_way: Callable[[set[str]], Holder | None] = lambda in_line: None) -> tuple[str, Holder] | None:
         """:meth:`acquire`, in the order the runs were queued (``queued_at``, fixed-width ISO 8601 UTC): while an
         earlier run that is still live waits too, this one waits behind it. None: the lock is ours. Otherwise
-        ``("held", holder)`` or ``("behind", the earlier waiter)``. A waiter whose run is over is dropped."""
+        ``("held", holder)``, ``("behind", the earlier waiter)`` or ``("coming", an earlier run on its way)``. A
+        waiter whose run is over is dropped.
+
+        ``on_its_way(in_line)``: an earlier run that may want this environment but has not asked yet (its lock
+        task has not run), or None; ``in_line`` holds the runs that have asked for one of the service's
+        environments already (this table knows where they go). Without it, a run triggered second whose lock
+        task happens to run first would take the environment."""
         current = self.holder(service, environment)
         if current is not None and (current.run_id, current.dag_id) == (run_id, dag_id):
             self._dequeue(service, environment, run_id)
@@ -130,6 +137,9 @@ class EnvironmentLocks:
             self._dequeue(service, environment, ahead.run_id)
             log.warning("run %s of %s no longer waits for %s of %s: dropped from the queue", ahead.run_id,
                         ahead.dag_id, environment, service)
+        earlier = on_its_way(self._in_line(service))
+        if earlier is not None:
+            return "coming", earlier
         holder = self.acquire(service, environment, run_id, dag_id, is_stale=is_stale)
         if holder is not None:
             return "held", holder
@@ -150,6 +160,13 @@ class EnvironmentLocks:
                  .order_by(queue.c.queued_at, queue.c.run_id))
         with self.engine.connect() as conn:
             return [Holder(*row) for row in conn.execute(query)]
+
+    def _in_line(self, service: str) -> set[str]:
+        """The runs that hold or wait for one of the service's environments."""
+        with self.engine.connect() as conn:
+            waiting = conn.execute(sa.select(queue.c.run_id).where(queue.c.service == service)).scalars().all()
+            holding = conn.execute(sa.select(locks.c.run_id).where(locks.c.service == service)).scalars().all()
+        return {*waiting, *holding}
 
     def _dequeue(self, service: str, environment: str, run_id: str) -> None:
         with self.engine.begin() as conn:
