@@ -21,7 +21,8 @@ from docker.errors import NotFound
 
 from deployflow.loadgen import LoadGenerator, LoadReport, Sample
 from tests.e2e.harness import (
-    DAG_ID, PORTS, STACK, app_containers, branch, finished, log_text, release, served_version, short_sha, versions,
+    DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, finished, log_text, release, served_version, short_sha,
+    versions,
 )
 
 pytestmark = pytest.mark.e2e
@@ -247,7 +248,7 @@ def test_a_deploy_task_killed_mid_way_is_retried_and_converges(airflow, docker_c
     assert served_version("prod") == new
 
 
-def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker_client, sample_repo, live):
+def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, airflow_home, docker_client, sample_repo, live):
     branch(sample_repo, "queue-a")
     branch(sample_repo, "queue-b")
     seen: list[int] = []
@@ -279,3 +280,5 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, docker
     assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["start_date"]
     assert max(seen) == 1, "two deployers ran at once"
     assert served_version("prod") == short_sha(sample_repo, "queue-b")
+    for run in (first, second):  # each lock task read the other run through the Task SDK
+        assert "could not read the runs" not in all_tries_text(airflow_home, run, "lock")
