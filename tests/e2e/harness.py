@@ -33,8 +33,11 @@ def host_connection() -> dict[str, str]:
     return {f"AIRFLOW_CONN_{HOST_CONNECTION.upper()}": json.dumps({"conn_type": "docker", "host": f"unix://{socket}"})}
 
 
-def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int = 1, *, dag_id: str = DAG_ID) -> str:
-    """A task's log as text, exception messages included."""
+def log_text(client: AirflowClient, run_id: str, task_id: str, try_number: int | None = None, *, dag_id: str = DAG_ID) -> str:
+    """A task's log as text, exception messages included: of ``try_number``, by default its last try, the one with
+    the verdict (a wait resumed from the triggerer is retried when Airflow fails it, apache/airflow#72716)."""
+    if try_number is None:
+        [try_number] = [ti["try_number"] for ti in client.task_instances(dag_id, run_id) if ti["task_id"] == task_id]
     lines = []
     for entry in client.task_log(dag_id, run_id, task_id, try_number):
         lines.append(str(entry.get("event", "")))
