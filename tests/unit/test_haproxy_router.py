@@ -53,11 +53,11 @@ def test_render_config_lists_every_server_sorted_with_its_weight_and_backup_flag
     ]
     assert {
         "    stats socket /state/t-shop-prod/admin.sock mode 600 level admin", "frontend shop-prod",
-        "    bind 127.0.0.1:18103", "    default_backend app", "backend app", "    balance random(1)",
+        "    bind 127.0.0.1:18103", "    default_backend app", "backend app", "    balance roundrobin",
         "    option httpchk GET /ready", "    http-check expect status 200",
     } <= set(lines)
     empty = render_config(name="s-dev", front_port=18101, check_path="/health", admin_socket="/a.sock", routes={})
-    assert empty.endswith("    balance random(1)\n    option httpchk GET /health\n    http-check expect status 200\n")
+    assert empty.endswith("backend app\n    balance roundrobin\n    option httpchk GET /health\n    http-check expect status 200\n")
 
 
 @pytest.mark.parametrize(

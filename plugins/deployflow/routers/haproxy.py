@@ -71,12 +71,7 @@ frontend {name}
     default_backend {BACKEND}
 
 backend {BACKEND}
-    # Each request to a server drawn at random by weight. Not roundrobin: its
-    # scheduler keeps a position per server, and after a weight change at run
-    # time it can send runs of many requests to one server (seen: the first
-    # second of a canary's 50 % step all on the canary). A random draw follows
-    # the new weights from the next request on.
-    balance random(1)
+    balance roundrobin
     option httpchk GET {check_path}
     http-check expect status 200
 {servers}"""
