@@ -32,9 +32,9 @@ def test_routes_a_step_just_took_traffic_from_wait_for_their_requests_before_the
     traffic.set_weights(Split("blue", None, 100))
     traffic.set_weights(Split("green", "blue", 50))
     traffic.set_weights(Split("blue", None, 100))  # a restore: green's servers stop taking requests now
-    assert weights(router) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    assert weights(router) == {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}
     traffic.drain(["green"])
-    assert sleeps == [1.0] and weights(router) == {"blue-0": 100, "blue-1": 100}
+    assert sleeps == [1.0] and weights(router) == {"blue-0": 1, "blue-1": 1}
 
 
 def test_routes_idle_since_an_earlier_step_go_at_once():
@@ -46,7 +46,7 @@ def test_routes_idle_since_an_earlier_step_go_at_once():
     later = HAProxyTraffic(router, traffic.workload, sleep=sleeps.append)
     later.drain(["green"])
     assert sleeps == [], "no request can still be on a server without traffic since the last step"
-    assert weights(router) == {"blue-0": 100, "blue-1": 100}
+    assert weights(router) == {"blue-0": 1, "blue-1": 1}
 
 
 def test_routes_with_traffic_are_taken_to_zero_then_wait_then_go():
@@ -56,5 +56,5 @@ def test_routes_with_traffic_are_taken_to_zero_then_wait_then_go():
     calls = len(router.calls)
     HAProxyTraffic(router, traffic.workload, sleep=sleeps.append).drain(["blue"])
     assert [{n: r.weight for n, r in c.items()} for c in router.calls[calls:]] == [
-        {"blue-0": 0, "blue-1": 0, "green-0": 50, "green-1": 50}, {"green-0": 50, "green-1": 50}]
+        {"blue-0": 0, "blue-1": 0, "green-0": 1, "green-1": 1}, {"green-0": 1, "green-1": 1}]
     assert sleeps == [1.0]

@@ -40,7 +40,7 @@ def test_blue_green_first_deploy(tmp_path):
         "version": "v1", "colour": "blue", "already_live": False, "previous": None,
         "instances": ["http://127.0.0.1:20000", "http://127.0.0.1:20001"]}
     rollout.shift()
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1}
     rollout.promote()
     assert world.since(4, "stop") == []
     assert world.running() == {"blue-0": "v1", "blue-1": "v1"}
@@ -62,9 +62,9 @@ def test_blue_green_keeps_the_old_colour_as_backup_until_promote(tmp_path):
     world.release("v1")
     rollout = world.rollout("v2")
     assert rollout.prepare()["previous"] == "v1"
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}
     rollout.shift()
-    assert table(world.router.current) == {"blue-0.backup": 1, "blue-1.backup": 1, "green-0": 100, "green-1": 100}
+    assert table(world.router.current) == {"blue-0.backup": 1, "blue-1.backup": 1, "green-0": 1, "green-1": 1}
     assert [n for n, r in world.router.current.items() if r.backup] == ["blue-0.backup", "blue-1.backup"]
     assert world.running() == {"blue-0": "v1", "blue-1": "v1", "green-0": "v2", "green-1": "v2"}
     status = rollout.status()
@@ -72,7 +72,7 @@ def test_blue_green_keeps_the_old_colour_as_backup_until_promote(tmp_path):
     assert (status["sets"]["blue"]["versions"], status["sets"]["blue"]["traffic_percent"]) == (["v1"], 0)
     mark = len(world.log)
     rollout.promote()
-    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    assert table(world.router.current) == {"green-0": 1, "green-1": 1}
     assert world.since(mark, "stop") == [("stop", "blue-0"), ("stop", "blue-1")]
     assert world.running() == {"green-0": "v2", "green-1": "v2"}
 
@@ -85,13 +85,13 @@ def test_blue_green_rollback_after_shift_moves_traffic_back_before_removing_the_
     mark = len(world.log)
     assert rollout.rollback()["to"] == "v1"
     assert world.since(mark) == [
-        ("routes", {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}),
-        ("routes", {"blue-0": 100, "blue-1": 100}),
+        ("routes", {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}),
+        ("routes", {"blue-0": 1, "blue-1": 1}),
         ("stop", "green-0"), ("stop", "green-1"),
     ]
     assert rollout.rollback()["to"] == "v1"  # a second rollback is harmless
     assert world.since(mark + 4, "stop") == [] and world.since(mark + 4, "start") == []
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1}
 
 
 def test_canary_steps_weights_in_order_and_scales_up_at_100(tmp_path):
@@ -102,10 +102,10 @@ def test_canary_steps_weights_in_order_and_scales_up_at_100(tmp_path):
     mark = len(world.log)
     rollout.shift()
     blue = lambda w: {f"blue-{i}": w for i in range(3)}  # noqa: E731
-    green = {f"green-{i}": 67 for i in range(3)}
+    green = {f"green-{i}": 1 for i in range(3)}
     assert world.since(mark) == [
-        ("routes", {**blue(60), "green-0": 20}),
-        ("routes", {**blue(50), "green-0": 50}),
+        ("routes", {**blue(3), "green-0": 1}),
+        ("routes", {**blue(1), "green-0": 1}),
         ("routes", {**blue(33), "green-0": 100}),
         ("start", "green-1", "v2"), ("start", "green-2", "v2"),
         ("routes", {**blue(0), **{f"blue-{i}.backup": 1 for i in range(3)}, **green}),
@@ -127,7 +127,7 @@ def test_rolling_replaces_batch_by_batch_without_losing_capacity(tmp_path):
     for call in world.router.calls:
         serving = [r for r in call.values() if r.weight > 0 and not r.backup]
         assert len(serving) >= 3, table(call)
-    assert table(world.router.current) == {"green-0": 67, "green-1": 67, "green-2": 67}
+    assert table(world.router.current) == {"green-0": 1, "green-1": 1, "green-2": 1}
 
 
 def test_a_failing_watched_step_restores_traffic_inside_the_step(tmp_path):
@@ -140,7 +140,7 @@ def test_a_failing_watched_step_restores_traffic_inside_the_step(tmp_path):
         rollout.shift()
     assert "v2 failed its health checks during the 10 % step: not healthy" in str(failed.value)
     assert "traffic restored to v1 in " in str(failed.value)
-    assert table(world.router.current) == {"blue-0": 67, "blue-1": 67, "blue-2": 67, "green-0": 0}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "blue-2": 1, "green-0": 0}
     assert "green-0" in world.running()  # removing it is the rollback's job
     rollout.rollback()
     assert world.running() == {f"blue-{i}": "v1" for i in range(3)}
@@ -164,7 +164,7 @@ def test_blue_green_scale_down_delay_watch_switches_back_to_the_old_colour(tmp_p
         world.session.answers[world.platform.by_name[name].url] = 500
     with pytest.raises(StepFailed, match="during the scale-down delay: .*traffic restored to v1"):
         rollout.promote()
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}
 
 
 @pytest.mark.parametrize("strategy", ["blue-green", "canary", "rolling"])
@@ -192,14 +192,14 @@ def test_shift_to_one_planned_percent_only(tmp_path):
         rollout.shift(30)
     assert str(wrong.value) == "--weight 30 is not a step of canary here; valid values are [10, 25, 50, 100]"
     rollout.shift(25)
-    assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "blue-2": 1, "green-0": 1}
     assert rollout.status() == {"service": "shop", "environment": "prod", "live": "blue", "sets": {
         "blue": {"versions": ["v1"], "images": ["v1"], "configs": [], "traffic_percent": 75, "instances": [
             {"name": f"blue-{i}", "url": f"http://127.0.0.1:2000{i}", "running": True} for i in range(3)]},
         "green": {"versions": ["v2"], "images": ["v2"], "configs": [], "traffic_percent": 25, "instances": [
             {"name": "green-0", "url": "http://127.0.0.1:20003", "running": True}]},
-    }, "router": {"servers": {**{f"blue-{i}": {"weight": 50, "check": "unknown"} for i in range(3)},
-                              "green-0": {"weight": 50, "check": "unknown"}}}}
+    }, "router": {"servers": {**{f"blue-{i}": {"weight": 1, "check": "unknown"} for i in range(3)},
+                              "green-0": {"weight": 1, "check": "unknown"}}}}
 
 
 def test_shift_before_prepare_says_what_to_do(tmp_path):
@@ -215,7 +215,7 @@ def test_prepare_removes_an_earlier_releases_leftovers_in_its_colour(tmp_path):
     world.rollout("v3").prepare()
     assert [e for e in world.log if e[0] in ("start", "stop")] == [
         ("stop", "green-0"), ("stop", "green-1"), ("start", "green-0", "v3"), ("start", "green-1", "v3")]
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}
 
 
 def test_releasing_the_live_version_again_changes_nothing(tmp_path):
@@ -223,9 +223,9 @@ def test_releasing_the_live_version_again_changes_nothing(tmp_path):
     world = World(tmp_path, "blue-green", replicas=2)
     world.release("v1")
     world.release("v2")
-    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    assert table(world.router.current) == {"green-0": 1, "green-1": 1}
     result = world.rollout("v2").prepare()
-    assert table(world.router.current) == {"green-0": 100, "green-1": 100}
+    assert table(world.router.current) == {"green-0": 1, "green-1": 1}
     assert result["already_live"] is True
 
 
@@ -256,7 +256,7 @@ def test_a_failed_analysis_rolls_back_canary_and_baseline(tmp_path):
     run(rollout, "prepare", "shift")
     assert rollout.rollback()["to"] == "v1"
     assert world.running() == {"blue-0": "v1", "blue-1": "v1"}
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1}
 
 
 def test_a_retried_step_brings_back_lost_old_instances_before_any_traffic_moves(tmp_path):
@@ -274,7 +274,7 @@ def test_a_retried_step_brings_back_lost_old_instances_before_any_traffic_moves(
     first_routes = next(n for n, e in enumerate(world.log) if e[0] == "routes")
     assert starts == [("start", "blue-1", "v1"), ("start", "blue-2", "v1")]
     assert world.log.index(starts[-1]) < first_routes, "the old instances run again before the weights change"
-    assert table(world.router.current) == {"blue-0": 50, "blue-1": 50, "blue-2": 50, "green-0": 50}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "blue-2": 1, "green-0": 1}
 
 
 def test_a_new_version_that_restarted_is_crash_looping_not_healthy(tmp_path):
@@ -286,7 +286,7 @@ def test_a_new_version_that_restarted_is_crash_looping_not_healthy(tmp_path):
     world.platform.by_name["green-1"] = replace(crashed, restarts=3)  # it answers /ready between its crashes
     with pytest.raises(StepFailed, match="v2 failed during the 100 % step: v2 is crash-looping: green-1 restarted 3 time"):
         rollout.shift()
-    assert table(world.router.current) == {"blue-0": 100, "blue-1": 100, "green-0": 0, "green-1": 0}
+    assert table(world.router.current) == {"blue-0": 1, "blue-1": 1, "green-0": 0, "green-1": 0}
 
 
 def test_status_names_the_image_and_configuration_versions_of_each_set(tmp_path):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from deployflow.catalog import BlueGreen as BlueGreenConfig
@@ -108,18 +110,22 @@ def test_factory_unknown_name_lists_the_valid_ones():
     ("new", "old", "percent", "expected"),
     [
         # a first deploy: no old servers, so everything goes to the new ones whatever the percent
-        (["n0"], [], 10, {"n0": 200}),
-        (["n0", "n1"], [], 0, {"n0": 100, "n1": 100}),
-        (["n0"], ["o0"], 0, {"n0": 0, "o0": 200}),
-        (["n0"], ["o0"], 100, {"n0": 200, "o0": 0}),
-        (["n0"], ["o0", "o1", "o2"], 10, {"n0": 20, "o0": 60, "o1": 60, "o2": 60}),
-        (["n0"], ["o0", "o1", "o2"], 25, {"n0": 50, "o0": 50, "o1": 50, "o2": 50}),
-        (["n0", "n1"], ["o0", "o1"], 50, {"n0": 50, "n1": 50, "o0": 50, "o1": 50}),
-        (["n0", "n1", "n2"], ["o0", "o1", "o2"], 100, {"n0": 67, "n1": 67, "n2": 67, "o0": 0, "o1": 0, "o2": 0}),
+        (["n0"], [], 10, {"n0": 1}),
+        (["n0", "n1"], [], 0, {"n0": 1, "n1": 1}),
+        (["n0"], ["o0"], 0, {"n0": 0, "o0": 1}),
+        (["n0"], ["o0"], 100, {"n0": 1, "o0": 0}),
+        # the smallest whole numbers with the ratio: round robin settles within one short round
+        (["n0"], ["o0", "o1", "o2"], 10, {"n0": 1, "o0": 3, "o1": 3, "o2": 3}),
+        (["n0"], ["o0", "o1", "o2"], 25, {"n0": 1, "o0": 1, "o1": 1, "o2": 1}),
+        (["n0"], ["o0", "o1"], 20, {"n0": 1, "o0": 2, "o1": 2}),
+        (["n0", "n1"], ["o0", "o1"], 50, {"n0": 1, "n1": 1, "o0": 1, "o1": 1}),
+        (["n0", "n1", "n2"], ["o0", "o1", "o2"], 100, {"n0": 1, "n1": 1, "n2": 1, "o0": 0, "o1": 0, "o2": 0}),
+        # no common divisor: the weights stay as computed
+        (["n0"], ["o0", "o1"], 33, {"n0": 66, "o0": 67, "o1": 67}),
         # a tiny share still gets at least weight 1: the new server is never silently left out
-        (["n0"], [f"o{i}" for i in range(9)], 1, {"n0": 2, **{f"o{i}": 22 for i in range(9)}}),
+        (["n0"], [f"o{i}" for i in range(9)], 1, {"n0": 1, **{f"o{i}": 11 for i in range(9)}}),
         (["n0", "n1", "n2"], ["o0"], 1, {"n0": 1, "n1": 1, "n2": 1, "o0": 198}),
-        ([], ["o0"], 0, {"o0": 200}),
+        ([], ["o0"], 0, {"o0": 1}),
     ],
 )
 def test_weights_split_traffic_by_percent(new, old, percent, expected):
@@ -138,5 +144,7 @@ def test_weights_stay_within_haproxy_range_and_match_the_percent(percent, n_new,
     new_total = sum(result[n] for n in new)
     total = sum(result.values())
     wanted = percent if old else 100
-    # each weight is a whole number, at least 1 for a non-zero share: off by at most one unit per server
-    assert abs(100 * new_total / total - wanted) <= 100 * (n_new + n_old) / total
+    # each weight is a whole number of MAX_WEIGHT's units, at least 1 for a non-zero share: off by at most
+    # one unit per server; then reduced to the smallest whole numbers with that ratio
+    assert abs(100 * new_total / total - wanted) <= 100 * (n_new + n_old) / MAX_WEIGHT
+    assert math.gcd(*result.values()) == 1

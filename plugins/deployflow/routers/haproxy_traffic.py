@@ -10,6 +10,7 @@ have had ``drain_s`` to finish.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -32,7 +33,11 @@ def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequ
     gets the same share as the new version, as Kayenta advises, taken from
     the old servers' share. Weights are whole numbers of at least 1, so a tiny
     share spread over many servers comes out larger than asked (1 % over 50
-    servers is 50 units).
+    servers is 50 units). Then all of them are divided by their greatest
+    common divisor: HAProxy's round robin spreads a round of ``sum(weights)``
+    picks, and after a runtime weight change it can send a whole run of them
+    to one server until the round settles; the smallest weights with the same
+    ratio keep that run short (see README, "The router").
     """
     if not old:
         percent = 100
@@ -42,7 +47,8 @@ def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequ
         if group and share:
             each = max(1, round(MAX_WEIGHT * share / 100 / len(group)))
             result.update({name: each for name in group})
-    return result
+    divisor = math.gcd(*result.values())
+    return {name: weight // divisor for name, weight in result.items()} if divisor > 1 else result
 
 
 def _same(a: dict[str, Route], b: dict[str, Route]) -> bool:
