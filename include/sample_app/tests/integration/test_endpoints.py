@@ -185,11 +185,11 @@ def test_latency_is_added_to_root_only(start_server, parse_metrics):
 def test_slow_fraction_slows_the_seeded_few_and_not_the_median(start_server, parse_metrics):
     running = start_server(FAULT_SLOW_FRACTION="0.05", FAULT_SLOW_MS="200", FAULT_SEED="21")
     reference = app.Faults(0.0, seed=21, slow_fraction=0.05)
-    chosen = {i for i in range(400) if reference.is_slow()}
-    assert 12 <= len(chosen) <= 28  # about 5 %: a property of the seed, not of timing
+    chosen = {i for i in range(200) if reference.is_slow()}
+    assert 5 <= len(chosen) <= 15  # about 5 %: a property of the seed, not of timing
     session = requests.Session()
     took = []
-    for _ in range(400):
+    for _ in range(200):
         started = time.perf_counter()
         assert get(running, "/", session).status_code == 200
         took.append(time.perf_counter() - started)
@@ -198,10 +198,10 @@ def test_slow_fraction_slows_the_seeded_few_and_not_the_median(start_server, par
     # a busy machine may make a few others slow too, never half of them.
     assert chosen <= slow
     assert len(slow - chosen) <= 20
-    assert sorted(took)[200] < 0.2
+    assert sorted(took)[100] < 0.2
     metrics = parse_metrics(get(running, "/metrics", session).text)
-    assert metrics.value("http_request_duration_seconds_count", path="/") == 400
-    over_100ms = 400 - metrics.value("http_request_duration_seconds_bucket", path="/", le="0.1")
+    assert metrics.value("http_request_duration_seconds_count", path="/") == 200
+    over_100ms = 200 - metrics.value("http_request_duration_seconds_bucket", path="/", le="0.1")
     assert len(chosen) <= over_100ms <= len(chosen) + 20
 
 
