@@ -66,6 +66,13 @@ def release(client: AirflowClient, environment: str, ref: str, **conf: str) -> d
     return finished(client, run_id)
 
 
+def release_together(client: AirflowClient, environments: list[str], ref: str) -> dict[str, dict]:
+    """Release ``ref`` to each of ``environments`` at once (each environment has its own lock) and follow every run
+    to its end: by environment, what ``release`` returns."""
+    run_ids = {env: client.trigger(DAG_ID, {"environment": env, "git_ref": ref})["dag_run_id"] for env in environments}
+    return {env: finished(client, run_id) for env, run_id in run_ids.items()}
+
+
 def finished(client: AirflowClient, run_id: str) -> dict:
     run = client.wait(DAG_ID, run_id, timeout=900)
     tis = client.task_instances(DAG_ID, run_id)

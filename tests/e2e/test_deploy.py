@@ -21,8 +21,8 @@ from docker.errors import NotFound
 
 from deployflow.loadgen import LoadGenerator, LoadReport, Sample
 from tests.e2e.harness import (
-    DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, finished, log_text, release, served_version, short_sha,
-    versions,
+    DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, finished, log_text, release, release_together, served_version,
+    short_sha, versions,
 )
 
 pytestmark = pytest.mark.e2e
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def live(airflow, sample_repo):
     """main, released to every environment: the version each test replaces."""
-    for environment in ("prod", "staging", "dev"):
-        run = release(airflow, environment, "main")
+    for environment, run in release_together(airflow, ["prod", "staging", "dev"], "main").items():
         assert run["state"] == "success", (environment, run["tasks"])
         assert served_version(environment) == short_sha(sample_repo, "main")
     return short_sha(sample_repo, "main")
