@@ -13,6 +13,7 @@ from deployflow.platforms.docker import (
     DockerWorkload,
     config_archive,
     container_name,
+    first_port,
     free_port,
     labels,
     run_kwargs,
@@ -205,6 +206,22 @@ def test_free_port_skips_taken_and_listening_ports():
         listener.bind(("127.0.0.1", base))
         listener.listen()
         assert free_port([base + 1], base, base + 3) == base + 2
+
+
+def test_free_port_from_a_start_goes_round_to_the_port_before_it():
+    base = free_ports(4)
+    assert free_port([], base, base + 3, start=base + 2) == base + 2
+    assert free_port([base + 2, base + 3], base, base + 3, start=base + 2) == base
+    assert free_port([base + 3, base], base, base + 3, start=base + 3) == base + 1
+
+
+def test_each_stack_starts_at_its_own_point_of_the_range():
+    starts = {stack: first_port(stack, 20000, 20999) for stack in ("local", "e2e", "celery", "demo", "bench")}
+    assert all(20000 <= port <= 20999 for port in starts.values())
+    assert len(set(starts.values())) == len(starts), starts
+    assert first_port("e2e", 20000, 20999) == starts["e2e"]  # fixed by the name: the same on every host and run
+    # "t" of the tests here starts at the first port of their small ranges
+    assert (first_port("t", 100, 103), first_port("t", 100, 101)) == (100, 100)
 
 
 def test_free_port_says_when_the_range_is_full():

@@ -15,6 +15,7 @@ import json
 import socket
 import tarfile
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -94,10 +95,12 @@ def config_archive(files: dict[str, str]) -> bytes:
     return out.getvalue()
 
 
-def free_port(taken: Iterable[int], low: int, high: int) -> int:
-    """The lowest port in [low, high] that no instance holds and nothing listens on."""
+def free_port(taken: Iterable[int], low: int, high: int, start: int | None = None) -> int:
+    """The first port in [low, high], from ``start`` (default ``low``) round to the port before it, that no
+    instance holds and nothing listens on."""
     taken = set(taken)
-    for port in range(low, high + 1):
+    start = low if start is None else start
+    for port in [*range(start, high + 1), *range(low, start)]:
         if port in taken:
             continue
         with socket.socket() as probe:
@@ -109,11 +112,20 @@ def free_port(taken: Iterable[int], low: int, high: int) -> int:
     raise RuntimeError(f"no free port left in {low}-{high} on {HOST}")
 
 
+def first_port(stack: str, low: int, high: int) -> int:
+    """Where ``stack`` starts looking for a free port: a point of the range fixed by its name. Two stacks on one
+    host network (two engines, or the demo beside the tests) then rarely reach for the same port at the same
+    moment: an engine's labels show its own instances only, and a port is free to the probe until the app in
+    the container it went to listens."""
+    return low + zlib.crc32(stack.encode()) % (high - low + 1)
+
+
 class DockerPlatform:
     def __init__(self, client: docker.DockerClient, *, stack: str, ports: tuple[int, int] = INSTANCE_PORTS) -> None:
         self.client = client
         self.stack = stack
         self.ports = ports
+        self.first_port = first_port(stack, *ports)
 
     def _containers(self, **filters: str) -> list:
         wanted = [f"{LABEL}.role=app"] + [f"{LABEL}.{k}={v}" for k, v in filters.items()]
@@ -151,7 +163,7 @@ class DockerPlatform:
                 return current  # a retried step finds its work done
             existing.remove(force=True)
         taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
-        port = free_port(taken, *self.ports)
+        port = free_port(taken, *self.ports, start=self.first_port)
         try:
             container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
         except ImageNotFound:
