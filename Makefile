@@ -50,7 +50,7 @@ report: venv ## DORA and success-rate figures from the ledger (ARGS="--since 202
 	$(PY) -m deployflow.ledger report $(ARGS)
 
 test: venv images k8s-schemas ## every test: unit, DAG integrity, end-to-end against Docker and Airflow
-	$(PY) -m pytest
+	$(PY) scripts/run_tests.py
 
 test-unit: venv k8s-schemas ## the fast tests only (no Docker, no Airflow processes)
 	$(PY) -m pytest tests/unit tests/dags
