@@ -125,14 +125,28 @@ def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) 
                     states[service] = state
         time.sleep(2)
     wall, busy = time.monotonic() - started, busy_core_seconds() - busy
-    delays = []
+    delays, failures = [], {}
     for service, run_id in runs.items():
         for ti in client.task_instances(f"release_{service}", run_id):
             queued, start = _when(ti.get("queued_when")), _when(ti.get("start_date"))
             if queued and start:
                 delays.append((start - queued).total_seconds())
+            if ti["state"] == "failed":
+                failures.setdefault(ti["task_id"], []).append((service, run_id, ti["try_number"]))
     return {"n": len(services), "wall": wall, "ok": sum(s == "success" for s in states.values()),
-            "delays": delays, "loops": loops.between(started, started + wall), "slots": samples, "busy": busy}
+            "delays": delays, "loops": loops.between(started, started + wall), "slots": samples, "busy": busy,
+            "failures": {task_id: (len(found), why(client, task_id, *found[0])) for task_id, found in failures.items()}}
+
+
+def why(client: AirflowClient, task_id: str, service: str, run_id: str, try_number: int) -> str:
+    """A failed task's last error on one line: its exception, else its last log line."""
+    try:
+        entries = client.task_log(f"release_{service}", run_id, task_id, try_number)
+    except Exception as exc:  # noqa: BLE001 - a figure's footnote: say why it is missing, go on
+        return f"(its log could not be read: {exc})"
+    errors = [f"{d.get('exc_type')}: {d.get('exc_value')}" for e in entries for d in e.get("error_detail") or []]
+    last = errors[-1] if errors else (str(entries[-1].get("event", "")) if entries else "(no log)")
+    return " ".join(last.split())[:300]
 
 
 def show(result: dict, one: float | None, slots: int) -> None:
@@ -150,6 +164,8 @@ def show(result: dict, one: float | None, slots: int) -> None:
           f"max {max(deferred, default=0)} ({len(running)} samples, every 2 s)")
     print(f"       CPU: {result['busy']:.0f} core-seconds busy ({result['busy'] / n:.0f} per release), "
           f"{result['busy'] / wall:.2f} of the machine's {os.cpu_count()} cores on average (the whole machine)")
+    for task_id, (count, reason) in sorted(result["failures"].items()):
+        print(f"       failed: {task_id} in {count} run(s); the first's last try: {reason}")
 
 
 
