@@ -47,8 +47,8 @@ def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequ
         if group and share:
             each = max(1, round(MAX_WEIGHT * share / 100 / len(group)))
             result.update({name: each for name in group})
-    divisor = math.gcd(*result.values())
-    return {name: weight // divisor for name, weight in result.items()} if divisor > 1 else result
+    divisor = math.gcd(*result.values()) or 1  # 0 only when every weight is 0
+    return {name: weight // divisor for name, weight in result.items()}
 
 
 def _same(a: dict[str, Route], b: dict[str, Route]) -> bool:
