@@ -4,7 +4,6 @@ tests fail; they never skip."""
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import shutil
@@ -16,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from deployflow.ledger.postgres import postgres_bin
+
 
 def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
-    if not found:
-        pytest.fail(f"PostgreSQL's {name} is not installed (apt-get install postgresql; .ci/run does)", pytrace=False)
-    return found[-1]
+    try:
+        return str(postgres_bin(name))
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc}; .ci/run installs it", pytrace=False)
 
 
 def _free_port() -> int:

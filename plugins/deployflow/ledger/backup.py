@@ -19,11 +19,9 @@ Exit codes: 0 done, 2 bad input (a missing or tampered backup, a non-empty ledge
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from deployflow.ledger import default_url
+from deployflow.ledger.postgres import postgres_bin
 from deployflow.ledger.schema import VERSION, releases, schema_version
 
 MANIFEST = "manifest.json"
@@ -80,15 +79,14 @@ def _write_private(path: Path, data: bytes) -> None:
 # ---- PostgreSQL: commands built here, run by _run ----------------------------------------------
 
 def pg_bin(name: str) -> str:
-    """pg_dump or pg_restore: $DEPLOYFLOW_PG_BIN, else the newest of Debian's /usr/lib/postgresql/*/bin, else $PATH."""
+    """pg_dump or pg_restore: $DEPLOYFLOW_PG_BIN, else the newest of Debian's /usr/lib/postgresql/*/bin, else $PATH
+    (``postgres_bin``); else the bare name, which ``_run`` reports as not installed."""
     if os.environ.get("DEPLOYFLOW_PG_BIN"):
         return str(Path(os.environ["DEPLOYFLOW_PG_BIN"]) / name)
-    def major(path: str) -> int:  # /usr/lib/postgresql/<major>/bin/<name>: a newer pg_dump reads older servers
-        version = Path(path).parts[-3]
-        return int(version) if version.isdigit() else 0
-
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=major)
-    return found[-1] if found else (shutil.which(name) or name)
+    try:
+        return str(postgres_bin(name))
+    except FileNotFoundError:
+        return name
 
 
 def libpq(url: str) -> tuple[str, dict[str, str]]:
