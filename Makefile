@@ -29,10 +29,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 images: venv ## base image (pulled, else debootstrapped) and the stack's images
-	$(PY) scripts/stack.py images
+	$(PY) -m deployflow.stack images
 
 up: venv ## start the local stack: registry and Airflow on 127.0.0.1:$(PORT)
-	$(PY) scripts/stack.py up --home $(AIRFLOW_HOME) --port $(PORT)
+	$(PY) -m deployflow.stack up --home $(AIRFLOW_HOME) --port $(PORT)
 
 demo: up ## release the sample service through Airflow's REST API and follow it
 	$(PY) -m deployflow.client --url http://127.0.0.1:$(PORT) \
@@ -40,11 +40,11 @@ demo: up ## release the sample service through Airflow's REST API and follow it
 	    release $(SERVICE) --environment $(ENVIRONMENT) --git-ref $(REF) --reason "make demo"; \
 	  rc=$$?; \
 	  echo; echo "Airflow UI: http://127.0.0.1:$(PORT)  user: admin  password: in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json"; \
-	  echo "  (at a terminal: $(PY) scripts/stack.py password --home $(AIRFLOW_HOME))"; \
+	  echo "  (at a terminal: $(PY) -m deployflow.stack password --home $(AIRFLOW_HOME))"; \
 	  echo "Stop everything with: make demo-down"; exit $$rc
 
 demo-down: ## stop what demo started (Airflow processes by PID, containers by name)
-	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down --home $(AIRFLOW_HOME); fi
+	@if [ -x $(PY) ]; then $(PY) -m deployflow.stack down --home $(AIRFLOW_HOME); fi
 
 report: venv ## DORA and success-rate figures from the ledger (ARGS="--since 2026-11-01 --charts report/ --html report/index.html")
 	$(PY) -m deployflow.ledger report $(ARGS)
@@ -69,10 +69,10 @@ lock: ## rebuild requirements.txt from requirements.in in a clean venv
 	mv requirements.txt.new requirements.txt
 
 celery-up: venv images ## the scale-out setup: PostgreSQL, Redis, Airflow's processes, two Celery workers and triggerers (127.0.0.1:27080)
-	$(PY) scripts/celery_stack.py up
+	$(PY) -m deployflow.stack.celery up
 
 celery-down: ## stop what celery-up started
-	@if [ -x $(PY) ]; then $(PY) scripts/celery_stack.py down; fi
+	@if [ -x $(PY) ]; then $(PY) -m deployflow.stack.celery down; fi
 
 clean: demo-down celery-down ## remove the venv and Airflow state (images and the registry volume stay)
 	rm -rf $(VENV) .airflow .airflow-test .workspace .celery

@@ -1,0 +1,99 @@
+"""A process of the stack: started in a session of its own with its output in ``<home>/logs/<name>.out`` and its
+PID in ``<home>/pids/<name>.pid``, under a umask of 077; stopped by that PID (its whole process group).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from deployflow.stack.secrets import PRIVATE_UMASK, _open_private, private_dir
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+def _pid_file(home: Path, name: str) -> Path:
+    return home / "pids" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running(home: Path, name: str) -> int | None:
+    path = _pid_file(home, name)
+    if path.exists():
+        pid = int(path.read_text())
+        if _alive(pid):
+            return pid
+    return None
+
+
+def start_process(home: Path, name: str, command: list[str], env: dict[str, str]) -> int:
+    """Start ``command`` as process ``name`` of the stack at ``home`` (its own session, its output in
+    ``home/logs/<name>.out``, its PID in ``home/pids``) unless it runs already; its PID."""
+    pid = _running(home, name)
+    if pid:
+        return pid
+    private_dir(home / "pids")
+    private_dir(home / "logs")
+    out = _open_private(home / "logs" / f"{name}.out", "ab")
+    proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                            umask=PRIVATE_UMASK)
+    with _open_private(_pid_file(home, name), "w") as pid_file:
+        pid_file.write(str(proc.pid))
+    say(f"started {name} (pid {proc.pid}, log {home / 'logs' / (name + '.out')})")
+    return proc.pid
+
+
+def stop_process(home: Path, name: str, grace: float = 30) -> None:
+    """Stop process ``name`` of the stack at ``home`` by its PID: its whole process group (task runners
+    included), SIGTERM then, after ``grace`` seconds, SIGKILL."""
+    pid = _running(home, name)
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        _reap(pid)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file(home, name).unlink(missing_ok=True)
+    say(f"stopped {name} (pid {pid})")
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _wait_http(url: str, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=5)
+            if response.status_code < 500:
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise SystemExit(f"[stack] {what} did not answer at {url} within {timeout:.0f} s ({last})")
