@@ -43,7 +43,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
-from deployflow.analysis import bucket_samples  # noqa: E402
+from deployflow.analysis.comparison import bucket_samples  # noqa: E402
 from deployflow.judge import CountOptions, classify, classify_counts, score  # noqa: E402
 from deployflow.metrics.base import Series  # noqa: E402
 

@@ -70,7 +70,7 @@ def test_the_analysis_load_of_a_kubernetes_environment_goes_to_its_front_url_fro
     load = release_dag(load_service(KUBERNETES_FILE), KUBERNETES_FILE).get_task("load")
     load.environment_name = "staging"
     ti = mock.Mock(xcom_pull=mock.Mock(return_value={"analysis": {"step": 10}}))
-    with mock.patch("deployflow.loadgen.LoadGenerator", side_effect=Stop) as generator, pytest.raises(Stop):
+    with mock.patch("deployflow.analysis.loadgen.LoadGenerator", side_effect=Stop) as generator, pytest.raises(Stop):
         load.execute({"ti": ti})
     assert generator.call_args.args == ("http://sample-app.sample-app-staging.svc.cluster.local/",)
 

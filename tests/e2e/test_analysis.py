@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from deployflow.loadgen import LoadGenerator
+from deployflow.analysis.loadgen import LoadGenerator
 from tests.e2e.harness import DAG_ID, PORTS, app_containers, branch, finished, log_text, release, served_version, short_sha
 
 pytestmark = pytest.mark.e2e

@@ -25,7 +25,7 @@ import yaml
 
 from deployflow.configuration import config_version_of
 from deployflow.ledger import Ledger, default_url
-from deployflow.loadgen import LoadGenerator, Sample
+from deployflow.analysis.loadgen import LoadGenerator, Sample
 from tests.e2e.harness import DAG_ID, PORTS, PROMETHEUS_PORT, app_containers, log_text, release, release_together, served_version
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from deployflow.loadgen import LoadGenerator, LoadReport, Sample
+from deployflow.analysis.loadgen import LoadGenerator, LoadReport, Sample
 from tests.e2e.harness import (
     DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, finished, log_text, release, release_together, served_version,
     short_sha, versions,

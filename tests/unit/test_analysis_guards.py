@@ -1,11 +1,11 @@
-"""The interval guards before the judge (deployflow/analysis_guards.py): a dead or unscraped instance, an
+"""The interval guards before the judge (deployflow/analysis/guards.py): a dead or unscraped instance, an
 empty interval, a split that is not the router's, and a service that is genuinely quiet."""
 
 from __future__ import annotations
 
 import pytest
 
-from deployflow.analysis_guards import TrackView, guard, observe
+from deployflow.analysis.guards import TrackView, guard, observe
 from deployflow.metrics.base import Series
 
 

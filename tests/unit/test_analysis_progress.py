@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deployflow.analysis_progress import AnalysisProgress, Outcome
+from deployflow.analysis.progress import AnalysisProgress, Outcome
 
 C, P, F = Outcome.CONTINUE, Outcome.PASS, Outcome.FAIL
 REASONS = ("score 55/100 (pass >= 95, marginal >= 50)", "latency: canary slower")

@@ -13,11 +13,11 @@ from deployflow.airflow import analysis_interval, sensors
 from deployflow.airflow.analysis_interval import Judging
 from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
 from deployflow.airflow.sensors import CanaryAnalysisSensor
-from deployflow.analysis_progress import AnalysisProgress
+from deployflow.analysis.progress import AnalysisProgress
 from deployflow.catalog import parse_service
 from deployflow.metrics.base import Series
 from deployflow.platforms.base import InstanceSet
-from deployflow.rollout.record import Target
+from deployflow.record import Target
 
 
 def shop(intervals: int = 1):

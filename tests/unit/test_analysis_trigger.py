@@ -10,7 +10,7 @@ import pytest
 
 from deployflow.airflow import analysis_trigger
 from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
-from deployflow.analysis_progress import AnalysisProgress
+from deployflow.analysis.progress import AnalysisProgress
 from tests.unit.test_analysis_sensor import GOOD_REQUESTS, GOOD_UP, JUDGING, Prometheus, fake_world, shop
 
 

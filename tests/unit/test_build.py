@@ -7,9 +7,9 @@ import pytest
 import requests
 from docker.errors import APIError
 
-from deployflow.build import ImageSpec, build_image, build_kwargs, image_spec, push_image
+from deployflow.pipeline.build import ImageSpec, build_image, build_kwargs, image_spec, push_image
 from deployflow.catalog import parse_service
-from deployflow.checkout import Checkout
+from deployflow.pipeline.checkout import Checkout
 from deployflow.errors import ConfigError, StageFailed
 
 SERVICE = parse_service({

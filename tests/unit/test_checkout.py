@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from deployflow.checkout import Checkout, checkout, checkout_command, clone_command, ref_candidates, resolve_command
+from deployflow.pipeline.checkout import Checkout, checkout, checkout_command, clone_command, ref_candidates, resolve_command
 from deployflow.errors import StageFailed
 
 

@@ -23,7 +23,7 @@ from deployflow.configuration import (
 )
 from deployflow.errors import ConfigError
 from deployflow.kubernetes.manifests import Manifests
-from deployflow.stores.config_files import KEEP, ConfigFiles
+from deployflow.platforms.config_files import KEEP, ConfigFiles
 from tests.k8s_schemas import validate_all
 
 DOCKER = {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18003, "config": {

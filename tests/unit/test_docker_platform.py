@@ -18,8 +18,8 @@ from deployflow.platforms.docker import (
     labels,
     run_kwargs,
 )
-from deployflow.rollout.record import StepFailed, Target
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.record import StepFailed, Target
+from deployflow.platforms.config_files import ConfigFiles
 from deployflow.platforms.factory import platform_class
 from deployflow.platforms.kubernetes import KubernetesWorkload
 from deployflow.catalog import Health

@@ -9,7 +9,7 @@ import pytest
 
 from deployflow.catalog.freeze import parse_windows
 from deployflow.errors import ConfigError
-from deployflow.freeze import AdHocFreeze, FreezeWindow, frozen, parse_adhoc
+from deployflow.governance.freeze import AdHocFreeze, FreezeWindow, frozen, parse_adhoc
 
 WEEKEND = FreezeWindow("weekend", "0 18 * * 5", "0 8 * * 1", "Europe/Paris")
 NIGHT = FreezeWindow("night", "0 22 * * *", "0 6 * * *")

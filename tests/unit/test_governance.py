@@ -7,7 +7,7 @@ import pytest
 from deployflow.catalog import parse_service
 from deployflow.errors import ConfigError
 from deployflow.ledger import ReleaseEntry
-from deployflow.promotion import Artifact, promoted_artifact
+from deployflow.governance.promotion import Artifact, promoted_artifact
 from deployflow.release import ReleaseRequest, param_schema
 from tests.unit.test_catalog import GOOD, with_change
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from deployflow.analysis import bucket_samples
+from deployflow.analysis.comparison import bucket_samples
 from deployflow.judge import BucketedValues, classify, histogram_quantile, hodges_lehmann
 from deployflow.judge.buckets import common_bounds, lower_bound, upper_bound
 from deployflow.judge.spread import TAIL_MIN_COUNT, tail_check

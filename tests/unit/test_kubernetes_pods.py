@@ -280,7 +280,7 @@ def _secret(name: str, config_version: str, created: int) -> mock.Mock:
 
 def test_prepare_writes_the_configurations_secrets_and_prunes_old_ones_but_never_one_in_use():
     from deployflow.configuration import ResolvedConfig
-    from deployflow.stores.config_files import KEEP
+    from deployflow.platforms.config_files import KEEP
 
     task = deploy_task("prepare")
     task.environment_name = "prod"

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from deployflow.rollout.record import StepFailed
+from deployflow.record import StepFailed
 from deployflow.kubernetes.cluster import ClusterError
 from deployflow.kubernetes.manifests import GROUP
 from tests.unit.world import ALL, World, image, scenarios

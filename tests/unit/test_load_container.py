@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from deployflow import load_container, loadgen
+from deployflow.analysis import load_container, loadgen
 from deployflow.airflow import load
 from deployflow.airflow.load import AnalysisLoadOperator, finish_load, stop_load
 from deployflow.catalog import parse_service
@@ -45,7 +45,7 @@ def test_the_load_container_runs_the_load_generator_of_the_deployer_image_on_the
     assert load_container.run_kwargs(image="deployflow/deployer:abc", url="http://127.0.0.1:18996/", rate=5,
                                      max_seconds=180, stack="e2e", service="shop", environment="prod") == {
         "image": "deployflow/deployer:abc",
-        "entrypoint": ["python3", "-m", "deployflow.loadgen"],
+        "entrypoint": ["python3", "-m", "deployflow.analysis.loadgen"],
         "command": ["http://127.0.0.1:18996/", "--rate", "5", "--max-seconds", "180", "--threads", "2"],
         "name": "df-e2e-shop-prod-load",
         "detach": True,

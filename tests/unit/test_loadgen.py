@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from deployflow.loadgen import LoadGenerator, LoadReport, Sample
+from deployflow.analysis.loadgen import LoadGenerator, LoadReport, Sample
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import math
 import pytest
 import requests
 
-from deployflow.analysis import bucket_samples, render, selector
+from deployflow.analysis.comparison import bucket_samples, render, selector
 from deployflow.metrics.base import MetricsError, Series
 from deployflow.metrics.factory import provider_class
 from deployflow.metrics.prometheus import PrometheusProvider, range_params
@@ -117,7 +117,7 @@ def buckets(fast: float, slow: float) -> list[Series]:
 
 
 def analysis(provider: FakeProvider, **config: object):
-    from deployflow.analysis import CanaryAnalysis
+    from deployflow.analysis.comparison import CanaryAnalysis
     from deployflow.catalog import parse_service
 
     service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"},
@@ -174,7 +174,7 @@ class VersionsProvider:
 
 
 def version_comparison(provider, **watch: object):
-    from deployflow.analysis import VersionComparison
+    from deployflow.analysis.comparison import VersionComparison
     from deployflow.catalog import parse_service
 
     env = parse_service({"name": "shop", "source": {"repo": "/srv/shop"},

@@ -9,7 +9,7 @@ import pytest
 
 from deployflow.catalog.notifications import parse_channels
 from deployflow.errors import ConfigError
-from deployflow.notifications import EVENTS, KINDS, MAX_TEXT, Channel, ReleaseEvent, channels_for
+from deployflow.governance.notifications import EVENTS, KINDS, MAX_TEXT, Channel, ReleaseEvent, channels_for
 
 AT = "2025-06-01T12:00:00Z"
 REASON = "canary analysis failed at interval 2: error_rate 12 % vs 0 %"

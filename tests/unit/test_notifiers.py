@@ -27,7 +27,7 @@ from deployflow.airflow.notifications import (
     url_secrets,
     webhook_endpoint,
 )
-from deployflow.notifications import Channel, ReleaseEvent
+from deployflow.governance.notifications import Channel, ReleaseEvent
 
 BOUND_S = 30  # generous: the point is "bounded", not how fast
 ROLLED_BACK = ReleaseEvent(

@@ -14,7 +14,7 @@ import logging
 import pytest
 
 from deployflow.metrics.base import MetricsError
-from deployflow.rollout.record import StepFailed
+from deployflow.record import StepFailed
 from deployflow.rollout.watch import Judgement
 from tests.unit.world import FULL, World
 

@@ -10,9 +10,9 @@ import pytest
 from deployflow.catalog import parse_service
 from deployflow.configuration import ResolvedConfig
 from deployflow.ledger import Ledger, ReleaseEntry
-from deployflow.ledger import recover as recovering
-from deployflow.ledger.recover import Unrecoverable, check_config, choose, ensure_image, pinned_image, recover
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.deployer import recover as recovering
+from deployflow.deployer.recover import Unrecoverable, check_config, choose, ensure_image, pinned_image, recover
+from deployflow.platforms.config_files import ConfigFiles
 
 DIGEST = "sha256:" + "d" * 64
 

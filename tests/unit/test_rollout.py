@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from deployflow.rollout.engine import Rollout
-from deployflow.rollout.record import StepFailed
+from deployflow.record import StepFailed
 from tests.unit.world import World as SharedWorld
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployflow.rollout.record import StepFailed
+from deployflow.record import StepFailed
 from tests.unit.world import FULL, World, attempt
 
 PLATFORMS = {"docker": ("docker", "gateway"), "kubernetes": ("kubernetes", "gateway"),

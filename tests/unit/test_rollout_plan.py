@@ -6,7 +6,7 @@ import pytest
 
 from deployflow.catalog import Canary as CanaryConfig
 from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
-from deployflow.rollout.record import Record, StepFailed, Target
+from deployflow.record import Record, StepFailed, Target
 from deployflow.strategies.base import Step
 from deployflow.strategies.canary import Canary
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from deployflow.testing import (
+from deployflow.pipeline.suites import (
     coverage_gate_command,
     coverage_gate_environment,
     read_pytest_output,

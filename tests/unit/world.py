@@ -22,7 +22,7 @@ from deployflow.platforms.base import BASELINE, COLOURS
 from deployflow.platforms.docker import DockerWorkload
 from deployflow.platforms.kubernetes import KubernetesWorkload
 from deployflow.rollout.engine import Rollout
-from deployflow.rollout.record import StepFailed, Target
+from deployflow.record import StepFailed, Target
 from deployflow.routers.factory import router_class
 from deployflow.routers.haproxy_traffic import HAProxyTraffic
 from deployflow.stores.configmap import ConfigMapStore

@@ -5,7 +5,7 @@ through ``environment_rollout``, Prometheus through ``PrometheusProvider``),
 so a trigger re-created in another triggerer needs nothing but ``Judging`` and
 the ``AnalysisProgress``, both plain JSON-safe data.
 
-The judge (``deployflow.analysis``, the guards) is imported when an interval is
+The judge (``deployflow.analysis.comparison``, the guards) is imported when an interval is
 judged, not with this module: it brings numpy and scipy, about 0.9 s of
 imports, and every task process of a release parses the DAG file, which
 imports the sensors, which import this module.
@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from deployflow.airflow.deploy import environment_rollout
-from deployflow.analysis_progress import AnalysisProgress, Outcome
+from deployflow.analysis.progress import AnalysisProgress, Outcome
 from deployflow.catalog import Service
 from deployflow.metrics.prometheus import PrometheusProvider
 from deployflow.platforms.base import BASELINE, other_colour
 
 if TYPE_CHECKING:
-    from deployflow.analysis import CanaryAnalysis
-    from deployflow.analysis_guards import GuardVerdict
+    from deployflow.analysis.comparison import CanaryAnalysis
+    from deployflow.analysis.guards import GuardVerdict
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class IntervalOutcome:
 
 
 def canary_analysis(service: Service, environment: str, url: str, session: requests.Session) -> CanaryAnalysis:
-    from deployflow.analysis import CanaryAnalysis  # the judge's numpy and scipy: see the module's docstring
+    from deployflow.analysis.comparison import CanaryAnalysis  # the judge's numpy and scipy: see the module's docstring
 
     return CanaryAnalysis(PrometheusProvider(url, session), service=service.name, environment=environment,
                           config=service.environments[environment].analysis)
@@ -99,8 +99,8 @@ def judge_interval(service: Service, judging: Judging, progress: AnalysisProgres
 def guard_interval(service: Service, judging: Judging, analysis: CanaryAnalysis, progress: AnalysisProgress,
                    now: float) -> GuardVerdict:
     """Before the judge: the canary and its control run, are scraped, and got their share in this interval."""
-    from deployflow.analysis import render, selector  # the judge's numpy and scipy: see the module's docstring
-    from deployflow.analysis_guards import guard, observe
+    from deployflow.analysis.comparison import render, selector  # the judge's numpy and scipy: see the module's docstring
+    from deployflow.analysis.guards import guard, observe
 
     env = service.environments[judging.environment]
     rollout = environment_rollout(service, judging.environment, judging.strategy)

@@ -20,7 +20,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from deployflow.airflow.analysis_interval import Judging, judge_interval
-from deployflow.analysis_progress import AnalysisProgress
+from deployflow.analysis.progress import AnalysisProgress
 from deployflow.catalog import Service, catalog_dir, load_service
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from airflow.sdk import conf
 
 from deployflow.catalog import Service
-from deployflow.notifications import ReleaseEvent
+from deployflow.governance.notifications import ReleaseEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -23,8 +23,8 @@ from deployflow.airflow.announce import announce
 from deployflow.airflow.governance import approval_needed
 from deployflow.airflow.task_ids import ANALYSIS, CHECKOUT, RESOLVE, TEST
 from deployflow.catalog import Service, project_root
-from deployflow.checkout import commits_between
-from deployflow.promotion import promoted
+from deployflow.pipeline.checkout import commits_between
+from deployflow.governance.promotion import promoted
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -18,7 +18,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
-from deployflow import testing
+from deployflow.pipeline import suites
 from deployflow.airflow.approval import ReleaseApprovalOperator
 from deployflow.airflow.deploy import AnalysisLoadOperator, DeployerOperator, ReleaseRecordOperator
 from deployflow.airflow.lock import EnvironmentLockSensor
@@ -144,7 +144,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}")
         # A failed build or suite is deterministic: a retry only delays the verdict.
         build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
-        with TaskGroup(TEST, tooltip="pytest suites in containers from the built image") as suites:
+        with TaskGroup(TEST, tooltip="pytest suites in containers from the built image") as test_group:
             for suite in service.tests.suites:
                 PytestSuiteOperator(
                     task_id=suite,
@@ -159,9 +159,9 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             task_id=COVERAGE_GATE,
             doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
             image=IMAGE,
-            command=testing.coverage_gate_command(service.tests.coverage_threshold),
-            environment=testing.coverage_gate_environment(),
-            mounts=[Mount(target=testing.COVERAGE_MOUNT, source=COVERAGE_DIR, type="bind")],
+            command=suites.coverage_gate_command(service.tests.coverage_threshold),
+            environment=suites.coverage_gate_environment(),
+            mounts=[Mount(target=suites.COVERAGE_MOUNT, source=COVERAGE_DIR, type="bind")],
             docker_url=docker_url(),
             network_mode="host",
             mount_tmp_dir=False,
@@ -175,7 +175,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         deploy = _deploy_tasks(service, service_file, approve)
-        resolve >> lock >> checkout >> build >> suites >> coverage_gate >> approve >> deploy[PREPARE]
+        resolve >> lock >> checkout >> build >> test_group >> coverage_gate >> approve >> deploy[PREPARE]
         lock >> approve
     if not params_per_task:
         dag.params = params  # attrs runs the same converter and validator (a schedule needs valid defaults)

@@ -56,7 +56,7 @@ from deployflow.airflow.task_ids import (
 from deployflow.catalog import Service, front_url, project_root
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.ledger import ReleaseEntry
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.platforms.config_files import ConfigFiles
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -11,10 +11,10 @@ from typing import Any
 
 from airflow.sdk import Variable
 
-from deployflow import freeze
+from deployflow.governance import freeze
 from deployflow.catalog import Service
 from deployflow.errors import ConfigError
-from deployflow.promotion import promoted_artifact
+from deployflow.governance.promotion import promoted_artifact
 from deployflow.release import ReleaseRequest
 
 FREEZE_VARIABLE = "deployflow_freeze"  # JSON: {"name", "reason", "until", "environments"}: every service's freeze

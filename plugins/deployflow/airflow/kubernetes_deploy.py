@@ -30,7 +30,7 @@ from deployflow.airflow.configuration import release_of_step
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.kubernetes.manifests import Manifests
-from deployflow.stores.config_files import KEEP
+from deployflow.platforms.config_files import KEEP
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

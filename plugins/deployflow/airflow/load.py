@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from deployflow import load_container
+from deployflow.analysis import load_container
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE
 from deployflow.airflow.docker_hosts import docker_client
 from deployflow.airflow.task_ids import ANALYSIS, PROMOTE, ROLLBACK, SHIFT
@@ -40,7 +40,7 @@ class AnalysisLoadOperator(BaseOperator):
     analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise.
 
     On a Docker environment the load is a detached container of the deployer image on the environment's
-    Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.loadgen``, host network),
+    Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.analysis.loadgen``, host network),
     and the task returns as soon as it is started: the judging lasts minutes, and a task generating traffic in-process held a worker slot for all
     of it, while the container costs one small process on the engine the release already uses, next to the
     proxy it loads (no network between). It stops itself at its bound (the longest the judging can last);
@@ -82,7 +82,7 @@ class AnalysisLoadOperator(BaseOperator):
         return {"container": kwargs["name"], "max_seconds": seconds}
 
     def _in_process(self, context: Context, url: str, rate: float, seconds: int) -> dict[str, Any]:
-        from deployflow.loadgen import LoadGenerator
+        from deployflow.analysis.loadgen import LoadGenerator
 
         with LoadGenerator(url, rate=rate, threads=2, max_seconds=seconds) as load:
             while time.monotonic() - load.started < seconds and not _judging_over(context):

@@ -45,7 +45,7 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import Connection
 from airflow.sdk.log import mask_secret
 
-from deployflow.notifications import KINDS, Channel, ReleaseEvent, channels_for
+from deployflow.governance.notifications import KINDS, Channel, ReleaseEvent, channels_for
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.notifier import BaseNotifier

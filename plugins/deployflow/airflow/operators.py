@@ -23,11 +23,11 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator, Variable
 from docker.types import Mount
 
-from deployflow import build, testing
+from deployflow.pipeline import build, suites
 from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
-from deployflow.checkout import Checkout, checkout
+from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.errors import DeployflowError
 from deployflow.release import ReleaseRequest
 
@@ -194,9 +194,9 @@ class PytestSuiteOperator(DockerOperator):
         kwargs.setdefault("docker_url", docker_url())
         super().__init__(
             image=image,
-            command=testing.suite_command(suite, coverage_source),
-            environment=testing.suite_environment(suite),
-            mounts=[Mount(target=testing.COVERAGE_MOUNT, source=coverage_dir, type="bind")],
+            command=suites.suite_command(suite, coverage_source),
+            environment=suites.suite_environment(suite),
+            mounts=[Mount(target=suites.COVERAGE_MOUNT, source=coverage_dir, type="bind")],
             network_mode="host",
             mount_tmp_dir=False,
             auto_remove="force",
@@ -211,10 +211,10 @@ class PytestSuiteOperator(DockerOperator):
         try:
             lines = super().execute(context) or []
         except DockerContainerFailedException as exc:
-            outcome = testing.read_pytest_output(self.suite, log_lines(exc.logs))
+            outcome = suites.read_pytest_output(self.suite, log_lines(exc.logs))
             self.log.error("%s", outcome.summary())
             raise AirflowFailException(outcome.summary()) from None
-        outcome = testing.read_pytest_output(self.suite, log_lines(lines))
+        outcome = suites.read_pytest_output(self.suite, log_lines(lines))
         if not outcome.ok:  # exit 0 yet no passing test: nothing was shown to work
             raise AirflowFailException(outcome.summary())
         self.log.info("%s", outcome.summary())

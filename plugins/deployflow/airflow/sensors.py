@@ -25,7 +25,7 @@ from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
 from deployflow.airflow.deployer_step import prometheus_url
 from deployflow.airflow.load import stop_load
 from deployflow.airflow.triggers import HealthCheckTrigger
-from deployflow.analysis_progress import AnalysisProgress, Outcome
+from deployflow.analysis.progress import AnalysisProgress, Outcome
 from deployflow.catalog import Health, Service
 
 if TYPE_CHECKING:

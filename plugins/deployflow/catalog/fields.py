@@ -52,7 +52,7 @@ class Fields:
     def relative_path(self, key: str, default: str, *, inside: str) -> str:
         """A path relative to ``inside`` (the repository, the build context) that stays there as written:
         not absolute, no ``..`` component, no control character (NUL, newline). Symlinks are the build's to
-        check, once the files exist (``deployflow.build.contained_build_paths``)."""
+        check, once the files exist (``deployflow.pipeline.build.contained_build_paths``)."""
         value = self.string(key, default)
         hint = f"must be a relative path inside {inside}, without '..'"
         for char in value:

@@ -15,7 +15,7 @@ from typing import Any
 
 from deployflow.catalog.fields import Fields
 from deployflow.errors import ConfigError
-from deployflow.freeze import FreezeWindow
+from deployflow.governance.freeze import FreezeWindow
 
 WINDOW_FIELDS = ("name", "start", "end", "timezone")
 EXAMPLE = "- {name: weekend, start: '0 18 * * 5', end: '0 8 * * 1', timezone: Europe/Paris}"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from deployflow.catalog import urls
 from deployflow.configuration import Config, Resources
-from deployflow.freeze import FreezeWindow
-from deployflow.notifications import Channel
+from deployflow.governance.freeze import FreezeWindow
+from deployflow.governance.notifications import Channel
 # Shared with the judge, which judges them; "as" re-exports them as catalog values.
 from deployflow.policies import DIRECTIONS as DIRECTIONS
 from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES

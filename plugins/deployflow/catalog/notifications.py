@@ -7,7 +7,7 @@
 
 ``connection`` is an Airflow connection id: the URL of a webhook (an HTTP
 connection), or the SMTP server of e-mail; a URL or an address never goes in
-the catalog. ``events`` defaults to every event (``deployflow.notifications.EVENTS``);
+the catalog. ``events`` defaults to every event (``deployflow.governance.notifications.EVENTS``);
 ``to`` is for e-mail only, where it is required.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.model import CONNECTION_ID
 from deployflow.errors import ConfigError
-from deployflow.notifications import EVENTS, KINDS, Channel
+from deployflow.governance.notifications import EVENTS, KINDS, Channel
 
 _FIELDS = ("kind", "connection", "events", "to")
 

@@ -12,10 +12,10 @@ from deployflow.catalog import Environment, Service
 from deployflow.errors import ConfigError
 from deployflow.platforms.factory import platform_class
 from deployflow.rollout.engine import Rollout
-from deployflow.rollout.record import Target
+from deployflow.record import Target
 from deployflow.rollout.watch import Judge
 from deployflow.routers.factory import router_class
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.platforms.config_files import ConfigFiles
 from deployflow.stores.factory import store_class
 from deployflow.strategies.base import Strategy
 from deployflow.strategies.factory import strategy_for
@@ -95,7 +95,7 @@ def rollout_for(
 def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session) -> Judge:
     """The post-promotion watch's judge: Prometheus at $DEPLOYFLOW_PROMETHEUS_URL (the deploy task passes Airflow's),
     read for the new version against the old. Imported when a watch runs: the judge needs numpy and scipy."""
-    from deployflow.analysis import VersionComparison
+    from deployflow.analysis.comparison import VersionComparison
     from deployflow.metrics.prometheus import DEFAULT_URL, PrometheusProvider
 
     url = os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or DEFAULT_URL

@@ -4,7 +4,7 @@
     report    ...                        DORA and success-rate figures, a table and charts (report.py)
     exporter  ...                        release metrics for Prometheus on 127.0.0.1 (exporter.py)
     backup    ...  |  restore ...        a consistent copy of the ledger and release records (backup.py)
-    recover   ...                        an environment back to its last promoted version (recover.py)
+    recover   ...                        an environment back to its last promoted version (deployer/recover.py)
 
 Each command's module has ``main(argv) -> int``; ``--help`` after a command lists its options.
 """
@@ -17,8 +17,10 @@ import os
 import sys
 from pathlib import Path
 
-COMMANDS = {"import": None, "report": "report", "exporter": "exporter", "backup": "backup", "restore": "backup",
-            "recover": "recover"}
+COMMANDS = {"import": None, "report": "deployflow.ledger.report", "exporter": "deployflow.ledger.exporter",
+            "backup": "deployflow.ledger.backup", "restore": "deployflow.ledger.backup",
+            # Recovery drives the deployer's engine from the ledger's rows: it lives beside the deployer.
+            "recover": "deployflow.deployer.recover"}
 
 
 def _import(argv: list[str]) -> int:
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if COMMANDS[command] is None:
         return _import(rest)
-    module = importlib.import_module(f"deployflow.ledger.{COMMANDS[command]}")
+    module = importlib.import_module(COMMANDS[command])
     return module.main([command, *rest] if command in ("backup", "restore") else rest)
 
 

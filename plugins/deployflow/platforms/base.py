@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from deployflow.configuration import Resources
-from deployflow.rollout.record import COLOURS, Target
+from deployflow.record import COLOURS, Target
 
 BASELINE = "baseline"  # the old version started afresh beside a canary, for analysis
 TRACKS = ("stable", "canary", "baseline")

@@ -27,8 +27,8 @@ from deployflow.catalog import Health
 from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
 from deployflow.configuration import CONFIG_DIR, Resources, config_version_of, quantity
 from deployflow.platforms.base import BASELINE, Instance, InstanceSet, InstanceSpec
-from deployflow.rollout.record import StepFailed, Target
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.record import StepFailed, Target
+from deployflow.platforms.config_files import ConfigFiles
 
 LABEL = "io.deployflow"
 HOST = "127.0.0.1"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from deployflow.kubernetes.cluster import Cluster
 from deployflow.kubernetes.manifests import GROUP, Manifests
 from deployflow.platforms.base import BASELINE, InstanceSet
-from deployflow.rollout.record import StepFailed, Target
+from deployflow.record import StepFailed, Target
 
 log = logging.getLogger("deployflow.deployer")
 

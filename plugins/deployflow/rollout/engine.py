@@ -29,7 +29,7 @@ from deployflow.platforms.base import BASELINE, COLOURS, Workload, other_colour
 from deployflow.rollout.cost import at, counters, extra_now, release_cost
 from deployflow.rollout.guards import Guards
 from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
-from deployflow.rollout.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
+from deployflow.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
 from deployflow.rollout.status import status
 from deployflow.rollout.watch import Judge, watch_after_promotion
 from deployflow.routers.base import Split, Traffic

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from deployflow import health
 from deployflow.catalog import Environment
 from deployflow.platforms.base import InstanceSet, Workload
-from deployflow.rollout.record import Record, StepFailed
+from deployflow.record import Record, StepFailed
 from deployflow.routers.base import Split, Traffic
 
 log = logging.getLogger("deployflow.deployer")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployflow.rollout.record import Record, StepFailed
+from deployflow.record import Record, StepFailed
 from deployflow.strategies.base import Step, Strategy
 
 

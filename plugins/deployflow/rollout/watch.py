@@ -21,7 +21,7 @@ from deployflow.catalog import Environment
 from deployflow.metrics.base import MetricsError
 from deployflow.platforms.base import Workload
 from deployflow.rollout.guards import Guards
-from deployflow.rollout.record import Record
+from deployflow.record import Record
 
 log = logging.getLogger("deployflow.deployer")
 UNREAD_LIMIT = 3  # intervals in a row whose metrics could not be read before the watch fails

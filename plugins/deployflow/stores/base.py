@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from deployflow.rollout.record import Record
+from deployflow.record import Record
 
 
 class ReleaseStore(Protocol):

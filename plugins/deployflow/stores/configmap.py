@@ -6,7 +6,7 @@ import json
 
 from deployflow.kubernetes.cluster import UNREAD, Cluster
 from deployflow.kubernetes.manifests import Manifests
-from deployflow.rollout.record import Record
+from deployflow.record import Record
 
 KEY = "release.json"
 

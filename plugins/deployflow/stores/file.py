@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from deployflow.rollout.record import Record
+from deployflow.record import Record
 
 
 class FileStore:

@@ -121,13 +121,13 @@ class LoadGenerator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m deployflow.loadgen URL --rate R --max-seconds S``: run until the bound or SIGTERM, then print the
+    """``python -m deployflow.analysis.loadgen URL --rate R --max-seconds S``: run until the bound or SIGTERM, then print the
     report as a last JSON line (``docker stop`` sends SIGTERM; whoever stops the container reads that line)."""
     import argparse
     import json
     import signal
 
-    parser = argparse.ArgumentParser(prog="python -m deployflow.loadgen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deployflow.analysis.loadgen", description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="stop after this long, whatever happens")

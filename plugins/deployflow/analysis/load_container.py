@@ -33,7 +33,7 @@ def run_kwargs(*, image: str, url: str, rate: float, max_seconds: float, stack: 
     """Arguments of ``containers.run`` for the load of one release (the deployer image carries deployflow and requests)."""
     return {
         "image": image,
-        "entrypoint": ["python3", "-m", "deployflow.loadgen"],
+        "entrypoint": ["python3", "-m", "deployflow.analysis.loadgen"],
         "command": [url, "--rate", f"{rate:g}", "--max-seconds", f"{max_seconds:.0f}", "--threads", "2"],
         "name": container_name(stack, service, environment),
         "detach": True,

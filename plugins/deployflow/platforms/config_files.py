@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from deployflow.configuration import ResolvedConfig
-from deployflow.rollout.record import StepFailed
+from deployflow.record import StepFailed
 
 KEEP = 10  # configuration versions kept per environment: rollback needs the previous one, a person maybe more
 

@@ -38,7 +38,7 @@ from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
 from deployflow.rollout.engine import Rollout
-from deployflow.stores.config_files import ConfigFiles
+from deployflow.platforms.config_files import ConfigFiles
 
 PROMOTED = "promoted"
 

@@ -22,7 +22,7 @@ import requests
 from docker.errors import DockerException
 
 from deployflow.catalog import Service
-from deployflow.checkout import Checkout
+from deployflow.pipeline.checkout import Checkout
 from deployflow.errors import ConfigError, StageFailed
 
 log = logging.getLogger(__name__)
