@@ -24,13 +24,13 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
-import scenarios  # noqa: E402
-import stack  # noqa: E402
 from deployflow.client import AirflowClient  # noqa: E402
 from deployflow.ledger import Ledger, default_url  # noqa: E402
 from deployflow.loadgen import LoadGenerator  # noqa: E402
+from tests import scenarios  # noqa: E402
+from tests.stacks import bench_stack  # noqa: E402
 
 PORT = 28096
 STACK = "config"
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="deployflow-bench-config-"))
     repo = scenarios.make_repo(work / "repo", crash_after_s=10)
     catalog = scenarios.write_catalog(work / "catalog", repo, PORTS)
-    with stack.bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29096, exporter_port=EXPORTER_PORT) as (airflow, _):
+    with bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29096, exporter_port=EXPORTER_PORT) as (airflow, _):
         bench = Bench(airflow, repo, catalog, work / "state")
         for environment in ("staging", "prod"):
             print(f"baseline: {bench.release('baseline', environment, 'main')}", flush=True)

@@ -29,12 +29,12 @@ from pathlib import Path
 import docker
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
-import scenarios  # noqa: E402
-import stack  # noqa: E402
 from deployflow.client import AirflowClient  # noqa: E402
 from deployflow.loadgen import LoadGenerator  # noqa: E402
+from tests import scenarios  # noqa: E402
+from tests.stacks import bench_stack  # noqa: E402
 
 PORT = 28090
 STACK = "bench"
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="deployflow-bench-"))
     repo = scenarios.make_repo(work / "repo", crash_after_s=CRASH_AFTER_S)
     catalog = scenarios.write_catalog(work / "catalog", repo, PORTS)
-    with stack.bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29091, exporter_port=EXPORTER_PORT) as (
+    with bench_stack(work, catalog, name=STACK, port=PORT, prometheus_port=29091, exporter_port=EXPORTER_PORT) as (
             airflow, client):
         bench = Bench(airflow, repo)
         for environment in ("prod", "staging"):  # the versions every scenario replaces

@@ -44,13 +44,17 @@ import docker
 import requests
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
-import scenarios  # noqa: E402
-import stack  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, failure_reason  # noqa: E402
 from deployflow.ledger import Ledger, default_url  # noqa: E402
 from deployflow.loadgen import LoadGenerator, LoadReport, Sample  # noqa: E402
+from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up  # noqa: E402
+from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
+from deployflow.stack.secrets import admin_password  # noqa: E402
+from tests import scenarios  # noqa: E402
+from tests.engines import restart_engine  # noqa: E402
+from tests.stacks import wait_for_dag  # noqa: E402
 
 PORT = 28095
 STACK = "faults"
@@ -329,7 +333,7 @@ class Bench:
                     return {"note": "shift ended before the restart"}
                 time.sleep(0.1)
             restart_at = time.time()
-            return {"restart_at": restart_at, "engine_s": stack.restart_engine(self.docker)}
+            return {"restart_at": restart_at, "engine_s": restart_engine(self.docker)}
 
         run = self.release("staging", ref, restart_once_shift_runs)
         restart_at = run.injected.get("restart_at")
@@ -344,7 +348,7 @@ class Bench:
             load.start()
         time.sleep(3)
         restart_at = time.time()
-        engine_s = stack.restart_engine(self.docker)
+        engine_s = restart_engine(self.docker)
         deadline = time.monotonic() + 180
         while {e: self.serving(e) for e in PORTS} != live and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -395,19 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     repo = scenarios.make_repo(work / "repo", crash_after_s=10, errors_after_s=ERRORS_AFTER_S, dies_after_requests=DIES_AFTER)
     catalog = bench_catalog(work / "catalog", repo)
     client = docker.from_env()
-    stack.ensure_images(client)
-    stack.registry_up(client)
-    stack.containers_down(client, STACK)
+    ensure_images(client)
+    registry_up(client)
+    containers_down(client, STACK)
     home, state = work / "airflow", work / "state"
-    prometheus = stack.prometheus_up(client, STACK, state, PROMETHEUS_PORT, exporter_port=EXPORTER_PORT)
-    stack.airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
-                                  "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
-                                  "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
+    prometheus = prometheus_up(client, STACK, state, PROMETHEUS_PORT, exporter_port=EXPORTER_PORT)
+    airflow_up(home, PORT, {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
+                            "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state),
+                            "DEPLOYFLOW_PROMETHEUS_URL": prometheus}, exporter_port=EXPORTER_PORT)
     rows: list[Row] = []
     try:
         airflow = AirflowClient(f"http://127.0.0.1:{PORT}")
-        airflow.login("admin", stack.admin_password(home))
-        stack.wait_for_dag(airflow, DAG_ID)
+        airflow.login("admin", admin_password(home))
+        wait_for_dag(airflow, DAG_ID)
         bench = Bench(airflow, client, repo, state)
         for name in args.only or FAULTS:
             try:
@@ -416,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Row(name, "bench error", "?", 0, None, None, f"{type(exc).__name__}: {exc}", met=False))
             print(line(rows[-1]), flush=True)
     finally:
-        stack.airflow_down(home)
-        stack.containers_down(client, STACK)
+        airflow_down(home)
+        containers_down(client, STACK)
     report(rows)
     return 0
 

@@ -1,4 +1,4 @@
-"""Scale benchmark: N small services released at once on the Celery setup (scripts/celery_stack.py).
+"""Scale benchmark: N small services released at once on the Celery setup (deployflow.stack.celery).
 
     python scripts/bench_scale.py [--counts 1,10,20,50] [--slots 12] [--parse-counts 500,2000]
 
@@ -10,7 +10,7 @@ against N=1 (issue 14's goal: 20 at once within 2x of one), the queued-to-runnin
 instances (their ``queued_when`` to ``start_date``: p50/p95/max), the scheduler's loop time (Airflow's
 StatsD timer ``scheduler.scheduler_loop_duration``, received here on 127.0.0.1 over UDP), and the worker
 slots in use while releases wait (running against deferred task instances, sampled). Then the parse
-figures of scripts/bench_parse.py (500 and 2,000 generated services), and one summary line. Each round
+figures of make bench-parse (500 and 2,000 generated services), and one summary line. Each round
 also prints the machine's busy CPU time: on a small machine the releases' own work (containers, task
 processes) bounds the rate, not Airflow's scheduling.
 """
@@ -32,11 +32,14 @@ from pathlib import Path
 
 import yaml
 
-import celery_stack
-import scenarios
-from bench_parse import HEADER, parse_figures, row
-import stack
-from deployflow.client import AirflowClient
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
+
+from deployflow.client import AirflowClient  # noqa: E402
+from deployflow.stack import celery as celery_stack  # noqa: E402
+from deployflow.stack.secrets import admin_password  # noqa: E402
+from tests import scenarios  # noqa: E402
+from tests.parse_figures import HEADER, parse_figures, row  # noqa: E402
+from tests.stacks import wait_for_dag  # noqa: E402
 
 STATSD_PORT = 27125
 FIRST_PORT = 27201  # the services' proxies: 27201 onwards (27101-27103: the scale tests')
@@ -110,7 +113,7 @@ def busy_core_seconds() -> float:
 def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) -> dict:
     """Trigger a release of each service at once, follow them to the end, sampling slots every 2 s."""
     for service in services:
-        stack.wait_for_dag(client, f"release_{service}", timeout=300)
+        wait_for_dag(client, f"release_{service}", timeout=300)
     started, busy = time.monotonic(), busy_core_seconds()
     runs = {service: client.trigger(f"release_{service}", {"environment": "dev", "git_ref": "main"})["dag_run_id"]
             for service in services}
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         celery_stack.up(top, celery_stack.PORT, extra, concurrency={"worker-a": args.slots})
         client = AirflowClient(f"http://127.0.0.1:{celery_stack.PORT}", timeout=90)
-        client.login("admin", stack.admin_password(top / "secrets"))
+        client.login("admin", admin_password(top / "secrets"))
         one = None
         for n in counts:
             result = release_round(client, rounds[n], loops)
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parse = "not measured (--parse-counts '')"
     if parse_counts:
         # Airflow's default timeouts for the one file too: what a user gets (make bench-parse raises them to time it).
-        print(f"parse (scripts/bench_parse.py, one cold dag-processor cycle, Airflow's default timeouts):\n{HEADER}", flush=True)
+        print(f"parse (make bench-parse, one cold dag-processor cycle, Airflow's default timeouts):\n{HEADER}", flush=True)
         figures = parse_figures(counts=parse_counts, raise_old_timeouts=False, report=lambda run: print(row(run), flush=True))
         parse = ", ".join(f"{n} services: {runs['per service']['dags']} DAGs per service (slowest file "
                           f"{runs['per service']['slowest_file_s']:.1f} s, {runs['per service']['peak_tree_rss_mb']:.0f} MB) "

@@ -2,7 +2,7 @@
 
     python scripts/browser_check.py --screenshots /tmp/browser-shots [--home /tmp/browser-home] [--runs 3]
 
-Starts its own Airflow on 127.0.0.1:28380 (the stack's processes, as ``stack.py up`` does; no Docker)
+Starts its own Airflow on 127.0.0.1:28380 (the stack's processes, as ``python -m deployflow.stack up`` does; no Docker)
 whose only DAG is ``release_toy`` (tests/browser/dags: sample-app's trigger form, then an approval gate),
 and with the page object of tests/browser/airflow_ui.py: signs in, triggers release_toy from the form,
 waits by REST until the gate awaits input (and by the scheduler's log until it may be answered: see
@@ -27,14 +27,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 
-import stack  # noqa: E402
 from deployflow.client import AirflowClient, ClientError  # noqa: E402
+from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
+from deployflow.stack.secrets import admin_password  # noqa: E402
 from tests.browser.airflow_rest import hitl_detail, newest_run_id, wait_for_task_state  # noqa: E402
 from tests.browser.airflow_ui import AirflowUI, chromium_driver  # noqa: E402
 from tests.browser.scheduler_log import scheduler_log, wait_for_parked_exit  # noqa: E402
+from tests.stacks import wait_for_dag  # noqa: E402
 
 PORT = 28380
-EXPORTER_PORT = 29473  # its release exporter (stack.airflow_up starts one; nothing here reads it)
+EXPORTER_PORT = 29473  # its release exporter (airflow_up starts one; nothing here reads it)
 BASE_URL = f"http://127.0.0.1:{PORT}"
 DAG_ID = "release_toy"
 DAGS_FOLDER_ONLY = '[{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]'
@@ -58,7 +60,7 @@ def check_once(airflow: AirflowClient, home: Path, shots: Path) -> dict[str, flo
     ui = AirflowUI(BASE_URL, driver, newest_run_id=lambda dag_id: newest_run_id(airflow, dag_id))
     try:
         with timed(seconds, "login"):
-            ui.login("admin", stack.admin_password(home))
+            ui.login("admin", admin_password(home))
         with timed(seconds, "trigger from the form"):
             run_id = ui.trigger_from_form(DAG_ID, FIELDS, screenshot_to=shots / "1-trigger-form.png")
         conf = airflow.dag_run(DAG_ID, run_id)["conf"]
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="checks in a row on one Airflow")
     args = parser.parse_args(argv)
     home, shots = args.home.resolve(), args.screenshots.resolve()
-    stack.airflow_down(home)  # what an interrupted check of this home left running
+    airflow_down(home)  # what an interrupted check of this home left running
     for port in (PORT, EXPORTER_PORT):
         if port_open(port):
             raise SystemExit(f"[browser-check] 127.0.0.1:{port} is taken by another process; stop it first")
@@ -105,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
              "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": DAGS_FOLDER_ONLY}
     passed = 0
     try:
-        stack.airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
+        airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
         airflow = AirflowClient(BASE_URL)
-        airflow.login("admin", stack.admin_password(home))
-        stack.wait_for_dag(airflow, DAG_ID)
+        airflow.login("admin", admin_password(home))
+        wait_for_dag(airflow, DAG_ID)
         for number in range(1, args.runs + 1):
             print(f"[browser-check] run {number} of {args.runs}, screenshots in {shots / str(number)}", flush=True)
             try:
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  browser steps: " + ", ".join(f"{step} {s:.1f} s" for step, s in seconds.items())
                   + f"; in all {sum(seconds.values()):.1f} s", flush=True)
     finally:
-        stack.airflow_down(home)
+        airflow_down(home)
     left = [port for port in (PORT, EXPORTER_PORT) if port_open(port)]
     if left:
         print(f"[browser-check] still answering after airflow_down: 127.0.0.1:{left}", flush=True)

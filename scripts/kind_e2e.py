@@ -4,7 +4,7 @@ Needs a Linux machine with internet access, a Docker engine with its bridge
 network, kind (v0.27 or newer) and kubectl; elsewhere it stops at once with
 exit code 2 and says what is missing. Stages, one function each:
 
-1. images: the stack's images (scripts/stack.py), the deployer among them;
+1. images: the stack's images (deployflow.stack), the deployer among them;
 2. a registry container ``kind-registry`` on 127.0.0.1:5001 and the kind
    cluster ``deployflow`` wired to it (kind's "local registry" recipe,
    include/k8s/kind/): nodes pull ``localhost:5001/...`` from it;
@@ -42,12 +42,14 @@ import docker
 import requests
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
-import scenarios  # noqa: E402
-import stack  # noqa: E402
 from deployflow.catalog import Service, front_url, load_service  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, run_seconds, timings  # noqa: E402
+from deployflow.stack.containers import containers_down, deployer_image, ensure_images  # noqa: E402
+from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
+from deployflow.stack.secrets import admin_password  # noqa: E402
+from tests import scenarios  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KIND_DIR = ROOT / "include" / "k8s" / "kind"
@@ -228,7 +230,7 @@ def prepare_environments(kind: KindRun, service_file: Path, service: Service) ->
         rbac = run(sys.executable, "-m", "deployflow.deployer", "rbac", "--service-file", str(service_file),
                    "--environment", env.name, capture=True)
         kind.kubectl("apply", "-f", "-", stdin=rbac)
-    run("kind", "load", "docker-image", stack.deployer_image(), "--name", CLUSTER)
+    run("kind", "load", "docker-image", deployer_image(), "--name", CLUSTER)
 
 
 def start_proxy(kind: KindRun) -> None:
@@ -288,9 +290,9 @@ def start_airflow(kind: KindRun, catalog: Path, service: Service, prometheus_url
         **{f"AIRFLOW_CONN_{env.kubernetes.connection_id.upper()}": connection for env in service.environments.values()},
     }
     kind.airflow_home = kind.work / "airflow"
-    stack.airflow_up(kind.airflow_home, AIRFLOW_PORT, extra, exporter_port=EXPORTER_PORT)
+    airflow_up(kind.airflow_home, AIRFLOW_PORT, extra, exporter_port=EXPORTER_PORT)
     client = AirflowClient(f"http://127.0.0.1:{AIRFLOW_PORT}")
-    client.login("admin", stack.admin_password(kind.airflow_home))
+    client.login("admin", admin_password(kind.airflow_home))
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -370,14 +372,15 @@ def cleanup(kind: KindRun, client: docker.DockerClient) -> None:
         say(f"KEEP=1: left running. Airflow http://127.0.0.1:{AIRFLOW_PORT} (admin, password in "
             f"{kind.airflow_home}/simple_auth_manager_passwords.json); kubeconfig {kind.kubeconfig}; "
             f"proxy pid {kind.proxy.pid if kind.proxy else '-'}.")
-        say(f"Remove it all with: PYTHONPATH=scripts {sys.executable} -c \"import pathlib, stack; "
-            f"stack.airflow_down(pathlib.Path('{kind.airflow_home}'))\"; kill {kind.proxy.pid if kind.proxy else ''}; "
+        say(f"Remove it all with: PYTHONPATH={ROOT / 'plugins'} {sys.executable} -c \"import pathlib; "
+            f"from deployflow.stack.local import airflow_down; airflow_down(pathlib.Path('{kind.airflow_home}'))\"; "
+            f"kill {kind.proxy.pid if kind.proxy else ''}; "
             f"kind delete cluster --name {CLUSTER}; docker rm -f {REGISTRY_NAME} df-{STACK}-prometheus; rm -rf {kind.work}")
         return
     steps = [
-        ("Airflow", lambda: kind.airflow_home and stack.airflow_down(kind.airflow_home)),
+        ("Airflow", lambda: kind.airflow_home and airflow_down(kind.airflow_home)),
         ("kubectl proxy", lambda: stop_proxy(kind)),
-        ("Prometheus", lambda: stack.containers_down(client, STACK)),  # by its label
+        ("Prometheus", lambda: containers_down(client, STACK)),  # by its label
         ("kind cluster", lambda: kind.cluster_created and run("kind", "delete", "cluster", "--name", CLUSTER,
                                                               "--kubeconfig", str(kind.kubeconfig))),
         ("registry", lambda: kind.registry_started and run("docker", "rm", "-f", REGISTRY_NAME)),
@@ -419,7 +422,7 @@ def main() -> int:
     say(f"work directory {kind.work}; {run('kind', 'version', capture=True).strip()}")
     failure: Exception | None = None
     try:
-        stack.ensure_images(client)
+        ensure_images(client)
         start_registry(kind)
         create_cluster(kind)
         wire_registry(kind)
@@ -429,7 +432,7 @@ def main() -> int:
         service = load_service(service_file)  # a bad entry fails here, not at DAG import
         prepare_environments(kind, service_file, service)
         start_proxy(kind)
-        stack.containers_down(client, STACK)  # an earlier run's Prometheus
+        containers_down(client, STACK)  # an earlier run's Prometheus
         prometheus_url = start_prometheus(client)
         airflow = start_airflow(kind, service_file, service, prometheus_url)
         release_all(kind, airflow, service, repo)

@@ -9,7 +9,7 @@ is queued"). Its guard for a resume covers SCHEDULED only: the defer path's same
 #66374 and #67287. Answered through the REST API right after AWAITING_INPUT, 3 gates of 4 failed here;
 after this wait, 6 of 6 passed. A person rarely answers within seconds; a test always does.
 
-No API shows that the scheduler has taken the report; its log does, and stack.py writes that log to
+No API shows that the scheduler has taken the report; its log does, and deployflow.stack writes that log to
 ``AIRFLOW_HOME/logs/scheduler.out``.
 """
 
@@ -23,7 +23,7 @@ EVENT = ("Received executor event with state success for task instance TaskInsta
 
 
 def scheduler_log(home: Path) -> Path:
-    """Where ``stack.airflow_up`` writes the scheduler's output for the Airflow at ``home``."""
+    """Where ``deployflow.stack.local.airflow_up`` writes the scheduler's output for the Airflow at ``home``."""
     return home / "logs" / "scheduler.out"
 
 

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import scenarios
-import stack
+from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up
+from deployflow.stack.local import airflow_down, airflow_up
+from deployflow.stack.secrets import admin_password
+from tests.stacks import wait_for_dag
 from deployflow.client import AirflowClient
+from tests import scenarios
 from tests.e2e import receivers
 from tests.e2e.harness import (
     CRASH_AFTER_S,
@@ -72,22 +75,22 @@ def stack_state(tmp_path_factory) -> Path:
 def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path, tmp_path_factory) -> Iterator[AirflowClient]:
     """Airflow on 127.0.0.1:28080 with a fresh home, logged in as admin through /auth/token."""
     home, state = airflow_home, stack_state
-    stack.ensure_images(docker_client)
-    stack.registry_up(docker_client)
-    stack.containers_down(docker_client, STACK)  # an earlier session's leftovers
+    ensure_images(docker_client)
+    registry_up(docker_client)
+    containers_down(docker_client, STACK)  # an earlier session's leftovers
     extra = {
         "DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("workspace")),
         "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state), **receivers.connections(), **host_connection(),
-        "DEPLOYFLOW_PROMETHEUS_URL": stack.prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
-                                                        exporter_port=EXPORTER_PORT),
+        "DEPLOYFLOW_PROMETHEUS_URL": prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
+                                                  exporter_port=EXPORTER_PORT),
     }
     try:
-        stack.airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
+        airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
         client = AirflowClient(f"http://127.0.0.1:{PORT}", timeout=90)  # a loaded machine can keep the API server busy for long
-        client.login("admin", stack.admin_password(home))
-        stack.wait_for_dag(client, DAG_ID)
+        client.login("admin", admin_password(home))
+        wait_for_dag(client, DAG_ID)
         yield client
     finally:
-        stack.airflow_down(home)
-        stack.containers_down(docker_client, STACK)
+        airflow_down(home)
+        containers_down(docker_client, STACK)
 

@@ -7,20 +7,20 @@ from collections import Counter
 from pathlib import Path
 
 from deployflow.client import AirflowClient
-from scenarios import branch, git  # noqa: F401 - the tests' names for them
+from tests.scenarios import branch, git  # noqa: F401 - the tests' names for them
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 28080
 DAG_ID = "release_sample-app"
 STACK = "e2e"
 PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
-GOV_DAG = "release_gov-app"  # the governed service (scripts/scenarios.py write_governed)
+GOV_DAG = "release_gov-app"  # the governed service (tests/scenarios.py write_governed)
 GOV_PORTS = {"dev": 28104, "staging": 28105, "prod": 28106}
 GOV_APPROVAL_TIMEOUT_S = 60  # long enough for a browser to answer, short enough to wait out in a test
 CRASH_AFTER_S = 10
-HOST_DAG = "release_host-app"  # the service on the second engine (scripts/scenarios.py write_hosted)
+HOST_DAG = "release_host-app"  # the service on the second engine (tests/scenarios.py write_hosted)
 HOST_PORTS = {"dev": 28110}
-HOST_ENGINE = "e2e-host"  # scripts/engines.py's name of the second engine, standing for dev's Docker host
+HOST_ENGINE = "e2e-host"  # tests/engines.py's name of the second engine, standing for dev's Docker host
 HOST_CONNECTION = "df_e2e_host"
 HOST_QUEUE = "e2e-host"
 PROMETHEUS_PORT = 29090
@@ -29,7 +29,7 @@ EXPORTER_PORT = 29468  # the release exporter of the e2e stack (the local one: 9
 
 def host_connection() -> dict[str, str]:
     """The Airflow connection of the second engine, as the stack's environment gives it (JSON form)."""
-    socket = f"/run/deployflow-{HOST_ENGINE}.sock"  # scripts/engines.py paths(): the test starts the engine itself
+    socket = f"/run/deployflow-{HOST_ENGINE}.sock"  # tests/engines.py paths(): the test starts the engine itself
     return {f"AIRFLOW_CONN_{HOST_CONNECTION.upper()}": json.dumps({"conn_type": "docker", "host": f"unix://{socket}"})}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import stack
+from deployflow.stack import processes, secrets
 from tests.e2e.harness import DAG_ID, STACK, all_tries_text, branch, finished, log_text, release, served_version
 
 pytestmark = pytest.mark.e2e
@@ -97,20 +97,20 @@ def test_health_and_analysis_wait_in_the_triggerer_and_no_worker_slot_is_held(ai
 def restart_triggerer(home: Path) -> int:
     """Stop the stack's triggerer (as airflow_down would) and start it again with the same command and
     environment; the new PID (in the pid file, so the stack's teardown stops it)."""
-    pid = stack._running(home, "triggerer")
+    pid = processes._running(home, "triggerer")
     assert pid, "the stack's triggerer runs"
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     env = dict(line.split(b"=", 1) for line in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in line)
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while stack._alive(pid):
+    while processes._alive(pid):
         assert time.monotonic() < deadline, "the triggerer did not stop within 60 s"
-        stack._reap(pid)
+        processes._reap(pid)
         time.sleep(0.2)
-    with stack._open_private(home / "logs" / "triggerer.out", "ab") as out:
+    with secrets._open_private(home / "logs" / "triggerer.out", "ab") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                umask=stack.PRIVATE_UMASK)
-    with stack._open_private(stack._pid_file(home, "triggerer"), "w") as pid_file:
+                                umask=secrets.PRIVATE_UMASK)
+    with secrets._open_private(processes._pid_file(home, "triggerer"), "w") as pid_file:
         pid_file.write(str(proc.pid))
     return proc.pid
 

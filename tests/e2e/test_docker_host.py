@@ -1,4 +1,4 @@
-"""An environment on its own Docker host: host-app's dev names a second engine (scripts/engines.py), which
+"""An environment on its own Docker host: host-app's dev names a second engine (tests/engines.py), which
 stands for another machine. Its proxy and instances run there; build and tests stay on the first engine.
 
 The stack runs LocalExecutor, which ignores queues: this shows the engine half (and that the scheduler's
@@ -11,8 +11,8 @@ import docker
 import pytest
 import requests
 
-import engines
-import stack
+from deployflow.stack.containers import HAPROXY_IMAGE, containers_down, deployer_image
+from tests import engines
 from tests.e2e.harness import (
     HOST_CONNECTION, HOST_DAG, HOST_ENGINE, HOST_PORTS, HOST_QUEUE, STACK, branch, log_text, short_sha,
 )
@@ -27,11 +27,11 @@ DEPLOY_STEPS = ("prepare", "health", "shift", "promote", "record")
 def second_engine(airflow, docker_client) -> docker.DockerClient:
     """The second engine, with the deployer's and the proxy's images (the service's comes from the registry)."""
     engines.engine_up(HOST_ENGINE)
-    engines.copy_images(HOST_ENGINE, [stack.deployer_image(), stack.HAPROXY_IMAGE])
+    engines.copy_images(HOST_ENGINE, [deployer_image(), HAPROXY_IMAGE])
     client = engines.client(HOST_ENGINE)
-    stack.containers_down(client, STACK)  # an earlier session's leftovers
+    containers_down(client, STACK)  # an earlier session's leftovers
     yield client
-    stack.containers_down(client, STACK)
+    containers_down(client, STACK)
     engines.engine_down(HOST_ENGINE)
 
 

@@ -1,4 +1,4 @@
-"""Release governance end to end, on ``gov-app`` (scripts/scenarios.py ``write_governed``): prod requires staging
+"""Release governance end to end, on ``gov-app`` (tests/scenarios.py ``write_governed``): prod requires staging
 and waits for an approval; dev is in a freeze window; every release is told to a webhook, a Slack-compatible
 webhook and an e-mail address, and to a webhook that is down.
 

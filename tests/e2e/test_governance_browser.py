@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import stack
+from deployflow.stack.secrets import admin_password
+from tests.stacks import wait_for_dag
 from deployflow.client import AirflowClient
 from tests.browser.airflow_rest import hitl_detail, newest_run_id, wait_for_task_state
 from tests.browser.airflow_ui import AirflowUI, chromium_driver
@@ -35,7 +36,7 @@ def ui(airflow: AirflowClient, airflow_home: Path) -> Iterator[AirflowUI]:
     driver = chromium_driver()
     try:
         page = AirflowUI(f"http://127.0.0.1:{PORT}", driver, newest_run_id=lambda dag_id: newest_run_id(airflow, dag_id))
-        page.login("admin", stack.admin_password(airflow_home))
+        page.login("admin", admin_password(airflow_home))
         yield page
     finally:
         driver.quit()
@@ -43,7 +44,7 @@ def ui(airflow: AirflowClient, airflow_home: Path) -> Iterator[AirflowUI]:
 
 def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
         airflow: AirflowClient, airflow_home: Path, ui: AirflowUI, tmp_path: Path):
-    stack.wait_for_dag(airflow, DAG_ID)
+    wait_for_dag(airflow, DAG_ID)
     form, approval, approved = tmp_path / "trigger-form.png", tmp_path / "approval.png", tmp_path / "approved.png"
     print(f"screenshots: {form} (the filled form), {approval} (the gate before Approve), {approved} (after)")
 

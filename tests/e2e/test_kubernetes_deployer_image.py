@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import stack
+from deployflow.stack.containers import deployer_image, ensure_images
 from tests.unit.fake_kubernetes import FakeKubernetesAPI, FakeKubernetesServer
 
 pytestmark = pytest.mark.e2e
@@ -27,8 +27,8 @@ def server() -> Iterator[FakeKubernetesServer]:
 
 def run_step(docker_client, kube_dir: Path, service_yaml: str, step: str, version: str) -> tuple[int, dict]:
     container = docker_client.containers.run(
-        stack.deployer_image(), [step, "--environment", "prod", "--version", version, "--image", f"registry.example.com/shop:{version}",
-                                 "--result-file", "/kube/result.json"],
+        deployer_image(), [step, "--environment", "prod", "--version", version, "--image", f"registry.example.com/shop:{version}",
+                           "--result-file", "/kube/result.json"],
         network_mode="host", volumes={str(kube_dir): {"bind": "/kube", "mode": "rw"}}, detach=True,
         environment={"KUBECONFIG": "/kube/kubeconfig", "DEPLOYFLOW_SERVICE_YAML": service_yaml},
     )
@@ -41,7 +41,7 @@ def run_step(docker_client, kube_dir: Path, service_yaml: str, step: str, versio
 
 @pytest.mark.parametrize("strategy", ["blue-green", "canary", "rolling"])
 def test_the_deployer_image_releases_and_rolls_back_on_kubernetes(docker_client, server, tmp_path, strategy):
-    stack.ensure_images(docker_client)
+    ensure_images(docker_client)
     kube_dir = tmp_path / "kube"
     kube_dir.mkdir()
     kube_dir.chmod(0o777)
@@ -100,7 +100,7 @@ print(judge.judge(1).failure)
 def test_the_deployer_image_judges_the_watch_with_its_own_numpy_and_scipy(docker_client):
     # promote's post-promotion watch runs the judge in the deployer image (Debian's numpy and scipy, older than
     # the host's): 5 % of requests moved to a slow bucket must fail it there too.
-    stack.ensure_images(docker_client)
-    out = docker_client.containers.run(stack.deployer_image(), ["-c", JUDGE], entrypoint="python3", network_mode="host",
-                                       remove=True).decode()
+    ensure_images(docker_client)
+    out = docker_client.containers.run(deployer_image(), ["-c", JUDGE], entrypoint="python3", network_mode="host",
+                                 remove=True).decode()
     assert "latency" in out and "tail" in out, out

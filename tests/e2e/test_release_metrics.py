@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-import stack
+from deployflow.stack import containers
 from tests.e2e.harness import EXPORTER_PORT, PROMETHEUS_PORT, ROOT, release, short_sha
 
 pytestmark = pytest.mark.e2e
@@ -22,9 +22,9 @@ DEV = {"service": "sample-app", "environment": "dev"}
 
 def promtool(docker_client: docker.DockerClient, *args: str, mount: Path = RULES) -> str:
     """promtool of the stack's Prometheus image, with no network and ``mount`` read-only at the same path."""
-    stack.ensure_images(docker_client)
+    containers.ensure_images(docker_client)
     output = docker_client.containers.run(
-        stack.PROMETHEUS_IMAGE, entrypoint="promtool", command=list(args), network_mode="none", working_dir=str(mount),
+        containers.PROMETHEUS_IMAGE, entrypoint="promtool", command=list(args), network_mode="none", working_dir=str(mount),
         volumes={str(mount): {"bind": str(mount), "mode": "ro"}}, remove=True, stdout=True, stderr=True)
     return output.decode()
 
@@ -40,8 +40,8 @@ def test_the_example_rules_pass_promtool_check_and_their_unit_tests(docker_clien
 
 def test_the_stacks_prometheus_configuration_with_the_rules_passes_promtool(docker_client, tmp_path):
     (tmp_path / "targets").mkdir()
-    (tmp_path / "rules.yml").write_text(stack.RULES.read_text())
-    config = stack.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=EXPORTER_PORT)
+    (tmp_path / "rules.yml").write_text(containers.RULES.read_text())
+    config = containers.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=EXPORTER_PORT)
     (tmp_path / "prometheus.yml").write_text(config)
     checked = promtool(docker_client, "check", "config", str(tmp_path / "prometheus.yml"), mount=tmp_path)
     assert "is valid prometheus config file syntax" in checked and "SUCCESS: 3 rules found" in checked, checked

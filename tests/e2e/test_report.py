@@ -11,7 +11,7 @@ import pytest
 from deployflow.ledger import Ledger, default_url
 from deployflow.ledger.figures import Period, figures
 from deployflow.ledger.report import main
-from scenarios import branch
+from tests.scenarios import branch
 from tests.e2e.harness import release
 
 

@@ -12,7 +12,8 @@ import time
 import pytest
 import requests
 
-import stack
+from deployflow.stack.containers import REGISTRY_ADDR
+from tests.engines import restart_engine
 
 from tests.e2e.harness import PORTS, PROMETHEUS_PORT, release, served_version, short_sha
 
@@ -33,13 +34,13 @@ def test_after_an_engine_restart_every_environment_serves_its_live_version_again
     live = {environment: serving(environment) for environment in PORTS}
     assert all(live.values()), live
 
-    took = stack.restart_engine(docker_client)
+    took = restart_engine(docker_client)
 
     deadline = time.monotonic() + 120
     while {e: serving(e) for e in PORTS} != live and time.monotonic() < deadline:
         time.sleep(1)
     assert {e: serving(e) for e in PORTS} == live, f"the engine answered again after {took:.0f} s"
-    assert requests.get(f"http://{stack.REGISTRY_ADDR}/v2/", timeout=5).status_code == 200, "the registry is back"
+    assert requests.get(f"http://{REGISTRY_ADDR}/v2/", timeout=5).status_code == 200, "the registry is back"
     ready = requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=5)
     assert ready.status_code == 200, "Prometheus is back"
     # And the next release goes through on the restarted engine, over the live version (whatever an

@@ -22,7 +22,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-import stack
+from deployflow.stack.local import COMPONENTS
+from deployflow.stack.secrets import admin_password, secret_command
 from tests.e2e.harness import PROMETHEUS_PORT, release
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,7 @@ def sample(sessions: dict[int, str], seen: dict[tuple[str, bytes], dict]) -> Non
 @pytest.fixture(scope="module")
 def during_a_release(airflow, airflow_home: Path) -> dict:
     """Every process seen while a release of main to dev ran, and the run."""
-    sessions = {int((airflow_home / "pids" / f"{name}.pid").read_text()): name for name in stack.COMPONENTS}
+    sessions = {int((airflow_home / "pids" / f"{name}.pid").read_text()): name for name in COMPONENTS}
     seen: dict[tuple[str, bytes], dict] = {}
     done = threading.Event()
 
@@ -85,7 +86,7 @@ def during_a_release(airflow, airflow_home: Path) -> dict:
 def secrets_of(home: Path) -> dict[str, bytes]:
     files = {"jwt secret": home / "jwt_secret", "fernet key": home / "fernet_key"}
     found = {name: path.read_bytes() for name, path in files.items() if path.exists()}
-    return {**found, "admin password": stack.admin_password(home).encode()}
+    return {**found, "admin password": admin_password(home).encode()}
 
 
 def test_no_process_of_the_stack_has_a_secret_in_its_environment(during_a_release, airflow_home):
@@ -105,7 +106,7 @@ def environment(entry: dict) -> dict[str, str]:
 
 
 def test_only_the_processes_that_need_a_secret_can_read_it(airflow, during_a_release, airflow_home):
-    mains = {int((airflow_home / "pids" / f"{name}.pid").read_text()): name for name in stack.COMPONENTS}
+    mains = {int((airflow_home / "pids" / f"{name}.pid").read_text()): name for name in COMPONENTS}
     found = {}
     for (pid, _), entry in during_a_release["seen"].items():
         if int(pid) in mains and entry["environ"]:
@@ -113,7 +114,7 @@ def test_only_the_processes_that_need_a_secret_can_read_it(airflow, during_a_rel
     pointers = {name: {key for key in env if "JWT_SECRET" in key or "FERNET_KEY" in key} for name, env in found.items()}
     # the api-server's block is zeroed by its setproctitle; the unit tests pin its environment
     assert pointers == {"scheduler": {JWT_CMD}, "dag-processor": {FERNET_CMD}, "triggerer": {FERNET_CMD}}
-    assert found["scheduler"][JWT_CMD] == stack.secret_command(airflow_home / "jwt_secret")
+    assert found["scheduler"][JWT_CMD] == secret_command(airflow_home / "jwt_secret")
     # both live without the JWT secret: their heartbeats are fresh
     health = airflow.health()
     assert health["dag_processor"]["status"] == health["triggerer"]["status"] == "healthy", health

@@ -1,10 +1,10 @@
-"""One Celery setup for the scale tests (scripts/celery_stack.py): PostgreSQL, Redis, Airflow's processes
+"""One Celery setup for the scale tests (deployflow.stack.celery): PostgreSQL, Redis, Airflow's processes
 and two Celery workers, each in its own home under a temporary directory, started once per session.
 
 Needs Docker, PostgreSQL and Redis from Debian: without one of them these tests fail; they never skip.
-The catalog is the e2e tests' sample-app (a scratch repository, scripts/scenarios.py) on ports of its own;
+The catalog is the e2e tests' sample-app (a scratch repository, tests/scenarios.py) on ports of its own;
 its dev environment names a Docker host (``docker_host: {connection: docker_host_b, queue: host-b}``): a
-second engine (scripts/engines.py, its own socket and data root) standing for host B. The scheduler's
+second engine (tests/engines.py, its own socket and data root) standing for host B. The scheduler's
 routing policy sends dev's deploy steps to worker-b and their deferred waits to triggerer-b.
 """
 
@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-import celery_stack
-import engines
-import scenarios
 from deployflow.client import AirflowClient
+from deployflow.stack import celery as celery_stack
+from deployflow.stack.containers import containers_down, ensure_images
+from deployflow.stack.secrets import admin_password
+from tests import engines, scenarios
 from tests.scale.harness import DAG_ID, HOST_B_QUEUE, PORTS, Setup
+from tests.stacks import wait_for_dag
 
-ENGINE = "host-b"  # scripts/engines.py's name of the second engine: /run/deployflow-host-b.sock
+ENGINE = "host-b"  # tests/engines.py's name of the second engine: /run/deployflow-host-b.sock
 
 
 def second_engine() -> str:
@@ -49,7 +51,7 @@ def setup(docker_client, sample_repo: Path, tmp_path_factory) -> Iterator[Setup]
     entry = yaml.safe_load((catalog / "sample-app.yaml").read_text())
     entry["environments"]["dev"]["replicas"] = 2
     extra = {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("scale-ws"))}
-    celery_stack.stack.ensure_images(docker_client)  # before copying the deployer's and the proxy's
+    ensure_images(docker_client)  # before copying the deployer's and the proxy's
     engine = second_engine()
     entry["environments"]["dev"]["docker_host"] = {"connection": "docker_host_b", "queue": HOST_B_QUEUE}
     extra["AIRFLOW_CONN_DOCKER_HOST_B"] = json.dumps({"conn_type": "docker", "host": engine})
@@ -57,11 +59,11 @@ def setup(docker_client, sample_repo: Path, tmp_path_factory) -> Iterator[Setup]
     try:
         celery_stack.up(top, celery_stack.PORT, extra)
         client = AirflowClient(f"http://127.0.0.1:{celery_stack.PORT}", timeout=90)
-        client.login("admin", celery_stack.stack.admin_password(top / "secrets"))
-        celery_stack.stack.wait_for_dag(client, DAG_ID)
+        client.login("admin", admin_password(top / "secrets"))
+        wait_for_dag(client, DAG_ID)
         yield Setup(client=client, top=top, extra=extra, repo=sample_repo, engine=engine)
     finally:
         celery_stack.down(top)
-        celery_stack.stack.containers_down(engines.client(ENGINE), celery_stack.NAME)  # dev's proxy and instances
+        containers_down(engines.client(ENGINE), celery_stack.NAME)  # dev's proxy and instances
         engines.engine_down(ENGINE)
         shutil.rmtree(top, ignore_errors=True)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import docker
 import pytest
 
-import celery_stack
-import scenarios
 from deployflow.airflow.task_ids import BUILD, DEPLOYER_STEPS, HEALTH, PREPARE, PROMOTE, RECORD
+from deployflow.stack import celery as celery_stack
+from tests import scenarios
 from tests.scale.harness import DAG_ID, HOST_B_QUEUE, served_version, wait_for_task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]

@@ -45,11 +45,11 @@ def test_the_list_agrees_with_airflow_cfg_the_stack_and_the_docker_platform():
     cfg.read(ROOT / "airflow.cfg")
     for section, key in (("api", "port"), ("logging", "worker_log_server_port"), ("logging", "trigger_log_server_port")):
         assert cfg.getint(section, key) in STACK_PORTS, (section, key)
-    import stack  # scripts/ is on the tests' path (pytest.ini)
+    from deployflow.stack.containers import LOCAL_EXPORTER_PORT, LOCAL_PROMETHEUS_PORT, REGISTRY_ADDR
 
-    assert int(stack.REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
-    assert stack.LOCAL_PROMETHEUS_PORT in STACK_PORTS
-    assert stack.LOCAL_EXPORTER_PORT in STACK_PORTS
+    assert int(REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
+    assert LOCAL_PROMETHEUS_PORT in STACK_PORTS
+    assert LOCAL_EXPORTER_PORT in STACK_PORTS
     from deployflow.platforms.docker import DockerPlatform
 
     assert inspect.signature(DockerPlatform).parameters["ports"].default == INSTANCE_PORTS

@@ -1,4 +1,4 @@
-"""The Celery setup's processes (scripts/celery_stack.py): who gets which secret, and how; their command lines."""
+"""The Celery setup's processes (deployflow.stack.celery): who gets which secret, and how; their command lines."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import celery_stack
-from celery_services import Servers
+from deployflow.stack import celery as celery_stack
+from deployflow.stack.celery_services import Servers
 
 JWT = "AIRFLOW__API_AUTH__JWT_SECRET"
 FERNET = "AIRFLOW__CORE__FERNET_KEY"

@@ -1,8 +1,8 @@
-"""scripts/run_tests.py (make test): a test file that neither of its two pytest processes runs is refused."""
+"""tests/runner.py (make test, through scripts/run_tests.py): a test file that neither of its two pytest processes runs is refused."""
 
 from __future__ import annotations
 
-import run_tests
+from tests import runner
 
 
 def test_a_test_file_in_neither_process_is_refused_before_anything_starts(tmp_path, monkeypatch, capsys):
@@ -10,8 +10,8 @@ def test_a_test_file_in_neither_process_is_refused_before_anything_starts(tmp_pa
                  "tests/k8s/node_modules/x/test_d.py"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("")
-    monkeypatch.setattr(run_tests, "ROOT", tmp_path)
-    monkeypatch.setattr(run_tests.stack, "registry_up", lambda client: (_ for _ in ()).throw(AssertionError("started")))
-    assert run_tests.main([]) == 2
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    monkeypatch.setattr(runner, "registry_up", lambda client: (_ for _ in ()).throw(AssertionError("started")))
+    assert runner.main([]) == 2
     assert capsys.readouterr().out == (f"[tests] tests/new/test_c.py run in neither process: add them to MAIN or BESIDE "
-                                       f"in {run_tests.__file__}\n")
+                                       f"in {runner.__file__}\n")

@@ -1,4 +1,4 @@
-"""The local stack's own secrets (scripts/stack.py): who gets which, how, and the files' modes."""
+"""The local stack's own secrets (deployflow.stack): who gets which, how, and the files' modes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-import stack
+from deployflow.stack import containers, local, processes, secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_CMD = "AIRFLOW__API_AUTH__JWT_SECRET_CMD"
@@ -28,12 +28,12 @@ def mode(path: Path) -> int:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "airflow home"  # a space: the _CMD must quote the path
-    stack.ensure_secrets(home)
+    secrets.ensure_secrets(home)
     return home
 
 
 def secret_values(home: Path) -> list[str]:
-    return [(home / name).read_text() for name in ("jwt_secret", "fernet_key")] + [stack.admin_password(home)]
+    return [(home / name).read_text() for name in ("jwt_secret", "fernet_key")] + [secrets.admin_password(home)]
 
 
 @pytest.mark.parametrize(("component", "pointers"), [
@@ -47,16 +47,16 @@ def secret_values(home: Path) -> list[str]:
 def test_each_process_gets_a_command_for_the_secrets_it_needs_and_no_value(home, component, pointers):
     inherited = {"PATH": "/usr/bin", "AIRFLOW__API_AUTH__JWT_SECRET": "from-the-shell",
                  "AIRFLOW__CORE__FERNET_KEY": "from-the-shell-too", "AIRFLOW__CORE__FERNET_KEY_SECRET": "x"}
-    env = stack.component_env(component, home, inherited)
+    env = secrets.component_env(component, home, inherited)
     assert {name for name in env if "JWT_SECRET" in name or "FERNET_KEY" in name} == pointers
     assert env["PATH"] == "/usr/bin"
     for value in [*secret_values(home), "from-the-shell", "from-the-shell-too"]:
         assert all(value not in v for v in env.values()), component
-    assert env.get(JWT_CMD, stack.secret_command(home / "jwt_secret")) == stack.secret_command(home / "jwt_secret")
+    assert env.get(JWT_CMD, secrets.secret_command(home / "jwt_secret")) == secrets.secret_command(home / "jwt_secret")
 
 
 def test_the_shared_environment_holds_no_secret(home):
-    env = stack.airflow_env(home, 8080)
+    env = local.airflow_env(home, 8080)
     assert not [name for name in env if "JWT_SECRET" in name or "FERNET_KEY" in name]
     for value in secret_values(home):
         assert all(value not in v for v in env.values())
@@ -68,7 +68,7 @@ def test_airflow_reads_each_secret_through_its_command(home):
             "print(json.dumps([conf.get('api_auth', 'jwt_secret'), conf.get('core', 'fernet_key')]))")
     seen = {}
     for component in ("api-server", "triggerer"):
-        env = stack.component_env(component, home, stack.airflow_env(home, 8080))
+        env = secrets.component_env(component, home, local.airflow_env(home, 8080))
         done = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, check=True)
         seen[component] = json.loads(done.stdout.strip().splitlines()[-1])
     jwt, fernet = (home / "jwt_secret").read_text(), (home / "fernet_key").read_text()
@@ -78,14 +78,14 @@ def test_airflow_reads_each_secret_through_its_command(home):
 
 def test_secrets_are_generated_once_per_home_0600_and_kept(home):
     before = secret_values(home)
-    stack.ensure_secrets(home)
+    secrets.ensure_secrets(home)
     assert secret_values(home) == before
     Fernet(before[1].encode())  # a valid key
     assert len(set(before)) == 3
     for name in ("jwt_secret", "fernet_key", "simple_auth_manager_passwords.json"):
         assert mode(home / name) == 0o600
     other = home.parent / "other"
-    stack.ensure_secrets(other)
+    secrets.ensure_secrets(other)
     assert (other / "fernet_key").read_text() != before[1]
 
 
@@ -94,7 +94,7 @@ def test_secrets_are_generated_once_per_home_0600_and_kept(home):
     (stat.S_IFLNK | 0o777, None), (stat.S_IFSOCK | 0o755, None),
 ])
 def test_private_modes(kind, expected):
-    assert stack.private_mode(kind) == expected
+    assert secrets.private_mode(kind) == expected
 
 
 def test_make_private_closes_what_an_earlier_stack_left_open(tmp_path):
@@ -109,7 +109,7 @@ def test_make_private_closes_what_an_earlier_stack_left_open(tmp_path):
         path.chmod(0o755)
     for path in (top / "airflow.db", top / "logs" / "dag_id=x" / "1.log", outside):
         path.chmod(0o644)
-    stack.make_private(top)
+    secrets.make_private(top)
     assert [mode(p) for p in (top, top / "logs", top / "logs" / "dag_id=x")] == [0o700] * 3
     assert [mode(p) for p in (top / "airflow.db", top / "logs" / "dag_id=x" / "1.log")] == [0o600] * 2
     assert mode(outside) == 0o644  # a symlink's target is not followed
@@ -134,52 +134,52 @@ def test_airflow_up_starts_each_process_private_with_only_its_pointers(tmp_path,
         started["exporter" if argv[0] == sys.executable else argv[1]] = {**kwargs, "argv": argv}
         return Proc()
 
-    monkeypatch.setattr(stack.subprocess, "run", run)
-    monkeypatch.setattr(stack.subprocess, "Popen", popen)
-    monkeypatch.setattr(stack, "_running", lambda home, name: None)
-    monkeypatch.setattr(stack, "_wait_http", lambda *args, **kwargs: None)
-    stack.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)}, exporter_port=29999)
+    monkeypatch.setattr(local.subprocess, "run", run)
+    monkeypatch.setattr(processes.subprocess, "Popen", popen)
+    monkeypatch.setattr(processes, "_running", lambda home, name: None)
+    monkeypatch.setattr(local, "_wait_http", lambda *args, **kwargs: None)
+    local.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)}, exporter_port=29999)
 
     assert set(started) == {"db-migrate", "scheduler", "dag-processor", "api-server", "triggerer", "exporter"}
     assert started["exporter"]["argv"] == [sys.executable, "-m", "deployflow.ledger", "exporter", "--port", "29999"]
     for component, kwargs in started.items():
         assert kwargs["umask"] == 0o077, component
-        assert kwargs["env"] == stack.component_env(component, home, stack.airflow_env(home, 28999, {"DEPLOYFLOW_STATE": str(state)}))
+        assert kwargs["env"] == secrets.component_env(component, home, local.airflow_env(home, 28999, {"DEPLOYFLOW_STATE": str(state)}))
     assert mode(home) == mode(state) == mode(home / "logs") == mode(home / "pids") == 0o700
     for path in (home / "airflow.db.old", home / "logs" / "scheduler.out", home / "pids" / "scheduler.pid",
                  home / "logs" / "exporter.out", home / "pids" / "exporter.pid"):
         assert mode(path) == 0o600, path
     said = capsys.readouterr().out
-    assert stack.admin_password(home) not in said
+    assert secrets.admin_password(home) not in said
     assert str(home / "simple_auth_manager_passwords.json") in said
 
 
 def test_airflow_down_stops_the_exporter_with_airflows_processes(tmp_path, monkeypatch):
     home = tmp_path / "home"
-    stack.private_dir(home / "pids")
-    pids = {name: 5000 + n for n, name in enumerate([*stack.COMPONENTS, stack.EXPORTER])}
+    secrets.private_dir(home / "pids")
+    pids = {name: 5000 + n for n, name in enumerate([*local.COMPONENTS, local.EXPORTER])}
     for name, pid in pids.items():
-        stack._pid_file(home, name).write_text(str(pid))
+        processes._pid_file(home, name).write_text(str(pid))
     signalled = []
-    monkeypatch.setattr(stack, "_alive", lambda pid: pid in pids.values() and pid not in signalled)
-    monkeypatch.setattr(stack.os, "killpg", lambda pid, sig: signalled.append(pid))
-    stack.airflow_down(home)
+    monkeypatch.setattr(processes, "_alive", lambda pid: pid in pids.values() and pid not in signalled)
+    monkeypatch.setattr(processes.os, "killpg", lambda pid, sig: signalled.append(pid))
+    local.airflow_down(home)
     assert signalled == list(pids.values())
     assert list((home / "pids").iterdir()) == []
 
 
 def test_prometheus_scrapes_the_stacks_exporter_and_loads_the_rules(tmp_path):
-    config = yaml.safe_load(stack.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=29468))
+    config = yaml.safe_load(containers.PROMETHEUS_CONFIG.format(state=tmp_path, scrape="1s", rules=tmp_path / "rules.yml", exporter=29468))
     [releases] = [job for job in config["scrape_configs"] if job["job_name"] == "deployflow-releases"]
     assert releases["static_configs"] == [{"targets": ["127.0.0.1:29468"]}]
     assert config["rule_files"] == [str(tmp_path / "rules.yml")]
-    assert stack.LOCAL_EXPORTER_PORT == 9468  # the exporter's own default: `up` and a bare command agree
+    assert containers.LOCAL_EXPORTER_PORT == 9468  # the exporter's own default: `up` and a bare command agree
     from deployflow.ledger.exporter import DEFAULT_PORT
 
-    assert DEFAULT_PORT == stack.LOCAL_EXPORTER_PORT
+    assert DEFAULT_PORT == containers.LOCAL_EXPORTER_PORT
 
 
 def test_make_demo_prints_no_password():
     dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "--password-file" in dry  # the client still reads it from its file
-    assert not re.search(r"\$\([^)]*stack\.py password", dry), "the demo echoes the password into its log"
+    assert not re.search(r"\$\([^)]*deployflow\.stack password", dry), "the demo echoes the password into its log"

@@ -1,8 +1,9 @@
-"""A second Docker engine on this machine, standing for an environment's own Docker host.
+"""A second Docker engine on this machine, standing for an environment's own Docker host, for the tests and
+benchmarks; and a restart of the first engine (``restart_engine``), a fault they inject.
 
-    python scripts/engines.py up NAME      (prints its socket: /run/deployflow-NAME.sock)
-    python scripts/engines.py down NAME
-    python scripts/engines.py images NAME  (copies the stack's deployer and proxy images into it)
+    python -m tests.engines up NAME      (prints its socket: /run/deployflow-NAME.sock)
+    python -m tests.engines down NAME
+    python -m tests.engines images NAME  (copies the stack's deployer and proxy images into it)
 
 It is a dockerd of its own: its socket, data root, exec root (and so its own containerd), pidfile and
 configuration file, no bridge, no iptables and no TCP listener; its containers use host networking on
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +33,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import docker
+
+from deployflow.stack.processes import _reap
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -157,9 +161,51 @@ def copy_images(name: str, images: Iterable[str]) -> list[str]:
 
 def stack_images() -> list[str]:
     """What a Docker host needs besides the service's image: the deployer's and the proxy's."""
-    import stack
+    from deployflow.stack.containers import HAPROXY_IMAGE, deployer_image
 
-    return [stack.deployer_image(), stack.HAPROXY_IMAGE]
+    return [deployer_image(), HAPROXY_IMAGE]
+
+
+# ---- the first engine ---------------------------------------------------------------
+
+DOCKERD_LOG = "/tmp/deployflow-dockerd.log"  # where .ci/run starts the engine's log
+
+
+def restart_engine(client: docker.DockerClient, timeout: float = 120) -> float:
+    """Stop the Docker engine and start it again; the seconds until it answered again.
+
+    Its containers stop with it. Where systemd runs the engine, systemd restarts it; otherwise the one
+    dockerd process is stopped and started again with the command line it had (CI's is
+    ``dockerd --bridge=none ...``, from .ci/run). RuntimeError when it cannot be done or the engine
+    does not answer within ``timeout``.
+    """
+    started = time.monotonic()
+    systemd = shutil.which("systemctl") and subprocess.run(["systemctl", "is-active", "--quiet", "docker"],
+                                                           stderr=subprocess.DEVNULL).returncode == 0
+    if systemd:
+        subprocess.run(["systemctl", "restart", "docker"], check=True, timeout=timeout)
+    else:
+        found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()
+        if len(found) != 1:
+            raise RuntimeError(f"cannot restart the Docker engine: expected one dockerd process, found {found or 'none'}")
+        pid = int(found[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists():
+            _reap(pid)  # an engine this process started earlier stays a zombie until it is waited for
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"dockerd (pid {pid}) did not stop within {timeout:.0f} s")
+            time.sleep(0.5)
+        log = open(DOCKERD_LOG, "ab")  # noqa: SIM115 - the new engine keeps writing to it
+        subprocess.Popen([a.decode() for a in argv], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    while True:
+        try:
+            client.ping()
+            return time.monotonic() - started
+        except Exception:  # noqa: BLE001 - any error means: not back yet
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the Docker engine did not answer within {timeout:.0f} s of its restart") from None
+            time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
