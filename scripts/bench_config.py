@@ -26,9 +26,9 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
+from deployflow.analysis.loadgen import LoadGenerator  # noqa: E402
 from deployflow.client import AirflowClient  # noqa: E402
 from deployflow.ledger import Ledger, default_url  # noqa: E402
-from deployflow.loadgen import LoadGenerator  # noqa: E402
 from tests import scenarios  # noqa: E402
 from tests.stacks import bench_stack  # noqa: E402
 

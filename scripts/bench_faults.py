@@ -46,9 +46,9 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
+from deployflow.analysis.loadgen import LoadGenerator, LoadReport, Sample  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, failure_reason  # noqa: E402
 from deployflow.ledger import Ledger, default_url  # noqa: E402
-from deployflow.loadgen import LoadGenerator, LoadReport, Sample  # noqa: E402
 from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up  # noqa: E402
 from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
 from deployflow.stack.secrets import admin_password  # noqa: E402

@@ -71,7 +71,7 @@ def test_the_deployer_image_releases_and_rolls_back_on_kubernetes(docker_client,
 
 
 JUDGE = """
-from deployflow.analysis import VersionComparison
+from deployflow.analysis.comparison import VersionComparison
 from deployflow.catalog import parse_service
 from deployflow.metrics.base import Series
 
