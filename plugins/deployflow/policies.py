@@ -1,4 +1,5 @@
-"""Words the catalog and the judge share, defined once: how a metric may regress, and what no data means.
+"""Words the catalog, the judge and governance share, defined once: the environments a release goes through,
+how a metric may regress, and what no data means.
 
 A module of its own (no numpy, no scipy): the catalog is read at every DAG file import and by the deployer,
 whose image carries neither.
@@ -8,3 +9,4 @@ from __future__ import annotations
 
 DIRECTIONS = ("increase", "decrease", "either")  # which way a metric gets worse
 NODATA_POLICIES = ("fail", "pass", "extend")  # a metric with no data: fails, passes, or waits for more
+ENVIRONMENTS = ("dev", "staging", "prod")  # in the order a release is promoted through them

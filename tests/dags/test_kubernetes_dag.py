@@ -9,7 +9,8 @@ from unittest import mock
 import pytest
 
 from deployflow.airflow.dag_factory import release_dag
-from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.deployer_operator import DeployerOperator
+from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.kubernetes_deploy import KubernetesDeployerOperator
 from deployflow.catalog import load_service
 from tests.dags.test_integrity import BUDGET_S, import_in_subprocess
@@ -61,7 +62,7 @@ def test_the_analysis_load_goes_to_the_environments_front_url_from_a_container_o
     load = release_dag(load_service(DOCKER_FILE), DOCKER_FILE).get_task("load")
     load.environment_name, load.image = "staging", "deployflow/deployer:test"
     ti = mock.Mock(xcom_pull=mock.Mock(return_value={"analysis": {"step": 10}}))
-    with mock.patch("deployflow.airflow.load.docker_client") as client:
+    with mock.patch("deployflow.airflow.sites.docker_client") as client:
         load.execute({"ti": ti})
     assert client.return_value.containers.run.call_args.kwargs["command"][0] == "http://127.0.0.1:18002/"
 
@@ -79,10 +80,10 @@ def test_the_record_reads_a_kubernetes_environment_through_its_connection():
     record = ReleaseRecordOperator(task_id="record", service=load_service(KUBERNETES_FILE))
     with (
         mock.patch("airflow.providers.cncf.kubernetes.hooks.kubernetes.KubernetesHook") as hook,
-        mock.patch("deployflow.deployer.wiring.rollout_for") as rollout_for,
+        mock.patch("deployflow.airflow.sites.status", return_value={"live": "green"}) as status,
     ):
-        rollout_for.return_value.status.return_value = {"live": "green"}
         live = record._live("prod")
     hook.assert_called_once_with(conn_id="kubernetes_prod")
-    assert rollout_for.call_args.kwargs["client"] is hook.return_value.api_client
+    workload = status.call_args.args[0]
+    assert workload.cluster.apps.api_client is hook.return_value.api_client
     assert live == {"live": "green", "url": "http://sample-app.sample-app-prod.svc.cluster.local/"}

@@ -21,7 +21,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from docker.errors import APIError
 
-from deployflow.airflow.deploy import DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.deployer_operator import DeployerOperator
+from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.deployer_step import last_error, last_result
 from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
@@ -323,7 +324,7 @@ class ReleaseTI:
     ],
 )
 def test_the_ledger_says_why_canary_analysis_failed_a_release(verdict, failure):
-    from deployflow.airflow.deploy import analysis_failure
+    from deployflow.airflow.record import analysis_failure
 
     assert analysis_failure(verdict) == failure
 

@@ -66,14 +66,14 @@ def fake_world(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> li
     """The platform and Prometheus as the interval reads them; the list of load stops the sensor asked for."""
     sets = {"green": InstanceSet("green", Target("v2", "i"), size=1, alive=alive["green"]),
             "baseline": InstanceSet("baseline", Target("v1", "i"), size=1, alive=alive["baseline"])}
-    rollout = SimpleNamespace(strategy=SimpleNamespace(first_instances=lambda replicas: 1),
-                              workload=SimpleNamespace(get=lambda colour: sets[colour]))
+    plan = SimpleNamespace(first_instances=lambda replicas: 1)
 
-    def environment_rollout(service, environment, strategy):
-        assert strategy == "canary", "the run's strategy, which may override the environment's"
-        return rollout
+    def strategy(name):
+        assert name == "canary", "the run's strategy, which may override the environment's"
+        return plan
 
-    monkeypatch.setattr(analysis_interval, "environment_rollout", environment_rollout)
+    site = SimpleNamespace(strategy=strategy, workload=lambda given: SimpleNamespace(get=lambda colour: sets[colour]))
+    monkeypatch.setattr(analysis_interval, "environment_site", lambda service, environment: site)
     monkeypatch.setattr(analysis_interval, "PrometheusProvider", lambda url, session: prometheus)
     stopped: list[str] = []
     monkeypatch.setattr(sensors, "stop_load", lambda service, environment, log: stopped.append(environment))

@@ -90,9 +90,9 @@ def test_the_trigger_waits_for_the_interval_without_blocking_the_loop(world):
 
 
 def test_an_interval_that_cannot_be_read_is_an_event_with_why_not_a_crash(monkeypatch, world):
-    def broken(service, environment, strategy):
+    def broken(service, environment):
         raise ConnectionError("docker engine gone")
 
-    monkeypatch.setattr("deployflow.airflow.analysis_interval.environment_rollout", broken)
+    monkeypatch.setattr("deployflow.airflow.analysis_interval.environment_site", broken)
     event = asyncio.run(first_event(trigger_at(judged=1, passed=0)))
     assert event == {"judging": JUDGING.to_dict(), "error": "ConnectionError: docker engine gone", "interval": 2}

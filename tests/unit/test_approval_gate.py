@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployflow.airflow.approval import APPROVAL_XCOM, ReleaseApprovalOperator, approval_body, rejection
-from deployflow.airflow.deploy import ReleaseRecordOperator, notified_event
+from deployflow.airflow.record import ReleaseRecordOperator, notified_event
 from deployflow.airflow.governance import approval_needed
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, ReleaseEntry, default_url

@@ -50,6 +50,6 @@ def test_the_list_agrees_with_airflow_cfg_the_stack_and_the_docker_platform():
     assert int(REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
     assert LOCAL_PROMETHEUS_PORT in STACK_PORTS
     assert LOCAL_EXPORTER_PORT in STACK_PORTS
-    from deployflow.platforms.docker import DockerPlatform
+    from deployflow.platforms.docker_engine import DockerPlatform
 
     assert inspect.signature(DockerPlatform).parameters["ports"].default == INSTANCE_PORTS

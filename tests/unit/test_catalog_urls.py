@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from deployflow.catalog import Service, front_url, parse_service
+from deployflow.catalog import Service, parse_service
 from deployflow.catalog.urls import docker_url, in_cluster_url, service_url
 from deployflow.errors import ConfigError
 from deployflow.kubernetes.manifests import Manifests
+from deployflow.platforms.base import Clients
+from deployflow.platforms.factory import site_for
 
 PROXY = "http://127.0.0.1:8001/api/v1/namespaces/{namespace}/services/{name}:80/proxy/"
 
@@ -27,8 +29,7 @@ def service(environment: dict) -> Service:
      "http://gateway.example.com:8080"),
 ], ids=["docker", "kubernetes-default", "kubernetes-namespace", "kubernetes-url", "kubernetes-front-url", "front-url-wins"])
 def test_front_url(environment, expected):
-    shop = service(environment)
-    assert front_url(shop, shop.environments["staging"]) == expected
+    assert site_for(service(environment), "staging", clients=Clients()).front_url() == expected
 
 
 @pytest.mark.parametrize(("template", "name", "namespace", "expected"), [
@@ -93,4 +94,4 @@ def test_a_url_template_is_refused_unless_its_fields_are_bare_name_and_namespace
 
 def test_the_front_url_takes_the_same_placeholders():
     shop = service(kubernetes(namespace="shop-staging", front_url="https://{name}.{namespace}.example.com/"))
-    assert front_url(shop, shop.environments["staging"]) == "https://shop.shop-staging.example.com"
+    assert site_for(shop, "staging", clients=Clients()).front_url() == "https://shop.shop-staging.example.com"

@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployflow.airflow import docker_hosts
-from deployflow.airflow.deploy import DeployerOperator
+from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.airflow.docker_hosts import EngineAddress, engine
 from deployflow.catalog import parse_service
 from tests.unit.test_airflow_adapters import FakeDockerAPI, StepTI

@@ -8,9 +8,9 @@ import pytest
 
 from deployflow.configuration import ResolvedConfig, Resources
 from deployflow.platforms.base import Instance, InstanceSpec, other_colour
-from deployflow.platforms.docker import (
+from deployflow.platforms.docker import DockerWorkload
+from deployflow.platforms.docker_engine import (
     DockerPlatform,
-    DockerWorkload,
     config_archive,
     container_name,
     first_port,
@@ -20,8 +20,6 @@ from deployflow.platforms.docker import (
 )
 from deployflow.record import StepFailed, Target
 from deployflow.platforms.config_files import ConfigFiles
-from deployflow.platforms.factory import platform_class
-from deployflow.platforms.kubernetes import KubernetesWorkload
 from deployflow.catalog import Health
 from tests.unit.fakes import FakeDockerClient
 
@@ -230,12 +228,8 @@ def test_free_port_says_when_the_range_is_full():
         free_port([base, base + 1], base, base + 1)
 
 
-def test_colours_and_factory():
+def test_colours():
     assert (other_colour("blue"), other_colour("green")) == ("green", "blue")
-    assert platform_class("docker") is DockerWorkload
-    assert platform_class("kubernetes") is KubernetesWorkload
-    with pytest.raises(ValueError, match="platform 'nomad' is not known; valid values are 'docker', 'kubernetes'"):
-        platform_class("nomad")
 
 
 def test_start_puts_the_configuration_files_in_before_the_container_starts():

@@ -167,7 +167,7 @@ def test_a_catalog_query_with_braces_reaches_the_pod_as_written(tmp_path):
 def test_a_run_for_an_environment_missing_from_the_catalog_fails_before_any_pod():
     task = deploy_task("prepare")
     task.environment_name = "qa"
-    with pytest.raises(AirflowFailException, match="'qa' is not a kubernetes environment of sample-app; valid values are dev, staging, prod"):
+    with pytest.raises(AirflowFailException, match="'qa' is not a kubernetes environment of sample-app; valid values are 'dev', 'staging', 'prod'"):
         task.bind_environment()
 
 

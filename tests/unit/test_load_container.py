@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
 from deployflow.analysis import load_container, loadgen
-from deployflow.airflow import load
+from deployflow.airflow import sites
 from deployflow.airflow.load import AnalysisLoadOperator, finish_load, stop_load
 from deployflow.catalog import parse_service
 from tests.unit.fakes import FakeDockerClient
@@ -36,7 +36,7 @@ class ReleaseTI:
 @pytest.fixture
 def engine(monkeypatch) -> FakeDockerClient:
     client = FakeDockerClient()
-    monkeypatch.setattr(load, "docker_client", lambda service, environment: client)
+    monkeypatch.setattr(sites, "docker_client", lambda service, environment: client)
     monkeypatch.setenv("DEPLOYFLOW_STACK", "e2e")
     return client
 

@@ -170,7 +170,7 @@ def test_the_deployer_cli_notes_why_promote_failed_and_rollback_reports_it(monke
     ScriptedJudge(w, script=lambda n: "error_rate high: 30 % of requests 5xx vs 0 %" if n == 1 else None)
     to_full_traffic(w)
     monkeypatch.setattr(cli, "_service", lambda path: w.service)
-    monkeypatch.setattr(cli, "platform_client", lambda platform: None)
+    monkeypatch.setattr(cli, "deployer_clients", lambda: None)
     monkeypatch.setattr(cli, "rollout_for", lambda *args, version, **kwargs: w.rollout(version))
     argv = ["--service-file", "shop.yaml", "--environment", "prod", "--version", "v2", "--image", "x"]
 

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from deployflow.airflow.deploy import ReleaseRecordOperator
+from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, default_url
 

@@ -12,6 +12,7 @@ from deployflow.configuration import ResolvedConfig
 from deployflow.ledger import Ledger, ReleaseEntry
 from deployflow.deployer import recover as recovering
 from deployflow.deployer.recover import Unrecoverable, check_config, choose, ensure_image, pinned_image, recover
+from deployflow.platforms.base import StackSettings
 from deployflow.platforms.config_files import ConfigFiles
 
 DIGEST = "sha256:" + "d" * 64
@@ -94,7 +95,7 @@ def test_the_command_brings_back_what_it_can_and_says_why_not_for_the_rest(tmp_p
 
     monkeypatch.setattr(recovering, "bring_back", bring_back)
     ticks = iter(range(100))
-    outcomes = recover(SERVICES, "prod", ledger, state_dir=tmp_path, stack="e2e", client_for=object,
+    outcomes = recover(SERVICES, "prod", ledger, settings=StackSettings("e2e", tmp_path), client_for=object,
                        clock=lambda: float(next(ticks)))
     assert brought == [f"shop aaaaaaaaaaaa 127.0.0.1:5000/shop@{DIGEST}"]  # till never started without its configuration
     assert [(o.service, o.ok) for o in outcomes] == [("cart", False), ("shop", True), ("till", False), ("web", True)]
@@ -167,8 +168,7 @@ def test_bring_back_is_a_first_deploy_through_the_engine_health_checked(failing,
     recovery = choose("shop", "prod", [entry("r1", digest=DIGEST)])
     if failing:
         world.platform.failing.add(recovery.version)
-    back = dict(client=FakeClient(FakeImages(local=True)), stack="e2e", state_dir=world.state_dir,
-                rollout=world.rollout(recovery.version), session=world.session, sleep=world.clock.sleep,
+    back = dict(client=FakeClient(FakeImages(local=True)), rollout=world.rollout(recovery.version), session=world.session, sleep=world.clock.sleep,
                 clock=world.clock.monotonic)
     if error:
         with pytest.raises(Unrecoverable, match=error):
@@ -198,7 +198,8 @@ def test_recover_brings_back_only_the_services_of_the_docker_host_it_runs_on(tmp
     done: list[str] = []
     monkeypatch.setattr(recovering, "bring_back", lambda service, recovery, **_: done.append(service.name) or
                         {"already_live": False, "image": "on this host"})
-    outcomes = recover(services, "prod", ledger, state_dir=tmp_path, stack="e2e", client_for=object, docker_host=docker_host)
+    outcomes = recover(services, "prod", ledger, settings=StackSettings("e2e", tmp_path), client_for=object,
+                       docker_host=docker_host)
     assert done == brought
     assert all(o.ok for o in outcomes)
     assert {o.service: o.line for o in outcomes if o.service not in brought} == left

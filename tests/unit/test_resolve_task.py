@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployflow.ledger import Ledger, default_url
-from deployflow.airflow.deploy import ReleaseRecordOperator
+from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.operators import ResolveReleaseOperator
 from deployflow.catalog import parse_service
 

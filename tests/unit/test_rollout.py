@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from deployflow.rollout.engine import Rollout
+from deployflow.configuration import ResolvedConfig
 from deployflow.record import StepFailed
 from tests.unit.world import World as SharedWorld
 
@@ -240,12 +241,12 @@ def test_an_analysed_canary_runs_a_fresh_baseline_and_stops_for_the_verdict(tmp_
     assert rollout.shift()["analysis"] is True
     # canary and baseline take the same share; the ramp stops at the analysed step
     assert world.since(mark) == [("routes", {"blue-0": 53, "blue-1": 53, "blue-2": 53, "baseline-0": 20, "green-0": 20})]
-    targets = json.loads((tmp_path / "targets" / "shop-prod.json").read_text())
+    targets = json.loads(world.site().targets_path.read_text())
     assert {(t["labels"]["version"], t["labels"]["track"]) for t in targets} == {
         ("v1", "stable"), ("v1", "baseline"), ("v2", "canary")}
     rollout.promote()  # after a passing analysis: the rest of the ramp, then the old and the baseline go
     assert world.running() == {"green-0": "v2", "green-1": "v2", "green-2": "v2"}
-    targets = json.loads((tmp_path / "targets" / "shop-prod.json").read_text())
+    targets = json.loads(world.site().targets_path.read_text())
     assert {t["labels"]["track"] for t in targets} == {"stable"}
 
 
@@ -292,6 +293,7 @@ def test_a_new_version_that_restarted_is_crash_looping_not_healthy(tmp_path):
 def test_status_names_the_image_and_configuration_versions_of_each_set(tmp_path):
     world = World(tmp_path, "blue-green", replicas=1)
     world.release("v1")
+    world.site().configs().save("c0ffee00c0de", ResolvedConfig(env={"GREETING": "hi"}))  # prepare's, before the deployer
     world.release("v1-cc0ffee00c0de")  # the same image with a configuration: a release of its own
     green = world.rollout("v1-cc0ffee00c0de").status()["sets"]["green"]
     assert (green["versions"], green["images"], green["configs"], green["traffic_percent"]) == (

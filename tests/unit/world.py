@@ -9,25 +9,20 @@ asserts, the same way on both platforms.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deployflow.catalog import parse_service
-from deployflow.deployer.wiring import traffic_name
 from deployflow.kubernetes.cluster import Cluster
 from deployflow.kubernetes.manifests import Manifests
-from deployflow.platforms.base import BASELINE, COLOURS
-from deployflow.platforms.docker import DockerWorkload
-from deployflow.platforms.kubernetes import KubernetesWorkload
-from deployflow.rollout.engine import Rollout
+from deployflow.platforms.base import BASELINE, COLOURS, Clients, Site, StackSettings
+from deployflow.platforms.docker import DockerSite
+from deployflow.platforms.kubernetes import KubernetesSite
 from deployflow.record import StepFailed, Target
-from deployflow.routers.factory import router_class
-from deployflow.routers.haproxy_traffic import HAProxyTraffic
-from deployflow.stores.configmap import ConfigMapStore
-from deployflow.stores.file import FileStore
-from deployflow.strategies.factory import strategy_for
+from deployflow.rollout.engine import Rollout
 from tests.unit.fake_kubernetes import FakeKubernetesAPI
 from tests.unit.fakes import FakeClock, FakePlatform, FakeRouter, FakeSession
 
@@ -67,37 +62,29 @@ class World:
             self.manifests = Manifests(self.service, self.env)
         else:
             self.platform, self.router = FakePlatform(self.log, self.session), FakeRouter(self.log)
-            self.state_dir = Path(state_dir) if state_dir else None
+            self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="deployflow-world-"))
 
     # ---- rollouts ---------------------------------------------------------------------
 
-    def rollout(self, version: str, strategy: str | None = None, *, cluster: Cluster | None = None) -> Rollout:
-        """A rollout of ``version``; on Kubernetes through ``cluster`` if given (the real client, say), else the fake's."""
-        plan = strategy_for(strategy or self.env.strategy, self.env)
+    def site(self, cluster: Cluster | None = None) -> Site:
+        """The environment's site over the fakes; on Kubernetes through ``cluster`` if given (the real client, say)."""
         if self.platform_name == "kubernetes":
             cluster = cluster or Cluster(namespace=NAMESPACE, apps=self.api.apps, core=self.api.core, custom=self.api.custom,
                                          serialize=self.api.serialize)
-            workload = KubernetesWorkload(cluster, self.manifests, in_place=plan.in_place, poll_s=0.5,
-                                          sleep=self.clock.sleep, clock=self.clock.monotonic)
-            traffic = router_class(traffic_name(self.env, plan))(cluster, self.manifests)
-            store = ConfigMapStore(cluster, self.manifests)
-        else:
-            targets = self.state_dir / "targets" / "shop-prod.json" if self.state_dir else None
-            workload = DockerWorkload(self.platform, service="shop", environment="prod", health_config=self.env.health,
-                                      session=self.session, targets_path=targets, sleep=self.clock.sleep,
-                                      clock=self.clock.monotonic)
-            traffic = HAProxyTraffic(self.router, workload, sleep=lambda s: None)
-            store = FileStore((self.state_dir or Path(self._tmp())) / "release.json")
-        return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan, service="shop", environment=self.env,
-                       target=Target(version, image(version)), session=self.session, judges=self.judges,
-                       sleep=self.clock.sleep, clock=self.clock.monotonic, now=self.clock.monotonic)
+            return KubernetesSite(self.service, self.env, clients=Clients(), cluster=cluster, poll_s=0.5,
+                                  sleep=self.clock.sleep, clock=self.clock.monotonic)
+        return DockerSite(self.service, self.env, clients=Clients(), settings=StackSettings("world", self.state_dir),
+                          session=self.session, platform=self.platform, router=self.router, sleep=self.clock.sleep,
+                          clock=self.clock.monotonic, drain_sleep=lambda s: None)
 
-    def _tmp(self) -> str:
-        import tempfile
-
-        if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="deployflow-world-"))
-        return str(self.state_dir)
+    def rollout(self, version: str, strategy: str | None = None, *, cluster: Cluster | None = None) -> Rollout:
+        """A rollout of ``version`` on the world's site, as the deployer wires it, with the world's clock."""
+        site = self.site(cluster)
+        plan = site.strategy(strategy)
+        workload = site.workload(plan)
+        return Rollout(workload=workload, traffic=site.traffic(plan, workload), store=site.store(), strategy=plan,
+                       service="shop", environment=self.env, target=Target(version, image(version)), session=self.session,
+                       judges=self.judges, sleep=self.clock.sleep, clock=self.clock.monotonic, now=self.clock.monotonic)
 
     def release(self, version: str, *steps: str, strategy: str | None = None) -> dict:
         """Run ``steps`` (default: prepare, shift, promote, then forget what the fakes recorded)."""

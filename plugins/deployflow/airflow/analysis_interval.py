@@ -1,7 +1,7 @@
 """One canary analysis interval, the same in a poking sensor and in the triggerer: the guards, then the judge.
 
 ``judge_interval`` builds what it reads from where it runs (the platform's view
-through ``environment_rollout``, Prometheus through ``PrometheusProvider``),
+through ``environment_site``, Prometheus through ``PrometheusProvider``),
 so a trigger re-created in another triggerer needs nothing but ``Judging`` and
 the ``AnalysisProgress``, both plain JSON-safe data.
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from deployflow.airflow.deploy import environment_rollout
+from deployflow.airflow.sites import environment_site
 from deployflow.analysis.progress import AnalysisProgress, Outcome
 from deployflow.catalog import Service
 from deployflow.metrics.prometheus import PrometheusProvider
@@ -103,13 +103,15 @@ def guard_interval(service: Service, judging: Judging, analysis: CanaryAnalysis,
     from deployflow.analysis.guards import guard, observe
 
     env = service.environments[judging.environment]
-    rollout = environment_rollout(service, judging.environment, judging.strategy)
-    count = rollout.strategy.first_instances(env.replicas)
-    canary = rollout.workload.get(judging.colour)
+    site = environment_site(service, judging.environment)
+    plan = site.strategy(judging.strategy or None)  # the run's, if it overrides the environment's
+    workload = site.workload(plan)  # which instances run: the workload alone, no router or release store
+    count = plan.first_instances(env.replicas)
+    canary = workload.get(judging.colour)
     if analysis.control == BASELINE:
-        control, expected, share = rollout.workload.get(BASELINE), count, 0.5
+        control, expected, share = workload.get(BASELINE), count, 0.5
     else:  # the whole stable track beside the canary's share
-        control, expected, share = rollout.workload.get(other_colour(judging.colour)), env.replicas, env.canary.steps[0] / 100
+        control, expected, share = workload.get(other_colour(judging.colour)), env.replicas, env.canary.steps[0] / 100
     start, end = progress.started + (progress.number - 1) * progress.interval_s, now - progress.scrape_lag_s
     requests_query = next(m.query for m in env.analysis.metrics if m.kind == "errors")
     views = [

@@ -32,6 +32,7 @@ def run_url(dag_id: str, run_id: str) -> str:
 def announce(service: Service, event: str, resolved: dict[str, Any], context: Context, *, version: str | None,
              reason: str = "", previous: str | None = None) -> list[dict[str, Any]]:
     """Send ``event`` of this run's release to every channel of its environment that takes it."""
+    # Imported when a release is announced, not with the DAG file: the http and smtp providers' notifiers.
     from deployflow.airflow.notifications import notify
 
     environment = resolved.get("environment")

@@ -22,6 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from deployflow.airflow.announce import announce
 from deployflow.airflow.governance import approval_needed
 from deployflow.airflow.task_ids import ANALYSIS, CHECKOUT, RESOLVE, TEST
+from deployflow.airflow.ledger import releases_in
 from deployflow.catalog import Service, project_root
 from deployflow.pipeline.checkout import commits_between
 from deployflow.governance.promotion import promoted
@@ -142,8 +143,6 @@ def approval_body(service: Service, resolved: dict[str, Any], context: Context, 
 
 
 def _live(service: str, environment: str):  # -> ReleaseEntry | None
-    from deployflow.airflow.ledger import releases_in
-
     rows = promoted(releases_in(service, environment))
     return rows[0] if rows else None
 

@@ -18,9 +18,11 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
+from deployflow.factory import implementation
 from deployflow.pipeline import suites
 from deployflow.airflow.approval import ReleaseApprovalOperator
-from deployflow.airflow.deploy import AnalysisLoadOperator, DeployerOperator, ReleaseRecordOperator
+from deployflow.airflow.load import AnalysisLoadOperator
+from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.lock import EnvironmentLockSensor
 from deployflow.airflow.sensors import CanaryAnalysisSensor, HealthCheckSensor
 from deployflow.airflow.operators import (
@@ -28,8 +30,8 @@ from deployflow.airflow.operators import (
     ImageBuildOperator,
     PytestSuiteOperator,
     ResolveReleaseOperator,
-    docker_url,
 )
+from deployflow.airflow.settings import docker_url
 from deployflow.airflow.task_ids import (
     ANALYSIS,
     APPROVE_DEPLOY,
@@ -241,11 +243,14 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     return {PREPARE: prepare, ROLLBACK: rollback, RECORD: record}
 
 
+# The operator that runs a platform's deployer steps, by the platform's name (``platforms/factory.py`` names the
+# same platforms); imported on first use: the Kubernetes provider adds most of a second to every DAG file import.
+DEPLOYER_OPERATORS = {
+    "docker": "deployflow.airflow.deployer_operator:DeployerOperator",
+    "kubernetes": "deployflow.airflow.kubernetes_deploy:KubernetesDeployerOperator",
+}
+
+
 def _deployer_class(service: Service) -> type[BaseOperator]:
     """The deployer steps run in a container next to Airflow (docker) or in a pod of the environment's namespace."""
-    if service.platform == "kubernetes":
-        # Imported only here: the Kubernetes client adds most of a second to every DAG file import.
-        from deployflow.airflow.kubernetes_deploy import KubernetesDeployerOperator
-
-        return KubernetesDeployerOperator
-    return DeployerOperator
+    return implementation("deployer operator", service.platform, DEPLOYER_OPERATORS)

@@ -17,28 +17,20 @@ anything else, or none     failed, may be retried: the deployer was killed (137)
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.task_ids import PREPARE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from deployflow.catalog import Service
+
 FAILED, BAD_INPUT = 1, 2  # the deployer's own verdicts (deployflow.deployer.__main__); any other exit may be retried
 DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
-
-
-def prometheus_url() -> str:
-    """Where canary analysis and the post-promotion watch read metrics: $DEPLOYFLOW_PROMETHEUS_URL, else the
-    Airflow Variable ``deployflow_prometheus_url``. Read when a task runs, never at DAG parse."""
-    from airflow.sdk import Variable
-
-    from deployflow.metrics.prometheus import DEFAULT_URL
-
-    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default=DEFAULT_URL)
 
 
 def deployer_arguments(
@@ -122,3 +114,34 @@ def log_lines(lines: Any) -> list[str]:
     for line in lines or []:
         out.extend((line.decode(errors="replace") if isinstance(line, bytes) else str(line)).splitlines())
     return out
+
+
+class DeployerStep:
+    """One deployer step for this run's release: ``python -m deployflow.deployer <step>`` in the deployer image,
+    in a container beside Airflow (DeployerOperator) or a pod of the environment's namespace
+    (KubernetesDeployerOperator), which differ only in how they start it and read its exit code.
+
+    :param step: ``prepare``, ``shift``, ``promote``, ``rollback`` or ``status``.
+    :param service: the catalog entry.
+    :param service_file: that entry's path on this host.
+    :param environment_name: target environment (templated).
+    :param version: image tag being released (templated).
+    :param image_ref: image reference to run (templated).
+    :param strategy: strategy name (templated).
+    """
+
+    # Each platform operator has ``platform_arguments(step, service, service_file)``: its own arguments for the
+    # step (image, mounts or pod, labels); its template_fields are its base's and these.
+    STEP_FIELDS = ("environment_name", "version", "image_ref", "strategy")
+    ui_color = "#e0f2f1"
+
+    def __init__(self, *, step: str, service: Service, service_file: str, environment_name: str, version: str = "",
+                 image_ref: str = "", strategy: str = "", **kwargs: Any) -> None:
+        super().__init__(**{**self.platform_arguments(step, service, service_file), **kwargs})
+        self.step = step
+        self.service = service
+        self.service_file = service_file
+        self.environment_name = environment_name
+        self.version = version
+        self.image_ref = image_ref
+        self.strategy = strategy

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from deployflow.airflow.operators import docker_url
+from deployflow.airflow.settings import docker_url
 from deployflow.catalog import Service
 from deployflow.errors import ConfigError
 

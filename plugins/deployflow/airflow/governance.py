@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Variable
 
+from deployflow.airflow.ledger import releases_in
 from deployflow.governance import freeze
 from deployflow.catalog import Service
 from deployflow.errors import ConfigError
@@ -45,8 +46,6 @@ def govern(service: Service, request: ReleaseRequest, *, now: datetime) -> dict[
 
 
 def _artifact(service: Service, request: ReleaseRequest):  # -> Artifact
-    from deployflow.airflow.ledger import releases_in
-
     defaults = {service.source.default_ref, *((service.nightly.ref,) if service.nightly and service.nightly.ref else ())}
     commit = None if request.git_ref in defaults else request.git_ref
     entries = releases_in(service.name, request.promote_from)

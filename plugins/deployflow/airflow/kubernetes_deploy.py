@@ -25,11 +25,19 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from kubernetes.client import AppsV1Api, ApiException
 from kubernetes.client import models as k8s
 
-from deployflow.airflow.deployer_step import DEPLOYER_IMAGE, begin_step, deployer_arguments, deployer_environment, step_outcome
+from deployflow.airflow.deployer_step import (
+    DEPLOYER_IMAGE,
+    DeployerStep,
+    begin_step,
+    deployer_arguments,
+    deployer_environment,
+    step_outcome,
+)
 from deployflow.airflow.configuration import release_of_step
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
-from deployflow.kubernetes.manifests import Manifests
+from deployflow.errors import ConfigError
+from deployflow.kubernetes.manifests import Manifests, kubernetes_environment
 from deployflow.platforms.config_files import KEEP
 
 if TYPE_CHECKING:
@@ -39,48 +47,33 @@ RESULT_FILE = "/airflow/xcom/return.json"
 LABEL_GROUP = "deployflow.io"
 
 
-class KubernetesDeployerOperator(KubernetesPodOperator):
-    """One deployer step for this run's release, in a pod of the environment's namespace.
+class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
+    """One deployer step in a pod of the environment's namespace (see DeployerStep for the parameters).
 
     The namespace, connection, service account, image pull secrets and what
     to do with the finished pod come from the catalog's ``kubernetes`` block
-    of the environment the run targets, chosen when the task runs.
-
-    :param step: ``prepare``, ``shift``, ``promote``, ``rollback`` or ``status``.
-    :param service: the catalog entry; its file's text is the pod's $DEPLOYFLOW_SERVICE_YAML.
-    :param service_file: that entry's path on this host.
-    :param environment_name: target environment (templated).
-    :param version: image tag being released (templated).
-    :param image_ref: image reference to run (templated).
-    :param strategy: strategy name (templated).
+    of the environment the run targets, chosen when the task runs; the catalog
+    entry's text is the pod's $DEPLOYFLOW_SERVICE_YAML.
     """
 
-    template_fields: Sequence[str] = (*KubernetesPodOperator.template_fields, "environment_name", "version", "image_ref", "strategy")
-    ui_color = "#e0f2f1"
+    template_fields: Sequence[str] = (*KubernetesPodOperator.template_fields, *DeployerStep.STEP_FIELDS)
 
-    def __init__(
-        self, *, step: str, service: Service, service_file: str, environment_name: str, version: str = "",
-        image_ref: str = "", strategy: str = "", **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            image=DEPLOYER_IMAGE,
-            name=f"deployer-{service.name}-{step}",
-            labels={f"{LABEL_GROUP}/role": "deployer", f"{LABEL_GROUP}/service": service.name, f"{LABEL_GROUP}/step": step},
-            container_resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "256Mi"}),
-            get_logs=True,
-            do_xcom_push=True,
+    def __init__(self, **kwargs: Any) -> None:  # a class's own __init__: Airflow's operator metaclass wraps only that
+        super().__init__(**kwargs)
+
+    def platform_arguments(self, step: str, service: Service, service_file: str) -> dict[str, Any]:
+        return {
+            "image": DEPLOYER_IMAGE,
+            "name": f"deployer-{service.name}-{step}",
+            "labels": {f"{LABEL_GROUP}/role": "deployer", f"{LABEL_GROUP}/service": service.name, f"{LABEL_GROUP}/step": step},
+            "container_resources": k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"},
+                                                              limits={"memory": "256Mi"}),
+            "get_logs": True,
+            "do_xcom_push": True,
             # The trigger's failure path pushes a failed step's result as its XCom, and
             # the record reads any promote XCom as "promoted": the pod is watched in the worker.
-            deferrable=False,
-            **kwargs,
-        )
-        self.step = step
-        self.service = service
-        self.service_file = service_file
-        self.environment_name = environment_name
-        self.version = version
-        self.image_ref = image_ref
-        self.strategy = strategy
+            "deferrable": False,
+        }
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.bind_environment()
@@ -98,12 +91,10 @@ class KubernetesDeployerOperator(KubernetesPodOperator):
 
         Called after templates are rendered and before the hook or the pod is built.
         """
-        env = self.service.environments.get(self.environment_name)
-        if env is None or env.kubernetes is None:
-            valid = ", ".join(e.name for e in self.service.environments.values() if e.kubernetes) or "none"
-            raise AirflowFailException(f"{self.environment_name!r} is not a kubernetes environment of {self.service.name}; "
-                                       f"valid values are {valid}")
-        k = env.kubernetes
+        try:
+            k = kubernetes_environment(self.service, self.environment_name).kubernetes
+        except ConfigError as exc:
+            raise AirflowFailException(exc.message) from None
         self.namespace = k.namespace
         self.kubernetes_conn_id = k.connection_id
         self.service_account_name = k.service_account

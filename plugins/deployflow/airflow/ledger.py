@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import Connection
 
+from deployflow.airflow.settings import state_dir
 from deployflow.airflow.task_ids import BUILD, CHECKOUT, PREPARE, PROMOTE, ROLLBACK, SHIFT
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
 
@@ -45,8 +46,6 @@ def open_ledger(state_dir: Path) -> Ledger:
 
 def releases_in(service: str, environment: str) -> list[ReleaseEntry]:
     """The ledger's releases of ``service`` to ``environment``, in the order they finished."""
-    from deployflow.airflow.deploy import state_dir  # deploy.py imports this module
-
     ledger = open_ledger(state_dir())
     try:
         return ledger.entries(service=service, environment=environment)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from deployflow.analysis import load_container
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE
-from deployflow.airflow.docker_hosts import docker_client
+from deployflow.airflow.sites import environment_site
 from deployflow.airflow.task_ids import ANALYSIS, PROMOTE, ROLLBACK, SHIFT
-from deployflow.catalog import Service, front_url
+from deployflow.catalog import Service
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,11 +24,6 @@ def load_seconds(service: Service, environment: str, analysed: bool, watched: bo
                + (env.post_promotion.duration_s if watched else 0) + 120)
 
 
-def load_name(service: Service, environment: str) -> str:
-    """The load container's name: one per stack, service and environment."""
-    return load_container.container_name(os.environ.get("DEPLOYFLOW_STACK", "local"), service.name, environment)
-
-
 class AnalysisLoadOperator(BaseOperator):
     """Synthetic traffic through the environment's proxy while the release is judged (the idea of Flagger's
     load tester): canary analysis and the post-promotion watch need requests to judge.
@@ -39,14 +31,14 @@ class AnalysisLoadOperator(BaseOperator):
     Runs when the catalog's ``analysis.load_rate`` is above 0 and the release has something to judge: an
     analysed canary step, or a post-promotion watch (not on a first deploy); skips otherwise.
 
-    On a Docker environment the load is a detached container of the deployer image on the environment's
+    The environment's site drives it (``Site.load``). On a Docker environment it is a detached container of the deployer image on the environment's
     Docker engine, its ``docker_host``'s where it has one (``python -m deployflow.analysis.loadgen``, host network),
     and the task returns as soon as it is started: the judging lasts minutes, and a task generating traffic in-process held a worker slot for all
     of it, while the container costs one small process on the engine the release already uses, next to the
     proxy it loads (no network between). It stops itself at its bound (the longest the judging can last);
     a failed analysis stops it, and the record task (which always runs) stops it, logs its report and
     removes it. A retried load task replaces a running load (one name per environment), never adds one.
-    On Kubernetes the front URL is the cluster's, so the load runs in the task as before.
+    On Kubernetes the front URL is the cluster's, so the load runs in the task.
 
     :param service: the catalog entry.
     :param environment_name: the run's environment (templated).
@@ -69,26 +61,11 @@ class AnalysisLoadOperator(BaseOperator):
         if not (analysed or watched) or env.analysis.load_rate <= 0:
             raise AirflowSkipException("nothing to drive traffic for (no analysed step, no post-promotion watch, or no load_rate)")
         seconds = load_seconds(self.service, self.environment_name, analysed, watched)
-        url = f"{front_url(self.service, env)}/"
+        site = environment_site(self.service, self.environment_name)
+        url = f"{site.front_url()}/"
         self.log.info("load: %.0f requests/s to %s for up to %d s", env.analysis.load_rate, url, seconds)
-        if env.kubernetes is not None:
-            return self._in_process(context, url, env.analysis.load_rate, seconds)
-        kwargs = load_container.run_kwargs(
-            image=self.image, url=url, rate=env.analysis.load_rate, max_seconds=seconds,
-            stack=os.environ.get("DEPLOYFLOW_STACK", "local"), service=self.service.name, environment=self.environment_name)
-        container_id = load_container.start(docker_client(self.service, self.environment_name), kwargs)
-        self.log.info("load: started container %s (%s); the record task stops it and logs its report",
-                      kwargs["name"], container_id[:12])
-        return {"container": kwargs["name"], "max_seconds": seconds}
-
-    def _in_process(self, context: Context, url: str, rate: float, seconds: int) -> dict[str, Any]:
-        from deployflow.analysis.loadgen import LoadGenerator
-
-        with LoadGenerator(url, rate=rate, threads=2, max_seconds=seconds) as load:
-            while time.monotonic() - load.started < seconds and not _judging_over(context):
-                time.sleep(1)
-        self.log.info("load: %s", load.report.summary())
-        return {"requests": load.report.sent, "failed": len(load.report.failures)}
+        return site.load().start(image=self.image, url=url, rate=env.analysis.load_rate, max_seconds=seconds,
+                          judging_over=lambda: _judging_over(context))
 
 
 def _judging_over(context: Context) -> bool:
@@ -99,26 +76,25 @@ def _judging_over(context: Context) -> bool:
 
 
 def stop_load(service: Service, environment: str, log: Any) -> None:
-    """Stop the environment's load container, keeping it for the record's report (best effort: never fails)."""
-    if environment not in service.environments or service.environments[environment].kubernetes is not None:
+    """Stop the environment's load, keeping its report for the record (best effort: never fails)."""
+    if environment not in service.environments:
         return
     try:
-        if load_container.stop(docker_client(service, environment), load_name(service, environment)):
-            log.info("load: stopped %s", load_name(service, environment))
+        if environment_site(service, environment).load().stop():
+            log.info("load: stopped %s's load in %s", service.name, environment)
     except Exception as exc:  # the load stops at its own bound anyway
-        log.warning("load: could not stop %s: %s", load_name(service, environment), exc)
+        log.warning("load: could not stop %s's load in %s: %s", service.name, environment, exc)
 
 
 def finish_load(service: Service, environment: str, log: Any) -> dict[str, Any] | None:
-    """Stop and remove the environment's load container; log and return its report (best effort: never fails)."""
-    if environment not in service.environments or service.environments[environment].kubernetes is not None:
+    """Stop and remove the environment's load; log and return its report (best effort: never fails)."""
+    if environment not in service.environments:
         return None
-    name = load_name(service, environment)
     try:
-        report = load_container.finish(docker_client(service, environment), name)
+        report = environment_site(service, environment).load().finish()
     except Exception as exc:  # the record must not fail on the load; it stops at its own bound
-        log.warning("load: could not stop %s: %s", name, exc)
+        log.warning("load: could not stop %s's load in %s: %s", service.name, environment, exc)
         return None
     if report is not None:
-        log.info("load: %s (container %s, removed)", report["summary"], name)
+        log.info("load: %s (removed)", report["summary"])
     return report

@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
 from sqlalchemy.engine import Engine
 
 from deployflow.airflow.ledger import ledger_url
+from deployflow.airflow.settings import state_dir
 from deployflow.ledger import engine_for
 from deployflow.ledger.locks import EnvironmentLocks, Holder
 from deployflow.ledger.schema import migrate
@@ -39,9 +40,6 @@ POKE_INTERVAL_S = 30  # a run in another state will never release the lock itsel
 
 def lock_engine() -> Engine:
     """The ledger's engine, its schema migrated (the lock table is one of its versions)."""
-    # Imported here: deploy.py, whose record task releases the lock, imports this module.
-    from deployflow.airflow.deploy import state_dir
-
     engine = engine_for(ledger_url(state_dir()))
     migrate(engine)
     return engine

@@ -8,12 +8,9 @@ a broken Dockerfile or a bad ref does not get better with a retry.
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -23,42 +20,22 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator, Variable
 from docker.types import Mount
 
-from deployflow.pipeline import build, suites
+from deployflow.airflow.announce import announce
 from deployflow.airflow.deployer_step import log_lines
+from deployflow.airflow.governance import govern
+from deployflow.airflow.runs import is_scheduled, requested_by
+from deployflow.airflow.settings import docker_url, run_workspace
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
-from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.errors import DeployflowError
+from deployflow.pipeline import build, suites
+from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.release import ReleaseRequest
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
 DEFAULT_BASE_IMAGE = "deployflow/base:bookworm"
-
-
-def docker_url() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
-
-
-def workspace_root() -> Path:
-    """Where releases check out code: ``$DEPLOYFLOW_WORKSPACE``, else ``.workspace`` in the project."""
-    return Path(os.environ.get("DEPLOYFLOW_WORKSPACE") or project_root() / ".workspace")
-
-
-def run_workspace(service: str, run_id: str) -> Path:
-    return workspace_root() / service / re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
-
-
-def requested_by(dag_run: Any) -> str:
-    """Who asked for the run: the user who triggered it (UI or REST), else its run type (``scheduled``)."""
-    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
-
-
-def is_scheduled(dag_run: Any) -> bool:
-    """The run is the nightly schedule's (``DagRunType.SCHEDULED``, whichever way it prints)."""
-    return str(dag_run.run_type).lower().endswith("scheduled")
 
 
 class ResolveReleaseOperator(BaseOperator):
@@ -74,9 +51,6 @@ class ResolveReleaseOperator(BaseOperator):
         self.service = service
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from deployflow.airflow.announce import announce
-        from deployflow.airflow.governance import govern
-
         dag_run = context["dag_run"]
         try:
             request = ReleaseRequest.from_params(

@@ -22,7 +22,7 @@ from deployflow import health
 from deployflow.airflow import task_ids
 from deployflow.airflow.analysis_interval import IntervalOutcome, Judging, judge_interval
 from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
-from deployflow.airflow.deployer_step import prometheus_url
+from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.load import stop_load
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.analysis.progress import AnalysisProgress, Outcome

@@ -9,15 +9,20 @@ log and removes it. One container per stack, service and environment, by
 name: a retried load task replaces a running one, never runs a second.
 
 Builders are pure (``container_name``, ``run_kwargs``); ``start`` and
-``finish`` are the small runners, on a ``docker.DockerClient`` passed in.
+``finish`` are the small runners, on a ``docker.DockerClient`` passed in;
+``ContainerLoad`` is a Docker site's analysis load through them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from docker.errors import NotFound
+
+log = logging.getLogger("deployflow.analysis")
 
 LABEL = "io.deployflow"
 ROLE = "load"
@@ -91,3 +96,30 @@ def _remove(client: Any, name: str) -> None:
         client.containers.get(name).remove(force=True)
     except NotFound:
         pass
+
+
+class ContainerLoad:
+    """The analysis load of one environment as its container on ``client``'s engine (a platform's ``Load``)."""
+
+    def __init__(self, client: Any, *, stack: str, service: str, environment: str) -> None:
+        self.client = client
+        self.stack, self.service, self.environment = stack, service, environment
+
+    @property
+    def name(self) -> str:
+        return container_name(self.stack, self.service, self.environment)
+
+    def start(self, *, image: str, url: str, rate: float, max_seconds: int,
+              judging_over: Callable[[], bool]) -> dict[str, Any]:
+        """Start the container and return at once: it stops itself at ``max_seconds``, the record task sooner."""
+        kwargs = run_kwargs(image=image, url=url, rate=rate, max_seconds=max_seconds, stack=self.stack,
+                            service=self.service, environment=self.environment)
+        container_id = start(self.client, kwargs)
+        log.info("load: started container %s (%s); the record task stops it and logs its report", self.name, container_id[:12])
+        return {"container": self.name, "max_seconds": max_seconds}
+
+    def stop(self) -> bool:
+        return stop(self.client, self.name)
+
+    def finish(self) -> dict[str, Any] | None:
+        return finish(self.client, self.name)

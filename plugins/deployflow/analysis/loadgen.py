@@ -10,10 +10,13 @@ with a timestamp, so a test can see when traffic moved.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -118,6 +121,28 @@ class LoadGenerator:
             except ValueError:
                 pass
         return Sample(at, response.status_code, version)
+
+
+class InProcessLoad:
+    """The analysis load in the calling task (a Kubernetes environment's front URL is the cluster's, which a
+    container on a Docker host need not reach): ``start`` returns when the judging is over or at the bound."""
+
+    def __init__(self, *, poll_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.poll_s, self.sleep = poll_s, sleep
+
+    def start(self, *, image: str, url: str, rate: float, max_seconds: int,
+              judging_over: Callable[[], bool]) -> dict[str, Any]:
+        with LoadGenerator(url, rate=rate, threads=2, max_seconds=max_seconds) as load:
+            while time.monotonic() - load.started < max_seconds and not judging_over():
+                self.sleep(self.poll_s)
+        logging.getLogger("deployflow.analysis").info("load: %s", load.report.summary())
+        return {"requests": load.report.sent, "failed": len(load.report.failures)}
+
+    def stop(self) -> bool:
+        return False  # it ran in its task, which has ended
+
+    def finish(self) -> dict[str, Any] | None:
+        return None  # its task logged its report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,9 @@ can act on instead of a KeyError deep inside a task.
   ``load_service`` / ``load_catalog``, whose errors name the file.
 - ``hosts.py``: an environment's ``docker_host`` (the engine it runs on, its worker's Celery queue).
 - ``refs.py``: git ref names by git's own rules (``check_git_ref``), for the catalog and the release request.
-- ``urls.py``: every URL a service is reached at: the Docker host, a Kubernetes
-  Service through the catalog's ``url`` template, cluster DNS, and ``front_url``.
+- ``urls.py``: every URL shape a service is reached at: the Docker host, a Kubernetes
+  Service through the catalog's ``url`` template, cluster DNS (the platforms' sites
+  pick theirs: ``Site.front_url``).
 
 Everything the rest of deployflow uses is importable from ``deployflow.catalog``.
 """
@@ -55,7 +56,6 @@ from deployflow.catalog.model import (
 )
 from deployflow.catalog.parsing import parse_service
 from deployflow.catalog.refs import GIT_REF_PATTERN, check_git_ref
-from deployflow.catalog.urls import front_url
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -87,7 +87,6 @@ __all__ = [
     "Tests",
     "catalog_dir",
     "check_git_ref",
-    "front_url",
     "load_catalog",
     "load_service",
     "parse_service",

@@ -17,11 +17,11 @@ from deployflow.catalog import urls
 from deployflow.configuration import Config, Resources
 from deployflow.governance.freeze import FreezeWindow
 from deployflow.governance.notifications import Channel
-# Shared with the judge, which judges them; "as" re-exports them as catalog values.
+# Shared with the judge and governance; "as" re-exports them as catalog values.
 from deployflow.policies import DIRECTIONS as DIRECTIONS
+from deployflow.policies import ENVIRONMENTS as ENVIRONMENTS
 from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES
 
-ENVIRONMENTS = ("dev", "staging", "prod")
 STRATEGIES = ("rolling", "canary", "blue-green")
 PLATFORMS = ("docker", "kubernetes")
 SUITES = ("unit", "integration", "performance")

@@ -11,13 +11,9 @@ items (``{name.__class__}``), convert (``{name!r}``) or pad (``{name:>99999}``).
 from __future__ import annotations
 
 import string
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from deployflow.errors import ConfigError
-
-if TYPE_CHECKING:
-    from deployflow.catalog.model import Environment, Service
 
 DOCKER_HOST = "127.0.0.1"
 IN_CLUSTER_URL = "http://{name}.{namespace}.svc.cluster.local"
@@ -62,11 +58,3 @@ def service_url(template: str, name: str, namespace: str) -> str:
 def in_cluster_url(name: str, namespace: str) -> str:
     """How a pod in the cluster (the deployer) reaches a Service: cluster DNS, whatever the catalog's ``url``."""
     return service_url(IN_CLUSTER_URL, name, namespace)
-
-
-def front_url(service: Service, env: Environment) -> str:
-    """Where clients reach the environment's live version: its proxy on a Docker host, its front URL on Kubernetes."""
-    k8s = env.kubernetes
-    if k8s is None:
-        return docker_url(env.port)
-    return service_url(k8s.front_url or k8s.url, service.name, k8s.namespace)

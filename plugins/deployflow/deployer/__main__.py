@@ -31,8 +31,10 @@ import sys
 from pathlib import Path
 
 from deployflow.catalog import Service, load_service, parse_service
-from deployflow.deployer.wiring import platform_client, rollout_for
+from deployflow.deployer.wiring import deployer_clients, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
+from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, to_yaml
+from deployflow.platforms.base import StackSettings
 from deployflow.rollout.engine import Rollout
 
 STEPS = ("prepare", "shift", "promote", "rollback", "status", "rbac")
@@ -58,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         service = _service(args.service_file)
         if args.step == "rbac":
             return _rbac(service, args.environment)
-        env = service.environments.get(args.environment)
         rollout = rollout_for(
-            service, args.environment, client=platform_client(env.platform if env else "docker"),
+            service, args.environment, clients=deployer_clients(), settings=StackSettings.from_environ(),
             strategy=args.strategy, version=args.version or "", image=args.image or "",
         )
         step = getattr(rollout, args.step)
@@ -102,12 +103,10 @@ def _service(service_file: str | None) -> Service:
 
 
 def _rbac(service: Service, environment: str) -> int:
-    from deployflow.kubernetes.manifests import Manifests, to_yaml
-
-    env = service.environments.get(environment)
-    if env is None or env.kubernetes is None:
-        valid = ", ".join(repr(e.name) for e in service.environments.values() if e.kubernetes) or "none"
-        raise ConfigError("--environment", f"{environment!r} is not a kubernetes environment of {service.name}; valid values are {valid}")
+    try:
+        env = kubernetes_environment(service, environment)
+    except ConfigError as exc:
+        raise ConfigError("--environment", exc.message) from None
     sys.stdout.write(to_yaml(Manifests(service, env).rbac()))
     return 0
 

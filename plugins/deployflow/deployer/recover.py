@@ -37,8 +37,11 @@ from deployflow.catalog import Service, load_catalog
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
-from deployflow.rollout.engine import Rollout
+from deployflow.deployer.wiring import rollout_of
+from deployflow.platforms.base import Clients, NotHere, StackSettings
 from deployflow.platforms.config_files import ConfigFiles
+from deployflow.platforms.factory import site_for
+from deployflow.rollout.engine import Rollout
 
 PROMOTED = "promoted"
 
@@ -116,19 +119,15 @@ def ensure_image(client: Any, image: str) -> str:
     return "pulled from the registry"
 
 
-def bring_back(service: Service, recovery: Recovery, *, client: Any, stack: str, state_dir: Path,
-               rollout: Rollout | None = None, session: health.Session | None = None,
-               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """prepare, health, shift, promote: the Airflow DAG's deploy tasks, in one process. Rolls back on failure.
-    :param rollout: the engine for this release (default: ``rollout_for`` the environment's platform)."""
+def bring_back(service: Service, recovery: Recovery, *, client: Any, rollout: Rollout,
+               session: health.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """prepare, health, shift, promote: the Airflow DAG's deploy tasks, in one process, through ``rollout`` (the
+    engine for this version on the environment's site). Rolls back on failure."""
     import requests
-
-    from deployflow.deployer.wiring import rollout_for
 
     env = service.environments[recovery.environment]
     pulled = ensure_image(client, recovery.image)
-    rollout = rollout or rollout_for(service, recovery.environment, client=client, version=recovery.version,
-                                     image=recovery.image, stack=stack, state_dir=state_dir)
     try:
         prepared = rollout.prepare()
         if not prepared["already_live"]:
@@ -159,7 +158,7 @@ class Outcome:
     nothing: bool = False  # never promoted there
 
 
-def recover(services: list[Service], environment: str, ledger: Ledger, *, state_dir: Path, stack: str,
+def recover(services: list[Service], environment: str, ledger: Ledger, *, settings: StackSettings,
             client_for: Callable[[], Any], clock: Callable[[], float] = time.monotonic,
             docker_host: str | None = None) -> list[Outcome]:
     """:param docker_host: the connection id of the Docker host this runs on (None: the local engine's own
@@ -169,23 +168,21 @@ def recover(services: list[Service], environment: str, ledger: Ledger, *, state_
         started = clock()
         name = f"{service.name} in {environment}"
         try:
-            env = service.environments[environment]
-            on = env.docker_host.connection if env.docker_host is not None else None
-            if env.kubernetes is None and on != docker_host:
-                where = f"on docker_host {on!r}" if on else "on the local engine (no docker_host)"
-                outcomes.append(Outcome(service.name, True, f"{name}: not this host's: it runs {where}; run recover "
-                                        f"there{f' with --docker-host {on}' if on else ''}"))
+            site = site_for(service, environment, clients=Clients(docker=client_for), settings=settings)
+            try:
+                site.check_recoverable(docker_host)
+            except NotHere as exc:
+                outcomes.append(Outcome(service.name, True, f"{name}: {exc}"))
                 continue
-            if env.kubernetes is not None:
-                raise Unrecoverable("a kubernetes environment: recover brings back Docker hosts only (a cluster keeps "
-                                    "its Deployments, release ConfigMap and configuration Secrets; release it again through Airflow)")
             recovery = choose(service.name, environment, ledger.entries(service=service.name, environment=environment))
             if recovery is None:
                 outcomes.append(Outcome(service.name, True, f"{name}: nothing to bring back (no promoted release in the ledger)",
                                         nothing=True))
                 continue
-            check_config(recovery, ConfigFiles.of(state_dir, stack=stack, service=service.name, environment=environment))
-            done = bring_back(service, recovery, client=client_for(), stack=stack, state_dir=state_dir)
+            check_config(recovery, site.configs())
+            rollout = rollout_of(site, service, service.environments[environment], version=recovery.version,
+                                 image=recovery.image)
+            done = bring_back(service, recovery, client=client_for(), rollout=rollout)
         except Exception as exc:  # noqa: BLE001 - one service's failure (an engine error too) must not stop the others
             outcomes.append(Outcome(service.name, False, f"{name}: NOT brought back after {clock() - started:.1f} s: {exc}"))
             continue
@@ -214,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--environment", required=True)
     parser.add_argument("--service", help="only this service (default: every service of the catalog in the environment)")
     parser.add_argument("--catalog", type=Path, help="the catalog directory (default $DEPLOYFLOW_CATALOG, else include/services)")
-    parser.add_argument("--state", type=Path, default=Path(os.environ.get("DEPLOYFLOW_STATE", ".state")),
+    parser.add_argument("--state", type=Path, default=Path(os.environ.get("DEPLOYFLOW_STATE") or ".state"),
                         help="the state directory (default $DEPLOYFLOW_STATE, else .state)")
     parser.add_argument("--stack", default=os.environ.get("DEPLOYFLOW_STACK", "local"), help="container names' prefix (default $DEPLOYFLOW_STACK, else local)")
     parser.add_argument("--docker-host", help="the connection id of the docker_host this machine is (default: the "
@@ -235,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return docker.from_env()
 
-    outcomes = recover(services, args.environment, ledger, state_dir=args.state, stack=args.stack, client_for=docker_client,
+    settings = StackSettings(stack=args.stack, state_dir=args.state,
+                             haproxy_image=os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or StackSettings.haproxy_image)
+    outcomes = recover(services, args.environment, ledger, settings=settings, client_for=docker_client,
                        docker_host=args.docker_host)
     for outcome in outcomes:
         print(outcome.line, file=sys.stdout if outcome.ok else sys.stderr, flush=True)

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import croniter
 
 from deployflow.errors import ConfigError, one_of
+from deployflow.policies import ENVIRONMENTS
 
 ADHOC_VARIABLE = "deployflow_freeze"
 ADHOC_FIELDS = ("name", "reason", "until", "environments")
@@ -246,9 +247,6 @@ def _until(value: Any) -> datetime | None:
 
 
 def _environments(value: Any) -> tuple[str, ...] | None:
-    # Imported here: the catalog's model will hold the windows of this module, and its package imports the model.
-    from deployflow.catalog.model import ENVIRONMENTS
-
     path = f"{ADHOC_VARIABLE}.environments"
     if value is None:
         return None

@@ -20,7 +20,9 @@ from typing import Any
 import yaml
 
 from deployflow.catalog import Environment, Service
+from deployflow.catalog.urls import in_cluster_url
 from deployflow.configuration import CONFIG_DIR, ResolvedConfig, config_version_of
+from deployflow.errors import ConfigError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 GROUP = "deployflow.io"
@@ -51,6 +53,15 @@ def fill(node: Any, values: Mapping[str, Any]) -> Any:
 
 def to_yaml(manifests: list[dict]) -> str:
     return yaml.safe_dump_all(manifests, sort_keys=False)
+
+
+def kubernetes_environment(service: Service, name: str) -> Environment:
+    """The environment ``name`` of ``service``, which must be a kubernetes one (the deployer pod's, its RBAC's)."""
+    env = service.environments.get(name)
+    if env is None or env.kubernetes is None:
+        valid = ", ".join(repr(e.name) for e in service.environments.values() if e.kubernetes) or "none"
+        raise ConfigError("environment", f"{name!r} is not a kubernetes environment of {service.name}; valid values are {valid}")
+    return env
 
 
 class Manifests:
@@ -101,7 +112,6 @@ class Manifests:
 
     def in_cluster_url(self, service_name: str) -> str:
         """How the deployer pod reaches a Service: cluster DNS."""
-        from deployflow.catalog.urls import in_cluster_url
 
         return in_cluster_url(service_name, self.namespace)
 

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from deployflow.ledger import default_url
 from deployflow.ledger.postgres import postgres_bin
 from deployflow.ledger.schema import VERSION, releases, schema_version
+from deployflow.ledger.store import engine_for
 
 MANIFEST = "manifest.json"
 FORMAT = 1  # of the backup directory; a restore refuses another
@@ -157,7 +158,6 @@ def dump_ledger(url: str, out: Path) -> int:
 
 def _pg_dump(url: str, out: Path) -> int:
     """pg_dump inside a snapshot this connection exported and counted in, so the manifest's count is the dump's."""
-    from deployflow.ledger.store import engine_for
 
     engine = engine_for(url)
     try:
@@ -175,7 +175,6 @@ def _pg_dump(url: str, out: Path) -> int:
 
 def ledger_releases(url: str) -> int:
     """Releases in the ledger at ``url`` (0: no table yet)."""
-    from deployflow.ledger.store import engine_for
 
     engine = engine_for(url)
     try:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from deployflow.ledger.locks import create_locks_table  # locks.py defines its table beside its queries
+
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -92,7 +94,6 @@ def _v3(conn: Connection) -> None:
 
 
 def _v4(conn: Connection) -> None:
-    from deployflow.ledger.locks import create_locks_table  # locks.py defines its table beside its queries
 
     _add_columns(conn, V4_COLUMNS)
     create_locks_table(conn)

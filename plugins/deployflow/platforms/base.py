@@ -1,4 +1,11 @@
-"""What a platform's workload is: sets of instances by colour, scaled to a version, watched until ready.
+"""What a platform is: a site that gives the rollout engine its parts, and its workload: sets of instances
+by colour, scaled to a version, watched until ready.
+
+A ``Site`` is one environment of one service on its platform (a Docker host, a
+Kubernetes namespace): it makes the workload, the traffic router and the
+release store the rollout engine drives, the strategy as that platform carries
+it out, and the driver of the analysis load. ``platforms/factory.py``'s
+``site_for`` is the one place a platform is chosen; every caller asks the site.
 
 Two sets take turns, named by colour (``blue``, ``green``): the live one runs
 the old version, the other receives the new one. A canary's analysis adds a
@@ -8,12 +15,19 @@ A set's track (``stable``, ``canary``, ``baseline``) is what metrics compare.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployflow.configuration import Resources
 from deployflow.record import COLOURS, Target
+
+if TYPE_CHECKING:
+    from deployflow.routers.base import Traffic
+    from deployflow.stores.base import ReleaseStore
+    from deployflow.strategies.base import Strategy
 
 BASELINE = "baseline"  # the old version started afresh beside a canary, for analysis
 TRACKS = ("stable", "canary", "baseline")
@@ -103,3 +117,86 @@ class Workload(Protocol):
     def urls(self, colour: str, track: str, *, serving: bool, external: bool = False) -> list[str]:
         """Where to probe the set: each instance, or the Service in front of it (the main one when it serves);
         ``external``: as Airflow reaches it, else as the deployer does."""
+
+
+class Load(Protocol):
+    """Synthetic traffic to an environment's front URL while a release is judged."""
+
+    def start(self, *, image: str, url: str, rate: float, max_seconds: int,
+              judging_over: Callable[[], bool]) -> dict[str, Any]:
+        """Drive ``rate`` requests/s at ``url`` for ``max_seconds`` at most; what was started (or sent), as a dict."""
+
+    def stop(self) -> bool:
+        """Stop the environment's load (its report is kept for ``finish``); False when none ran."""
+
+    def finish(self) -> dict[str, Any] | None:
+        """Stop and remove the environment's load; its report (None: none ran, or it reported already)."""
+
+
+def no_client(platform: str) -> Callable[..., Any]:
+    def missing(*_: Any) -> Any:
+        raise RuntimeError(f"no {platform} client was given to this site")
+
+    return missing
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """What every Docker site of one stack shares, read once and passed in: the prefix of its containers and
+    files, the routers' state directory (absolute: the deployer mounts it by that path), the proxy's image."""
+
+    stack: str = "local"
+    state_dir: Path = Path(".state")
+    haproxy_image: str = "deployflow/haproxy:1"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
+        """The deployer's: $DEPLOYFLOW_STACK, $DEPLOYFLOW_STATE, $DEPLOYFLOW_HAPROXY_IMAGE (what its task passes)."""
+        environ = os.environ if environ is None else environ
+        default = cls()
+        return cls(stack=environ.get("DEPLOYFLOW_STACK") or default.stack,
+                   state_dir=Path(environ.get("DEPLOYFLOW_STATE") or ".state"),
+                   haproxy_image=environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or default.haproxy_image)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """How a site reaches its platform, asked for only when a part needs it: the deployer's own clients (the
+    Docker socket it has mounted, the pod's service account) or Airflow's (an environment's connection)."""
+
+    docker: Callable[[], Any] = field(default_factory=lambda: no_client("docker"))
+    kubernetes: Callable[[str], Any] = field(default_factory=lambda: no_client("kubernetes"))  # connection id -> ApiClient
+
+
+class Site(Protocol):
+    """One service's environment on its platform: the parts the rollout engine drives there."""
+
+    def strategy(self, name: str | None = None) -> Strategy:
+        """The environment's strategy (``name`` overrides the catalog's), as this platform carries it out."""
+
+    def workload(self, plan: Strategy) -> Workload:
+        """Where the versions run: the sets of instances, by colour."""
+
+    def traffic(self, plan: Strategy, workload: Workload) -> Traffic:
+        """How traffic is split between the sets of ``workload`` for ``plan``'s steps."""
+
+    def store(self) -> ReleaseStore:
+        """Where the environment's release record is kept."""
+
+    def load(self) -> Load:
+        """The driver of the analysis load (a container on a Docker host, the task itself on Kubernetes)."""
+
+    def front_url(self) -> str:
+        """Where clients reach the live version (no trailing slash): the proxy on a Docker host, the catalog's
+        front URL on Kubernetes."""
+
+    def check_recoverable(self, docker_host: str | None) -> None:
+        """Raise ``NotHere`` when recovery on ``docker_host`` (None: the local engine) is another host's work,
+        ``StepFailed`` when the platform keeps its own state and needs no recovery from the ledger."""
+
+
+class NotHere(Exception):
+    """This environment runs on another host: its work is done there."""

@@ -1,201 +1,34 @@
-"""The docker platform: each instance is a container on the host network; a set is a colour's containers.
+"""The docker platform: each instance is a container on the host network (``docker_engine.py``); a set is a
+colour's containers; the environment's traffic goes through its HAProxy.
 
-Every container listens on its own port on 127.0.0.1 (passed as ``PORT`` and
-``BIND``, the convention the service follows) and carries labels naming the
-stack, service, environment, version, colour and replica, so the live state
-is always read back from the engine rather than remembered. ``DockerPlatform``
-starts and stops single containers; ``DockerWorkload`` is the rollout engine's
-view of them, and tells Prometheus what to scrape, each instance with its track.
+``DockerWorkload`` is the rollout engine's view of the containers, and tells
+Prometheus what to scrape, each instance with its track. ``DockerSite`` makes
+an environment's parts: the workload, HAProxy traffic, the release record in a
+file beside the proxy's, the configuration files, the analysis load container.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import socket
-import tarfile
 import time
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-
-import docker
-from docker.errors import ImageNotFound, NotFound
+from typing import Any
 
 from deployflow import health
-from deployflow.catalog import Health
-from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
-from deployflow.configuration import CONFIG_DIR, Resources, config_version_of, quantity
-from deployflow.platforms.base import BASELINE, Instance, InstanceSet, InstanceSpec
-from deployflow.record import StepFailed, Target
+from deployflow.analysis.load_container import ContainerLoad
+from deployflow.catalog import Environment, Health, Service
+from deployflow.catalog.urls import docker_url
+from deployflow.configuration import Resources, config_version_of
+from deployflow.platforms.base import BASELINE, Clients, Instance, InstanceSet, InstanceSpec, NotHere, StackSettings
 from deployflow.platforms.config_files import ConfigFiles
-
-LABEL = "io.deployflow"
-HOST = "127.0.0.1"
-
-
-def container_name(stack: str, spec: InstanceSpec) -> str:
-    return f"df-{stack}-{spec.service}-{spec.environment}-{spec.colour}-{spec.index}"
-
-
-def labels(stack: str, spec: InstanceSpec, port: int) -> dict[str, str]:
-    return {
-        f"{LABEL}.stack": stack,
-        f"{LABEL}.role": "app",
-        f"{LABEL}.service": spec.service,
-        f"{LABEL}.environment": spec.environment,
-        f"{LABEL}.version": spec.version,
-        f"{LABEL}.colour": spec.colour,
-        f"{LABEL}.index": str(spec.index),
-        f"{LABEL}.port": str(port),
-    }
-
-
-def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
-    """Arguments of ``containers.create`` for one instance."""
-    memory = int(quantity(spec.resources.memory))
-    return {
-        "image": spec.image,
-        "name": container_name(stack, spec),
-        "network_mode": "host",
-        "environment": {
-            **spec.env,
-            **({"CONFIG_DIR": CONFIG_DIR} if spec.files else {}),
-            "PORT": str(port),
-            "BIND": HOST,
-            "APP_TRACK": spec.colour,
-        },
-        "labels": labels(stack, spec, port),
-        # Back with the engine after a host reboot or a daemon restart (Kamal's containers do the same). A crash
-        # still shows: each restart counts (Instance.restarts), and a new version that restarted has failed.
-        "restart_policy": {"Name": "unless-stopped"},
-        "stop_signal": "SIGTERM",
-        # The environment's limits, as Kubernetes gives a pod; no swap beyond the memory limit.
-        "nano_cpus": int(quantity(spec.resources.cpu) * 1e9),
-        "mem_limit": memory,
-        "memswap_limit": memory,
-        "pids_limit": spec.resources.pids,
-    }
-
-
-def config_archive(files: dict[str, str]) -> bytes:
-    """The configuration's files as a tar for ``put_archive`` at ``/``: CONFIG_DIR, readable by the image's user."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        parts = CONFIG_DIR.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            folder = tarfile.TarInfo("/".join(parts[:depth]))
-            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(folder)
-        for name, content in sorted(files.items()):
-            data = content.encode()
-            info = tarfile.TarInfo(f"{CONFIG_DIR.strip('/')}/{name}")
-            info.size, info.mode = len(data), 0o444
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def free_port(taken: Iterable[int], low: int, high: int, start: int | None = None) -> int:
-    """The first port in [low, high], from ``start`` (default ``low``) round to the port before it, that no
-    instance holds and nothing listens on."""
-    taken = set(taken)
-    start = low if start is None else start
-    for port in [*range(start, high + 1), *range(low, start)]:
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port left in {low}-{high} on {HOST}")
-
-
-def first_port(stack: str, low: int, high: int) -> int:
-    """Where ``stack`` starts looking for a free port: a point of the range fixed by its name. Two stacks on one
-    host network (two engines, or the demo beside the tests) then rarely reach for the same port at the same
-    moment: an engine's labels show its own instances only, and a port is free to the probe until the app in
-    the container it went to listens."""
-    return low + zlib.crc32(stack.encode()) % (high - low + 1)
-
-
-class DockerPlatform:
-    def __init__(self, client: docker.DockerClient, *, stack: str, ports: tuple[int, int] = INSTANCE_PORTS) -> None:
-        self.client = client
-        self.stack = stack
-        self.ports = ports
-        self.first_port = first_port(stack, *ports)
-
-    def _containers(self, **filters: str) -> list:
-        wanted = [f"{LABEL}.role=app"] + [f"{LABEL}.{k}={v}" for k, v in filters.items()]
-        return self.client.containers.list(all=True, filters={"label": wanted})
-
-    def instances(self, service: str, environment: str) -> list[Instance]:
-        found = [self._instance(c) for c in self._containers(stack=self.stack, service=service, environment=environment)]
-        return sorted(found, key=lambda i: (i.colour, i.index))
-
-    def _instance(self, container) -> Instance:
-        lab = container.labels
-        return Instance(
-            name=container.name,
-            service=lab[f"{LABEL}.service"],
-            environment=lab[f"{LABEL}.environment"],
-            version=lab[f"{LABEL}.version"],
-            image=container.attrs["Config"]["Image"],
-            colour=lab[f"{LABEL}.colour"],
-            index=int(lab[f"{LABEL}.index"]),
-            host=HOST,
-            port=int(lab[f"{LABEL}.port"]),
-            running=container.status == "running" and not container.attrs.get("State", {}).get("Restarting"),
-            restarts=int(container.attrs.get("RestartCount") or 0),
-        )
-
-    def start(self, spec: InstanceSpec) -> Instance:
-        name = container_name(self.stack, spec)
-        try:
-            existing = self.client.containers.get(name)
-        except NotFound:
-            existing = None
-        if existing is not None:
-            current = self._instance(existing)
-            if current.running and current.version == spec.version and current.image == spec.image:
-                return current  # a retried step finds its work done
-            existing.remove(force=True)
-        taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
-        port = free_port(taken, *self.ports, start=self.first_port)
-        try:
-            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
-        except ImageNotFound:
-            # An engine that never ran this version (an environment's own Docker host) takes it from the
-            # registry the build pushed it to; pull raises when the registry does not have it.
-            self.client.images.pull(spec.image)
-            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
-        if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
-            container.put_archive("/", config_archive(dict(spec.files)))
-        container.start()
-        container.reload()
-        return self._instance(container)
-
-    def stop(self, instance: Instance, grace_s: int = 10) -> None:
-        try:
-            container = self.client.containers.get(instance.name)
-        except NotFound:
-            return
-        try:
-            container.stop(timeout=grace_s)
-        except NotFound:
-            return
-        container.remove(force=True)
-
-    def describe_failure(self, instance: Instance) -> str:
-        try:
-            container = self.client.containers.get(instance.name)
-        except NotFound:
-            return f"{instance.name} no longer exists"
-        state = container.attrs.get("State", {})
-        tail = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
-        return f"{instance.name} is {state.get('Status')} (exit code {state.get('ExitCode')}); last log lines: {tail}"
+from deployflow.platforms.docker_engine import DockerPlatform
+from deployflow.record import StepFailed, Target
+from deployflow.routers.haproxy import HAProxyRouter
+from deployflow.routers.haproxy_traffic import HAProxyTraffic
+from deployflow.stores.file import FileStore
+from deployflow.strategies.base import Strategy
+from deployflow.strategies.factory import strategy_for
 
 
 class DockerWorkload:
@@ -297,3 +130,84 @@ class DockerWorkload:
         tmp = self.targets_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(groups, indent=1))
         tmp.replace(self.targets_path)  # Prometheus reads whole files only
+
+
+class DockerSite:
+    """One service's environment on a Docker host: its containers, its HAProxy, its files in ``state_dir``.
+
+    :param clients: ``clients.docker()`` is the engine (asked for once, when a part first needs it).
+    :param settings: the stack's name (the prefix of every container and file of it), the routers' state
+        directory (proxy routes, release records, configurations, Prometheus targets), the proxy's image.
+    :param session: HTTP session for readiness probes.
+    :param platform: the containers' driver (default: a DockerPlatform on the engine; tests pass a fake).
+    :param router: the proxy (default: the environment's HAProxy on the engine; tests pass a fake).
+    """
+
+    def __init__(
+        self, service: Service, env: Environment, *, clients: Clients, settings: StackSettings,
+        session: health.Session | None = None, platform: Any = None, router: Any = None, sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic, drain_sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.service, self.env = service, env
+        self.clients, self.settings = clients, settings
+        self.stack, self.state_dir = settings.stack, settings.state_dir
+        self.session = session
+        self._platform, self._router = platform, router
+        self.sleep, self.clock, self.drain_sleep = sleep, clock, drain_sleep
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.clients.docker()
+        return self._client
+
+    @property
+    def dir(self) -> Path:
+        """The environment's own directory: the proxy's routes and the release record."""
+        return self.state_dir / f"{self.stack}-{self.service.name}-{self.env.name}"
+
+    @property
+    def targets_path(self) -> Path:
+        """Prometheus' file-discovery file for this environment."""
+        return self.state_dir / "targets" / f"{self.stack}-{self.service.name}-{self.env.name}.json"
+
+    def strategy(self, name: str | None = None) -> Strategy:
+        return strategy_for(name or self.env.strategy, self.env)
+
+    def workload(self, plan: Strategy | None = None) -> DockerWorkload:
+        return DockerWorkload(
+            self._platform or DockerPlatform(self.client, stack=self.stack), service=self.service.name,
+            environment=self.env.name, health_config=self.env.health, session=self.session,
+            targets_path=self.targets_path, sleep=self.sleep, clock=self.clock, configs=self.configs(),
+            resources=self.env.resources,
+        )
+
+    def router(self) -> Any:
+        """The environment's proxy."""
+        return self._router or HAProxyRouter(
+            self.client, stack=self.stack, service=self.service.name, environment=self.env.name,
+            front_port=self.env.port, check_path=self.env.health.ready, state_dir=self.state_dir, image=self.settings.haproxy_image,
+        )
+
+    def traffic(self, plan: Strategy, workload: DockerWorkload) -> HAProxyTraffic:
+        return HAProxyTraffic(self.router(), workload, sleep=self.drain_sleep)
+
+    def store(self) -> FileStore:
+        return FileStore(self.dir / "release.json")
+
+    def configs(self) -> ConfigFiles:
+        """The environment's resolved configurations, one 0600 file per configuration version."""
+        return ConfigFiles.of(self.state_dir, stack=self.stack, service=self.service.name, environment=self.env.name)
+
+    def load(self) -> ContainerLoad:
+        return ContainerLoad(self.client, stack=self.stack, service=self.service.name, environment=self.env.name)
+
+    def front_url(self) -> str:
+        return docker_url(self.env.port)
+
+    def check_recoverable(self, docker_host: str | None) -> None:
+        on = self.env.docker_host.connection if self.env.docker_host is not None else None
+        if on != docker_host:
+            where = f"on docker_host {on!r}" if on else "on the local engine (no docker_host)"
+            raise NotHere(f"not this host's: it runs {where}; run recover there{f' with --docker-host {on}' if on else ''}")

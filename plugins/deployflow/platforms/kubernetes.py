@@ -1,5 +1,5 @@
 """The kubernetes platform: each set is a Deployment, ``<service>-blue``, ``<service>-green`` or
-``<service>-baseline``, in the environment's namespace.
+``<service>-baseline``, in the environment's namespace; ``KubernetesSite`` makes an environment's parts.
 
 A set's size is its Deployment's replicas; ready means the rollout is complete
 (observedGeneration, updated, ready and available replicas) and no
@@ -14,10 +14,17 @@ import logging
 import time
 from collections.abc import Callable
 
+from deployflow.analysis.loadgen import InProcessLoad
+from deployflow.catalog import Environment, Service
+from deployflow.catalog.urls import service_url
 from deployflow.kubernetes.cluster import Cluster
 from deployflow.kubernetes.manifests import GROUP, Manifests
-from deployflow.platforms.base import BASELINE, InstanceSet
+from deployflow.platforms.base import BASELINE, Clients, InstanceSet, StackSettings
 from deployflow.record import StepFailed, Target
+from deployflow.routers.factory import router_class
+from deployflow.stores.configmap import ConfigMapStore
+from deployflow.strategies.base import Strategy
+from deployflow.strategies.factory import strategy_for
 
 log = logging.getLogger("deployflow.deployer")
 
@@ -99,3 +106,59 @@ class KubernetesWorkload:
         role = "" if serving else {"canary": "canary", BASELINE: BASELINE}.get(track, "preview")
         name = self.m.service_name(role)
         return [self.m.env.kubernetes.service_url(name) if external else self.m.in_cluster_url(name)]
+
+
+def traffic_name(env: Environment, plan: Strategy) -> str:
+    """The router of a plan: one that splits traffic between versions by the environment's ``kubernetes.traffic``
+    (Gateway API weights, replica ratio); one that moves it at once, a selector switch."""
+    splits = any(0 < step.percent < 100 for step in plan.steps(env.replicas))
+    return env.kubernetes.traffic if splits else "selector"
+
+
+class KubernetesSite:
+    """One service's environment in its Kubernetes namespace.
+
+    :param clients: ``clients.kubernetes(connection_id)`` is the ApiClient (asked for once, when a part first needs it).
+    :param settings, session: a Docker stack's, unused here (a cluster keeps its own state and probes its own pods).
+    :param cluster: the API as the parts use it (default: from that client; tests pass the FAKE API's).
+    """
+
+    def __init__(self, service: Service, env: Environment, *, clients: Clients, settings: StackSettings | None = None,
+                 session: object = None, cluster: Cluster | None = None, poll_s: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.service, self.env, self.clients = service, env, clients
+        self.manifests = Manifests(service, env)
+        self._cluster = cluster
+        self.poll_s, self.sleep, self.clock = poll_s, sleep, clock
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            client = self.clients.kubernetes(self.env.kubernetes.connection_id)
+            self._cluster = Cluster.from_api_client(client, self.manifests.namespace)
+        return self._cluster
+
+    def strategy(self, name: str | None = None) -> Strategy:
+        # A Deployment replaces its own pods (maxSurge = batch size): rolling happens in place.
+        return strategy_for(name or self.env.strategy, self.env, in_place_rolling=True)
+
+    def workload(self, plan: Strategy) -> KubernetesWorkload:
+        return KubernetesWorkload(self.cluster, self.manifests, in_place=plan.in_place, poll_s=self.poll_s,
+                                  sleep=self.sleep, clock=self.clock)
+
+    def traffic(self, plan: Strategy, workload: KubernetesWorkload):
+        return router_class(traffic_name(self.env, plan))(self.cluster, self.manifests)
+
+    def store(self) -> ConfigMapStore:
+        return ConfigMapStore(self.cluster, self.manifests)
+
+    def load(self) -> InProcessLoad:
+        return InProcessLoad()
+
+    def front_url(self) -> str:
+        k8s = self.env.kubernetes
+        return service_url(k8s.front_url or k8s.url, self.service.name, k8s.namespace)
+
+    def check_recoverable(self, docker_host: str | None) -> None:
+        raise StepFailed("a kubernetes environment: recover brings back Docker hosts only (a cluster keeps its "
+                         "Deployments, release ConfigMap and configuration Secrets; release it again through Airflow)")

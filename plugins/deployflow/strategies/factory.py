@@ -10,12 +10,12 @@ from deployflow.strategies.canary import Canary
 from deployflow.strategies.rolling import Rolling
 
 
-def strategy_for(name: str, environment: Environment) -> Strategy:
+def strategy_for(name: str, environment: Environment, *, in_place_rolling: bool = False) -> Strategy:
+    """:param in_place_rolling: the platform replaces instances in place (a Deployment), so rolling needs no second set."""
     builders = {
         "blue-green": lambda: BlueGreen(environment.blue_green),
         "canary": lambda: Canary(environment.canary, analysis=environment.analysis.enabled),
-        # A Deployment replaces its own pods (maxSurge = batch size): rolling happens in place there.
-        "rolling": lambda: Rolling(environment.rolling, in_place=environment.kubernetes is not None),
+        "rolling": lambda: Rolling(environment.rolling, in_place=in_place_rolling),
     }
     if name not in builders:
         raise ValueError(f"strategy {name!r} is not known; valid values are {', '.join(repr(n) for n in builders)}")

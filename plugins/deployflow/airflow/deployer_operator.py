@@ -1,0 +1,137 @@
+"""The deployer steps of a ``docker`` environment: ``python -m deployflow.deployer <step>`` in the deployer
+image through DockerOperator, with the Docker socket and the routers' state directory mounted: the same CLI
+that KubernetesDeployerOperator runs in a pod. The step's JSON result (its last output line) is the task's XCom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.operators.docker import DockerOperator
+from docker.types import Mount
+
+from deployflow.airflow.configuration import release_of_step
+from deployflow.airflow.deployer_step import (
+    DEPLOYER_IMAGE,
+    DeployerStep,
+    begin_step,
+    deployer_arguments,
+    deployer_environment,
+    last_error,
+    last_result,
+    step_outcome,
+)
+from deployflow.airflow.docker_hosts import EngineAddress, engine
+from deployflow.airflow.settings import docker_url, stack_settings, state_dir
+from deployflow.catalog import Service
+from deployflow.configuration import ResolvedConfig, config_version_of
+from deployflow.platforms.config_files import ConfigFiles
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CATALOG_MOUNT = "/etc/deployflow"
+DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
+
+
+def mounted_service_file(service: Service) -> str:
+    """Where the deployer container sees the service's catalog entry."""
+    return f"{CATALOG_MOUNT}/{service.name}.yaml"
+
+
+class DeployerOperator(DeployerStep, DockerOperator):
+    """One deployer step in a container of the deployer image on the environment's Docker engine (see
+    DeployerStep for the parameters); the service's catalog file is mounted read-only into it."""
+
+    template_fields: Sequence[str] = (*DockerOperator.template_fields, *DeployerStep.STEP_FIELDS)
+
+    def __init__(self, **kwargs: Any) -> None:  # a class's own __init__: Airflow's operator metaclass wraps only that
+        super().__init__(**kwargs)
+
+    def platform_arguments(self, step: str, service: Service, service_file: str) -> dict[str, Any]:
+        settings = stack_settings()
+        state = str(settings.state_dir)
+        return {
+            "image": DEPLOYER_IMAGE,
+            "command": None,
+            "docker_url": docker_url(),
+            "mounts": [
+                Mount(target=DOCKER_SOCKET, source=DOCKER_SOCKET, type="bind"),  # execute() mounts the engine's own
+                Mount(target=state, source=state, type="bind"),
+                Mount(target=mounted_service_file(service), source=service_file, type="bind", read_only=True),
+            ],
+            "environment": {
+                "DEPLOYFLOW_STATE": state,
+                "DEPLOYFLOW_STACK": settings.stack,
+                "DEPLOYFLOW_HAPROXY_IMAGE": settings.haproxy_image,
+            },
+            "network_mode": "host",
+            "mount_tmp_dir": False,
+            "auto_remove": "never",  # the exit code is read from the stopped container; execute() removes it
+            "labels": {"io.deployflow.role": "deployer", "io.deployflow.service": service.name, "io.deployflow.step": step},
+        }
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.use_engine(engine(self.service, self.environment_name))
+        state_dir().mkdir(parents=True, exist_ok=True)
+        env = self.service.environments.get(self.environment_name)
+        version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
+        begin_step(self.step, context)
+        self.command = deployer_arguments(
+            self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
+            version=version, image=self.image_ref, strategy=self.strategy,
+        )
+        self.environment = {**self.environment, **deployer_environment(self.step)}
+        self.do_xcom_push = True
+        self.xcom_all = True  # the result line may come before the last log line (stdout and stderr interleave)
+        try:
+            lines = self.run_container(context)
+            exit_code = self.container_exit_code()
+        finally:
+            self.remove_container()
+        return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def use_engine(self, address: EngineAddress) -> None:
+        """Run on ``address``'s engine (read at run time, before anything makes DockerOperator's cached hook, which
+        reads docker_url and tls_*); the deployer inside drives that same engine through its socket, mounted.
+        The local engine changes nothing: the operator keeps what it was given."""
+        self.log.info("deployer %s on %s", self.step, address.describe() if address.connection else
+                      f"the local engine: {self.docker_url}")
+        if address.connection is None:
+            return
+        self.docker_url = address.url
+        self.tls_ca_cert, self.tls_client_cert, self.tls_client_key = (
+            address.tls_ca_cert, address.tls_client_cert, address.tls_client_key)
+        self.tls_verify, self.tls_hostname = address.tls_verify, address.tls_hostname
+        self.mounts = [Mount(target=DOCKER_SOCKET, source=address.socket, type="bind"),
+                       *(m for m in self.mounts if m["Target"] != DOCKER_SOCKET)]
+
+    def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
+        """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""
+        stack = self.environment["DEPLOYFLOW_STACK"]
+        labels = [f"io.deployflow.stack={stack}", "io.deployflow.role=app", f"io.deployflow.service={self.service.name}",
+                  f"io.deployflow.environment={self.environment_name}"]
+        running = self.cli.containers(all=True, filters={"label": labels})
+        in_use = frozenset(config_version_of(c["Labels"].get("io.deployflow.version", "")) for c in running)
+        ConfigFiles.of(state_dir(), stack=stack, service=self.service.name, environment=self.environment_name).save(
+            config_version, config, in_use=in_use)
+
+    def run_container(self, context: Context) -> list[str]:
+        """Run the step; its log lines whatever its exit code (DockerOperator raises for a non-zero one)."""
+        try:
+            return super().execute(context) or []
+        except DockerContainerFailedException as exc:
+            return exc.logs or []
+
+    def container_exit_code(self) -> int:
+        """The finished container's exit code, from its state (auto_remove="never" keeps it until then)."""
+        return self.cli.inspect_container(self.container["Id"])["State"]["ExitCode"]
+
+    def remove_container(self) -> None:
+        """Remove the step's container, whatever happened (DockerOperator does not: auto_remove="never")."""
+        if self.container is None:
+            return  # never created (the image could not be pulled): nothing to remove
+        self.cli.remove_container(self.container["Id"], force=True)
+        self.container = None  # on_kill after a timeout finds nothing left to stop

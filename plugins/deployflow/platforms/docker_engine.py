@@ -1,0 +1,191 @@
+"""The Docker engine's side of the docker platform: one container per instance, on the host network.
+
+Every container listens on its own port on 127.0.0.1 (passed as ``PORT`` and
+``BIND``, the convention the service follows) and carries labels naming the
+stack, service, environment, version, colour and replica, so the live state
+is always read back from the engine rather than remembered. ``DockerPlatform``
+starts, lists and stops single containers; ``platforms/docker.py`` builds the
+rollout engine's view of them.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import zlib
+from collections.abc import Iterable
+
+import docker
+from docker.errors import ImageNotFound, NotFound
+
+from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
+from deployflow.configuration import CONFIG_DIR, quantity
+from deployflow.platforms.base import Instance, InstanceSpec
+
+LABEL = "io.deployflow"
+HOST = "127.0.0.1"
+
+
+def container_name(stack: str, spec: InstanceSpec) -> str:
+    return f"df-{stack}-{spec.service}-{spec.environment}-{spec.colour}-{spec.index}"
+
+
+def labels(stack: str, spec: InstanceSpec, port: int) -> dict[str, str]:
+    return {
+        f"{LABEL}.stack": stack,
+        f"{LABEL}.role": "app",
+        f"{LABEL}.service": spec.service,
+        f"{LABEL}.environment": spec.environment,
+        f"{LABEL}.version": spec.version,
+        f"{LABEL}.colour": spec.colour,
+        f"{LABEL}.index": str(spec.index),
+        f"{LABEL}.port": str(port),
+    }
+
+
+def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
+    """Arguments of ``containers.create`` for one instance."""
+    memory = int(quantity(spec.resources.memory))
+    return {
+        "image": spec.image,
+        "name": container_name(stack, spec),
+        "network_mode": "host",
+        "environment": {
+            **spec.env,
+            **({"CONFIG_DIR": CONFIG_DIR} if spec.files else {}),
+            "PORT": str(port),
+            "BIND": HOST,
+            "APP_TRACK": spec.colour,
+        },
+        "labels": labels(stack, spec, port),
+        # Back with the engine after a host reboot or a daemon restart (Kamal's containers do the same). A crash
+        # still shows: each restart counts (Instance.restarts), and a new version that restarted has failed.
+        "restart_policy": {"Name": "unless-stopped"},
+        "stop_signal": "SIGTERM",
+        # The environment's limits, as Kubernetes gives a pod; no swap beyond the memory limit.
+        "nano_cpus": int(quantity(spec.resources.cpu) * 1e9),
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": spec.resources.pids,
+    }
+
+
+def config_archive(files: dict[str, str]) -> bytes:
+    """The configuration's files as a tar for ``put_archive`` at ``/``: CONFIG_DIR, readable by the image's user."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        parts = CONFIG_DIR.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            folder = tarfile.TarInfo("/".join(parts[:depth]))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(folder)
+        for name, content in sorted(files.items()):
+            data = content.encode()
+            info = tarfile.TarInfo(f"{CONFIG_DIR.strip('/')}/{name}")
+            info.size, info.mode = len(data), 0o444
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def free_port(taken: Iterable[int], low: int, high: int, start: int | None = None) -> int:
+    """The first port in [low, high], from ``start`` (default ``low``) round to the port before it, that no
+    instance holds and nothing listens on."""
+    taken = set(taken)
+    start = low if start is None else start
+    for port in [*range(start, high + 1), *range(low, start)]:
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port left in {low}-{high} on {HOST}")
+
+
+def first_port(stack: str, low: int, high: int) -> int:
+    """Where ``stack`` starts looking for a free port: a point of the range fixed by its name. Two stacks on one
+    host network (two engines, or the demo beside the tests) then rarely reach for the same port at the same
+    moment: an engine's labels show its own instances only, and a port is free to the probe until the app in
+    the container it went to listens."""
+    return low + zlib.crc32(stack.encode()) % (high - low + 1)
+
+
+class DockerPlatform:
+    def __init__(self, client: docker.DockerClient, *, stack: str, ports: tuple[int, int] = INSTANCE_PORTS) -> None:
+        self.client = client
+        self.stack = stack
+        self.ports = ports
+        self.first_port = first_port(stack, *ports)
+
+    def _containers(self, **filters: str) -> list:
+        wanted = [f"{LABEL}.role=app"] + [f"{LABEL}.{k}={v}" for k, v in filters.items()]
+        return self.client.containers.list(all=True, filters={"label": wanted})
+
+    def instances(self, service: str, environment: str) -> list[Instance]:
+        found = [self._instance(c) for c in self._containers(stack=self.stack, service=service, environment=environment)]
+        return sorted(found, key=lambda i: (i.colour, i.index))
+
+    def _instance(self, container) -> Instance:
+        lab = container.labels
+        return Instance(
+            name=container.name,
+            service=lab[f"{LABEL}.service"],
+            environment=lab[f"{LABEL}.environment"],
+            version=lab[f"{LABEL}.version"],
+            image=container.attrs["Config"]["Image"],
+            colour=lab[f"{LABEL}.colour"],
+            index=int(lab[f"{LABEL}.index"]),
+            host=HOST,
+            port=int(lab[f"{LABEL}.port"]),
+            running=container.status == "running" and not container.attrs.get("State", {}).get("Restarting"),
+            restarts=int(container.attrs.get("RestartCount") or 0),
+        )
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        name = container_name(self.stack, spec)
+        try:
+            existing = self.client.containers.get(name)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            current = self._instance(existing)
+            if current.running and current.version == spec.version and current.image == spec.image:
+                return current  # a retried step finds its work done
+            existing.remove(force=True)
+        taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
+        port = free_port(taken, *self.ports, start=self.first_port)
+        try:
+            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+        except ImageNotFound:
+            # An engine that never ran this version (an environment's own Docker host) takes it from the
+            # registry the build pushed it to; pull raises when the registry does not have it.
+            self.client.images.pull(spec.image)
+            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+        if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
+            container.put_archive("/", config_archive(dict(spec.files)))
+        container.start()
+        container.reload()
+        return self._instance(container)
+
+    def stop(self, instance: Instance, grace_s: int = 10) -> None:
+        try:
+            container = self.client.containers.get(instance.name)
+        except NotFound:
+            return
+        try:
+            container.stop(timeout=grace_s)
+        except NotFound:
+            return
+        container.remove(force=True)
+
+    def describe_failure(self, instance: Instance) -> str:
+        try:
+            container = self.client.containers.get(instance.name)
+        except NotFound:
+            return f"{instance.name} no longer exists"
+        state = container.attrs.get("State", {})
+        tail = container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
+        return f"{instance.name} is {state.get('Status')} (exit code {state.get('ExitCode')}); last log lines: {tail}"
