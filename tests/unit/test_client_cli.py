@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from deployflow import client
+from deployflow.client import cli as client
 
 TOKEN = ("POST", "/auth/token")
 TRIGGER = ("POST", "/api/v2/dags/release_shop/dagRuns")

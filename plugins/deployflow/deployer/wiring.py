@@ -67,6 +67,7 @@ def rollout_for(
 def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session) -> Judge:
     """The post-promotion watch's judge: Prometheus at $DEPLOYFLOW_PROMETHEUS_URL (the deploy task passes Airflow's),
     read for the new version against the old. Imported when a watch runs: the judge needs numpy and scipy."""
+    # Imported when a watch runs, not with the deployer: the judge's numpy and scipy.
     from deployflow.analysis.comparison import VersionComparison
     from deployflow.metrics.prometheus import DEFAULT_URL, PrometheusProvider
 

@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from deployflow.ledger import Ledger
+
 COMMANDS = {"import": None, "report": "deployflow.ledger.report", "exporter": "deployflow.ledger.exporter",
             "backup": "deployflow.ledger.backup", "restore": "deployflow.ledger.backup",
             # Recovery drives the deployer's engine from the ledger's rows: it lives beside the deployer.
@@ -24,8 +26,6 @@ COMMANDS = {"import": None, "report": "deployflow.ledger.report", "exporter": "d
 
 
 def _import(argv: list[str]) -> int:
-    from deployflow.ledger import Ledger
-
     parser = argparse.ArgumentParser(prog="python -m deployflow.ledger import")
     parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"), required=not os.environ.get("DEPLOYFLOW_LEDGER_URL"),
                         help="the ledger (default $DEPLOYFLOW_LEDGER_URL)")

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
               + "".join(f", {k} {v}" for k, v in (("service", args.service), ("environment", args.environment)) if v))
         print(table(found) if found else "(no release in this period)")
         if args.charts or args.html:
-            from deployflow.ledger.charts import render
+            from deployflow.ledger.charts import render  # matplotlib: imported only when charts are asked for
 
             charts = render(engine, period, service=args.service, environment=args.environment)
             if args.charts:

@@ -20,15 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from deployflow import health
 from deployflow.catalog import Environment
-from deployflow.platforms.base import BASELINE, COLOURS, Workload, other_colour
+from deployflow.platforms.base import BASELINE, Workload
 from deployflow.rollout.cost import at, counters, extra_now, release_cost
 from deployflow.rollout.guards import Guards
-from deployflow.rollout.plan import planned, promote_steps, shift_steps, track
+from deployflow.rollout.plan import decide, planned, promote_steps, shift_steps, track
 from deployflow.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
 from deployflow.rollout.status import status
 from deployflow.rollout.watch import Judge, watch_after_promotion
@@ -39,33 +39,31 @@ from deployflow.strategies.base import Step, Strategy
 log = logging.getLogger("deployflow.deployer")
 
 
+@dataclass(kw_only=True, eq=False)
 class Rollout:
-    def __init__(
-        self, *, workload: Workload, traffic: Traffic, store: ReleaseStore, strategy: Strategy, service: str,
-        environment: Environment, target: Target, session: health.Session,
-        judges: Callable[[str, str], Judge] | None = None,
-        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        """:param judges: the post-promotion watch's judge of a new version against an old one (versions);
-            None: the watch probes health and instances only.
-        :param now: wall-clock seconds, for the cost timeline (steps run in different processes, even hosts)."""
-        self.workload = workload
-        self.traffic = traffic
-        self.store = store
-        self.strategy = strategy
-        self.service = service
-        self.env = environment
-        self.target = target
-        self.session = session
-        self.judges = judges
-        self.sleep = sleep
-        self.clock = clock
-        self.now = now
-        self.guards = Guards(workload=workload, traffic=traffic, environment=environment, version=target.version,
-                             track=strategy.track, session=session, sleep=sleep, clock=clock)
+    """:param judges: the post-promotion watch's judge of a new version against an old one (versions);
+        None: the watch probes health and instances only.
+    :param now: wall-clock seconds, for the cost timeline (steps run in different processes, even hosts)."""
 
-    # ---- the record ------------------------------------------------------------------
+    workload: Workload
+    traffic: Traffic
+    store: ReleaseStore
+    strategy: Strategy
+    service: str
+    environment: Environment
+    target: Target
+    session: health.Session
+    judges: Callable[[str, str], Judge] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self.env = self.environment
+        self.guards = Guards(workload=self.workload, traffic=self.traffic, environment=self.env, version=self.target.version,
+                             track=self.strategy.track, session=self.session, sleep=self.sleep, clock=self.clock)
+
+    # ---- the record
 
     def _steps(self, record: Record) -> list[Step]:
         return planned(self.strategy, self.env.replicas, record)
@@ -90,20 +88,10 @@ class Rollout:
         """A new record: where the new version goes, and what serves now."""
         last = self.store.load()
         live = last.serving if last else None
-        running = self.workload.get(live) if live else None
-        if not running or not running.size:
-            return Record(self.target.version, self.target.image, COLOURS[0], None, None)
-        if running.target.version == self.target.version:
-            return Record(self.target.version, self.target.image, live, live, None, already_live=True)
-        colour = live if self.strategy.in_place else other_colour(live)
-        record = Record(self.target.version, self.target.image, colour, live, running.target, counters=counters(self.traffic))
-        # A fresh baseline of the old version beside an analysed canary: judged against it, not long-running ones.
-        record = replace(record, baseline=self.env.analysis.baseline and any(s.analysis for s in self._steps(record)))
-        first = self.strategy.first_instances(self.env.replicas)  # what prepare starts beside the live set
-        in_place = colour == live
-        return at(self.now, record, extra_now(self.env.replicas, first, 0 if in_place else None, first if record.baseline else 0))
+        return decide(self.target, live, self.workload.get(live) if live else None, strategy=self.strategy,
+                      env=self.env, counters=lambda: counters(self.traffic), now=self.now)
 
-    # ---- steps ------------------------------------------------------------------------
+    # ---- steps
 
     def prepare(self) -> dict[str, Any]:
         """Start the new version's first instances beside the live ones (or in their place), with no traffic."""
@@ -156,7 +144,7 @@ class Rollout:
         record = self._require()
         if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
             record = self._finish(record, PROMOTED)
-            return {**self._result(record, started), "cost": release_cost(record, counters(self.traffic))}
+            return {**self._result(record, started), "cost": self._cost(record)}
         for step in promote_steps(self._steps(record), record.percent):
             record = self._apply(record, step)
             if step.pause_s:
@@ -177,7 +165,7 @@ class Rollout:
         log.info("promote: %s is live in %s; %s of %s removed in %.1f s", self.target.version, self.env.name,
                  " and ".join(old) or "nothing", record.previous.version if record.previous else "nothing",
                  self.clock() - started)
-        return {**self._result(record, started), "cost": release_cost(record, counters(self.traffic))}
+        return {**self._result(record, started), "cost": self._cost(record)}
 
     def rollback(self) -> dict[str, Any]:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
@@ -192,7 +180,7 @@ class Rollout:
             self._finish(record, ROLLED_BACK)
             log.info("rollback: first deploy of %s: rolled back to nothing", self.service)
             return {"rolled_back": True, "to": None, "because": record.failure, "seconds": round(self.clock() - started, 2),
-                    "cost": release_cost(self._mine(finished=True) or record, counters(self.traffic))}
+                    "cost": self._cost(self._mine(finished=True) or record)}
         self.guards.restore(record)
         restored = self.clock() - started
         new = [c for c in (record.colour, BASELINE if record.baseline else None) if c and c != record.live]
@@ -205,7 +193,7 @@ class Rollout:
                  ", ".join(new) or "nothing")
         return {"rolled_back": True, "to": record.previous.version, "because": record.failure,
                 "seconds_to_old_traffic": round(restored, 2), "seconds": round(self.clock() - started, 2),
-                "cost": release_cost(record, counters(self.traffic))}
+                "cost": self._cost(record)}
 
     def note_failure(self, reason: str, restore_seconds: float | None = None) -> None:
         """Keep why a step failed in the release's record (rollback reports it), and how fast traffic went back."""
@@ -218,7 +206,10 @@ class Rollout:
         """What runs and what takes traffic, as the platform and the router see it now."""
         return status(self.workload, self.traffic, service=self.service, environment=self.env.name)
 
-    # ---- mechanics --------------------------------------------------------------------
+    # ---- mechanics
+
+    def _cost(self, record: Record) -> dict[str, Any]:
+        return release_cost(record, counters(self.traffic))
 
     def _watch_after_promotion(self, record: Record) -> float:
         """The post-promotion watch, where the catalog asks for it and the old version stands by; seconds watched."""

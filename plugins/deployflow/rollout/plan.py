@@ -1,9 +1,32 @@
-"""Which steps a release carries out, and when: pure functions over the strategy's plan and the record."""
+"""Which steps a release carries out, and when: pure functions over the strategy's plan and the record (and
+the record a new release starts from)."""
 
 from __future__ import annotations
 
-from deployflow.record import Record, StepFailed
+from collections.abc import Callable
+from dataclasses import replace
+
+from deployflow.catalog import Environment
+from deployflow.platforms.base import InstanceSet, other_colour
+from deployflow.record import COLOURS, Record, StepFailed, Target
+from deployflow.rollout.cost import at, extra_now
 from deployflow.strategies.base import Step, Strategy
+
+
+def decide(target: Target, live: str | None, running: InstanceSet | None, *, strategy: Strategy, env: Environment,
+           counters: Callable[[], dict[str, int]], now: Callable[[], float]) -> Record:
+    """A new release's record: where ``target`` goes, given the set that serves (``live``) as it runs now."""
+    if not running or not running.size:
+        return Record(target.version, target.image, COLOURS[0], None, None)
+    if running.target.version == target.version:
+        return Record(target.version, target.image, live, live, None, already_live=True)
+    colour = live if strategy.in_place else other_colour(live)
+    record = Record(target.version, target.image, colour, live, running.target, counters=counters())
+    # A fresh baseline of the old version beside an analysed canary: judged against it, not long-running ones.
+    record = replace(record, baseline=env.analysis.baseline and any(s.analysis for s in planned(strategy, env.replicas, record)))
+    first = strategy.first_instances(env.replicas)  # what prepare starts beside the live set
+    in_place = colour == live
+    return at(now, record, extra_now(env.replicas, first, 0 if in_place else None, first if record.baseline else 0))
 
 
 def planned(strategy: Strategy, replicas: int, record: Record) -> list[Step]:
