@@ -1,4 +1,4 @@
-"""What the Celery setup's Airflow processes import by name (scripts/celery_stack.py sets the options).
+"""What the Celery setup's Airflow processes import by name (deployflow.stack.celery sets the options).
 
 ``CONNECT_ARGS``: ``[database] sql_alchemy_connect_args`` on PostgreSQL. airflow.cfg names SQLite's
 (a 60 s lock wait, ``timeout``), which psycopg would refuse as an unknown connection option.

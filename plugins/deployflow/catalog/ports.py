@@ -8,12 +8,12 @@ the list cannot drift from them.
 from __future__ import annotations
 
 STACK_PORTS: dict[int, str] = {
-    5000: "the registry's (scripts/stack.py REGISTRY_ADDR, 127.0.0.1:5000)",
+    5000: "the registry's (deployflow.stack.containers REGISTRY_ADDR, 127.0.0.1:5000)",
     8080: "the Airflow API server's (airflow.cfg [api] port)",
     8793: "Airflow's worker log server's (airflow.cfg [logging] worker_log_server_port)",
     8794: "Airflow's triggerer log server's (airflow.cfg [logging] trigger_log_server_port)",
-    9090: "Prometheus' (scripts/stack.py LOCAL_PROMETHEUS_PORT)",
-    9468: "the release metrics exporter's (scripts/stack.py LOCAL_EXPORTER_PORT)",
+    9090: "Prometheus' (deployflow.stack.containers LOCAL_PROMETHEUS_PORT)",
+    9468: "the release metrics exporter's (deployflow.stack.containers LOCAL_EXPORTER_PORT)",
 }
 # The Docker platform gives each instance a free port from this range (platforms/docker.py DockerPlatform).
 INSTANCE_PORTS = (20000, 20999)
