@@ -226,8 +226,8 @@ class FakePlatform:
         if current and current.running and (current.version, current.image) == (spec.version, spec.image):
             return current
         self.log.append(("start", name, spec.version))
-        self.by_name[name] = Instance(name, spec.service, spec.environment, spec.version, spec.image, spec.colour,
-                                      spec.index, "127.0.0.1", self.next_port, True)
+        self.by_name[name] = Instance(spec.service, spec.environment, spec.version, spec.image, spec.colour, spec.index,
+                                      name=name, host="127.0.0.1", port=self.next_port, running=True)
         self.next_port += 1
         if spec.version in self.failing and self.session is not None:
             self.session.answers[self.by_name[name].url] = 503

@@ -106,8 +106,8 @@ def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
         ("start", "df-t-shop-prod-green-1"),
         ("reload", "df-t-shop-prod-green-1"),
     ]
-    assert instance == Instance("df-t-shop-prod-green-1", "shop", "prod", "v2", "reg/shop:v2", "green", 1,
-                                "127.0.0.1", base + 2, True)
+    assert instance == Instance("shop", "prod", "v2", "reg/shop:v2", "green", 1, name="df-t-shop-prod-green-1",
+                                host="127.0.0.1", port=base + 2, running=True)
     assert instance.url == f"http://127.0.0.1:{base + 2}"
 
 
@@ -162,7 +162,7 @@ def test_instances_are_read_from_labels_and_sorted():
 
 
 def instance(name: str = "df-t-shop-prod-green-1") -> Instance:
-    return Instance(name, "shop", "prod", "v2", "reg/shop:v2", "green", 1, "127.0.0.1", 20003, True)
+    return Instance("shop", "prod", "v2", "reg/shop:v2", "green", 1, name=name, host="127.0.0.1", port=20003, running=True)
 
 
 def test_stop_stops_with_grace_then_removes():

@@ -38,8 +38,8 @@ def other_colour(colour: str) -> str:
 
 
 @dataclass(frozen=True)
-class InstanceSpec:
-    """One replica of one version: ``colour`` names the set it belongs to."""
+class Replica:
+    """Which replica of which version, in which set (``colour``) of which service's environment."""
 
     service: str
     environment: str
@@ -47,6 +47,12 @@ class InstanceSpec:
     image: str
     colour: str
     index: int
+
+
+@dataclass(frozen=True)
+class InstanceSpec(Replica):
+    """One replica to start, with the release's configuration."""
+
     env: Mapping[str, str] = field(default_factory=dict)  # the release's configuration (values, flags, secrets)
     files: Mapping[str, str] = field(default_factory=dict, repr=False)  # name -> content, in configuration.CONFIG_DIR
     resources: Resources = field(default_factory=Resources)
@@ -55,17 +61,11 @@ class InstanceSpec:
         return f"InstanceSpec({self.service}, {self.environment}, {self.version}, {self.colour}-{self.index}, env={sorted(self.env)})"
 
 
-@dataclass(frozen=True)
-class Instance:
+@dataclass(frozen=True, kw_only=True)
+class Instance(Replica):
     """One running (or exited) instance, as a Docker host sees it."""
 
     name: str
-    service: str
-    environment: str
-    version: str
-    image: str
-    colour: str
-    index: int
     host: str
     port: int
     running: bool
