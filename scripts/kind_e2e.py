@@ -44,7 +44,9 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins")]  # tests, deployflow
 
-from deployflow.catalog import Service, front_url, load_service  # noqa: E402
+from deployflow.catalog import Service, load_service  # noqa: E402
+from deployflow.platforms.base import Clients  # noqa: E402
+from deployflow.platforms.factory import site_for  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, run_seconds, timings  # noqa: E402
 from deployflow.stack.containers import containers_down, deployer_image, ensure_images  # noqa: E402
 from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
@@ -326,7 +328,7 @@ def release(client: AirflowClient, service: Service, environment: str, ref: str,
         ok = finished["state"] == "success" and states.get("promote") == "success"
     else:
         ok = finished["state"] == "failed" and states.get("rollback") == "success" and states.get("promote") != "success"
-    served = served_version(front_url(service, service.environments[environment]))
+    served = served_version(site_for(service, environment, clients=Clients()).front_url())
     ok = ok and served == live_after
     outcome = Outcome(label, environment, "promoted" if promoted else "rolled back", finished["state"],
                       run_seconds(finished), served, ok)
