@@ -46,7 +46,7 @@ from deployflow.catalog.model import (
 )
 from deployflow.catalog.ports import port_user, stack_ports_text
 from deployflow.catalog.refs import check_git_ref
-from deployflow.errors import ConfigError, one_of
+from deployflow.errors import ConfigError, one_of, shown
 
 
 def parse_service(raw: Any) -> Service:
@@ -238,7 +238,7 @@ def _canary(raw: Any, path: str) -> Canary:
         and all(a < b for a, b in zip(steps, steps[1:]))
     )
     if not valid:
-        raise ConfigError(f.at("steps"), f"{steps!r} is not valid; must be rising percentages from 1 to 100, ending at 100")
+        raise ConfigError(f.at("steps"), f"{shown(steps)} is not valid; must be rising percentages from 1 to 100, ending at 100")
     return Canary(
         steps=tuple(steps),
         pause_s=f.integer("pause_s", 30, low=0, high=86400),
@@ -262,7 +262,7 @@ def _nightly(raw: Any, path: str) -> Nightly | None:
     from croniter import croniter  # a pure library; Airflow depends on it too
 
     if not croniter.is_valid(cron):
-        raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+        raise ConfigError(f.at("cron"), f"{shown(cron)} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
     ref = f.get("ref")
     if ref is not None:
         check_git_ref(ref, f.at("ref"))
