@@ -4,10 +4,12 @@ read these files."""
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 
 import pytest
 
+from deployflow.airflow.operators import PytestSuiteOperator
 from deployflow.catalog import load_service, parse_service
 from deployflow.catalog.claims import PortClaims
 from deployflow.catalog.loading import MAX_FILE_BYTES, read_yaml
@@ -81,3 +83,51 @@ def test_the_front_port_scan_passes_over_a_hostile_file(tmp_path):
     (tmp_path / "till.yaml").write_text(GOOD.replace("shop", "till"))
     shared = PortClaims().scan(sorted(tmp_path.glob("*.yaml")))
     assert set(shared) == {"cart", "till"}, "the two good files' clash is seen; the hostile file claims nothing"
+
+
+def shop_with(path: str, value: object) -> dict:
+    """The smallest good catalog document, with ``value`` at the dotted ``path`` (``[0]``: in a one-item list)."""
+    doc = {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"dev": {"port": 18001}}}
+    node: dict = doc
+    *parents, last = path.split(".")
+    for key in parents:
+        if key.endswith("[0]"):
+            node[key[:-3]] = [{}]
+            node = node[key[:-3]][0]
+        else:
+            node = node.setdefault(key, {})
+    node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize(("path", "value", "marker"), [
+    ("tests.coverage_source", "{{ conn.deployflow_ledger.password }}", "{{"),
+    ("description", "{% for c in conn %}{% endfor %}", "{%"),
+    ("source.default_ref", "main{# hidden #}", "{#"),
+    ("environments.dev.analysis.metrics[0].query", "up{{selector}} + {{ var.value.key }}", "{{"),
+])
+def test_a_template_anywhere_in_a_catalog_file_is_refused_naming_the_field(path, value, marker):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(path)}: .* contains '{re.escape(marker)}': a catalog value is "
+                                          "data, never a template"):
+        parse_service(shop_with(path, value))
+
+
+def test_an_analysis_query_keeps_its_own_placeholders_beside_promql_braces():
+    query = "sum(rate(http_requests_total{{selector}}[{window}]))"
+    doc = shop_with("environments.dev.analysis.metrics[0].query", query)
+    doc["environments"]["dev"]["analysis"]["metrics"][0].update(name="errors_total", kind="errors")
+    assert query in [m.query for m in parse_service(doc).environments["dev"].analysis.metrics]
+
+
+@pytest.mark.parametrize("value", ["app; rm -rf /", "app\n--cov=/", "-x", "a b"])
+def test_coverage_source_is_a_package_or_directory(value):
+    with pytest.raises(ConfigError, match=r"^tests\.coverage_source: .* is not valid; a package or directory to measure"):
+        parse_service(shop_with("tests.coverage_source", value))
+
+
+def test_the_suite_command_is_never_rendered_as_a_template():
+    suite = PytestSuiteOperator(task_id="unit", suite="unit", coverage_source="{{ 7 * 7 }}", coverage_dir="/tmp/{{ 6 * 7 }}",
+                                image="img:{{ 2 + 2 }}")
+    suite.render_template_fields({})
+    assert "--cov={{ 7 * 7 }}" in suite.command  # the catalog's value, as written
+    assert (suite.image, suite.mounts[0]["Source"]) == ("img:4", "/tmp/42")  # the platform's own fields still render

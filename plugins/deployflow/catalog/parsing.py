@@ -7,6 +7,8 @@ service). The first bad value raises :class:`ConfigError` with its dotted path.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,8 +51,34 @@ from deployflow.catalog.refs import check_git_ref
 from deployflow.errors import ConfigError, one_of, shown
 
 
+TEMPLATE_MARKERS = ("{{", "{%", "{#")  # where Jinja reads code: a catalog value is data, never a template
+OWN_PLACEHOLDERS = ("{selector}", "{window}")  # an analysis query's own, replaced as plain text (``metric{{selector}}``)
+COVERAGE_SOURCE = re.compile(r"[A-Za-z_.][A-Za-z0-9_./-]{0,199}")
+
+
+def refuse_templates(raw: Any, path: str = "") -> None:
+    """Refuse a Jinja marker in any key or string of the document, naming the first field that has one."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            at = f"{path}.{key}" if path else str(key)
+            refuse_templates(key, at)
+            refuse_templates(value, at)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            refuse_templates(value, f"{path}[{i}]")
+    elif isinstance(raw, str):
+        text = raw
+        for placeholder in OWN_PLACEHOLDERS:
+            text = text.replace(placeholder, "")
+        found = next((m for m in TEMPLATE_MARKERS if m in text), None)
+        if found:
+            raise ConfigError(path or "(top level)", f"{shown(raw)} contains {found!r}: a catalog value is data, never a "
+                              "template (Airflow would render it with every Connection and Variable in reach)")
+
+
 def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
+    refuse_templates(raw)
     top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly",
                            "notifications"))
     name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
@@ -106,7 +134,8 @@ def _tests(raw: Any, path: str) -> Tests:
     return Tests(
         suites=tuple(suites),
         coverage_threshold=f.integer("coverage_threshold", 80, low=0, high=100),
-        coverage_source=f.string("coverage_source", "."),
+        coverage_source=f.string("coverage_source", ".", pattern=COVERAGE_SOURCE,
+                                 hint="a package or directory to measure: letters, digits, '_', '.', '/' and '-'"),
         timeout_s=f.integer("timeout_s", 600, low=10, high=7200),
     )
 
