@@ -28,10 +28,19 @@ class ConfigError(DeployflowError, ValueError):
         return ConfigError(self.path, self.message, source=source)
 
 
+SHOWN_CHARS = 80  # of a value quoted in an error: enough to recognise it, never a whole hostile file
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (and saying how long it was)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def one_of(value: object, valid: Iterable[str]) -> str:
     """The message for a value outside an enumeration, listing the valid ones."""
     names = ", ".join(repr(v) for v in valid)
-    return f"{value!r} is not valid; valid values are {names}"
+    return f"{shown(value)} is not valid; valid values are {names}"
 
 
 class StageFailed(DeployflowError):

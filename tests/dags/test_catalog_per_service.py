@@ -151,7 +151,7 @@ def test_the_port_claims_of_unchanged_files_are_not_read_again_even_by_another_p
     first = PortClaims(cache).scan(files)
     assert first["shop"] == {"dev": [f"cart/dev ({files[1]})"]}
     assert json.loads(cache.read_text())  # what a worker's scan starts from
-    with mock.patch("deployflow.catalog.claims.yaml.load", side_effect=AssertionError("read again")):
+    with mock.patch("deployflow.catalog.claims.read_yaml", side_effect=AssertionError("read again")):
         assert PortClaims(cache).scan(files) == first
     write(catalog, service("cart", 18930))  # a changed file is read again
     assert PortClaims(cache).scan(files) == {}

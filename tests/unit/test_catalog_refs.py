@@ -9,7 +9,7 @@ import pytest
 
 from deployflow.catalog import GIT_REF_PATTERN, check_git_ref, parse_service
 from deployflow.catalog.refs import git_ref_problem
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 GOOD = [
     "main", "HEAD", "v1.2.0", "feature/login-form", "release/2026.01", "user@host", "v1.0+build.7", "a.b/c_d",
@@ -62,7 +62,7 @@ def test_each_rule_says_what_is_wrong_and_the_form_refuses_it_too(ref, problem):
     with pytest.raises(ConfigError) as caught:
         check_git_ref(ref, "params.git_ref")
     assert caught.value.path == "params.git_ref"
-    assert caught.value.message.startswith(f"{ref!r} is not a valid branch, tag or commit name: it {problem}")
+    assert caught.value.message.startswith(f"{shown(ref)} is not a valid branch, tag or commit name: it {problem}")
     assert not re.search(GIT_REF_PATTERN, ref)
 
 

@@ -162,6 +162,8 @@ class PytestSuiteOperator(DockerOperator):
     :param coverage_dir: host directory shared by the suites for coverage data (templated).
     """
 
+    # The command carries the catalog's coverage_source: data, never rendered (DockerOperator templates it).
+    template_fields: Sequence[str] = tuple(f for f in DockerOperator.template_fields if f != "command")
     ui_color = "#fce8e6"
 
     def __init__(self, *, suite: str, coverage_source: str, coverage_dir: str, image: str, **kwargs: Any) -> None:

@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from deployflow.catalog.loading import YAML_LOADER
+from deployflow.catalog.loading import read_yaml
 from deployflow.errors import ConfigError
 
 
@@ -85,8 +84,8 @@ class PortClaims:
                 seen[key] = self._seen[key]
                 continue
             try:
-                raw = yaml.load(path.read_text(), Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                raw = read_yaml(path.read_text())
+            except (OSError, UnicodeDecodeError, ConfigError):
                 raw = None  # its own DAG file shows the error
             seen[key] = (stamp, front_ports(raw))
         changed = seen != self._seen

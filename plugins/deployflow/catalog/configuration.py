@@ -35,7 +35,7 @@ from deployflow.configuration import (
     SecretRef,
     flag_env,
 )
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_TOTAL_BYTES = 768 * 1024  # a Kubernetes Secret holds at most 1 MiB, base64 and keys included
@@ -50,7 +50,7 @@ def config(raw: Any, path: str, *, platform: str) -> Config:
     flags = {}
     for name, value in _mapping(f, "flags", FLAG_NAME, "use lower-case letters, digits and '_'").items():
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}.flags.{name}", f"{value!r} is not valid; a flag is true or false")
+            raise ConfigError(f"{path}.flags.{name}", f"{shown(value)} is not valid; a flag is true or false")
         flags[name] = value
     secrets = {name: _reference(value, f"{path}.secrets.{name}", platform=platform)
                for name, value in _mapping(f, "secrets", ENV_NAME, ENV_HINT).items()}
@@ -129,7 +129,7 @@ def _reference(raw: Any, at: str, *, platform: str, in_file: bool = False) -> Se
         f = Fields(raw, at, ("connection", "field"))
         key = f.string("field", "password")
         if key not in CONNECTION_FIELDS and not (key.startswith("extra.") and len(key) > 6):
-            raise ConfigError(f.at("field"), f"{key!r} is not valid; valid values are {', '.join(CONNECTION_FIELDS)}, extra.<key>")
+            raise ConfigError(f.at("field"), f"{shown(key)} is not valid; valid values are {', '.join(CONNECTION_FIELDS)}, extra.<key>")
         return SecretRef(kind, f.string("connection", pattern=CONNECTION_ID, hint="must be an Airflow connection id"), key)
     if kind == "variable":
         f = Fields(raw, at, ("variable",))

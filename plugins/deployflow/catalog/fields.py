@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from deployflow.errors import ConfigError, one_of
+from deployflow.errors import ConfigError, one_of, shown
 
 
 class Fields:
@@ -44,9 +44,9 @@ class Fields:
         if value is None:
             raise ConfigError(self.at(key), "is required")
         if not isinstance(value, str):
-            raise ConfigError(self.at(key), f"must be a string, got {value!r}")
+            raise ConfigError(self.at(key), f"must be a string, got {shown(value)}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
+            raise ConfigError(self.at(key), f"{shown(value)} is not valid; {hint}")
         return value
 
     def relative_path(self, key: str, default: str, *, inside: str) -> str:
@@ -57,9 +57,9 @@ class Fields:
         hint = f"must be a relative path inside {inside}, without '..'"
         for char in value:
             if unicodedata.category(char) == "Cc":
-                raise ConfigError(self.at(key), f"{value!r} is not valid: it contains U+{ord(char):04X}; {hint}")
+                raise ConfigError(self.at(key), f"{shown(value)} is not valid: it contains U+{ord(char):04X}; {hint}")
         if not value or value.startswith("/") or os.path.isabs(value) or ".." in value.split("/"):
-            raise ConfigError(self.at(key), f"{value!r} is not valid; {hint}")
+            raise ConfigError(self.at(key), f"{shown(value)} is not valid; {hint}")
         return value
 
     def strings(self, key: str, *, pattern: re.Pattern[str], hint: str) -> tuple[str, ...]:
@@ -69,7 +69,7 @@ class Fields:
             raise ConfigError(self.at(key), "must be a list")
         for i, value in enumerate(values):
             if not isinstance(value, str) or not pattern.fullmatch(value):
-                raise ConfigError(f"{self.at(key)}[{i}]", f"{value!r} is not valid; {hint}")
+                raise ConfigError(f"{self.at(key)}[{i}]", f"{shown(value)} is not valid; {hint}")
         return tuple(values)
 
     def choice(self, key: str, valid: tuple[str, ...], default: str | None = None) -> str:
@@ -81,13 +81,13 @@ class Fields:
     def integer(self, key: str, default: int, *, low: int, high: int) -> int:
         value = self.raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
-            raise ConfigError(self.at(key), f"{value!r} is not valid; must be a whole number from {low} to {high}")
+            raise ConfigError(self.at(key), f"{shown(value)} is not valid; must be a whole number from {low} to {high}")
         return int(value)
 
     def number(self, key: str, default: float, *, low: float, high: float) -> float:
         value = self.raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ConfigError(self.at(key), f"{value!r} is not valid; must be a number from {low:g} to {high:g}")
+            raise ConfigError(self.at(key), f"{shown(value)} is not valid; must be a number from {low:g} to {high:g}")
         return float(value)
 
 

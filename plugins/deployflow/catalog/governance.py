@@ -18,7 +18,7 @@ from typing import Any
 
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.model import APPROVAL_POSITIONS, Approval, Environment
-from deployflow.errors import ConfigError, one_of
+from deployflow.errors import ConfigError, one_of, shown
 
 # An Airflow user name as the auth managers know it (simple auth manager, FAB, Keycloak): no spaces or quotes.
 APPROVER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
@@ -29,7 +29,7 @@ def approval(raw: Any, path: str) -> Approval:
     f = Fields(raw, path, ("required", "approvers", "timeout_s", "before"))
     required = f.get("required", True)  # writing the block asks for a gate unless it says otherwise
     if not isinstance(required, bool):
-        raise ConfigError(f.at("required"), f"{required!r} is not valid; must be true or false")
+        raise ConfigError(f.at("required"), f"{shown(required)} is not valid; must be true or false")
     approvers = f.strings("approvers", pattern=APPROVER, hint="an Airflow user name: letters, digits and . _ @ + -")
     if len(set(approvers)) != len(approvers):
         raise ConfigError(f.at("approvers"), f"names an approver twice: {list(approvers)}")
@@ -62,5 +62,5 @@ def requires(raw: Any, path: str) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise ConfigError(path, f"must be the name of an environment, got {raw!r}")
+        raise ConfigError(path, f"must be the name of an environment, got {shown(raw)}")
     return raw

@@ -11,7 +11,7 @@ from typing import Any
 
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.model import CONNECTION_ID, QUEUE_NAME, DockerHost
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 CONNECTION_HINT = "must be an Airflow connection id (letters, digits, '_', '.', '-')"
 QUEUE_HINT = ("must be a Celery queue name: a letter or digit, then letters, digits, '_', '.' or '-', at most 200 "
@@ -24,9 +24,9 @@ def docker_host(raw: Any, path: str) -> DockerHost | None:
         return None
     if isinstance(raw, str):
         if not CONNECTION_ID.fullmatch(raw):
-            raise ConfigError(path, f"{raw!r} is not valid; {CONNECTION_HINT}")
+            raise ConfigError(path, f"{shown(raw)} is not valid; {CONNECTION_HINT}")
         if not QUEUE_NAME.fullmatch(raw):
-            raise ConfigError(path, f"{raw!r} is a connection id but not a queue name, and the queue defaults to it; "
+            raise ConfigError(path, f"{shown(raw)} is a connection id but not a queue name, and the queue defaults to it; "
                                     f"write {{connection: {raw}, queue: ...}}: the queue {QUEUE_HINT}")
         return DockerHost(connection=raw, queue=raw)
     if not isinstance(raw, Mapping):

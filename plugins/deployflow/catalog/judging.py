@@ -16,7 +16,7 @@ from deployflow.catalog.model import (
     MetricQuery,
     PostPromotion,
 )
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 
 def analysis(raw: Any, path: str) -> Analysis:
@@ -24,7 +24,7 @@ def analysis(raw: Any, path: str) -> Analysis:
                            "pass_threshold", "marginal_threshold"))
     for flag in ("enabled", "baseline"):
         if not isinstance(f.get(flag, True), bool):
-            raise ConfigError(f.at(flag), f"{f.get(flag)!r} is not valid; must be true or false")
+            raise ConfigError(f.at(flag), f"{shown(f.get(flag))} is not valid; must be true or false")
     extra = f.get("metrics", []) or []
     if not isinstance(extra, list):
         raise ConfigError(f.at("metrics"), "must be a list of {name, kind, query, direction, critical, group}")
@@ -65,7 +65,7 @@ def post_promotion(raw: Any, path: str, *, default: bool) -> PostPromotion:
     """``default``: whether the watch is on when the block does not say (on in prod)."""
     f = Fields(raw, path, ("enabled", "duration_s", "interval_s", "lookback_s", "no_data", "max_error_rate"))
     if not isinstance(f.get("enabled", default), bool):
-        raise ConfigError(f.at("enabled"), f"{f.get('enabled')!r} is not valid; must be true or false")
+        raise ConfigError(f.at("enabled"), f"{shown(f.get('enabled'))} is not valid; must be true or false")
     duration = f.integer("duration_s", PostPromotion.duration_s, low=1, high=86400)
     interval = f.integer("interval_s", min(PostPromotion.interval_s, duration), low=1, high=3600)
     if interval > duration:

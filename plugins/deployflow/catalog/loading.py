@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from deployflow.catalog.model import Service
 from deployflow.catalog.parsing import parse_service
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 # libyaml's safe loader where PyYAML was built with it (PyPI's wheels are): a catalog file loads about ten
 # times faster, which every DAG file parse pays.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FILE_BYTES = 64 * 1024  # a service's file is a few KB; the sample's is 2
+
+
+def read_yaml(text: str) -> Any:
+    """A catalog file's YAML as plain data; ConfigError (path ``(file)``) for one that is not.
+
+    The file is untrusted input, read by the scheduler's routing policy, the dag-processor and every task:
+    anything that makes reading it costly is refused before it is built. Anchors and aliases are refused
+    (a few hundred bytes of nested aliases stand for gigabytes to anything that walks or prints the value),
+    and so is a file over :data:`MAX_FILE_BYTES`.
+    """
+    size = len(text.encode())
+    if size > MAX_FILE_BYTES:
+        raise ConfigError("(file)", f"is {size:,} bytes; a catalog file is at most {MAX_FILE_BYTES:,}")
+    try:
+        for event in yaml.parse(text, Loader=YAML_LOADER):  # events only: an alias is a name here, never a copy
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                what = f"alias *{event.anchor}" if isinstance(event, yaml.AliasEvent) else f"anchor &{event.anchor}"
+                raise ConfigError("(file)", f"line {event.start_mark.line + 1}: YAML anchors and aliases are not "
+                                  f"allowed in a catalog file ({shown(what, 60)}); write the value out where it is used")
+        return yaml.load(text, Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError("(file)", f"is not valid YAML: {exc}") from exc
 
 
 def project_root() -> Path:
@@ -30,11 +54,7 @@ def catalog_dir() -> Path:
 def load_service(path: Path) -> Service:
     """Load and validate one catalog file; every error names the file."""
     try:
-        raw = yaml.load(path.read_text(), Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        raise ConfigError("(file)", f"is not valid YAML: {exc}", source=str(path)) from exc
-    try:
-        service = parse_service(raw)
+        service = parse_service(read_yaml(path.read_text()))
     except ConfigError as exc:
         raise exc.in_source(str(path)) from None
     if service.name != path.stem:

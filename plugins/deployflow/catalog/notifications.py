@@ -17,7 +17,7 @@ from typing import Any
 
 from deployflow.catalog.fields import Fields
 from deployflow.catalog.model import CONNECTION_ID
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 from deployflow.governance.notifications import EVENTS, KINDS, Channel
 
 _FIELDS = ("kind", "connection", "events", "to")
@@ -60,5 +60,5 @@ def _list(f: Fields, key: str, default: tuple[str, ...], hint: str) -> tuple[str
     if value is None:
         return default
     if not isinstance(value, list):
-        raise ConfigError(f.at(key), f"must be a list, got {value!r}; {hint}")
+        raise ConfigError(f.at(key), f"must be a list, got {shown(value)}; {hint}")
     return tuple(value)

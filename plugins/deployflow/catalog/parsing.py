@@ -7,6 +7,8 @@ service). The first bad value raises :class:`ConfigError` with its dotted path.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,11 +48,37 @@ from deployflow.catalog.model import (
 )
 from deployflow.catalog.ports import port_user, stack_ports_text
 from deployflow.catalog.refs import check_git_ref
-from deployflow.errors import ConfigError, one_of
+from deployflow.errors import ConfigError, one_of, shown
+
+
+TEMPLATE_MARKERS = ("{{", "{%", "{#")  # where Jinja reads code: a catalog value is data, never a template
+OWN_PLACEHOLDERS = ("{selector}", "{window}")  # an analysis query's own, replaced as plain text (``metric{{selector}}``)
+COVERAGE_SOURCE = re.compile(r"[A-Za-z_.][A-Za-z0-9_./-]{0,199}")
+
+
+def refuse_templates(raw: Any, path: str = "") -> None:
+    """Refuse a Jinja marker in any key or string of the document, naming the first field that has one."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            at = f"{path}.{key}" if path else str(key)
+            refuse_templates(key, at)
+            refuse_templates(value, at)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            refuse_templates(value, f"{path}[{i}]")
+    elif isinstance(raw, str):
+        text = raw
+        for placeholder in OWN_PLACEHOLDERS:
+            text = text.replace(placeholder, "")
+        found = next((m for m in TEMPLATE_MARKERS if m in text), None)
+        if found:
+            raise ConfigError(path or "(top level)", f"{shown(raw)} contains {found!r}: a catalog value is data, never a "
+                              "template (Airflow would render it with every Connection and Variable in reach)")
 
 
 def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
+    refuse_templates(raw)
     top = Fields(raw, "", ("name", "description", "owner", "port", "source", "build", "tests", "environments", "nightly",
                            "notifications"))
     name = top.string("name", pattern=SERVICE_NAME, hint="use lower-case letters, digits and '-', at most 40 characters")
@@ -106,7 +134,8 @@ def _tests(raw: Any, path: str) -> Tests:
     return Tests(
         suites=tuple(suites),
         coverage_threshold=f.integer("coverage_threshold", 80, low=0, high=100),
-        coverage_source=f.string("coverage_source", "."),
+        coverage_source=f.string("coverage_source", ".", pattern=COVERAGE_SOURCE,
+                                 hint="a package or directory to measure: letters, digits, '_', '.', '/' and '-'"),
         timeout_s=f.integer("timeout_s", 600, low=10, high=7200),
     )
 
@@ -238,7 +267,7 @@ def _canary(raw: Any, path: str) -> Canary:
         and all(a < b for a, b in zip(steps, steps[1:]))
     )
     if not valid:
-        raise ConfigError(f.at("steps"), f"{steps!r} is not valid; must be rising percentages from 1 to 100, ending at 100")
+        raise ConfigError(f.at("steps"), f"{shown(steps)} is not valid; must be rising percentages from 1 to 100, ending at 100")
     return Canary(
         steps=tuple(steps),
         pause_s=f.integer("pause_s", 30, low=0, high=86400),
@@ -262,7 +291,7 @@ def _nightly(raw: Any, path: str) -> Nightly | None:
     from croniter import croniter  # a pure library; Airflow depends on it too
 
     if not croniter.is_valid(cron):
-        raise ConfigError(f.at("cron"), f"{cron!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+        raise ConfigError(f.at("cron"), f"{shown(cron)} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
     ref = f.get("ref")
     if ref is not None:
         check_git_ref(ref, f.at("ref"))

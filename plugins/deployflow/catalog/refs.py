@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 MAX_LENGTH = 200
 ALPHABET = "letters, digits and . _ / @ + -"
@@ -37,7 +37,7 @@ def git_ref_problem(ref: str) -> str | None:
         return f"is longer than {MAX_LENGTH} characters"
     for sequence in ("..", "//", "@{"):
         if sequence in ref:
-            return f"contains {sequence!r}"
+            return f"contains {shown(sequence)}"
     if ref.startswith("-"):
         return "starts with '-' (git would read it as an option)"
     if ref.startswith("/") or ref.endswith("/"):
@@ -48,9 +48,9 @@ def git_ref_problem(ref: str) -> str | None:
         return "is '@' alone"
     for component in ref.split("/"):
         if component.startswith("."):
-            return f"has a component starting with '.' ({component!r})"
+            return f"has a component starting with '.' ({shown(component)})"
         if component.endswith(".lock"):
-            return f"has a component ending in '.lock' ({component!r})"
+            return f"has a component ending in '.lock' ({shown(component)})"
     for char in ref:
         if not _CHARACTER.fullmatch(char):
             return f"contains {_named(char)}; a ref name is made of {ALPHABET}"
@@ -60,10 +60,10 @@ def git_ref_problem(ref: str) -> str | None:
 def check_git_ref(value: object, path: str) -> str:
     """``value`` if it is a valid ref name; else a :class:`ConfigError` at ``path`` saying which rule it breaks."""
     if not isinstance(value, str):
-        raise ConfigError(path, f"must be a string (a branch, tag or commit name), got {value!r}")
+        raise ConfigError(path, f"must be a string (a branch, tag or commit name), got {shown(value)}")
     problem = git_ref_problem(value)
     if problem is not None:
-        raise ConfigError(path, f"{value!r} is not a valid branch, tag or commit name: it {problem}")
+        raise ConfigError(path, f"{shown(value)} is not a valid branch, tag or commit name: it {problem}")
     return value
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import string
 from urllib.parse import urlsplit
 
-from deployflow.errors import ConfigError
+from deployflow.errors import ConfigError, shown
 
 DOCKER_HOST = "127.0.0.1"
 IN_CLUSTER_URL = "http://{name}.{namespace}.svc.cluster.local"
@@ -25,23 +25,23 @@ def check_url_template(template: object, path: str, *, require_name: bool = Fals
     (no attribute or index, conversion or format spec); else a :class:`ConfigError` at ``path``."""
     must = "must be an http(s) URL" + (" containing {name} (the Service's name)" if require_name else "")
     if not isinstance(template, str):
-        raise ConfigError(path, f"{template!r} is not valid; {must}")
+        raise ConfigError(path, f"{shown(template)} is not valid; {must}")
     only = "the only placeholders are {name} and {namespace}, as they are"
     try:
         fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:  # an unmatched brace
-        raise ConfigError(path, f"{template!r} is not valid: {exc}; {only}") from None
+        raise ConfigError(path, f"{shown(template)} is not valid: {exc}; {only}") from None
     for name, spec, conversion in fields:
         if name not in PLACEHOLDERS or spec or conversion:
             written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise ConfigError(path, f"{template!r} is not valid: {written}; {only} (no attribute, index, "
+            raise ConfigError(path, f"{shown(template)} is not valid: {written}; {only} (no attribute, index, "
                                     "conversion or format spec)")
     if require_name and "name" not in {name for name, _, _ in fields}:
-        raise ConfigError(path, f"{template!r} is not valid; {must}")
+        raise ConfigError(path, f"{shown(template)} is not valid; {must}")
     url = template.format(name="shop", namespace="prod")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
-        raise ConfigError(path, f"{template!r} is not valid; {must}")
+        raise ConfigError(path, f"{shown(template)} is not valid; {must}")
     return template
 
 

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from deployflow.catalog import Service, load_service, parse_service
+from deployflow.catalog.loading import read_yaml
 from deployflow.deployer.wiring import deployer_clients, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, to_yaml
@@ -94,10 +95,8 @@ def _service(service_file: str | None) -> Service:
     text = os.environ.get("DEPLOYFLOW_SERVICE_YAML")
     if not text:
         raise ConfigError("--service-file", "is required (or the catalog entry's text in $DEPLOYFLOW_SERVICE_YAML)")
-    import yaml
-
     try:
-        return parse_service(yaml.safe_load(text))
+        return parse_service(read_yaml(text))
     except ConfigError as exc:
         raise exc.in_source("$DEPLOYFLOW_SERVICE_YAML") from None
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import croniter
 
-from deployflow.errors import ConfigError, one_of
+from deployflow.errors import ConfigError, one_of, shown
 from deployflow.policies import ENVIRONMENTS
 
 ADHOC_VARIABLE = "deployflow_freeze"
@@ -40,19 +40,19 @@ _SEARCH_FROM = datetime(2026, 1, 1)
 
 def check_name(value: object, path: str) -> str:
     if not isinstance(value, str) or not FREEZE_NAME.fullmatch(value):
-        raise ConfigError(path, f"{value!r} is not valid; {NAME_HINT}")
+        raise ConfigError(path, f"{shown(value)} is not valid; {NAME_HINT}")
     return value
 
 
 def check_cron(value: object, path: str) -> str:
     """A five-field cron that fires: seconds, years and ``H`` hashes are refused, and so is ``0 0 30 2 *``."""
     if not isinstance(value, str) or len(value.split()) != 5:
-        raise ConfigError(path, f"{value!r} is not a valid cron expression ({CRON_HINT})")
+        raise ConfigError(path, f"{shown(value)} is not a valid cron expression ({CRON_HINT})")
     try:
         croniter(value, _SEARCH_FROM).get_next(datetime)
         croniter(value, _SEARCH_FROM).get_prev(datetime)
     except ValueError as exc:  # croniter's errors, the bad-date one too (a day that never comes), in every version
-        raise ConfigError(path, f"{value!r} is not a valid cron expression ({exc}; {CRON_HINT})") from None
+        raise ConfigError(path, f"{shown(value)} is not a valid cron expression ({exc}; {CRON_HINT})") from None
     return value
 
 
@@ -60,13 +60,13 @@ def check_zone(value: object, path: str) -> ZoneInfo:
     """An IANA time zone; an unknown one is named, with the nearest known names."""
     hint = "use an IANA time zone name such as UTC, Europe/Paris or America/New_York"
     if not isinstance(value, str) or not value:
-        raise ConfigError(path, f"{value!r} is not a time zone; {hint}")
+        raise ConfigError(path, f"{shown(value)} is not a time zone; {hint}")
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=3)
         maybe = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-        raise ConfigError(path, f"{value!r} is not a known time zone{maybe}; {hint}") from None
+        raise ConfigError(path, f"{shown(value)} is not a known time zone{maybe}; {hint}") from None
 
 
 def _aware(now: datetime) -> datetime:
@@ -236,13 +236,13 @@ def _until(value: Any) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ConfigError(path, f"{value!r} is not valid; {hint}")
+        raise ConfigError(path, f"{shown(value)} is not valid; {hint}")
     try:
         until = datetime.fromisoformat(value)
     except ValueError:
-        raise ConfigError(path, f"{value!r} is not an ISO 8601 time; {hint}") from None
+        raise ConfigError(path, f"{shown(value)} is not an ISO 8601 time; {hint}") from None
     if until.tzinfo is None:
-        raise ConfigError(path, f"{value!r} has no time zone; {hint}")
+        raise ConfigError(path, f"{shown(value)} has no time zone; {hint}")
     return until.astimezone(timezone.utc)
 
 
