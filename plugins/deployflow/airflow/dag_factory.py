@@ -216,8 +216,9 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     shift = deployer(task_id=SHIFT, step="shift", retries=1, **common)
     # Canary analysis judges the analysed step (it skips for other strategies):
     # passing goes on to promote, failing to rollback.
+    # The analysis defers once per interval, so the race above has a chance at every interval: more retries.
     analysis = CanaryAnalysisSensor(
-        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=1,
+        task_id=ANALYSIS, service=service, environment_name=_requested("environment"), retries=3,
         retry_delay=timedelta(seconds=2),
     )
     load = AnalysisLoadOperator(task_id=LOAD, service=service, environment_name=_requested("environment"), retries=0)
