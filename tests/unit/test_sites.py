@@ -106,3 +106,12 @@ def test_recovery_is_the_work_of_the_host_an_environment_runs_on(environment, do
     else:
         with pytest.raises(NotHere, match="not this host's: it runs on"):
             site.check_recoverable(docker_host)
+
+
+def test_a_docker_site_probes_readiness_through_a_session_of_its_own_unless_given_one():
+    """Recovery builds its site with no session: its workload must still probe (a None session failed it)."""
+    clients = Clients(docker=Counting())
+    plan = site_for(SERVICE, "dev", clients=clients).strategy()
+    assert site_for(SERVICE, "dev", clients=clients).workload(plan).session is not None
+    given = object()
+    assert site_for(SERVICE, "dev", clients=clients, session=given).workload(plan).session is given

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from deployflow import health
 from deployflow.analysis.load_container import ContainerLoad
 from deployflow.catalog import Environment, Health, Service
@@ -50,7 +52,7 @@ class DockerWorkload:
         self.service = service
         self.environment = environment
         self.health = health_config
-        self.session = session
+        self.session = session or requests.Session()  # the readiness probes' (recovery's and the deployer's own)
         self.targets_path = targets_path
         self.sleep = sleep
         self.clock = clock
@@ -138,7 +140,7 @@ class DockerSite:
     :param clients: ``clients.docker()`` is the engine (asked for once, when a part first needs it).
     :param settings: the stack's name (the prefix of every container and file of it), the routers' state
         directory (proxy routes, release records, configurations, Prometheus targets), the proxy's image.
-    :param session: HTTP session for readiness probes.
+    :param session: HTTP session for readiness probes (default: a new one).
     :param platform: the containers' driver (default: a DockerPlatform on the engine; tests pass a fake).
     :param router: the proxy (default: the environment's HAProxy on the engine; tests pass a fake).
     """
@@ -151,7 +153,7 @@ class DockerSite:
         self.service, self.env = service, env
         self.clients, self.settings = clients, settings
         self.stack, self.state_dir = settings.stack, settings.state_dir
-        self.session = session
+        self.session = session or requests.Session()  # the readiness probes' (recovery's and the deployer's own)
         self._platform, self._router = platform, router
         self.sleep, self.clock, self.drain_sleep = sleep, clock, drain_sleep
         self._client: Any = None
