@@ -34,9 +34,7 @@ def state_dir() -> Path:
 def stack_settings() -> StackSettings:
     """The stack every Docker site of this Airflow belongs to: ``$DEPLOYFLOW_STACK``, the state directory, and
     ``$DEPLOYFLOW_HAPROXY_IMAGE``."""
-    default = StackSettings()
-    return StackSettings(stack=os.environ.get("DEPLOYFLOW_STACK") or default.stack, state_dir=state_dir(),
-                         haproxy_image=os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or default.haproxy_image)
+    return StackSettings.from_environ(state_dir=state_dir())
 
 
 def workspace_root() -> Path:

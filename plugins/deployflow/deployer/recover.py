@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return docker.from_env()
 
-    settings = StackSettings(stack=args.stack, state_dir=args.state,
-                             haproxy_image=os.environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or StackSettings.haproxy_image)
+    settings = replace(StackSettings.from_environ(), stack=args.stack, state_dir=args.state)  # the options win
     outcomes = recover(services, args.environment, ledger, settings=settings, client_for=docker_client,
                        docker_host=args.docker_host)
     for outcome in outcomes:

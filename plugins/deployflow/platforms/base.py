@@ -153,13 +153,13 @@ class StackSettings:
         object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> StackSettings:
-        """The deployer's: $DEPLOYFLOW_STACK, $DEPLOYFLOW_STATE, $DEPLOYFLOW_HAPROXY_IMAGE (what its task passes)."""
+    def from_environ(cls, environ: Mapping[str, str] | None = None, *, state_dir: Path = Path(".state")) -> StackSettings:
+        """From $DEPLOYFLOW_STACK, $DEPLOYFLOW_STATE and $DEPLOYFLOW_HAPROXY_IMAGE (what a deploy task passes its
+        deployer), each where it is set; ``state_dir`` where $DEPLOYFLOW_STATE is not."""
         environ = os.environ if environ is None else environ
-        default = cls()
-        return cls(stack=environ.get("DEPLOYFLOW_STACK") or default.stack,
-                   state_dir=Path(environ.get("DEPLOYFLOW_STATE") or ".state"),
-                   haproxy_image=environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or default.haproxy_image)
+        return cls(stack=environ.get("DEPLOYFLOW_STACK") or cls.stack,
+                   state_dir=Path(environ.get("DEPLOYFLOW_STATE") or state_dir),
+                   haproxy_image=environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or cls.haproxy_image)
 
 
 @dataclass(frozen=True)
