@@ -17,7 +17,7 @@ MAX_BYTES = 15 * 1024
 
 # Where a platform may be named: its own implementations, and the catalog, which validates the ``platform``
 # field and the blocks it allows (the input's shape, not behaviour).
-PLATFORM_HOMES = ("platforms/", "kubernetes/", "catalog/parsing.py", "catalog/configuration.py")
+PLATFORM_HOMES = ("platforms/", "kubernetes/", "catalog/parsing.py", "catalog/configuration.py", "catalog/grants.py")
 PLATFORM_CHECKS = re.compile(
     r"""\.kubernetes\s+is\s+(not\s+)?None"""            # env.kubernetes is None
     r"""|platform\s*[!=]=|[!=]=\s*[\w.]*platform\b"""   # env.platform == ..., ... != service.platform

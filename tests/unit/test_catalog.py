@@ -176,7 +176,7 @@ def test_missing_catalog_directory(tmp_path):
         ("git@git.example.invalid:a.git", "git@git.example.invalid:a.git"),
         ("/srv/git/a", "/srv/git/a"),
         (".", "/opt/deployflow"),
-        ("../a", "/opt/a"),
+        ("services/a", "/opt/deployflow/services/a"),
     ],
 )
 def test_source_location(repo, expected):

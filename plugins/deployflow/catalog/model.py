@@ -51,6 +51,7 @@ class Source:
     repo: str
     context: str = "."
     default_ref: str = "HEAD"
+    credentials: str | None = None  # the Airflow connection whose login and password git sends (https)
 
     def location(self, root: Path) -> str:
         """The repository as git can clone it; a relative path is taken from ``root``."""

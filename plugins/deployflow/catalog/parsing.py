@@ -43,11 +43,11 @@ from deployflow.catalog.model import (
     Nightly,
     Rolling,
     Service,
-    Source,
     Tests,
 )
 from deployflow.catalog.ports import port_user, stack_ports_text
 from deployflow.catalog.refs import check_git_ref
+from deployflow.catalog.repositories import source
 from deployflow.errors import ConfigError, one_of, shown
 
 
@@ -91,21 +91,12 @@ def parse_service(raw: Any) -> Service:
         description=top.string("description", ""),
         owner=top.string("owner", ""),
         port=top.integer("port", 8000, low=1024, high=65535),
-        source=_source(top.required("source"), top.at("source")),
+        source=source(top.required("source"), top.at("source")),
         build=_build(top.get("build", {}), top.at("build")),
         tests=_tests(top.get("tests", {}), top.at("tests")),
         environments=environments,
         nightly=nightly,
         notifications=parse_channels(top.get("notifications"), top.at("notifications")),
-    )
-
-
-def _source(raw: Any, path: str) -> Source:
-    f = Fields(raw, path, ("repo", "context", "default_ref"))
-    return Source(
-        repo=f.string("repo"),
-        context=f.relative_path("context", ".", inside="the repository"),
-        default_ref=check_git_ref(f.get("default_ref", "HEAD"), f.at("default_ref")),
     )
 
 
