@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from airflow.dag_processing.bundles.local import LocalDagBundle
 
 from deployflow.catalog import catalog_dir
 from deployflow.catalog.claims import PortClaims, write_atomically
+from deployflow.airflow.runs import in_a_task
 
 # What marks a file of ours: only such files are ever removed from the bundle's directory.
 MARK = "# Written by deployflow's catalog DAG bundle"
@@ -88,13 +88,6 @@ def warm(dag_files: Iterable[Path]) -> None:
                 return
     except Exception:  # noqa: BLE001 (only slower parses: never the bundle's failure)
         log.warning("could not warm the dag-processor for the catalog's DAG files", exc_info=True)
-
-
-def in_a_task() -> bool:
-    """True in a task's process (Airflow's task runner, talking to its supervisor), where Airflow initializes
-    the bundle before it parses the task's DAG file; False in the dag-processor."""
-    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def dag_file_name(service: str) -> str:

@@ -32,6 +32,7 @@ from deployflow.airflow.operators import (
     ResolveReleaseOperator,
 )
 from deployflow.airflow.settings import docker_url
+from deployflow.airflow.runs import in_a_task
 from deployflow.airflow.task_ids import (
     ANALYSIS,
     APPROVE_DEPLOY,
@@ -88,7 +89,10 @@ def service_release_dag(service_file: str | Path, *, shared_ports: Mapping[str, 
         (``deployflow.catalog.claims``): the bundle's scan of the whole catalog, the one rule across files.
     """
     path = Path(service_file)
-    service = load_service(path)
+    # The dag-processor refuses a file that names what its service is not granted (an import error naming the
+    # field); a task's process leaves that to its task, which checks the grants as they are now where it reads
+    # what they grant (deployflow.airflow.grants), so a grant withdrawn since fails resolve with its own words.
+    service = load_service(path, check_grants=not in_a_task())
     check_shared_ports({e.name: e.port for e in service.environments.values() if e.port is not None},
                        shared_ports or {}, source=str(path))
     return release_dag(service, path)

@@ -17,6 +17,7 @@ from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
     DeployerStep,
     begin_step,
+    check_grants,
     deployer_arguments,
     deployer_environment,
     last_error,
@@ -74,6 +75,7 @@ class DeployerOperator(DeployerStep, DockerOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_grants(self.step, self.service)
         self.use_engine(engine(self.service, self.environment_name))
         state_dir().mkdir(parents=True, exist_ok=True)
         env = self.service.environments.get(self.environment_name)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from deployflow.airflow.grants import require_grants
 from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.task_ids import PREPARE
 
@@ -68,6 +69,13 @@ def step_outcome(step: str, exit_code: int | None, result: dict[str, Any] | None
     if exit_code in (FAILED, BAD_INPUT):
         raise AirflowFailException(reason)
     raise AirflowException(f"{reason} (may be retried)")
+
+
+def check_grants(step: str, service: Service) -> None:
+    """Every step but rollback checks the service's grants again before it reads what they grant (its secrets,
+    its Docker host or cluster); rollback puts the old version back whatever was withdrawn since."""
+    if step != "rollback":
+        require_grants(service)
 
 
 def begin_step(step: str, context: Context) -> None:

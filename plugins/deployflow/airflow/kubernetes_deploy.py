@@ -29,6 +29,7 @@ from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
     DeployerStep,
     begin_step,
+    check_grants,
     deployer_arguments,
     deployer_environment,
     step_outcome,
@@ -76,6 +77,7 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_grants(self.step, self.service)
         self.bind_environment()
         self.version = release_of_step(self.step, context, self.service.environments[self.environment_name], self.version,
                                        self.publish_config)

@@ -22,7 +22,9 @@ from docker.types import Mount
 
 from deployflow.airflow.announce import announce
 from deployflow.airflow.deployer_step import log_lines
+from deployflow.airflow.git_credentials import git_runner
 from deployflow.airflow.governance import govern
+from deployflow.airflow.grants import require_grants
 from deployflow.airflow.runs import is_scheduled, requested_by
 from deployflow.airflow.settings import docker_url, run_workspace
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
@@ -56,8 +58,11 @@ class ResolveReleaseOperator(BaseOperator):
             request = ReleaseRequest.from_params(
                 self.service, dict(context["params"]), requested_by=requested_by(dag_run), scheduled=is_scheduled(dag_run),
             )
+            grants = require_grants(self.service)
+            grants.require_deployer(request.environment, getattr(dag_run, "triggering_user_name", None),
+                                    scheduled=is_scheduled(dag_run))
             decided = govern(self.service, request, now=datetime.now(timezone.utc))
-        except DeployflowError as exc:
+        except (DeployflowError, AirflowFailException) as exc:
             # The record task writes the refusal to the ledger (who asked comes from the run itself).
             context["ti"].xcom_push(key=REFUSED, value=str(exc))
             raise AirflowFailException(str(exc)) from None
@@ -92,10 +97,11 @@ class CheckoutOperator(BaseOperator):
         if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
             raise AirflowSkipException(f"promoting {artifact['short_sha']} as {artifact['source']} promoted it "
                                        f"(run {artifact['run_id']}): nothing to check out, build or test")
+        require_grants(self.service)
         workspace = run_workspace(self.service.name, context["run_id"])
         location = self.service.source.location(project_root())
         try:
-            result = checkout(location, self.git_ref, workspace / "src")
+            result = checkout(location, self.git_ref, workspace / "src", run=git_runner(self.service.source))
         except DeployflowError as exc:
             raise AirflowFailException(str(exc)) from None
         coverage_dir = workspace / "coverage"

@@ -1,7 +1,8 @@
-"""What a DAG run says of itself: who asked for it, and whether the schedule did."""
+"""What a DAG run says of itself: who asked for it, and whether the schedule did; and whether this process is a task's."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -13,3 +14,10 @@ def requested_by(dag_run: Any) -> str:
 def is_scheduled(dag_run: Any) -> bool:
     """The run is the nightly schedule's (``DagRunType.SCHEDULED``, whichever way it prints)."""
     return str(dag_run.run_type).lower().endswith("scheduled")
+
+
+def in_a_task() -> bool:
+    """True in a task's process (Airflow's task runner, talking to its supervisor), where Airflow initializes
+    the bundle before it parses the task's DAG file; False in the dag-processor."""
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
