@@ -36,8 +36,9 @@ def load_service(path: Path, grants: Grants | None = None, *, check_grants: bool
         raise ConfigError("name", f"{service.name!r} must match the file name {path.stem!r}", source=str(path))
     if not check_grants:
         return service
+    grants = grants or load_grants(path.parent)  # its own errors name the grants file
     try:
-        check_service(service, (grants or load_grants(path.parent)).of(service.name))
+        check_service(service, grants.of(service.name))
     except ConfigError as exc:
         raise exc.in_source(str(path)) from None
     return service
