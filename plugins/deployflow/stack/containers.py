@@ -18,7 +18,7 @@ from deployflow.stack.secrets import private_dir
 
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
 REGISTRY_IMAGE = "deployflow/registry:2"
-HAPROXY_IMAGE = "deployflow/haproxy:1"
+HAPROXY_IMAGE = "deployflow/haproxy:2"
 PROMETHEUS_IMAGE = "deployflow/prometheus:1"
 PROMETHEUS_CONFIG = """\
 # Written by deployflow.stack. Every instance the deployer runs is listed, with
