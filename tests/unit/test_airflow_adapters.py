@@ -209,8 +209,8 @@ class StepTI:
 LOG = b"2026-01-01 00:00:00,000 INFO shift: 25 % of traffic on green\n"
 SHIFT_ARGS = ["shift", "--service-file", "/etc/deployflow/shop.yaml", "--environment", "prod", "--version", "v2",
               "--image", "127.0.0.1:5000/shop:v2", "--strategy", "canary"]
-RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.role": "deployer", "io.deployflow.service": "shop",
-                                        "io.deployflow.step": "shift"}),
+RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.stack": "local", "io.deployflow.role": "deployer",
+                                        "io.deployflow.service": "shop", "io.deployflow.step": "shift"}),
        ("start", "c0ffee"), ("wait", "c0ffee"), ("inspect_container", "c0ffee"), ("remove_container", "c0ffee", True)]
 
 

@@ -30,6 +30,7 @@ from deployflow.airflow.operators import (
     ImageBuildOperator,
     PytestSuiteOperator,
     ResolveReleaseOperator,
+    test_labels,
 )
 from deployflow.airflow.settings import docker_url
 from deployflow.platforms.hardening import TEST_LIMITS
@@ -156,6 +157,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
                     image=IMAGE,
                     coverage_source=service.tests.coverage_source,
                     coverage_dir=COVERAGE_DIR,
+                    labels=test_labels(service.name),
                     retries=0,
                     execution_timeout=timedelta(seconds=service.tests.timeout_s),
                 )
@@ -170,6 +172,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             network_mode="host",
             mount_tmp_dir=False,
             auto_remove="force",
+            labels=test_labels(service.name),
             limits=TEST_LIMITS,
             retries=0,
         )

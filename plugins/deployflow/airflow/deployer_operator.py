@@ -77,7 +77,8 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
             "network_mode": "host",
             "mount_tmp_dir": False,
             "auto_remove": "never",  # the exit code is read from the stopped container; execute() removes it
-            "labels": {"io.deployflow.role": "deployer", "io.deployflow.service": service.name, "io.deployflow.step": step},
+            "labels": {"io.deployflow.stack": settings.stack, "io.deployflow.role": "deployer",
+                       "io.deployflow.service": service.name, "io.deployflow.step": step},
             "limits": DEPLOYER_LIMITS,
         }
 

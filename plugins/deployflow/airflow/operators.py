@@ -24,7 +24,7 @@ from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.governance import govern
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.runs import is_scheduled, requested_by
-from deployflow.airflow.settings import docker_url, run_workspace
+from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
@@ -150,6 +150,11 @@ class ImageBuildOperator(BaseOperator):
             raise AirflowFailException(str(build.engine_failure("build: reaching the Docker engine", exc))) from None
         self.log.info("build stage done in %.1f s: %s pushed=%s", time.monotonic() - started, built.ref, built.pushed)
         return built.to_dict()
+
+
+def test_labels(service: str) -> dict[str, str]:
+    """The labels of a test container (a suite's, the coverage gate's): whose stack and service it is."""
+    return {"io.deployflow.stack": stack_settings().stack, "io.deployflow.role": "test", "io.deployflow.service": service}
 
 
 class PytestSuiteOperator(HardenedDockerOperator):
