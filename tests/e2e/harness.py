@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from docker.errors import NotFound
 
 from deployflow.client import AirflowClient
 from tests.scenarios import branch, git  # noqa: F401 - the tests' names for them
@@ -101,3 +106,35 @@ def versions(report, **window: float) -> Counter:
 def app_containers(docker_client, environment: str) -> list:
     labels = [f"io.deployflow.stack={STACK}", "io.deployflow.role=app", f"io.deployflow.environment={environment}"]
     return docker_client.containers.list(all=True, filters={"label": labels})
+
+
+@contextmanager
+def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, dict]]:
+    """Every container of ``stack`` created while inside, by ID: its ``docker inspect``, taken on its create event
+    (the deployer's and the tests' are removed once they exit, seconds later), or the event's own attributes
+    with ``"missed": True`` if it was gone already."""
+    found: dict[str, dict] = {}
+    events = docker_client.events(decode=True, filters={"type": "container", "event": "create",
+                                                        "label": f"io.deployflow.stack={stack}"})
+
+    stopped = threading.Event()
+
+    def follow() -> None:
+        try:
+            for event in events:
+                try:
+                    found[event["id"]] = docker_client.api.inspect_container(event["id"])
+                except NotFound:
+                    found[event["id"]] = {"missed": True, **event.get("Actor", {})}
+        except Exception:
+            if not stopped.is_set():  # closing the stream ends the loop with an error of its own
+                raise
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        stopped.set()
+        events.close()
+        thread.join(timeout=10)

@@ -20,9 +20,10 @@ import requests
 from docker.errors import NotFound
 
 from deployflow.analysis.loadgen import LoadGenerator, LoadReport, Sample
+from deployflow.platforms.hardening import owner
 from tests.e2e.harness import (
-    DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, finished, log_text, release, release_together, served_version,
-    short_sha, versions,
+    DAG_ID, PORTS, STACK, all_tries_text, app_containers, branch, containers_created, finished, log_text, release,
+    release_together, served_version, short_sha, versions,
 )
 
 pytestmark = pytest.mark.e2e
@@ -184,11 +185,13 @@ def step_times(log: str) -> list[StepLine]:
     return found
 
 
-def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, sample_repo, live):
+def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, docker_client, stack_state, sample_repo, live):
     new = branch(sample_repo, "canary-2")
-    with under_load("staging") as load:
+    with under_load("staging") as load, containers_created(docker_client) as created:
         run = release(airflow, "staging", "canary-2")
     assert run["state"] == "success", run["tasks"]
+    assert_least_privilege({**created, **{c.id: c.attrs for c in proxy_and_apps(docker_client, "staging")}},
+                           shared_state=owner(stack_state))
     assert load.report.failures == [], load.report.summary()
     assert run["tasks"]["analysis"] == "success"  # the first step was judged, then promote ramped on
     steps = step_times(log_text(airflow, run["run_id"], "shift") + log_text(airflow, run["run_id"], "promote"))
@@ -208,6 +211,33 @@ def test_canary_steps_happen_in_order_and_the_split_matches_each(airflow, sample
         assert abs(share - step.percent) <= max(4 * sigma, 3), (
             step.percent, share, total, f"share per second: {share_per_second(load.report, new, since=since, until=until)}")
     assert served_version("staging") == new
+
+
+def proxy_and_apps(docker_client, environment: str) -> list:
+    return [c for c in docker_client.containers.list(all=True, filters={"label": f"io.deployflow.stack={STACK}"})
+            if c.labels.get("io.deployflow.environment") == environment]
+
+
+ROLES = {"app", "proxy", "deployer", "test", "load"}  # every kind of container a release with analysis starts
+
+
+def assert_least_privilege(inspected: dict[str, dict], *, shared_state: str) -> None:
+    """No capability, no new privileges, limits, an image by ID or digest, and a user that is not root (the deployer
+    and the proxy: the owner of the state they share with Airflow, root only where Airflow runs as root)."""
+    assert not [c for c in inspected.values() if c.get("missed")], "a container was gone before it could be inspected"
+    assert {c["Config"]["Labels"].get("io.deployflow.role") for c in inspected.values()} == ROLES, inspected.keys()
+    for c in inspected.values():
+        role, host, config = c["Config"]["Labels"]["io.deployflow.role"], c["HostConfig"], c["Config"]
+        where = f"{role} {c['Name']}"
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], where
+        assert "no-new-privileges" in (host["SecurityOpt"] or []), where
+        assert not host["Privileged"] and host["Memory"] > 0 and host["PidsLimit"] > 0, where
+        assert config["Image"].startswith("sha256:") or "@sha256:" in config["Image"], (where, config["Image"])
+        if role in ("deployer", "proxy"):
+            assert config["User"] == shared_state, (where, config["User"])
+        else:
+            assert config["User"] not in ("", "0", "root") and not config["User"].startswith(("0:", "root:")), (
+                where, config["User"])
 
 
 def test_rolling_replaces_every_replica_checking_health_per_batch(airflow, docker_client, sample_repo, live):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployflow.platforms.hardening import owner
 from deployflow.stack.containers import deployer_image, ensure_images
 from tests.unit.fake_kubernetes import FakeKubernetesAPI, FakeKubernetesServer
 
@@ -30,6 +31,7 @@ def run_step(docker_client, kube_dir: Path, service_yaml: str, step: str, versio
         deployer_image(), [step, "--environment", "prod", "--version", version, "--image", f"registry.example.com/shop:{version}",
                            "--result-file", "/kube/result.json"],
         network_mode="host", volumes={str(kube_dir): {"bind": "/kube", "mode": "rw"}}, detach=True,
+        user=owner(kube_dir),  # the image's user is not root; the result goes into this test's directory
         environment={"KUBECONFIG": "/kube/kubeconfig", "DEPLOYFLOW_SERVICE_YAML": service_yaml},
     )
     try:

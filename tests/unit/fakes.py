@@ -5,10 +5,11 @@ Each records what it was asked so a test can assert the exact calls.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from docker.errors import NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 
 from deployflow.platforms.base import Instance, InstanceSpec
 from deployflow.routers.base import Route
@@ -87,6 +88,28 @@ class _FakeContainers:
         return self.client.by_name[name]
 
 
+def image_id(ref: str) -> str:
+    """The ID the fake engines give the image ``ref``."""
+    return "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+
+
+class FakeImageAPI:
+    """The low-level API's images (``DockerClient.api``): every image is there, by ``image_id``, but those in
+    ``absent`` until pulled; records pulls (a look-up changes nothing and is not recorded)."""
+
+    def __init__(self, calls: list[tuple[Any, ...]], absent: set[str] | None = None) -> None:
+        self.calls, self.absent = calls, set(absent or ())
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        if image in self.absent:
+            raise ImageNotFound(f"No such image: {image}")
+        return {"Id": image_id(image)}
+
+    def pull(self, repository: str, tag: str | None = None, **kwargs: Any) -> None:
+        self.calls.append(("pull", repository))
+        self.absent.discard(repository)
+
+
 class FakeDockerClient:
     """A fake docker.DockerClient: keeps containers by name; ``calls`` records every engine call in order."""
 
@@ -94,6 +117,7 @@ class FakeDockerClient:
         self.by_name: dict[str, FakeContainer] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.containers = _FakeContainers(self)
+        self.api = FakeImageAPI(self.calls)
 
     def add(self, name: str, **kwargs: Any) -> FakeContainer:
         self.by_name[name] = FakeContainer(self, name, **kwargs)
@@ -101,6 +125,54 @@ class FakeDockerClient:
 
     def calls_of(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]
+
+
+class FakeDockerAPI:
+    """A fake docker.APIClient running one container: it prints ``logs`` and exits with ``exit_code``.
+
+    ``calls`` records every engine call in order; ``fail_on`` names a call that raises APIError.
+    """
+
+    def __init__(self, exit_code: int, logs: list[bytes], fail_on: str | None = None) -> None:
+        self.exit_code, self.logs, self.fail_on = exit_code, logs, fail_on
+        self.calls: list[tuple[Any, ...]] = []
+        self.created: dict[str, Any] = {}
+
+    def _call(self, *call: Any) -> None:
+        self.calls.append(call)
+        if call[0] == self.fail_on:
+            raise APIError(f"{call[0]} failed")
+
+    def images(self, name: str) -> list[dict]:
+        return [{"Id": "sha256:deployer"}]  # present: nothing to pull
+
+    def inspect_image(self, image: str) -> dict:
+        return {"Id": image if image.startswith("sha256:") else "sha256:deployer"}
+
+    def create_host_config(self, **config: Any) -> dict:
+        return config
+
+    def create_container(self, command: list[str], **kwargs: Any) -> dict:
+        self._call("create_container", command, kwargs["labels"])
+        self.created = kwargs  # the last container's image, user, host config...
+        return {"Id": "c0ffee"}
+
+    def attach(self, container: str, **kwargs: Any) -> list[bytes]:
+        return self.logs
+
+    def start(self, container: str) -> None:
+        self._call("start", container)
+
+    def wait(self, container: str) -> dict:
+        self._call("wait", container)
+        return {"StatusCode": self.exit_code, "Error": None}
+
+    def inspect_container(self, container: str) -> dict:
+        self._call("inspect_container", container)
+        return {"Id": container, "State": {"Status": "exited", "ExitCode": self.exit_code, "OOMKilled": self.exit_code == 137}}
+
+    def remove_container(self, container: str, force: bool = False) -> None:
+        self._call("remove_container", container, force)
 
 
 class FakeResponse:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
@@ -27,6 +26,7 @@ from deployflow.airflow.deployer_step import last_error, last_result
 from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.catalog import parse_service
+from tests.unit.fakes import FakeDockerAPI
 
 
 def serve(status: int) -> tuple[ThreadingHTTPServer, str]:
@@ -193,49 +193,6 @@ def test_the_ledger_keeps_why_a_release_was_rolled_back_and_imports_lines_writte
 
 # ---- a deployer container on a fake Docker engine ---------------------------------------------
 
-class FakeDockerAPI:
-    """A fake docker.APIClient running one container: it prints ``logs`` and exits with ``exit_code``.
-
-    ``calls`` records every engine call in order; ``fail_on`` names a call that raises APIError.
-    """
-
-    def __init__(self, exit_code: int, logs: list[bytes], fail_on: str | None = None) -> None:
-        self.exit_code, self.logs, self.fail_on = exit_code, logs, fail_on
-        self.calls: list[tuple[Any, ...]] = []
-
-    def _call(self, *call: Any) -> None:
-        self.calls.append(call)
-        if call[0] == self.fail_on:
-            raise APIError(f"{call[0]} failed")
-
-    def images(self, name: str) -> list[dict]:
-        return [{"Id": "sha256:deployer"}]  # present: nothing to pull
-
-    def create_host_config(self, **config: Any) -> dict:
-        return config
-
-    def create_container(self, command: list[str], **kwargs: Any) -> dict:
-        self._call("create_container", command, kwargs["labels"])
-        return {"Id": "c0ffee"}
-
-    def attach(self, container: str, **kwargs: Any) -> list[bytes]:
-        return self.logs
-
-    def start(self, container: str) -> None:
-        self._call("start", container)
-
-    def wait(self, container: str) -> dict:
-        self._call("wait", container)
-        return {"StatusCode": self.exit_code, "Error": None}
-
-    def inspect_container(self, container: str) -> dict:
-        self._call("inspect_container", container)
-        return {"Id": container, "State": {"Status": "exited", "ExitCode": self.exit_code, "OOMKilled": self.exit_code == 137}}
-
-    def remove_container(self, container: str, force: bool = False) -> None:
-        self._call("remove_container", container, force)
-
-
 class StepTI:
     """The task instance of a run whose prepare started; records pushes."""
 
@@ -252,8 +209,8 @@ class StepTI:
 LOG = b"2026-01-01 00:00:00,000 INFO shift: 25 % of traffic on green\n"
 SHIFT_ARGS = ["shift", "--service-file", "/etc/deployflow/shop.yaml", "--environment", "prod", "--version", "v2",
               "--image", "127.0.0.1:5000/shop:v2", "--strategy", "canary"]
-RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.role": "deployer", "io.deployflow.service": "shop",
-                                        "io.deployflow.step": "shift"}),
+RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.stack": "local", "io.deployflow.role": "deployer",
+                                        "io.deployflow.service": "shop", "io.deployflow.step": "shift"}),
        ("start", "c0ffee"), ("wait", "c0ffee"), ("inspect_container", "c0ffee"), ("remove_container", "c0ffee", True)]
 
 

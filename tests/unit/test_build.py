@@ -73,7 +73,8 @@ def test_build_arguments_are_exact():
         "tag": "127.0.0.1:5000/shop:0123456789ab",
         "buildargs": spec().build_args,
         "labels": spec().labels,
-        "network_mode": "host",
+        "network_mode": "none",  # RUN steps can sniff no loopback: they keep NET_RAW (the build API drops none)
+        "container_limits": {"memory": 2 * 2**30, "memswap": 2 * 2**30},
         "rm": True,
         "forcerm": True,
         "pull": False,

@@ -21,7 +21,7 @@ from deployflow.platforms.docker_engine import (
 from deployflow.record import StepFailed, Target
 from deployflow.platforms.config_files import ConfigFiles
 from deployflow.catalog import Health
-from tests.unit.fakes import FakeDockerClient
+from tests.unit.fakes import FakeDockerClient, image_id
 
 SPEC = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, env={"LOG_LEVEL": "debug"})
 
@@ -50,26 +50,27 @@ def app_labels(stack: str, version: str, colour: str, index: int, port: int, ser
 
 def test_run_kwargs_exact():
     assert container_name("t", SPEC) == "df-t-shop-prod-green-1"
-    assert run_kwargs("t", SPEC, 20005) == {
-        "image": "reg/shop:v2",
+    assert run_kwargs("t", SPEC, 20005, image="reg/shop@sha256:2") == {
+        "image": "reg/shop@sha256:2",
         "name": "df-t-shop-prod-green-1",
         "network_mode": "host",
         "environment": {"LOG_LEVEL": "debug", "PORT": "20005", "BIND": "127.0.0.1", "APP_TRACK": "green"},
         "labels": {
             "io.deployflow.stack": "t", "io.deployflow.role": "app", "io.deployflow.service": "shop",
             "io.deployflow.environment": "prod", "io.deployflow.version": "v2", "io.deployflow.colour": "green",
-            "io.deployflow.index": "1", "io.deployflow.port": "20005",
+            "io.deployflow.index": "1", "io.deployflow.port": "20005", "io.deployflow.image": "reg/shop:v2",
         },
         "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
         "nano_cpus": 500_000_000, "mem_limit": 2**30, "memswap_limit": 2**30, "pids_limit": 512,  # the seed's defaults
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
     }
 
 
 def test_run_kwargs_take_the_environments_limits_and_point_at_the_files():
     spec = InstanceSpec("shop", "prod", "v2", "img", "blue", 0, env={"A": "1"}, files={"app.toml": "x"},
                         resources=Resources(cpu="1.5", memory="256Mi", pids=64))
-    kwargs = run_kwargs("t", spec, 20001)
+    kwargs = run_kwargs("t", spec, 20001, image="img")
     assert (kwargs["nano_cpus"], kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["pids_limit"]) == (
         1_500_000_000, 256 * 2**20, 256 * 2**20, 64)
     assert kwargs["environment"] == {"A": "1", "CONFIG_DIR": "/run/deployflow/config", "PORT": "20001", "BIND": "127.0.0.1",
@@ -88,7 +89,7 @@ def test_config_archive_holds_the_files_readable_in_the_config_dir():
 
 def test_spec_env_cannot_override_the_port_convention():
     spec = InstanceSpec("shop", "prod", "v2", "img", "blue", 0, env={"PORT": "80", "BIND": "0.0.0.0"})
-    assert run_kwargs("t", spec, 20001)["environment"] == {"PORT": "20001", "BIND": "127.0.0.1", "APP_TRACK": "blue"}
+    assert run_kwargs("t", spec, 20001, image="img")["environment"] == {"PORT": "20001", "BIND": "127.0.0.1", "APP_TRACK": "blue"}
 
 
 def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
@@ -102,7 +103,8 @@ def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
     assert client.calls == [
         ("get", "df-t-shop-prod-green-1"),
         ("list", {"all": True}, {"label": ["io.deployflow.role=app"]}),
-        ("create", "reg/shop:v2", None, {k: v for k, v in run_kwargs("t", SPEC, base + 2).items() if k != "image"}),
+        ("create", image_id("reg/shop:v2"), None,  # the tag's image by ID: a tag moved later moves nothing started
+         {k: v for k, v in run_kwargs("t", SPEC, base + 2, image="").items() if k != "image"}),
         ("start", "df-t-shop-prod-green-1"),
         ("reload", "df-t-shop-prod-green-1"),
     ]
@@ -130,11 +132,12 @@ def test_start_returns_a_running_container_of_the_same_version_untouched():
 def test_start_replaces_a_container_that_is_not_the_wanted_one(status, version, image):
     base = free_ports(2)
     client = FakeDockerClient()
-    client.add("df-t-shop-prod-green-1", image=image, status=status, labels=app_labels("t", version, "green", 1, base))
+    client.add("df-t-shop-prod-green-1", image=image, status=status,
+               labels={**app_labels("t", version, "green", 1, base), "io.deployflow.image": image})
     instance = DockerPlatform(client, stack="t", ports=(base, base + 1)).start(SPEC)
     assert [c[:2] for c in client.calls] == [
         ("get", "df-t-shop-prod-green-1"), ("remove", "df-t-shop-prod-green-1"), ("list", {"all": True}),
-        ("create", "reg/shop:v2"), ("start", "df-t-shop-prod-green-1"), ("reload", "df-t-shop-prod-green-1"),
+        ("create", image_id("reg/shop:v2")), ("start", "df-t-shop-prod-green-1"), ("reload", "df-t-shop-prod-green-1"),
     ]
     assert client.calls_of("remove") == [("remove", "df-t-shop-prod-green-1", True)]
     # the removed container's port is free again
@@ -283,6 +286,7 @@ def test_start_pulls_a_version_the_engine_has_never_run_then_creates_it():
 
     client.containers.create = create_once_pulled
     client.images = type("Images", (), {"pull": staticmethod(pulled.append)})()
-    started = DockerPlatform(client, stack="t").start(SPEC)
-    assert pulled == ["reg/shop:v2"]  # the image by the reference deployed (with its digest, when it has one)
-    assert started.running and started.image == "reg/shop:v2"
+    pushed = InstanceSpec("shop", "prod", "v2", "reg/shop:v2@sha256:2", "green", 1)
+    started = DockerPlatform(client, stack="t").start(pushed)
+    assert pulled == ["reg/shop:v2@sha256:2"]  # the image by the reference deployed, with its digest
+    assert started.running and started.image == "reg/shop:v2@sha256:2"

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from deployflow.platforms.hardening import PROXY_LIMITS, hardening
 from deployflow.routers import haproxy
 from deployflow.routers.base import Route
 from deployflow.routers.factory import router_class
@@ -17,7 +18,16 @@ from deployflow.routers.selector import SelectorSwitch
 from deployflow.routers.haproxy import (
     CHECK, AdminSocket, HAProxyRouter, RouterError, parse_servers_state, render_config, transition,
 )
-from tests.unit.fakes import HEADER, BusyUntilCut, FakeAdminSocket, FakeClock, FakeDockerClient, state_line, state_of
+from tests.unit.fakes import (
+    HEADER,
+    BusyUntilCut,
+    FakeAdminSocket,
+    FakeClock,
+    FakeDockerClient,
+    image_id,
+    state_line,
+    state_of,
+)
 
 
 def r(name: str, port: int, weight: int, backup: bool = False) -> Route:
@@ -197,12 +207,13 @@ def test_ensure_starts_the_proxy_from_the_saved_routes(router, tmp_path, monkeyp
     router.admin = FakeAdminSocket(down_for=2)
     router.ensure()
     assert router.client.calls == [("get", "df-t-shop-prod-proxy"), (
-        "run", "deployflow/haproxy:test", ["-f", str(folder / "haproxy.cfg")], {
+        "run", image_id("deployflow/haproxy:test"), ["-f", str(folder / "haproxy.cfg")], {
             "name": "df-t-shop-prod-proxy", "detach": True, "network_mode": "host",
             "volumes": {str(folder): {"bind": str(folder), "mode": "rw"}},
             "labels": {"io.deployflow.stack": "t", "io.deployflow.role": "proxy",
                        "io.deployflow.service": "shop", "io.deployflow.environment": "prod"},
             "restart_policy": {"Name": "unless-stopped"},
+            **hardening(PROXY_LIMITS, user=f"{os.getuid()}:{os.getgid()}"),  # the owner of its directory: who made it
         })]
     assert not (folder / "admin.sock").exists()
     assert "    server g0 127.0.0.1:20002 weight 100 " + CHECK in (folder / "haproxy.cfg").read_text()
@@ -214,7 +225,7 @@ def test_ensure_starts_the_proxy_from_the_saved_routes(router, tmp_path, monkeyp
     ("status", "calls"),
     [
         ("running", [("get", "df-t-shop-prod-proxy")]),
-        ("exited", [("get", "df-t-shop-prod-proxy"), ("remove", "df-t-shop-prod-proxy"), ("run", "deployflow/haproxy:test")]),
+        ("exited", [("get", "df-t-shop-prod-proxy"), ("remove", "df-t-shop-prod-proxy"), ("run", image_id("deployflow/haproxy:test"))]),
     ],
 )
 def test_ensure_leaves_a_running_proxy_alone_and_replaces_a_stopped_one(router, status, calls):

@@ -15,7 +15,8 @@ from deployflow.analysis import load_container, loadgen
 from deployflow.airflow import sites
 from deployflow.airflow.load import AnalysisLoadOperator, finish_load, stop_load
 from deployflow.catalog import parse_service
-from tests.unit.fakes import FakeDockerClient
+from deployflow.platforms.hardening import LOAD_LIMITS, hardening
+from tests.unit.fakes import FakeDockerClient, image_id
 
 LOG = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None)
 
@@ -53,6 +54,7 @@ def test_the_load_container_runs_the_load_generator_of_the_deployer_image_on_the
         "labels": {"io.deployflow.stack": "e2e", "io.deployflow.role": "load", "io.deployflow.service": "shop",
                    "io.deployflow.environment": "prod"},
         "restart_policy": {"Name": "no"},
+        **hardening(LOAD_LIMITS),
     }
 
 
@@ -62,7 +64,7 @@ def test_the_load_task_starts_a_detached_container_and_returns(engine):
     assert result == {"container": "df-e2e-shop-prod-load", "max_seconds": 2 * 3 * 10 + 120}
     [(_, image, command, kwargs)] = engine.calls_of("run")
     assert (image, command[0], kwargs["detach"], kwargs["network_mode"]) == (
-        "deployflow/deployer:abc", "http://127.0.0.1:18996/", True, "host")
+        image_id("deployflow/deployer:abc"), "http://127.0.0.1:18996/", True, "host")  # the tag's image, by ID
     assert list(engine.by_name) == ["df-e2e-shop-prod-load"]
 
 

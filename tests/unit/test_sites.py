@@ -119,7 +119,7 @@ def test_a_docker_site_probes_readiness_through_a_session_of_its_own_unless_give
 
 def test_the_stack_settings_come_from_the_environment_each_where_it_is_set(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert StackSettings.from_environ({}) == StackSettings("local", tmp_path / ".state", "deployflow/haproxy:1")
+    assert StackSettings.from_environ({}) == StackSettings("local", tmp_path / ".state", "deployflow/haproxy:2")
     given = {"DEPLOYFLOW_STACK": "e2e", "DEPLOYFLOW_STATE": "/srv/state", "DEPLOYFLOW_HAPROXY_IMAGE": "h:2"}
     assert StackSettings.from_environ(given, state_dir=tmp_path / "x") == StackSettings("e2e", "/srv/state", "h:2")
     assert StackSettings.from_environ({}, state_dir=tmp_path / "x").state_dir == tmp_path / "x"

@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGroup, TriggerRule
 from docker.types import Mount
 
 from deployflow.factory import implementation
 from deployflow.pipeline import suites
 from deployflow.airflow.approval import ReleaseApprovalOperator
+from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.load import AnalysisLoadOperator
 from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.lock import EnvironmentLockSensor
@@ -30,9 +30,11 @@ from deployflow.airflow.operators import (
     ImageBuildOperator,
     PytestSuiteOperator,
     ResolveReleaseOperator,
+    test_labels,
 )
 from deployflow.airflow.settings import docker_url
 from deployflow.airflow.runs import in_a_task
+from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.airflow.task_ids import (
     ANALYSIS,
     APPROVE_DEPLOY,
@@ -66,7 +68,8 @@ def _requested(field: str) -> str:
     return "{{ (" + _xcom(RESOLVE) + " or {}).get('" + field + "', '') }}"
 
 
-IMAGE = "{{ " + _xcom(BUILD) + "['ref'] }}"
+# The suites and the coverage gate run the built image by its ID: what they test is what was built.
+IMAGE = "{{ " + _xcom(BUILD) + "['image_id'] }}"
 COVERAGE_DIR = "{{ " + _xcom(CHECKOUT) + "['coverage_dir'] }}"
 # A promotion takes the artifact an earlier environment promoted (resolve found it in the ledger) where a
 # build takes the checkout's commit and the build's image.
@@ -158,10 +161,11 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
                     image=IMAGE,
                     coverage_source=service.tests.coverage_source,
                     coverage_dir=COVERAGE_DIR,
+                    labels=test_labels(service.name),
                     retries=0,
                     execution_timeout=timedelta(seconds=service.tests.timeout_s),
                 )
-        coverage_gate = DockerOperator(
+        coverage_gate = HardenedDockerOperator(
             task_id=COVERAGE_GATE,
             doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
             image=IMAGE,
@@ -172,6 +176,8 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             network_mode="host",
             mount_tmp_dir=False,
             auto_remove="force",
+            labels=test_labels(service.name),
+            limits=TEST_LIMITS,
             retries=0,
         )
         # Waits only where the environment asks, or where the release overrides a freeze. After a promotion's

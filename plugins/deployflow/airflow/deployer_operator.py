@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
-from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
 from deployflow.airflow.configuration import release_of_step
@@ -25,10 +24,12 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.docker_hosts import EngineAddress, engine
+from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.settings import docker_url, stack_settings, state_dir
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.platforms.config_files import ConfigFiles
+from deployflow.platforms.hardening import DEPLOYER_LIMITS, owner, socket_group
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,11 +43,17 @@ def mounted_service_file(service: Service) -> str:
     return f"{CATALOG_MOUNT}/{service.name}.yaml"
 
 
-class DeployerOperator(DeployerStep, DockerOperator):
+class DeployerOperator(DeployerStep, HardenedDockerOperator):
     """One deployer step in a container of the deployer image on the environment's Docker engine (see
-    DeployerStep for the parameters); the service's catalog file is mounted read-only into it."""
+    DeployerStep for the parameters); the service's catalog file is mounted read-only into it.
 
-    template_fields: Sequence[str] = (*DockerOperator.template_fields, *DeployerStep.STEP_FIELDS)
+    It runs as the owner of the state directory (``hardening.owner``: Airflow's user, whose files it shares)
+    in the Docker socket's group, never with a capability. The socket is root's on the host: whoever holds
+    it can start any container, so the deployer runs only the deployer image, by ID, and reads a catalog
+    file as data.
+    """
+
+    template_fields: Sequence[str] = (*HardenedDockerOperator.template_fields, *DeployerStep.STEP_FIELDS)
 
     def __init__(self, **kwargs: Any) -> None:  # a class's own __init__: Airflow's operator metaclass wraps only that
         super().__init__(**kwargs)
@@ -71,13 +78,17 @@ class DeployerOperator(DeployerStep, DockerOperator):
             "network_mode": "host",
             "mount_tmp_dir": False,
             "auto_remove": "never",  # the exit code is read from the stopped container; execute() removes it
-            "labels": {"io.deployflow.role": "deployer", "io.deployflow.service": service.name, "io.deployflow.step": step},
+            "labels": {"io.deployflow.stack": settings.stack, "io.deployflow.role": "deployer",
+                       "io.deployflow.service": service.name, "io.deployflow.step": step},
+            "limits": DEPLOYER_LIMITS,
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
         check_grants(self.step, self.service)
         self.use_engine(engine(self.service, self.environment_name))
         state_dir().mkdir(parents=True, exist_ok=True)
+        self.user = owner(state_dir())
+        self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
         begin_step(self.step, context)

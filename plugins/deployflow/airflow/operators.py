@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
-from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk import BaseOperator, Variable
 from docker.types import Mount
 
@@ -25,13 +24,15 @@ from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.git_credentials import git_runner
 from deployflow.airflow.governance import govern
 from deployflow.airflow.grants import require_grants
+from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.runs import is_scheduled, requested_by
-from deployflow.airflow.settings import docker_url, run_workspace
+from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
 from deployflow.pipeline import build, suites
 from deployflow.pipeline.checkout import Checkout, checkout
+from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.release import ReleaseRequest
 
 if TYPE_CHECKING:
@@ -157,8 +158,13 @@ class ImageBuildOperator(BaseOperator):
         return built.to_dict()
 
 
-class PytestSuiteOperator(DockerOperator):
-    """Run one test suite with pytest in a container from the built image.
+def test_labels(service: str) -> dict[str, str]:
+    """The labels of a test container (a suite's, the coverage gate's): whose stack and service it is."""
+    return {"io.deployflow.stack": stack_settings().stack, "io.deployflow.role": "test", "io.deployflow.service": service}
+
+
+class PytestSuiteOperator(HardenedDockerOperator):
+    """Run one test suite with pytest in a container from the built image (by its ID), as the image's user.
 
     Logs a one-line summary (counts, time, coverage, failing tests); a failed
     suite fails the task with that line as the reason.
@@ -169,7 +175,7 @@ class PytestSuiteOperator(DockerOperator):
     """
 
     # The command carries the catalog's coverage_source: data, never rendered (DockerOperator templates it).
-    template_fields: Sequence[str] = tuple(f for f in DockerOperator.template_fields if f != "command")
+    template_fields: Sequence[str] = tuple(f for f in HardenedDockerOperator.template_fields if f != "command")
     ui_color = "#fce8e6"
 
     def __init__(self, *, suite: str, coverage_source: str, coverage_dir: str, image: str, **kwargs: Any) -> None:
@@ -184,6 +190,7 @@ class PytestSuiteOperator(DockerOperator):
             auto_remove="force",
             xcom_all=True,
             do_xcom_push=False,
+            limits=TEST_LIMITS,
             **kwargs,
         )
         self.suite = suite

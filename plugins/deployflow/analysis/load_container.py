@@ -22,6 +22,8 @@ from typing import Any
 
 from docker.errors import NotFound
 
+from deployflow.platforms.hardening import LOAD_LIMITS, hardening, pinned
+
 log = logging.getLogger("deployflow.analysis")
 
 LABEL = "io.deployflow"
@@ -35,7 +37,8 @@ def container_name(stack: str, service: str, environment: str) -> str:
 
 def run_kwargs(*, image: str, url: str, rate: float, max_seconds: float, stack: str, service: str,
                environment: str) -> dict[str, Any]:
-    """Arguments of ``containers.run`` for the load of one release (the deployer image carries deployflow and requests)."""
+    """Arguments of ``containers.run`` for the load of one release, from ``image`` pinned (the deployer's: it carries
+    deployflow and requests), as that image's non-root user."""
     return {
         "image": image,
         "entrypoint": ["python3", "-m", "deployflow.analysis.loadgen"],
@@ -46,6 +49,7 @@ def run_kwargs(*, image: str, url: str, rate: float, max_seconds: float, stack: 
         "labels": {f"{LABEL}.stack": stack, f"{LABEL}.role": ROLE, f"{LABEL}.service": service,
                    f"{LABEL}.environment": environment},
         "restart_policy": {"Name": "no"},  # a load that ended stays ended (its report is in its log)
+        **hardening(LOAD_LIMITS),
     }
 
 
@@ -112,7 +116,7 @@ class ContainerLoad:
     def start(self, *, image: str, url: str, rate: float, max_seconds: int,
               judging_over: Callable[[], bool]) -> dict[str, Any]:
         """Start the container and return at once: it stops itself at ``max_seconds``, the record task sooner."""
-        kwargs = run_kwargs(image=image, url=url, rate=rate, max_seconds=max_seconds, stack=self.stack,
+        kwargs = run_kwargs(image=pinned(self.client.api, image), url=url, rate=rate, max_seconds=max_seconds, stack=self.stack,
                             service=self.service, environment=self.environment)
         container_id = start(self.client, kwargs)
         log.info("load: started container %s (%s); the record task stops it and logs its report", self.name, container_id[:12])

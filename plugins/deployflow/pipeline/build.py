@@ -23,7 +23,9 @@ from docker.errors import DockerException
 
 from deployflow.catalog import Service
 from deployflow.pipeline.checkout import Checkout
+from deployflow.configuration import quantity
 from deployflow.errors import ConfigError, StageFailed
+from deployflow.platforms.hardening import BUILD_MEMORY
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ _ENGINE_ERROR_MAX = 300  # characters of an engine error quoted in the task's on
 # What a call to the engine may raise besides a build step's own error: the engine's HTTP errors
 # (APIError), no engine or a timeout (requests), a Dockerfile the SDK cannot read (OSError).
 ENGINE_ERRORS = (DockerException, requests.RequestException, OSError)
+BUILD_NETWORK = "none"  # a build's RUN steps: no network (see build_kwargs)
 
 
 class EngineClient(Protocol):
@@ -139,8 +142,11 @@ def build_kwargs(spec: ImageSpec) -> dict[str, Any]:
         "tag": spec.ref,
         "buildargs": dict(spec.build_args),
         "labels": dict(spec.labels),
-        # No bridge network on the hosts we target; RUN steps use the host's.
-        "network_mode": "host",
+        # The build API takes no cap_drop: RUN steps keep the engine's default capabilities, NET_RAW among them,
+        # which on the host's network would read every loopback exchange (tokens, passwords). Without a network
+        # of their own (no bridge on the hosts we target) they get none: a step that downloads fails.
+        "network_mode": BUILD_NETWORK,
+        "container_limits": {"memory": int(quantity(BUILD_MEMORY)), "memswap": int(quantity(BUILD_MEMORY))},  # no swap
         "rm": True,
         "forcerm": True,
         "pull": False,

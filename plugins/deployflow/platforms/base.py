@@ -147,7 +147,7 @@ class StackSettings:
 
     stack: str = "local"
     state_dir: Path = Path(".state")
-    haproxy_image: str = "deployflow/haproxy:1"
+    haproxy_image: str = "deployflow/haproxy:2"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())

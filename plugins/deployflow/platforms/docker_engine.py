@@ -22,6 +22,7 @@ from docker.errors import ImageNotFound, NotFound
 from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
 from deployflow.configuration import CONFIG_DIR, quantity
 from deployflow.platforms.base import Instance, InstanceSpec
+from deployflow.platforms.hardening import Limits, hardening, pinned
 
 LABEL = "io.deployflow"
 HOST = "127.0.0.1"
@@ -41,14 +42,15 @@ def labels(stack: str, spec: InstanceSpec, port: int) -> dict[str, str]:
         f"{LABEL}.colour": spec.colour,
         f"{LABEL}.index": str(spec.index),
         f"{LABEL}.port": str(port),
+        f"{LABEL}.image": spec.image,  # as released; the container's own image is that, pinned (run_kwargs)
     }
 
 
-def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
-    """Arguments of ``containers.create`` for one instance."""
-    memory = int(quantity(spec.resources.memory))
+def run_kwargs(stack: str, spec: InstanceSpec, port: int, *, image: str) -> dict[str, object]:
+    """Arguments of ``containers.create`` for one instance of ``spec``, from ``image``: ``spec.image`` pinned
+    (``hardening.pinned``), by digest or ID."""
     return {
-        "image": spec.image,
+        "image": image,
         "name": container_name(stack, spec),
         "network_mode": "host",
         "environment": {
@@ -63,11 +65,9 @@ def run_kwargs(stack: str, spec: InstanceSpec, port: int) -> dict[str, object]:
         # still shows: each restart counts (Instance.restarts), and a new version that restarted has failed.
         "restart_policy": {"Name": "unless-stopped"},
         "stop_signal": "SIGTERM",
-        # The environment's limits, as Kubernetes gives a pod; no swap beyond the memory limit.
+        # The environment's limits, as Kubernetes gives a pod; the user is the image's own (the sample's: app).
         "nano_cpus": int(quantity(spec.resources.cpu) * 1e9),
-        "mem_limit": memory,
-        "memswap_limit": memory,
-        "pids_limit": spec.resources.pids,
+        **hardening(Limits(spec.resources.memory, spec.resources.pids)),
     }
 
 
@@ -135,7 +135,8 @@ class DockerPlatform:
             service=lab[f"{LABEL}.service"],
             environment=lab[f"{LABEL}.environment"],
             version=lab[f"{LABEL}.version"],
-            image=container.attrs["Config"]["Image"],
+            # Made before the label was: the image the container was created from.
+            image=lab.get(f"{LABEL}.image") or container.attrs["Config"]["Image"],
             colour=lab[f"{LABEL}.colour"],
             index=int(lab[f"{LABEL}.index"]),
             host=HOST,
@@ -157,13 +158,14 @@ class DockerPlatform:
             existing.remove(force=True)
         taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
         port = free_port(taken, *self.ports, start=self.first_port)
+        kwargs = run_kwargs(self.stack, spec, port, image=pinned(self.client.api, spec.image))
         try:
-            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+            container = self.client.containers.create(**kwargs)
         except ImageNotFound:
             # An engine that never ran this version (an environment's own Docker host) takes it from the
             # registry the build pushed it to; pull raises when the registry does not have it.
             self.client.images.pull(spec.image)
-            container = self.client.containers.create(**run_kwargs(self.stack, spec, port))
+            container = self.client.containers.create(**kwargs)
         if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
             container.put_archive("/", config_archive(dict(spec.files)))
         container.start()

@@ -17,11 +17,13 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import NotFound
 
 from deployflow.errors import DeployflowError
+from deployflow.platforms.hardening import PROXY_LIMITS, hardening, owner, pinned
 from deployflow.routers.base import BACKUP_SUFFIX, Route
 
 BACKEND = "app"
@@ -176,7 +178,7 @@ class HAProxyRouter:
 
     def __init__(
         self, client: docker.DockerClient, *, stack: str, service: str, environment: str, front_port: int,
-        check_path: str, state_dir: Path, image: str = "deployflow/haproxy:1",
+        check_path: str, state_dir: Path, image: str = "deployflow/haproxy:2",
     ) -> None:
         self.client = client
         self.stack = stack
@@ -213,6 +215,22 @@ class HAProxyRouter:
             tmp.write_text(text)
             os.replace(tmp, self.dir / name)  # atomic: a restart never reads half a file
 
+    def run_kwargs(self, *, image: str, user: str) -> dict[str, Any]:
+        """Arguments of ``containers.run`` for the proxy, from ``image`` (pinned) as ``user``: the owner of its
+        directory, the only one it sees (its configuration, its admin socket), which the deployer made."""
+        return {
+            "image": image,
+            "command": ["-f", str(self.dir / "haproxy.cfg")],
+            "name": self.container_name,
+            "detach": True,
+            "network_mode": "host",
+            "volumes": {str(self.dir): {"bind": str(self.dir), "mode": "rw"}},
+            "labels": {"io.deployflow.stack": self.stack, "io.deployflow.role": "proxy",
+                       "io.deployflow.service": self.service, "io.deployflow.environment": self.environment},
+            "restart_policy": {"Name": "unless-stopped"},
+            **hardening(PROXY_LIMITS, user=user),
+        }
+
     def ensure(self) -> None:
         try:
             container = self.client.containers.get(self.container_name)
@@ -223,13 +241,7 @@ class HAProxyRouter:
             pass
         self._save(self._saved())
         (self.dir / "admin.sock").unlink(missing_ok=True)
-        self.client.containers.run(
-            self.image, ["-f", str(self.dir / "haproxy.cfg")], name=self.container_name, detach=True,
-            network_mode="host", volumes={str(self.dir): {"bind": str(self.dir), "mode": "rw"}},
-            labels={"io.deployflow.stack": self.stack, "io.deployflow.role": "proxy",
-                    "io.deployflow.service": self.service, "io.deployflow.environment": self.environment},
-            restart_policy={"Name": "unless-stopped"},
-        )
+        self.client.containers.run(**self.run_kwargs(image=pinned(self.client.api, self.image), user=owner(self.dir)))
         deadline = time.monotonic() + 15
         while True:
             try:

@@ -18,7 +18,7 @@ from deployflow.stack.secrets import private_dir
 
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
 REGISTRY_IMAGE = "deployflow/registry:2"
-HAPROXY_IMAGE = "deployflow/haproxy:1"
+HAPROXY_IMAGE = "deployflow/haproxy:2"
 PROMETHEUS_IMAGE = "deployflow/prometheus:1"
 PROMETHEUS_CONFIG = """\
 # Written by deployflow.stack. Every instance the deployer runs is listed, with
@@ -105,8 +105,8 @@ def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: in
                   exporter_port: int = LOCAL_EXPORTER_PORT) -> str:
     """Prometheus of ``stack`` on 127.0.0.1:``port``, scraping the targets the deployer writes and the release
     exporter on ``exporter_port`` (the one ``airflow_up`` starts), with the example alerting rules."""
-    # Prometheus, HAProxy and the deployer run as root in their containers: 0700 keeps other users
-    # out of the state (admin sockets, release records) and lets every container in.
+    # Prometheus runs as root in its container, HAProxy and the deployer as the state's owner: 0700 keeps
+    # other users out of the state (admin sockets, release records) and lets every container in.
     private_dir(state)
     directory = state / "prometheus"
     (directory / "data").mkdir(parents=True, exist_ok=True)
