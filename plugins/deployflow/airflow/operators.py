@@ -23,6 +23,7 @@ from docker.types import Mount
 from deployflow.airflow.announce import announce
 from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.governance import govern
+from deployflow.airflow.registry import registry_credentials
 from deployflow.airflow.runs import is_scheduled, requested_by
 from deployflow.airflow.settings import docker_url, run_workspace
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
@@ -30,6 +31,7 @@ from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
 from deployflow.pipeline import build, suites
 from deployflow.pipeline.checkout import Checkout, checkout
+from deployflow.pipeline.registry import auth_config
 from deployflow.release import ReleaseRequest
 
 if TYPE_CHECKING:
@@ -112,6 +114,7 @@ class ImageBuildOperator(BaseOperator):
 
     The registry comes from the Airflow Variable ``deployflow_registry``
     (``AIRFLOW_VAR_DEPLOYFLOW_REGISTRY``); without one the image stays local.
+    The push logs in with the registry's credentials (``airflow/registry.py``).
 
     :param service: the catalog entry this DAG releases.
     :param docker_url: the Docker engine (default ``$DOCKER_HOST`` or the local socket).
@@ -142,7 +145,7 @@ class ImageBuildOperator(BaseOperator):
             built = build.build_image(client, spec)
             self.log.info("build: %s (%s, %.1f MB) in %.1f s", built.ref, built.image_id[:19], built.size_mb, built.seconds)
             if registry:
-                built = build.push_image(client, built, spec)
+                built = build.push_image(client, built, spec, auth=auth_config(registry_credentials(), spec.ref))
         except DeployflowError as exc:
             raise AirflowFailException(str(exc)) from None
         except (*build.ENGINE_ERRORS, AirflowException) as exc:  # the hook found no engine (the build's own: above)
