@@ -13,7 +13,7 @@ the engine they run on). Idempotent: ``up`` returns the running engine's socket;
 engine does nothing. Needs root, as dockerd does.
 
 Images: the service's reach it through the stack's registry (127.0.0.1:5000, where the build pushes and
-from which the deployer pulls a version it does not have). The deployer's and the proxy's are copied
+from which the prepare task pulls, with the registry's credentials, a version the engine does not have). The deployer's and the proxy's are copied
 with ``docker save | docker load`` (``copy_images``): their names are the ones the first engine uses
 (``deployflow/deployer:<hash>``, ``deployflow/haproxy:2``), and the stack refers to them by those names on
 every engine. On real separate hosts, push them to the registry instead and name them by it.

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from deployflow.client import ApiError
+from deployflow.pipeline.registry import RegistryCredentials, credentials_file
 from tests.e2e.harness import DAG_ID, PORT, git, log_text
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +45,12 @@ def test_a_good_commit_builds_pushes_and_passes_all_suites(airflow, runs):
     built = airflow.xcom(DAG_ID, run["run_id"], "build")
     assert built["ref"] == f"127.0.0.1:5000/sample-app:{run['sha'][:12]}"
     assert built["pushed"] and built["digest"].startswith("sha256:")
-    tags = requests.get("http://127.0.0.1:5000/v2/sample-app/tags/list", timeout=10).json()["tags"]
+    registry = RegistryCredentials.read(credentials_file())  # the registry is locked: its user reads it
+    login = (registry.username, registry.password)
+    tags = requests.get("http://127.0.0.1:5000/v2/sample-app/tags/list", auth=login, timeout=10).json()["tags"]
     assert run["sha"][:12] in tags
     manifest = requests.head(
-        f"http://127.0.0.1:5000/v2/sample-app/manifests/{run['sha'][:12]}", timeout=10,
+        f"http://127.0.0.1:5000/v2/sample-app/manifests/{run['sha'][:12]}", timeout=10, auth=login,
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     )
     assert manifest.headers["Docker-Content-Digest"] == built["digest"]

@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from deployflow.pipeline.registry import RegistryCredentials, credentials_file
 from deployflow.stack.containers import REGISTRY_ADDR
 from tests.engines import restart_engine
 
@@ -40,7 +41,9 @@ def test_after_an_engine_restart_every_environment_serves_its_live_version_again
     while {e: serving(e) for e in PORTS} != live and time.monotonic() < deadline:
         time.sleep(1)
     assert {e: serving(e) for e in PORTS} == live, f"the engine answered again after {took:.0f} s"
-    assert requests.get(f"http://{REGISTRY_ADDR}/v2/", timeout=5).status_code == 200, "the registry is back"
+    registry = RegistryCredentials.read(credentials_file())
+    back = requests.get(f"http://{REGISTRY_ADDR}/v2/", auth=(registry.username, registry.password), timeout=5)
+    assert back.status_code == 200, "the registry is back"
     ready = requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=5)
     assert ready.status_code == 200, "Prometheus is back"
     # And the next release goes through on the restarted engine, over the live version (whatever an

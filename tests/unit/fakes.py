@@ -339,3 +339,34 @@ class FakeRouter:
 
     def remove(self) -> None:
         self.current = {}
+
+
+class FakeEngine:
+    """A fake of docker.APIClient's build/push/pull/inspect: replays chunks and records calls; the images in
+    ``missing`` are not on the engine (until pulled)."""
+
+    def __init__(self, build_chunks: list[dict[str, Any]], push_chunks: list[dict[str, Any]] | None = None, *,
+                 pull_chunks: list[dict[str, Any]] | None = None, missing: set[str] | None = None) -> None:
+        self.build_chunks = build_chunks
+        self.push_chunks = push_chunks or []
+        self.pull_chunks = pull_chunks or []
+        self.missing = set(missing or ())
+        self.calls: list[tuple[str, Any]] = []
+
+    def build(self, **kwargs: Any):
+        self.calls.append(("build", kwargs))
+        return iter(self.build_chunks)
+
+    def push(self, repository: str, tag: str | None = None, **kwargs: Any):
+        self.calls.append(("push", (repository, tag, kwargs)))
+        return iter(self.push_chunks)
+
+    def pull(self, repository: str, tag: str | None = None, **kwargs: Any):
+        self.calls.append(("pull", (repository, tag, kwargs)))
+        return iter(self.pull_chunks)
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        self.calls.append(("inspect", image))
+        if image in self.missing:
+            raise ImageNotFound(f"No such image: {image}")
+        return {"Id": "sha256:" + "e" * 64, "Size": 150 * 2**20}

@@ -11,6 +11,7 @@ from deployflow.pipeline.build import ImageSpec, build_image, build_kwargs, imag
 from deployflow.catalog import parse_service
 from deployflow.pipeline.checkout import Checkout
 from deployflow.errors import ConfigError, StageFailed
+from tests.unit.fakes import FakeEngine
 
 SERVICE = parse_service({
     "name": "shop",
@@ -19,27 +20,6 @@ SERVICE = parse_service({
     "environments": {"dev": {"port": 18101}},
 })
 SOURCE = Checkout(sha="0123456789abcdef0123456789abcdef01234567", ref="main", path="/ws/src", seconds=0.1)
-
-
-class FakeEngine:
-    """A fake of docker.APIClient's build/push/inspect: replays chunks and records calls."""
-
-    def __init__(self, build_chunks: list[dict[str, Any]], push_chunks: list[dict[str, Any]] | None = None) -> None:
-        self.build_chunks = build_chunks
-        self.push_chunks = push_chunks or []
-        self.calls: list[tuple[str, Any]] = []
-
-    def build(self, **kwargs: Any):
-        self.calls.append(("build", kwargs))
-        return iter(self.build_chunks)
-
-    def push(self, repository: str, tag: str | None = None, **kwargs: Any):
-        self.calls.append(("push", (repository, tag, kwargs)))
-        return iter(self.push_chunks)
-
-    def inspect_image(self, image: str) -> dict[str, Any]:
-        self.calls.append(("inspect", image))
-        return {"Id": "sha256:" + "e" * 64, "Size": 150 * 2**20}
 
 
 def spec(registry: str | None = "127.0.0.1:5000"):

@@ -11,6 +11,7 @@ from deployflow.catalog import parse_service
 from deployflow.configuration import ResolvedConfig
 from deployflow.ledger import Ledger, ReleaseEntry
 from deployflow.deployer import recover as recovering
+from deployflow.pipeline.registry import RegistryCredentials
 from deployflow.deployer.recover import Unrecoverable, check_config, choose, ensure_image, pinned_image, recover
 from deployflow.platforms.base import StackSettings
 from deployflow.platforms.config_files import ConfigFiles
@@ -115,10 +116,10 @@ class FakeImages:
         if not self.local:
             raise docker.errors.ImageNotFound(f"No such image: {ref}")
 
-    def pull(self, ref):
+    def pull(self, ref, auth_config=None):
         if self.pull_error:
             raise docker.errors.APIError(self.pull_error, explanation=self.pull_error)
-        self.pulled.append(ref)
+        self.pulled.append((ref, auth_config))
 
 
 class FakeClient:
@@ -128,7 +129,7 @@ class FakeClient:
 
 @pytest.mark.parametrize(("images", "said", "pulled"), [
     (FakeImages(local=True), "on this host", []),
-    (FakeImages(local=False), "pulled from the registry", [f"127.0.0.1:5000/shop@{DIGEST}"]),
+    (FakeImages(local=False), "pulled from the registry", [(f"127.0.0.1:5000/shop@{DIGEST}", None)]),
     (FakeImages(local=False, pull_error="manifest unknown"), "is not on this host and its registry did not give it: manifest unknown", []),
 ])
 def test_the_image_is_pulled_by_digest_when_the_host_lost_it(images, said, pulled):
@@ -139,6 +140,15 @@ def test_the_image_is_pulled_by_digest_when_the_host_lost_it(images, said, pulle
     else:
         assert ensure_image(FakeClient(images), ref) == said
     assert images.pulled == pulled
+
+
+def test_a_lost_image_is_pulled_with_the_registrys_credentials_and_no_other_registry_gets_them():
+    images = FakeImages(local=False)
+    credentials = RegistryCredentials("127.0.0.1:5000", "deployflow", "s3cret")
+    ensure_image(FakeClient(images), f"127.0.0.1:5000/shop@{DIGEST}", credentials)
+    ensure_image(FakeClient(images), f"registry.example.com/shop@{DIGEST}", credentials)
+    assert images.pulled == [(f"127.0.0.1:5000/shop@{DIGEST}", {"username": "deployflow", "password": "s3cret"}),
+                             (f"registry.example.com/shop@{DIGEST}", None)]
 
 
 @pytest.mark.parametrize(("argv", "error"), [

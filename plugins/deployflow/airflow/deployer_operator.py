@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.sdk.exceptions import AirflowException
 from docker.types import Mount
 
 from deployflow.airflow.configuration import release_of_step
@@ -25,9 +26,12 @@ from deployflow.airflow.deployer_step import (
 )
 from deployflow.airflow.docker_hosts import EngineAddress, engine
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
+from deployflow.airflow.registry import registry_credentials
 from deployflow.airflow.settings import docker_url, stack_settings, state_dir
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
+from deployflow.errors import StageFailed
+from deployflow.pipeline.registry import auth_config, pull_image
 from deployflow.platforms.config_files import ConfigFiles
 from deployflow.platforms.hardening import DEPLOYER_LIMITS, owner, socket_group
 
@@ -91,6 +95,8 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
+        if self.step == "prepare":
+            self.pull_release_image()
         begin_step(self.step, context)
         self.command = deployer_arguments(
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
@@ -120,6 +126,18 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         self.tls_verify, self.tls_hostname = address.tls_verify, address.tls_hostname
         self.mounts = [Mount(target=DOCKER_SOCKET, source=address.socket, type="bind"),
                        *(m for m in self.mounts if m["Target"] != DOCKER_SOCKET)]
+
+    def pull_release_image(self) -> None:
+        """The release's image onto the environment's engine, with the registry's credentials, before the deployer
+        starts: the deployer, which drives the engine through its socket, finds it there and never holds them.
+
+        :raises AirflowException: the registry did not give it (may be retried: it may be restarting).
+        """
+        try:
+            found = pull_image(self.cli, self.image_ref, auth_config(registry_credentials(), self.image_ref))
+        except StageFailed as exc:
+            raise AirflowException(f"{exc} (may be retried)") from None
+        self.log.info("image %s: %s", self.image_ref, found)
 
     def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
         """The resolved configuration where the deployer (and only root on this host) reads it: a 0600 file."""

@@ -25,6 +25,7 @@ from deployflow.airflow.git_credentials import git_runner
 from deployflow.airflow.governance import govern
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
+from deployflow.airflow.registry import registry_credentials
 from deployflow.airflow.runs import is_scheduled, requested_by
 from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
 from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
@@ -33,6 +34,7 @@ from deployflow.errors import DeployflowError
 from deployflow.pipeline import build, suites
 from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.platforms.hardening import TEST_LIMITS
+from deployflow.pipeline.registry import auth_config
 from deployflow.release import ReleaseRequest
 
 if TYPE_CHECKING:
@@ -119,6 +121,7 @@ class ImageBuildOperator(BaseOperator):
 
     The registry comes from the Airflow Variable ``deployflow_registry``
     (``AIRFLOW_VAR_DEPLOYFLOW_REGISTRY``); without one the image stays local.
+    The push logs in with the registry's credentials (``airflow/registry.py``).
 
     :param service: the catalog entry this DAG releases.
     :param docker_url: the Docker engine (default ``$DOCKER_HOST`` or the local socket).
@@ -149,7 +152,7 @@ class ImageBuildOperator(BaseOperator):
             built = build.build_image(client, spec)
             self.log.info("build: %s (%s, %.1f MB) in %.1f s", built.ref, built.image_id[:19], built.size_mb, built.seconds)
             if registry:
-                built = build.push_image(client, built, spec)
+                built = build.push_image(client, built, spec, auth=auth_config(registry_credentials(), spec.ref))
         except DeployflowError as exc:
             raise AirflowFailException(str(exc)) from None
         except (*build.ENGINE_ERRORS, AirflowException) as exc:  # the hook found no engine (the build's own: above)

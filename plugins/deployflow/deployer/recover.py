@@ -38,6 +38,7 @@ from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
 from deployflow.deployer.wiring import rollout_of
+from deployflow.pipeline.registry import RegistryCredentials, auth_config, credentials_file
 from deployflow.platforms.base import Clients, NotHere, StackSettings
 from deployflow.platforms.config_files import ConfigFiles
 from deployflow.platforms.factory import site_for
@@ -103,8 +104,9 @@ def check_config(recovery: Recovery, configs: ConfigFiles) -> None:
 
 # ---- bringing one service back -------------------------------------------------------------
 
-def ensure_image(client: Any, image: str) -> str:
-    """The image on this host, pulled from its registry if the host does not have it; returns how it was found."""
+def ensure_image(client: Any, image: str, credentials: RegistryCredentials | None = None) -> str:
+    """The image on this host, pulled from its registry (with ``credentials`` when they are that registry's) if
+    the host does not have it; returns how it was found."""
     import docker
 
     try:
@@ -113,21 +115,21 @@ def ensure_image(client: Any, image: str) -> str:
     except docker.errors.ImageNotFound:
         pass
     try:
-        client.images.pull(image)
+        client.images.pull(image, auth_config=auth_config(credentials, image))
     except docker.errors.APIError as exc:
         raise Unrecoverable(f"image {image} is not on this host and its registry did not give it: {exc.explanation or exc}") from None
     return "pulled from the registry"
 
 
 def bring_back(service: Service, recovery: Recovery, *, client: Any, rollout: Rollout,
-               session: health.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+               credentials: RegistryCredentials | None = None, session: health.Session | None = None, sleep: Callable[[float], None] = time.sleep,
                clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """prepare, health, shift, promote: the Airflow DAG's deploy tasks, in one process, through ``rollout`` (the
     engine for this version on the environment's site). Rolls back on failure."""
     import requests
 
     env = service.environments[recovery.environment]
-    pulled = ensure_image(client, recovery.image)
+    pulled = ensure_image(client, recovery.image, credentials)
     try:
         prepared = rollout.prepare()
         if not prepared["already_live"]:
@@ -160,9 +162,10 @@ class Outcome:
 
 def recover(services: list[Service], environment: str, ledger: Ledger, *, settings: StackSettings,
             client_for: Callable[[], Any], clock: Callable[[], float] = time.monotonic,
-            docker_host: str | None = None) -> list[Outcome]:
+            docker_host: str | None = None, credentials: RegistryCredentials | None = None) -> list[Outcome]:
     """:param docker_host: the connection id of the Docker host this runs on (None: the local engine's own
-        services, those without a docker_host); a service on another host is left to a recover run there."""
+        services, those without a docker_host); a service on another host is left to a recover run there.
+    :param credentials: the registry's, for pulling an image this host no longer has."""
     outcomes = []
     for service in services:
         started = clock()
@@ -182,7 +185,7 @@ def recover(services: list[Service], environment: str, ledger: Ledger, *, settin
             check_config(recovery, site.configs())
             rollout = rollout_of(site, service, service.environments[environment], version=recovery.version,
                                  image=recovery.image)
-            done = bring_back(service, recovery, client=client_for(), rollout=rollout)
+            done = bring_back(service, recovery, client=client_for(), rollout=rollout, credentials=credentials)
         except Exception as exc:  # noqa: BLE001 - one service's failure (an engine error too) must not stop the others
             outcomes.append(Outcome(service.name, False, f"{name}: NOT brought back after {clock() - started:.1f} s: {exc}"))
             continue
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = replace(StackSettings.from_environ(), stack=args.stack, state_dir=args.state)  # the options win
     outcomes = recover(services, args.environment, ledger, settings=settings, client_for=docker_client,
-                       docker_host=args.docker_host)
+                       docker_host=args.docker_host, credentials=RegistryCredentials.read(credentials_file()))
     for outcome in outcomes:
         print(outcome.line, file=sys.stdout if outcome.ok else sys.stderr, flush=True)
     failed = [o.service for o in outcomes if not o.ok]

@@ -197,12 +197,16 @@ def build_image(client: EngineClient, spec: ImageSpec) -> BuiltImage:
     )
 
 
-def push_image(client: EngineClient, built: BuiltImage, spec: ImageSpec) -> BuiltImage:
-    """Push to the registry named in the repository; returns the image with its digest."""
+def push_image(client: EngineClient, built: BuiltImage, spec: ImageSpec, auth: Mapping[str, str] | None = None) -> BuiltImage:
+    """Push to the registry named in the repository; returns the image with its digest.
+
+    :param auth: the registry's credentials for this push (``registry.auth_config``); None: the engine's own.
+    """
     started = time.monotonic()
     digest = None
     try:
-        for chunk in client.push(spec.repository, tag=spec.tag, stream=True, decode=True):
+        auth_config = dict(auth) if auth else None
+        for chunk in client.push(spec.repository, tag=spec.tag, stream=True, decode=True, auth_config=auth_config):
             if "error" in chunk:
                 raise StageFailed(f"push of {spec.ref} failed: {chunk['error']}")
             digest = chunk.get("aux", {}).get("Digest", digest)

@@ -163,7 +163,9 @@ class DockerPlatform:
             container = self.client.containers.create(**kwargs)
         except ImageNotFound:
             # An engine that never ran this version (an environment's own Docker host) takes it from the
-            # registry the build pushed it to; pull raises when the registry does not have it.
+            # registry the build pushed it to; pull raises when the registry does not have it. Anonymous: the
+            # deployer holds no credentials, and a locked registry's image was pulled before it started
+            # (DeployerOperator.pull_release_image).
             self.client.images.pull(spec.image)
             container = self.client.containers.create(**kwargs)
         if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount

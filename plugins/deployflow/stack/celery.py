@@ -8,8 +8,10 @@ would have them.
 
 The same DAGs as the embedded default (deployflow.stack, whose helpers this reuses), with CeleryExecutor:
 worker-a and triggerer-a take the default queue, worker-b and triggerer-b the queue ``host-b`` (the second
-Docker host's). Ports of 27xxx, 127.0.0.1 only. Secrets (the JWT key, the Fernet key, the admin password, the database and broker
-URLs with their generated passwords) are 0600 files of ``<top>/secrets``; each process gets an
+Docker host's). Ports of 27xxx, 127.0.0.1 only. The registry's credentials reach the workers as the Airflow
+connection ``deployflow_registry`` (in the metadata database, encrypted), as workers on other hosts need.
+Secrets (the JWT key, the Fernet key, the admin password, the database and broker URLs with their generated
+passwords) are 0600 files of ``<top>/secrets``; each process gets an
 ``AIRFLOW__..._CMD`` pointer to only those it needs (``SECRETS_OF``), never a value in argv or its
 environment. Task logs: Airflow's log servers bind every interface (``host=""`` in
 airflow/utils/serve_logs/core.py, the Celery worker's included), so every process runs with
@@ -20,6 +22,8 @@ logging or a shared volume is for real hosts. Each process's own output is in ``
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import docker
 
+from deployflow.pipeline.registry import REGISTRY_CONNECTION, RegistryCredentials
 from deployflow.stack import ROOT
 from deployflow.stack.celery_services import Servers, postgres_down, redis_down, servers_up
 from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up
@@ -39,6 +44,7 @@ from deployflow.stack.secrets import (
     JWT_SECRET,
     PRIVATE_UMASK,
     StackSecret,
+    _open_private,
     admin_password,
     ensure_secrets,
     password_file,
@@ -158,23 +164,47 @@ def up(top: Path, port: int = PORT, extra: dict[str, str] | None = None, *, cont
     write_urls(servers)
     private_dir(top / "task-logs")
     private_dir(top / "state")
+    registry = None
     if containers:
         client = docker.from_env()
         ensure_images(client)
-        registry_up(client)
+        registry = registry_up(client)
         prometheus_up(client, NAME, top / "state", PROMETHEUS_PORT, exporter_port=EXPORTER_PORT)
     if not (top / ".migrated").exists():
         started = time.monotonic()
         subprocess.run(["airflow", "db", "migrate"], env=process_env("db-migrate", top, port, extra), check=True,
                        stdout=subprocess.DEVNULL, umask=PRIVATE_UMASK)
         (top / ".migrated").touch(mode=0o600)
+        (top / ".registry-connection").unlink(missing_ok=True)  # a new database has no connection yet
         say(f"Airflow's database (PostgreSQL) ready in {time.monotonic() - started:.0f} s")
+    if registry is not None:
+        define_registry_connection(top, registry, process_env("db-migrate", top, port, extra))
     for name, command in commands(concurrency).items():
         start(top, name, port, extra, command)
     _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
     _wait_http(f"http://127.0.0.1:{EXPORTER_PORT}/metrics", "the release exporter", timeout=30)
     say(f"Airflow (CeleryExecutor, PostgreSQL) on http://127.0.0.1:{port}; user admin, password: "
         f"`python -m deployflow.stack.celery password --top {top}`")
+
+
+def define_registry_connection(top: Path, credentials: RegistryCredentials, env: dict[str, str]) -> None:
+    """The registry's credentials as the connection ``deployflow_registry`` in the metadata database, for the
+    workers, through a 0600 file that is removed after (never argv); again only when they changed."""
+    connections = json.dumps({REGISTRY_CONNECTION: credentials.connection()})
+    stamp, digest = top / ".registry-connection", hashlib.sha256(connections.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    path = top / "secrets" / "registry-connection.json"
+    with _open_private(path, "w") as file:
+        file.write(connections)
+    try:
+        subprocess.run(["airflow", "connections", "import", "--overwrite", str(path)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, umask=PRIVATE_UMASK)
+    finally:
+        path.unlink(missing_ok=True)
+    with _open_private(stamp, "w") as file:
+        file.write(digest)
+    say(f"registry credentials: the connection {REGISTRY_CONNECTION}")
 
 
 def start(top: Path, name: str, port: int = PORT, extra: dict[str, str] | None = None,

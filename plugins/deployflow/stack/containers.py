@@ -1,5 +1,6 @@
 """The stack's containers: its images (the base image, pulled or debootstrapped, then each image built once),
-the registry and each stack's Prometheus, all on the host network, 127.0.0.1 only, back with the engine.
+the registry (the host's one, locked: a user and password, no deletes) and each stack's Prometheus, all on the
+host network, 127.0.0.1 only, back with the engine.
 """
 
 from __future__ import annotations
@@ -8,16 +9,18 @@ import hashlib
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import requests
 
 from deployflow.stack import ROOT
 from deployflow.stack.processes import _wait_http, say
-from deployflow.stack.secrets import private_dir
+from deployflow.pipeline.registry import RegistryCredentials, credentials_file
+from deployflow.stack.secrets import htpasswd, private_dir, registry_credentials
 
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
-REGISTRY_IMAGE = "deployflow/registry:2"
 HAPROXY_IMAGE = "deployflow/haproxy:2"
 PROMETHEUS_IMAGE = "deployflow/prometheus:1"
 PROMETHEUS_CONFIG = """\
@@ -42,38 +45,57 @@ scrape_configs:
 RULES = ROOT / "include/prometheus/rules.yml"
 REGISTRY_CONTAINER = "deployflow-registry"
 REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
+REGISTRY_VOLUME = "deployflow-registry-data"
+REGISTRY_CONTEXT = ROOT / "include/images/registry"
+REGISTRY_CONFIG_LABEL = "io.deployflow.registry-config"
+HTPASSWD_MOUNT = "/etc/deployflow/auth/htpasswd"  # include/images/registry/config.yml's auth.htpasswd.path
 LOCAL_PROMETHEUS_PORT = 9090
 LOCAL_EXPORTER_PORT = 9468  # the release metrics exporter's (deployflow.ledger.exporter DEFAULT_PORT)
 
 
-def deployer_image() -> str:
-    """The deployer's tag: a hash of the package (code and Kubernetes templates) and its Dockerfile, so changes rebuild it."""
+def _content_tag(repository: str, files: list[Path]) -> str:
+    """``repository:<hash of the files' paths and contents>``: a change to any of them makes a new image."""
     digest = hashlib.sha256()
-    package = ROOT / "plugins/deployflow"
-    files = sorted([*package.rglob("*.py"), *package.rglob("*.yaml")]) + [ROOT / "include/images/deployer/Dockerfile"]
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return f"deployflow/deployer:{digest.hexdigest()[:12]}"
+    return f"{repository}:{digest.hexdigest()[:12]}"
+
+
+def deployer_image() -> str:
+    """The deployer's tag: a hash of the package (code and Kubernetes templates) and its Dockerfile, so changes rebuild it."""
+    package = ROOT / "plugins/deployflow"
+    files = sorted([*package.rglob("*.py"), *package.rglob("*.yaml")]) + [ROOT / "include/images/deployer/Dockerfile"]
+    return _content_tag("deployflow/deployer", files)
+
+
+def registry_image() -> str:
+    """The registry's tag: a hash of its Dockerfile and configuration (in the image), so changes rebuild it."""
+    return _content_tag("deployflow/registry", sorted(REGISTRY_CONTEXT.iterdir()))
 
 
 def ensure_images(client: docker.DockerClient) -> None:
     """The base image (pulled or debootstrapped), then the stack's images, each built once."""
     subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
     for tag, context, dockerfile in (
-        (REGISTRY_IMAGE, ROOT / "include/images/registry", "Dockerfile"),
+        (registry_image(), REGISTRY_CONTEXT, "Dockerfile"),
         (HAPROXY_IMAGE, ROOT / "include/images/haproxy", "Dockerfile"),
         (PROMETHEUS_IMAGE, ROOT / "include/images/prometheus", "Dockerfile"),
         (deployer_image(), ROOT / "plugins", str(ROOT / "include/images/deployer/Dockerfile")),
     ):
-        try:
-            client.images.get(tag)
-        except docker.errors.ImageNotFound:
-            started = time.monotonic()
-            client.images.build(
-                path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
-                network_mode="host", rm=True,
-            )
-            say(f"built {tag} in {time.monotonic() - started:.0f} s")
+        ensure_image(client, tag, context, dockerfile)
+
+
+def ensure_image(client: docker.DockerClient, tag: str, context: Path, dockerfile: str = "Dockerfile") -> None:
+    """Image ``tag`` from ``context`` on the stack's base image, unless the engine has it."""
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        started = time.monotonic()
+        client.images.build(
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
+            network_mode="host", rm=True,
+        )
+        say(f"built {tag} in {time.monotonic() - started:.0f} s")
 
 
 RESTART = {"Name": "unless-stopped"}  # back with the engine (a host reboot, a daemon restart), as Kamal's are
@@ -91,14 +113,51 @@ def _ensure_container(client: docker.DockerClient, name: str, image: str, **kwar
         client.containers.run(image, name=name, detach=True, network_mode="host", restart_policy=RESTART, **kwargs)
 
 
-def registry_up(client: docker.DockerClient) -> None:
+@dataclass(frozen=True)
+class Registry:
+    """The host's registry: its container, its address, its data volume, and its credentials' file (the
+    htpasswd file beside it)."""
+
+    container: str = REGISTRY_CONTAINER
+    addr: str = REGISTRY_ADDR
+    volume: str = REGISTRY_VOLUME
+    credentials: Path = field(default_factory=credentials_file)
+
+
+def registry_config(image: str, addr: str, htpasswd_text: str) -> str:
+    """What the registry's container is made from, as one hash (its label): a registry whose label differs
+    (made before its lock, or before a change of its image, address or users) is made again."""
+    return hashlib.sha256("\0".join((image, addr, htpasswd_text)).encode()).hexdigest()[:16]
+
+
+def registry_up(client: docker.DockerClient, registry: Registry | None = None) -> RegistryCredentials:
+    """The registry, locked: only its user may push or pull (htpasswd), nothing may be deleted. Its data volume
+    outlives a container made again. Returns its credentials (kept in ``registry.credentials``, 0600)."""
+    registry = registry or Registry()
+    credentials = registry_credentials(registry.credentials, registry.addr)
+    users = htpasswd(registry.credentials.with_name("htpasswd"), credentials)
+    image = registry_image()
+    config = registry_config(image, registry.addr, users.read_text())
+    try:
+        earlier = client.containers.get(registry.container)
+        if earlier.labels.get(REGISTRY_CONFIG_LABEL) != config:
+            earlier.remove(force=True)  # its named volume stays: the images pushed so far
+            say(f"{registry.container}: made again with the current configuration (its images kept)")
+    except docker.errors.NotFound:
+        pass
     _ensure_container(
-        client, REGISTRY_CONTAINER, REGISTRY_IMAGE, environment={"REGISTRY_HTTP_ADDR": REGISTRY_ADDR},
-        volumes={"deployflow-registry-data": {"bind": "/var/lib/docker-registry", "mode": "rw"}},
-        labels={"io.deployflow.stack": "registry"},
+        client, registry.container, image, environment={"REGISTRY_HTTP_ADDR": registry.addr},
+        volumes={registry.volume: {"bind": "/var/lib/docker-registry", "mode": "rw"},
+                 str(users): {"bind": HTPASSWD_MOUNT, "mode": "ro"}},
+        labels={"io.deployflow.stack": "registry", REGISTRY_CONFIG_LABEL: config},
     )
-    _wait_http(f"http://{REGISTRY_ADDR}/v2/", "registry", timeout=30)
-    say(f"registry on {REGISTRY_ADDR}")
+    _wait_http(f"http://{registry.addr}/v2/", "registry", timeout=30)
+    answer = requests.get(f"http://{registry.addr}/v2/", auth=(credentials.username, credentials.password), timeout=5)
+    if answer.status_code != 200:
+        raise SystemExit(f"[stack] the registry on {registry.addr} refuses its own credentials ({registry.credentials}): "
+                         f"HTTP {answer.status_code}")
+    say(f"registry on {registry.addr} (user {credentials.username}; the password is in {registry.credentials})")
+    return credentials
 
 
 def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: int, scrape: str = "1s",
@@ -141,9 +200,11 @@ def containers_down(client: docker.DockerClient, stack: str) -> None:
         say(f"removed container {container.name}")
 
 
-def registry_down(client: docker.DockerClient) -> None:
+def registry_down(client: docker.DockerClient, registry: Registry | None = None) -> None:
+    """Remove the registry's container (its data volume and credentials stay)."""
+    name = (registry or Registry()).container
     try:
-        client.containers.get(REGISTRY_CONTAINER).remove(force=True)
-        say(f"removed container {REGISTRY_CONTAINER}")
+        client.containers.get(name).remove(force=True)
+        say(f"removed container {name}")
     except docker.errors.NotFound:
         pass

@@ -1,6 +1,7 @@
 """The local stack's own secrets: the JWT signing key, the Fernet key and the admin password, each in a
-0600 file of AIRFLOW_HOME, and which Airflow process may read which (``SECRETS_OF``); the permissions that
-keep the home, its database, logs and the deployer's state to their user.
+0600 file of AIRFLOW_HOME, and which Airflow process may read which (``SECRETS_OF``); the registry's
+credentials, one 0600 file for the whole host, and the htpasswd file the registry checks them with; the
+permissions that keep the home, its database, logs and the deployer's state to their user.
 
 Each Airflow process gets, through an ``AIRFLOW__..._CMD`` variable, a way to read only the secrets it
 needs, never a value in its environment (children inherit it).
@@ -13,9 +14,12 @@ import os
 import secrets
 import shlex
 import stat
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from deployflow.pipeline.registry import REGISTRY_USER, RegistryCredentials
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 PRIVATE_UMASK = 0o077  # of every Airflow process: what they create is their user's only
@@ -101,6 +105,53 @@ def admin_password(home: Path) -> str:
     """The admin password, generated once per AIRFLOW_HOME into the simple auth manager's file."""
     path = password_file(home)
     return json.loads(_secret(path, lambda: json.dumps({"admin": secrets.token_urlsafe(12)})))["admin"]
+
+
+def registry_credentials(path: Path, registry: str) -> RegistryCredentials:
+    """The host's registry credentials in ``path`` (0600, in a 0700 directory): the password generated once,
+    the address the one the stack gives the registry now (rewritten when it changed)."""
+    private_dir(path.parent)
+    made = RegistryCredentials(registry, REGISTRY_USER, secrets.token_urlsafe(24))
+    _secret(path, made.to_json)
+    stored = RegistryCredentials.read(path)
+    if stored.registry != registry:
+        stored = RegistryCredentials(registry, stored.username, stored.password)
+        with _open_private(path, "w") as file:
+            file.write(stored.to_json())
+    return stored
+
+
+def htpasswd(path: Path, credentials: RegistryCredentials) -> Path:
+    """The registry's htpasswd file at ``path`` (0600; root in the registry's container reads it): kept while it
+    holds ``credentials`` (so the container is not made again for a new salt), else written anew."""
+    user, _, hashed = path.read_text().strip().partition(":") if path.exists() else ("", "", "")
+    if user == credentials.username and hashed.startswith("$2") and _crypt().crypt(credentials.password, hashed) == hashed:
+        return path
+    with _open_private(path, "w") as file:
+        file.write(f"{credentials.username}:{_bcrypt(credentials.password)}\n")
+    return path
+
+
+# bcrypt is the registry's only htpasswd scheme. 2^5 rounds, as Apache's htpasswd -B: the password is 32
+# random characters, beyond any guessing whatever the cost, and the registry checks it on every request.
+BCRYPT_ROUNDS = 2**5
+
+
+def _bcrypt(password: str) -> str:
+    crypt = _crypt()
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=BCRYPT_ROUNDS)) or ""
+    if not hashed.startswith("$2"):
+        raise RuntimeError("this system's crypt(3) makes no bcrypt hash, the only kind the registry's htpasswd takes")
+    return hashed
+
+
+def _crypt():
+    """The C library's crypt(3) (libxcrypt has bcrypt) through Python's ``crypt``, deprecated but there in 3.11
+    and 3.12: the lock has no bcrypt package. Python 3.13 removes it; then ``bcrypt`` from PyPI does this."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    return crypt
 
 
 def password_file(home: Path) -> Path:
