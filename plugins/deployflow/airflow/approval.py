@@ -102,16 +102,15 @@ class ReleaseApprovalOperator(ApprovalOperator):
         does not count or where more approvals are needed, else decide."""
         chosen = list(event.get("chosen_options") or [])
         self.validate_chosen_options(chosen)
-        at = event.get("responded_at")
-        answer = {"by": None, "answer": chosen[0] if chosen else None, "at": at.isoformat() if hasattr(at, "isoformat") else at,
-                  "comment": str((event.get("params_input") or {}).get("comment") or "")}
         answers = list(answers or [])
+        at = event.get("responded_at")
+        at = at.isoformat() if hasattr(at, "isoformat") else at
         if event.get("timedout"):
-            return self._decide(context, {"decision": "timed out", "by": None, "at": answer["at"], "comment": "",
-                                          "answers": answers})
-        rule = self._rule(context)
+            return self._decide(context, {"decision": "timed out", "by": None, "at": at, "comment": "", "answers": answers})
         user = event.get("responded_by_user") or {}
-        answer["by"] = user.get("name") or user.get("id")
+        answer = {"by": user.get("name") or user.get("id"), "answer": chosen[0] if chosen else None, "at": at,
+                  "comment": str((event.get("params_input") or {}).get("comment") or "")}
+        rule = self._rule(context)
         approved_so_far = [a["by"] for a in answers if a["counted"] in (Count.WAITING.value, Count.APPROVED.value)]
         counted = tally(rule, triggering_user(context["dag_run"]), approved_so_far, by=answer["by"],
                         approves=chosen == [self.APPROVE])
