@@ -28,18 +28,21 @@ def scheduler_log(home: Path) -> Path:
 
 
 def wait_for_parked_exit(log: Path, dag_id: str, run_id: str, task_id: str, try_number: int, *,
-                         timeout: float = 60, poll: float = 0.5) -> float:
+                         parks: int = 1, timeout: float = 60, poll: float = 0.5) -> float:
     """Return (the seconds waited) once the scheduler has taken the executor's report of the exit of the
-    worker that parked ``task_id`` (try ``try_number``); AssertionError after ``timeout`` seconds."""
+    worker that parked ``task_id`` (try ``try_number``) for the ``parks``-th time (a gate that refused an
+    answer parks again in the same try); AssertionError after ``timeout`` seconds."""
     event = EVENT.format(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number)
     started = time.monotonic()
-    seen = ""
+    seen, taken = "", 0
     with log.open(errors="replace") as lines:
         while True:
-            seen = seen[-len(event):] + lines.read()  # only what was added since, and a tail to span a cut line
-            if event in seen:
+            seen += lines.read()  # only what was added since, after a tail too short to hold a whole line
+            taken += seen.count(event)
+            seen = seen[-(len(event) - 1):]
+            if taken >= parks:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"the scheduler did not take the parking exit of {task_id} (try {try_number}) of "
+                raise AssertionError(f"the scheduler did not take parking exit {parks} of {task_id} (try {try_number}) of "
                                      f"{dag_id} {run_id} within {timeout:.0f} s: no line with {event!r} in {log}")
             time.sleep(poll)

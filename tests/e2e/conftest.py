@@ -16,12 +16,13 @@ import pytest
 
 from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up
 from deployflow.stack.local import airflow_down, airflow_up
-from deployflow.stack.secrets import admin_password
+from deployflow.stack.secrets import admin_password, user_password
 from tests.stacks import wait_for_dag
 from deployflow.client import AirflowClient
 from tests import scenarios
 from tests.e2e import receivers
 from tests.e2e.harness import (
+    APPROVER,
     CRASH_AFTER_S,
     DAG_ID,
     EXPORTER_PORT,
@@ -35,6 +36,7 @@ from tests.e2e.harness import (
     PORTS,
     PROMETHEUS_PORT,
     STACK,
+    USERS,
 )
 
 
@@ -46,9 +48,17 @@ def sample_repo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
     directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
-    scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin"],
+    scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin", APPROVER],
                              approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
     return scenarios.write_hosted(directory, sample_repo, HOST_PORTS, connection=HOST_CONNECTION, queue=HOST_QUEUE)
+
+
+@pytest.fixture(scope="session")
+def approver(airflow: AirflowClient, airflow_home: Path) -> AirflowClient:
+    """The same Airflow as ``airflow``, logged in as the approver: admin triggers, the approver answers."""
+    client = AirflowClient(airflow.base_url, timeout=airflow.timeout)
+    client.login(APPROVER, user_password(airflow_home, APPROVER))
+    return client
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +93,9 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
         "DEPLOYFLOW_STACK": STACK, "DEPLOYFLOW_STATE": str(state), **receivers.connections(), **host_connection(),
         "DEPLOYFLOW_PROMETHEUS_URL": prometheus_up(docker_client, STACK, state, PROMETHEUS_PORT,
                                                   exporter_port=EXPORTER_PORT),
+        **USERS,
     }
+    user_password(home, APPROVER)  # before Airflow starts, which would generate it and print it to its log
     try:
         airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
         client = AirflowClient(f"http://127.0.0.1:{PORT}", timeout=90)  # a loaded machine can keep the API server busy for long

@@ -22,6 +22,9 @@ PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
 GOV_DAG = "release_gov-app"  # the governed service (tests/scenarios.py write_governed)
 GOV_PORTS = {"dev": 28104, "staging": 28105, "prod": 28106}
 GOV_APPROVAL_TIMEOUT_S = 60  # long enough for a browser to answer, short enough to wait out in a test
+# The stack's second user, the approver of gov-app's gates: admin triggers the runs, and may not answer them.
+APPROVER = "approver"
+USERS = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:user"}
 CRASH_AFTER_S = 10
 HOST_DAG = "release_host-app"  # the service on the second engine (tests/scenarios.py write_hosted)
 HOST_PORTS = {"dev": 28110}

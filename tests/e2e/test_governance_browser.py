@@ -1,26 +1,27 @@
 """The release DAG's trigger form and its approval gate in a real browser: Debian's Chromium driven by
 Selenium through the page object of tests/browser/airflow_ui.py, against the e2e stack's Airflow.
 
-A release of gov-app to prod is triggered from the form, its gate (``approve_deploy``, awaiting input) is
-approved on its Required Action page, and the REST API must then show the run with the form's values and
-the gate succeeded, approved by admin. Screenshots of the form and of the gate go to the test's tmp_path.
+A release of gov-app to prod is triggered from the form by admin, its gate (``approve_deploy``, awaiting
+input) is approved on its Required Action page by the approver (whoever triggers a run never answers its gate),
+and the REST API must then show the run with the form's values and the gate succeeded, approved by the approver.
+Screenshots of the form and of the gate go to the test's tmp_path.
 Needs chromium and chromium-driver (.ci/run installs them); without them the test fails, it never skips.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from deployflow.stack.secrets import admin_password
+from deployflow.stack.secrets import user_password
 from tests.stacks import wait_for_dag
 from deployflow.client import AirflowClient
 from tests.browser.airflow_rest import hitl_detail, newest_run_id, wait_for_task_state
 from tests.browser.airflow_ui import AirflowUI, chromium_driver
 from tests.browser.scheduler_log import scheduler_log, wait_for_parked_exit
-from tests.e2e.harness import PORT
+from tests.e2e.harness import APPROVER, PORT
 
 pytestmark = pytest.mark.e2e
 
@@ -31,24 +32,32 @@ COMMENT = "approved in the browser by tests/e2e/test_governance_browser.py"
 
 
 @pytest.fixture
-def ui(airflow: AirflowClient, airflow_home: Path) -> Iterator[AirflowUI]:
-    """The UI of the e2e stack in a fresh headless Chromium, signed in as admin."""
-    driver = chromium_driver()
+def signed_in(airflow: AirflowClient, airflow_home: Path) -> Iterator[Callable[[str], AirflowUI]]:
+    """The UI of the e2e stack, signed in as a user, each in a fresh headless Chromium (one at a time)."""
+    drivers = []
+
+    def sign_in(user: str) -> AirflowUI:
+        while drivers:
+            drivers.pop().quit()
+        drivers.append(chromium_driver())
+        page = AirflowUI(f"http://127.0.0.1:{PORT}", drivers[-1], newest_run_id=lambda dag_id: newest_run_id(airflow, dag_id))
+        page.login(user, user_password(airflow_home, user))
+        return page
+
     try:
-        page = AirflowUI(f"http://127.0.0.1:{PORT}", driver, newest_run_id=lambda dag_id: newest_run_id(airflow, dag_id))
-        page.login("admin", admin_password(airflow_home))
-        yield page
+        yield sign_in
     finally:
-        driver.quit()
+        for driver in drivers:
+            driver.quit()
 
 
 def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
-        airflow: AirflowClient, airflow_home: Path, ui: AirflowUI, tmp_path: Path):
+        airflow: AirflowClient, airflow_home: Path, signed_in: Callable[[str], AirflowUI], tmp_path: Path):
     wait_for_dag(airflow, DAG_ID)
     form, approval, approved = tmp_path / "trigger-form.png", tmp_path / "approval.png", tmp_path / "approved.png"
     print(f"screenshots: {form} (the filled form), {approval} (the gate before Approve), {approved} (after)")
 
-    run_id = ui.trigger_from_form(DAG_ID, FIELDS, screenshot_to=form)
+    run_id = signed_in("admin").trigger_from_form(DAG_ID, FIELDS, screenshot_to=form)
     print(f"triggered {DAG_ID} {run_id} from the form")
     conf = airflow.dag_run(DAG_ID, run_id)["conf"]
     assert {name: conf.get(name) for name in FIELDS} == FIELDS, conf
@@ -58,6 +67,7 @@ def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
     # The gate's comment param, if it has one, may be required by the form (a string param without null in
     # its type is), which keeps Approve disabled while it is empty: give one.
     comment = COMMENT if "comment" in (hitl_detail(airflow, DAG_ID, run_id, GATE)["params"] or {}) else ""
+    ui = signed_in(APPROVER)  # admin triggered the run: the gate is the approver's
     ui.approve(DAG_ID, run_id, GATE, comment=comment, screenshot_to=approval)
     ui.screenshot(approved)
     print(f"approved {GATE} in the UI")
@@ -68,6 +78,6 @@ def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
     assert states[GATE] == "success", states
     detail = hitl_detail(airflow, DAG_ID, run_id, GATE)
     assert detail["response_received"] and detail["chosen_options"] == ["Approve"], detail
-    assert (detail["responded_by_user"] or {}).get("name") == "admin", detail["responded_by_user"]
+    assert (detail["responded_by_user"] or {}).get("name") == APPROVER, detail["responded_by_user"]
     if comment:
         assert detail["params_input"].get("comment") == comment, detail["params_input"]

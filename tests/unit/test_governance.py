@@ -26,6 +26,16 @@ def test_an_approval_block_asks_for_a_gate_with_its_settings():
     assert parse_service(with_change("environments.prod.approval", {"required": False})).environments["prod"].approval.required is False
 
 
+@pytest.mark.parametrize(("block", "needed"), [
+    ({"approvers": ["al", "bo", "cy"], "min_approvals": 2}, 2),
+    ({"approvers": ["al", "bo", "cy"], "min_approvals": 3}, 3),
+    ({"approvers": ["al", "bo"]}, 1),  # one of them, by default
+    ({"min_approvals": 1}, 1),  # no approvers listed: one approval by anyone but the requester
+])
+def test_min_approvals_counts_among_the_approvers(block, needed):
+    assert parse_service(with_change("environments.prod.approval", block)).environments["prod"].approval.min_approvals == needed
+
+
 @pytest.mark.parametrize(("path", "value", "field", "says"), [
     ("environments.prod.approval", {"before": "build"}, "environments.prod.approval.before", "'deploy', 'promote'"),
     ("environments.prod.approval", {"approvers": ["al ice"]}, "environments.prod.approval.approvers[0]", "user name"),
@@ -33,6 +43,10 @@ def test_an_approval_block_asks_for_a_gate_with_its_settings():
     ("environments.prod.approval", {"timeout_s": 1}, "environments.prod.approval.timeout_s", "10"),
     ("environments.prod.approval", {"required": "yes"}, "environments.prod.approval.required", "true or false"),
     ("environments.prod.approval", {"approver": ["al"]}, "environments.prod.approval.approver", "valid fields"),
+    *[("environments.prod.approval", {"approvers": ["al", "bo", "cy"], "min_approvals": n},
+       "environments.prod.approval.min_approvals", "must be a whole number from 1 to 3") for n in (0, 4, 1.5, "2", True, None)],
+    ("environments.prod.approval", {"min_approvals": 2}, "environments.prod.approval.min_approvals",
+     "2 is not valid without approvers: list the approvers to count, or leave it at 1"),
     ("environments.prod.requires", "qa", "environments.prod.requires", "'dev', 'staging'"),
     ("environments.prod.requires", "prod", "environments.prod.requires", "'dev', 'staging'"),
     ("environments.prod.requires", ["staging"], "environments.prod.requires", "name of an environment"),

@@ -50,5 +50,15 @@ def test_it_waits_for_a_line_written_later_even_when_cut_in_two_writes(tmp_path:
 def test_another_gates_exit_is_not_this_ones(tmp_path: Path, other: dict):
     log = tmp_path / "scheduler.out"
     log.write_text(TAKEN)
-    with pytest.raises(AssertionError, match="did not take the parking exit of approve_deploy"):
+    with pytest.raises(AssertionError, match="did not take parking exit 1 of approve_deploy"):
         wait_for_parked_exit(log, "release_toy", other["run_id"], "approve_deploy", other["try_number"], timeout=0.3, poll=0.05)
+
+
+def test_a_gate_that_parks_again_is_waited_for_until_its_second_exit_is_taken(tmp_path: Path):
+    log = tmp_path / "scheduler.out"
+    log.write_text(TAKEN)  # the first park's exit only
+    with pytest.raises(AssertionError, match="did not take parking exit 2 of approve_deploy"):
+        wait_for_parked_exit(log, "release_toy", RUN, "approve_deploy", 1, parks=2, timeout=0.3, poll=0.05)
+    with log.open("a") as out:
+        out.write("the gate resumed, refused the answer and parked again\n" + TAKEN)
+    assert wait_for_parked_exit(log, "release_toy", RUN, "approve_deploy", 1, parks=2, timeout=5) < 1

@@ -36,6 +36,14 @@ def secret_values(home: Path) -> list[str]:
     return [(home / name).read_text() for name in ("jwt_secret", "fernet_key")] + [secrets.admin_password(home)]
 
 
+def test_a_second_user_gets_a_password_of_its_own_beside_the_admins_kept(home):
+    admin = secrets.admin_password(home)
+    approver = secrets.user_password(home, "approver")
+    assert approver != admin and secrets.user_password(home, "approver") == approver  # generated once
+    assert json.loads(secrets.password_file(home).read_text()) == {"admin": admin, "approver": approver}
+    assert mode(secrets.password_file(home)) == 0o600
+
+
 @pytest.mark.parametrize(("component", "pointers"), [
     ("scheduler", {JWT_CMD}),
     ("dag-processor", {FERNET_CMD}),

@@ -1,37 +1,49 @@
 """The approval gate: Airflow's human-in-the-loop ApprovalOperator, standing before deploy or before promote.
 
-It waits only where the catalog asks (``approval: {required, approvers, timeout_s, before}``) or where the
-release overrides a freeze; otherwise it passes at once. The approver sees what is being released: the
-version, the commits since the live version, the tests' and the analysis' summary, and why the gate stands.
+It waits only where the catalog asks (``approval: {required, approvers, min_approvals, timeout_s, before}``)
+or where the release overrides a freeze; otherwise it passes at once. Whoever triggered the run never answers
+it, and ``min_approvals`` different people must approve (``deployflow.governance.approvals``): the gate waits
+again after an answer that does not count or that leaves approvals missing. The approver sees what is being
+released: the version, the commits since the live version, the tests' and the analysis' summary, and why the
+gate stands.
 Approving works from the UI's Required Actions and through the REST API (``PATCH .../hitlDetails``).
-A rejection, or no answer within ``timeout_s``, fails the gate: nothing is deployed, or (before promote) the
-rollback puts all traffic back on the old version. Who answered, and when, goes to the ledger.
+A rejection, or no decision within ``timeout_s``, fails the gate: nothing is deployed, or (before promote) the
+rollback puts all traffic back on the old version. Who answered, how each answer counted, and when, go to
+the ledger.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput
+from airflow.sdk.timezone import utcnow
 
 from deployflow.airflow.announce import announce
 from deployflow.airflow.governance import approval_needed
 from deployflow.airflow.task_ids import ANALYSIS, CHECKOUT, RESOLVE, TEST
 from deployflow.airflow.ledger import releases_in
+from deployflow.airflow.runs import triggering_user
 from deployflow.catalog import Service, project_root
+from deployflow.catalog.model import Approval
+from deployflow.governance.approvals import Count, answerers, literal_markdown, shortfall, tally
 from deployflow.pipeline.checkout import commits_between
 from deployflow.governance.promotion import promoted
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-APPROVAL_XCOM = "approval"  # the gate's decision: {decision, by, at, comment, position}
+# The gate's decision: {decision, by, at, comment, position, answers}: approved (by: every approver), rejected,
+# timed out, refused (it could never pass: reason); answers: each answer the gate took, and how it counted.
+APPROVAL_XCOM = "approval"
 COMMITS_SHOWN = 20
+MIN_WAIT = timedelta(seconds=1)  # a wait after an answer that came at the deadline: the timeout then rejects
 
 
 class ReleaseApprovalOperator(ApprovalOperator):
@@ -67,42 +79,83 @@ class ReleaseApprovalOperator(ApprovalOperator):
         if not why:
             self.log.info("no approval needed before %s in %s", self.position, resolved.get("environment"))
             return {"decision": "not needed"}
-        env = self.service.environments[resolved["environment"]]
+        rule = self._rule(context)
+        requester = triggering_user(context["dag_run"])
+        if cannot := shortfall(rule, requester):
+            return self._decide(context, {"decision": "refused", "by": None, "at": utcnow().isoformat(), "comment": "",
+                                          "reason": cannot, "answers": []})
         version = _version(ti, resolved)
-        self.subject = f"Release {self.service.name} {version} to {env.name}?"
-        self.body = approval_body(self.service, resolved, context, why, timeout_s=env.approval.timeout_s)
-        self.assigned_users = [{"id": name, "name": name} for name in env.approval.approvers] or None
-        self.response_timeout = timedelta(seconds=env.approval.timeout_s)
-        self.log.info("awaiting approval before %s (%s); approvers: %s; times out (rejects) in %d s",
-                      self.position, "; ".join(why), ", ".join(env.approval.approvers) or "anyone allowed",
-                      env.approval.timeout_s)
+        self.subject = f"Release {self.service.name} {version} to {resolved['environment']}?"
+        self.body = approval_body(self.service, resolved, context, why, rule=rule)
+        # Airflow's API then refuses (403) anyone else; with no approvers listed, execute_complete refuses the requester.
+        self.assigned_users = [{"id": name, "name": name} for name in answerers(rule, requester)] or None
+        self.log.info("awaiting %d approval(s) before %s (%s); approvers: %s, never %s; times out (rejects) in %d s",
+                      rule.min_approvals, self.position, "; ".join(why), ", ".join(rule.approvers) or "anyone allowed",
+                      requester or "(no user triggered the run)", rule.timeout_s)
         announce(self.service, "awaiting_approval", resolved, context, version=version,
                  reason="; ".join(why))
-        return super().execute(context)
+        self._wait(context, [], utcnow() + timedelta(seconds=rule.timeout_s))
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any], answers: list[dict[str, Any]] | None = None,
+                         deadline: str | None = None) -> Any:
+        """Count the answer (``answers``: the ones before it, carried from park to park); wait again for one that
+        does not count or where more approvals are needed, else decide."""
         chosen = list(event.get("chosen_options") or [])
         self.validate_chosen_options(chosen)
-        user = event.get("responded_by_user") or {}
+        answers = list(answers or [])
         at = event.get("responded_at")
-        decision = {
-            "decision": "approved" if chosen == [self.APPROVE] else ("timed out" if event.get("timedout") else "rejected"),
-            "by": user.get("name") or user.get("id"),
-            "at": at.isoformat() if hasattr(at, "isoformat") else at,
-            "comment": str((event.get("params_input") or {}).get("comment") or ""),
-            "position": self.position,
-        }
+        at = at.isoformat() if hasattr(at, "isoformat") else at
+        if event.get("timedout"):
+            return self._decide(context, {"decision": "timed out", "by": None, "at": at, "comment": "", "answers": answers})
+        user = event.get("responded_by_user") or {}
+        answer = {"by": user.get("name") or user.get("id"), "answer": chosen[0] if chosen else None, "at": at,
+                  "comment": str((event.get("params_input") or {}).get("comment") or "")}
+        rule = self._rule(context)
+        approved_so_far = [a["by"] for a in answers if a["counted"] in (Count.WAITING.value, Count.APPROVED.value)]
+        counted = tally(rule, triggering_user(context["dag_run"]), approved_so_far, by=answer["by"],
+                        approves=chosen == [self.APPROVE])
+        answers.append({**answer, "counted": counted.count.value, "reason": counted.reason})
+        if counted.count in (Count.REFUSED, Count.WAITING):
+            self.log.log(logging.WARNING if counted.count is Count.REFUSED else logging.INFO,
+                         "%s answered %s: %s", answer["by"], answer["answer"], counted.reason)
+            limit = datetime.fromisoformat(deadline) if deadline else utcnow() + timedelta(seconds=rule.timeout_s)
+            self._wait(context, answers, limit)
+        approved = counted.count is Count.APPROVED
+        decision = {"decision": counted.count.value, "by": ", ".join(counted.approved_by) if approved else answer["by"],
+                    "at": answer["at"], "comment": answer["comment"], "answers": answers}
+        self._decide(context, decision)
+        self.log.info("%s at %s%s", counted.reason, decision["at"], _said(decision))
+        return super().execute_complete(context, event)
+
+    def _rule(self, context: Context) -> Approval:
+        resolved = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
+        return self.service.environments[resolved["environment"]].approval
+
+    def _wait(self, context: Context, answers: list[dict[str, Any]], deadline: datetime) -> None:
+        """Ask (again: Airflow clears the last answer of a task that asks anew) and park until an answer or the
+        deadline; the answers so far ride along with the park to ``execute_complete``."""
+        self.response_timeout = max(deadline - utcnow(), MIN_WAIT)
+        try:
+            super().execute(context)
+        except TaskAwaitingInput as parked:
+            parked.kwargs = {"answers": answers, "deadline": deadline.isoformat()}
+            raise
+
+    def _decide(self, context: Context, decision: dict[str, Any]) -> dict[str, Any]:
+        """Keep the decision for the record task; anything but an approval fails the gate."""
+        decision = {**decision, "position": self.position}
         context["ti"].xcom_push(key=APPROVAL_XCOM, value=decision)
-        if decision["decision"] == "approved":
-            self.log.info("approved by %s at %s%s", decision["by"], decision["at"], _said(decision))
-            return super().execute_complete(context, event)
-        raise AirflowFailException(rejection(decision))
+        if decision["decision"] != "approved":
+            raise AirflowFailException(rejection(decision))
+        return decision
 
 
 def rejection(decision: dict[str, Any]) -> str:
     """The reason the ledger and the channels get for a gate that did not approve."""
     if decision["decision"] == "timed out":
         return f"not approved before {decision['position']}: no answer in time (the gate rejects on timeout)"
+    if decision["decision"] == "refused":
+        return f"not approved before {decision['position']}: {decision['reason']}"
     return f"rejected before {decision['position']} by {decision['by']} at {decision['at']}{_said(decision)}"
 
 
@@ -115,8 +168,10 @@ def _version(ti: Any, resolved: dict[str, Any]) -> str:
     return source.get("short_sha") or "(unknown)"
 
 
-def approval_body(service: Service, resolved: dict[str, Any], context: Context, why: list[str], *, timeout_s: int) -> str:
-    """What the approver reads (Markdown): the release, the commits since the live version, tests, analysis."""
+def approval_body(service: Service, resolved: dict[str, Any], context: Context, why: list[str], *, rule: Approval) -> str:
+    """What the approver reads (Markdown): the release, the commits since the live version, tests, analysis.
+    Words from outside (the trigger's reason, who asked, a freeze override's reason, commit subjects) show as
+    they are written: never a link, an image or HTML of their own."""
     ti = context["ti"]
     artifact = resolved.get("artifact") or {}
     source = artifact or ti.xcom_pull(task_ids=CHECKOUT) or {}
@@ -124,21 +179,23 @@ def approval_body(service: Service, resolved: dict[str, Any], context: Context, 
     live = _live(service.name, environment)
     lines = [
         f"**{service.name}** `{source.get('short_sha', '?')}` to **{environment}** with {resolved.get('strategy')}, "
-        f"asked by {resolved.get('requested_by')}" + (f": {resolved['reason']}" if resolved.get("reason") else ""),
+        f"asked by {literal_markdown(resolved.get('requested_by'))}"
+        + (f": {literal_markdown(resolved['reason'])}" if resolved.get("reason") else ""),
         "",
         f"- Live now: `{live.commit[:12]}` (run {live.run_id})" if live else "- Live now: nothing (a first release)",
     ]
     if artifact:
         lines.append(f"- Promoted from {artifact['source']} (run {artifact['run_id']}), not rebuilt: `{artifact['ref']}`"
                      + (f" `{artifact['digest']}`" if artifact.get("digest") else ""))
-    lines += ["", "**Why this gate**", *[f"- {w}" for w in why], "",
+    lines += ["", "**Why this gate**", *[f"- {literal_markdown(w)}" for w in why], "",
               "**Commits since the live version**", *_commits(service, ti, source, live), "",
               "**Tests**", *_tests(ti, service, artifact)]
     verdict = ti.xcom_pull(task_ids=ANALYSIS, key="verdict")
     if verdict:
         lines += ["", "**Canary analysis**", f"- {verdict.get('result')} with score {verdict.get('score')} at interval "
                   f"{verdict.get('interval')}" + "".join(f"\n- {r}" for r in (verdict.get("reasons") or [])[:3])]
-    lines += ["", f"No answer within {timeout_s} s rejects the release."]
+    lines += ["", f"Needs {rule.min_approvals} approval(s) by different people, never by whoever triggered the run; "
+                  "one rejection rejects.", f"No answer within {rule.timeout_s} s rejects the release."]
     return "\n".join(lines)
 
 
@@ -158,7 +215,7 @@ def _commits(service: Service, ti: Any, source: dict[str, Any], live: Any) -> li
         return [f"- (not listed: {str(exc).strip()[:200]})"]
     if not commits:
         return ["- none: the same commit (a configuration release) or an older one"]
-    return [f"- `{c}`" for c in commits]
+    return [f"- `{sha}` {literal_markdown(subject)}" for sha, _, subject in (c.partition(" ") for c in commits)]
 
 
 def _tests(ti: Any, service: Service, artifact: dict[str, Any]) -> list[str]:

@@ -6,9 +6,14 @@ import sys
 from typing import Any
 
 
+def triggering_user(dag_run: Any) -> str | None:
+    """The user who triggered the run (UI or REST); None for the schedule's runs and an asset event's."""
+    return getattr(dag_run, "triggering_user_name", None) or None
+
+
 def requested_by(dag_run: Any) -> str:
-    """Who asked for the run: the user who triggered it (UI or REST), else its run type (``scheduled``)."""
-    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+    """Who asked for the run: the user who triggered it, else its run type (``scheduled``)."""
+    return triggering_user(dag_run) or str(dag_run.run_type)
 
 
 def is_scheduled(dag_run: Any) -> bool:

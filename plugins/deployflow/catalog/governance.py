@@ -5,7 +5,7 @@ must have promoted the version first); the freeze windows and notification chann
 ```yaml
 environments:
   prod:
-    approval: {required: true, approvers: [alice, bob], timeout_s: 3600, before: deploy}
+    approval: {required: true, approvers: [alice, bob, carol], min_approvals: 2, timeout_s: 3600, before: deploy}
     requires: staging
 ```
 """
@@ -26,7 +26,7 @@ APPROVAL_TIMEOUT_MAX_S = 7 * 24 * 3600
 
 
 def approval(raw: Any, path: str) -> Approval:
-    f = Fields(raw, path, ("required", "approvers", "timeout_s", "before"))
+    f = Fields(raw, path, ("required", "approvers", "min_approvals", "timeout_s", "before"))
     required = f.get("required", True)  # writing the block asks for a gate unless it says otherwise
     if not isinstance(required, bool):
         raise ConfigError(f.at("required"), f"{shown(required)} is not valid; must be true or false")
@@ -36,9 +36,18 @@ def approval(raw: Any, path: str) -> Approval:
     return Approval(
         required=required,
         approvers=approvers,
+        min_approvals=_min_approvals(f, approvers),
         timeout_s=f.integer("timeout_s", 3600, low=10, high=APPROVAL_TIMEOUT_MAX_S),
         before=f.choice("before", APPROVAL_POSITIONS, "deploy"),
     )
+
+
+def _min_approvals(f: Fields, approvers: tuple[str, ...]) -> int:
+    """How many of ``approvers`` must approve; with none listed, one approval by anyone but the requester."""
+    if not approvers and f.get("min_approvals", 1) != 1:
+        raise ConfigError(f.at("min_approvals"), f"{shown(f.get('min_approvals'))} is not valid without approvers: "
+                                                 "list the approvers to count, or leave it at 1")
+    return f.integer("min_approvals", 1, low=1, high=max(1, len(approvers)))
 
 
 def check_requires(environments: Mapping[str, Environment], path: str) -> None:

@@ -208,11 +208,13 @@ class Approval:
     """A person approves the release (Airflow's human-in-the-loop gate) before it deploys, or before it promotes
     (the canary or the new colour is then live beside the old version, and a rejection rolls it back).
 
-    ``approvers``: the Airflow user names who may answer (none: anyone allowed to answer the gate).
-    ``timeout_s``: no answer by then rejects the release."""
+    ``approvers``: the Airflow user names who may answer (none: anyone allowed to answer the gate); never the
+    user who triggered the run. ``min_approvals``: how many distinct people must approve (a rejection rejects).
+    ``timeout_s``: no decision by then rejects the release."""
 
     required: bool = False
     approvers: tuple[str, ...] = ()
+    min_approvals: int = 1
     timeout_s: int = 3600
     before: str = "deploy"
 

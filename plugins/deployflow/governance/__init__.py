@@ -1,1 +1,2 @@
-"""Release governance: freeze windows, promotion between environments, and who hears of a release."""
+"""Release governance: freeze windows, promotion between environments, who hears of a release, and who may
+answer an approval gate."""

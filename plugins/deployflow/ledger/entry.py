@@ -38,12 +38,13 @@ class ReleaseEntry:
     analysis_score: float | None = None  # canary analysis' last score, 0-100 (None: not analysed)
     requests: int | None = None  # requests the router answered while the release ran
     saved_by_router: int | None = None  # connection errors, retries and redispatches the clients never saw
-    approval: str | None = None  # the gate's decision: approved, rejected, timed out (None: no gate stood)
-    approved_by: str | None = None  # who answered the gate (None: nobody, it timed out)
-    approved_at: str | None = None
+    approval: str | None = None  # the gate's decision: approved, rejected, timed out, refused (None: no gate stood)
+    approved_by: str | None = None  # who decided the gate: every approver, in order, or who rejected (None: nobody)
+    approved_at: str | None = None  # when the deciding answer came
     freeze_override: str | None = None  # why the release went into a freeze window (it needed an approval)
     promoted_from: str | None = None  # the environment whose promoted image this release took, unbuilt
     tests: dict[str, Any] | None = None  # each suite's counts, seconds, coverage (a promotion: the source's)
+    approval_answers: list[dict[str, Any]] | None = None  # every answer the gate took: by, answer, at, comment, counted, reason
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
@@ -74,7 +75,7 @@ class ReleaseEntry:
             analysis_score=analysis_score, approval=(approval or {}).get("decision"),
             approved_by=(approval or {}).get("by"), approved_at=(approval or {}).get("at"),
             freeze_override=request.get("freeze_override") or None, promoted_from=request.get("promote_from") or None,
-            tests=tests or None,
+            tests=tests or None, approval_answers=(approval or {}).get("answers") or None,
             **{k: v for k, v in (cost or {}).items() if k in COST_FIELDS},
         )
 

@@ -51,11 +51,12 @@ releases = sa.Table(
     sa.Column("requests", sa.Integer),  # v3: requests the router answered while the release ran
     sa.Column("saved_by_router", sa.Integer),  # v3: connection errors, retries, redispatches the client never saw
     sa.Column("approval", sa.String(40)),  # v4: the gate's decision: approved, rejected, timed out (None: no gate)
-    sa.Column("approved_by", sa.String(250)),  # v4: who answered the gate
+    sa.Column("approved_by", sa.Text),  # v4: who decided the gate: every approver, or who rejected (v5: TEXT)
     sa.Column("approved_at", sa.String(40)),  # v4: when
     sa.Column("freeze_override", sa.Text),  # v4: why the release went into a freeze window
     sa.Column("promoted_from", sa.String(32)),  # v4: the environment whose promoted image this release took
     sa.Column("tests", sa.JSON),  # v4: each suite's counts, seconds and coverage
+    sa.Column("approval_answers", sa.JSON),  # v5: every answer the gate took, how it counted, and why
     sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN),  # one row per run: retries update it
     sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
 )
@@ -68,11 +69,12 @@ schema_version = sa.Table(
 V2_COLUMNS = ("digest", "analysis_score")
 V3_COLUMNS = ("requests", "saved_by_router")
 V4_COLUMNS = ("approval", "approved_by", "approved_at", "freeze_override", "promoted_from", "tests")
+V5_COLUMNS = ("approval_answers",)
 
 
 def _v1(conn: Connection) -> None:
     """The table as it first was: everything but the columns later versions add."""
-    later = {*V2_COLUMNS, *V3_COLUMNS, *V4_COLUMNS}
+    later = {*V2_COLUMNS, *V3_COLUMNS, *V4_COLUMNS, *V5_COLUMNS}
     columns = [c._copy() for c in list(releases.columns) if c.name not in later]
     first = sa.Table(releases.name, sa.MetaData(), *columns, sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN))
     first.create(conn)
@@ -94,13 +96,18 @@ def _v3(conn: Connection) -> None:
 
 
 def _v4(conn: Connection) -> None:
-
     _add_columns(conn, V4_COLUMNS)
     create_locks_table(conn)
 
 
+def _v5(conn: Connection) -> None:
+    _add_columns(conn, V5_COLUMNS)
+    if conn.dialect.name == "postgresql":  # every approver of an N-of gate; SQLite never held to the length
+        conn.execute(sa.text(f"ALTER TABLE {releases.name} ALTER COLUMN approved_by TYPE TEXT"))
+
+
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 VERSION = len(MIGRATIONS)
 
 

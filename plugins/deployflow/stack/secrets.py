@@ -103,8 +103,20 @@ def _secret(path: Path, make) -> str:
 
 def admin_password(home: Path) -> str:
     """The admin password, generated once per AIRFLOW_HOME into the simple auth manager's file."""
+    return user_password(home, "admin")
+
+
+def user_password(home: Path, user: str) -> str:
+    """The password of a simple auth manager user, generated once per AIRFLOW_HOME into the manager's file
+    (0600), before Airflow starts: Airflow would print a password it generates to its log. The user itself is
+    ``[core] simple_auth_manager_users``' (the stack has admin; the e2e tests add a second approver)."""
     path = password_file(home)
-    return json.loads(_secret(path, lambda: json.dumps({"admin": secrets.token_urlsafe(12)})))["admin"]
+    passwords = json.loads(_secret(path, lambda: "{}"))
+    if user not in passwords:
+        passwords[user] = secrets.token_urlsafe(12)
+        with _open_private(path, "w") as file:
+            file.write(json.dumps(passwords))
+    return passwords[user]
 
 
 def registry_credentials(path: Path, registry: str) -> RegistryCredentials:
