@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -64,18 +65,28 @@ def test_a_file_named_as_no_service_may_be_still_gets_its_dag_file_and_error(tmp
     assert "name: 'Cart Page' is not valid" in result["errors"]["release_Cart_Page.py"]
 
 
-def test_a_port_two_files_claim_fails_both_services_naming_each_other_and_no_other(tmp_path):
+def test_a_port_two_files_claim_fails_only_the_file_that_came_later(tmp_path):
     write(tmp_path, service("shop", 18900))
-    write(tmp_path, service("cart", 18910, port=18901))  # cart's prod takes shop's prod port
     write(tmp_path, service("pay", 18920))
+    cart = write(tmp_path, service("cart", 18910, port=18901))  # a new team's file takes shop's prod port
+    os.utime(cart, ns=(time.time_ns() + 10**9,) * 2)  # and came later, whatever the clock's resolution
     result = import_in_subprocess(tmp_path)
-    assert sorted(result["dags"]) == ["release_pay"]
+    assert sorted(result["dags"]) == ["release_pay", "release_shop"], "the file that had the port keeps its DAG"
     shop, cart = (tmp_path / "shop.yaml").resolve(), (tmp_path / "cart.yaml").resolve()
-    assert (f"{shop}: environments.prod.port: 18901 is also the front port of cart/prod ({cart})"
-            in result["errors"]["release_shop.py"])
-    assert (f"{cart}: environments.prod.port: 18901 is also the front port of shop/prod ({shop})"
-            in result["errors"]["release_cart.py"])
+    assert (f"{cart}: environments.prod.port: 18901 is also the front port of shop/prod ({shop}, the first to claim "
+            "it); each front port belongs to one service's environment" in result["errors"]["release_cart.py"])
     assert_one_dag_or_error_per_catalog_file(tmp_path, result)
+
+
+def test_the_first_claim_is_kept_when_the_older_file_is_edited_later(tmp_path):
+    shop = write(tmp_path, service("shop", 18900))
+    cart = write(tmp_path, service("cart", 18910, port=18901))
+    os.utime(cart, ns=(shop.stat().st_mtime_ns + 10**9,) * 2)
+    claims = PortClaims(tmp_path / PORTS_CACHE)
+    assert list(claims.scan([shop, cart])) == ["cart"]
+    write(tmp_path, service("shop", 18900) | {"description": "edited"})  # now the newer file on disk
+    os.utime(shop, ns=(cart.stat().st_mtime_ns + 10**9,) * 2)
+    assert list(PortClaims(tmp_path / PORTS_CACHE).scan([shop, cart])) == ["cart"], "recorded, not re-guessed"
 
 
 def test_a_new_file_gets_its_dag_file_a_removed_one_loses_it_and_the_rest_are_not_rewritten(tmp_path):
@@ -112,14 +123,14 @@ def test_an_edited_catalog_file_rewrites_its_dag_file_only(tmp_path):
 def test_a_clash_appearing_rewrites_the_two_files_concerned_only(tmp_path):
     catalog, dags = tmp_path / "catalog", tmp_path / "dags"
     catalog.mkdir()
-    for doc in (service("shop", 18900), service("cart", 18910), service("pay", 18920)):
-        write(catalog, doc)
+    for i, doc in enumerate((service("shop", 18900), service("cart", 18910), service("pay", 18920))):
+        os.utime(write(catalog, doc), ns=(10**18 + i * 10**9,) * 2)  # first appearances one second apart
     write_dag_files(catalog, dags)
     texts = {p.name: p.read_text() for p in dags.glob("*.py")}
     write(catalog, service("cart", 18910, port=18901))
     write_dag_files(catalog, dags)
     changed = sorted(p.name for p in dags.glob("*.py") if p.read_text() != texts[p.name])
-    assert changed == ["release_cart.py", "release_shop.py"]
+    assert changed == ["release_cart.py"], "shop had the port first: its DAG file stays as it was"
 
 
 def test_a_missing_catalog_directory_is_an_import_error_naming_it_and_no_dag_file_is_removed(tmp_path):
@@ -147,9 +158,10 @@ def test_the_port_claims_of_unchanged_files_are_not_read_again_even_by_another_p
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     files = [write(catalog, service("shop", 18900)), write(catalog, service("cart", 18900, port=18950))]
+    os.utime(files[1], ns=(files[0].stat().st_mtime_ns + 10**9,) * 2)
     cache = tmp_path / PORTS_CACHE
     first = PortClaims(cache).scan(files)
-    assert first["shop"] == {"dev": [f"cart/dev ({files[1]})"]}
+    assert first == {"cart": {"dev": [f"shop/dev ({files[0]}, the first to claim it)"]}}
     assert json.loads(cache.read_text())  # what a worker's scan starts from
     with mock.patch("deployflow.catalog.claims.read_yaml", side_effect=AssertionError("read again")):
         assert PortClaims(cache).scan(files) == first

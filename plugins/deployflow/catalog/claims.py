@@ -1,9 +1,11 @@
 """What one catalog file can claim that another also claims: an environment's front port on 127.0.0.1.
 
 Each service's DAG is built from its own file alone, so the one rule that spans files is checked here,
-once per catalog scan, and handed to each service as data: both services that claim a port get an
-error naming the other's file (neither can be deployed safely until one moves), every other service
-none. Files are read raw (no validation: a broken file's own DAG says what is wrong with it, but
+once per catalog scan, and handed to each service as data: the file that claimed a port first keeps it,
+and each later claimant gets an error naming the first one's file (a new team's file can break no one
+else's release), every other service none. A file's first appearance is recorded with its claims (its
+mtime when first scanned, kept across edits), so "first" does not change when the older file is edited.
+Files are read raw (no validation: a broken file's own DAG says what is wrong with it, but
 the ports it claims still count), and a scan re-reads only the files whose size or mtime changed
 since the last (``PortClaims`` keeps them, and can keep them in a JSON file between processes).
 """
@@ -31,15 +33,27 @@ def front_ports(raw: Any) -> dict[str, int]:
             if isinstance(env, Mapping) and isinstance(env.get("port"), int) and not isinstance(env["port"], bool)}
 
 
-def shared_ports_of(claims: Mapping[str, Mapping[str, int]], files: Mapping[str, str]) -> dict[str, dict[str, list[str]]]:
-    """For each service that shares a port: environment -> who else claims it ("other/prod (path)")."""
+def shared_ports_of(claims: Mapping[str, Mapping[str, int]], files: Mapping[str, str],
+                    first_seen: Mapping[str, int] | None = None) -> dict[str, dict[str, list[str]]]:
+    """For each service that claims a port another claimed first: environment -> who holds it ("other/prod (path)").
+
+    :param first_seen: when each service's file first appeared (any ordered stamp); the earliest claimant of a
+        port keeps it (by name where two appeared at once). Absent: every claimant of a shared port is refused.
+    """
     owners: dict[int, list[tuple[str, str]]] = {}
     for service, ports in sorted(claims.items()):
         for env, port in sorted(ports.items()):
             owners.setdefault(port, []).append((service, env))
     shared: dict[str, dict[str, list[str]]] = {}
     for port, claimants in owners.items():
-        if len(claimants) < 2:
+        if len({service for service, _ in claimants}) < 2:
+            continue
+        if first_seen is not None:
+            first = min(claimants, key=lambda c: (first_seen.get(c[0], 0), c[0]))[0]
+            holders = [(s, e) for s, e in claimants if s == first]
+            for service, env in claimants:
+                if service != first:
+                    shared.setdefault(service, {})[env] = [f"{s}/{e} ({files[s]}, the first to claim it)" for s, e in holders]
             continue
         for service, env in claimants:
             shared.setdefault(service, {})[env] = [
@@ -64,35 +78,39 @@ class PortClaims:
 
     def __init__(self, cache_file: Path | None = None) -> None:
         self.cache_file = cache_file
-        self._seen: dict[str, tuple[list[int], dict[str, int]]] = {}
+        # path -> ([mtime_ns, size], ports by environment, first appearance (the mtime_ns when first scanned))
+        self._seen: dict[str, tuple[list[int], dict[str, int], int]] = {}
         if cache_file is not None and cache_file.is_file():
             try:
-                self._seen = {k: (list(v[0]), dict(v[1])) for k, v in json.loads(cache_file.read_text()).items()}
+                self._seen = {k: (list(v[0]), dict(v[1]), int(v[2] if len(v) > 2 else v[0][0]))
+                              for k, v in json.loads(cache_file.read_text()).items()}
             except (ValueError, TypeError, IndexError, AttributeError):
-                self._seen = {}  # a damaged cache is only a slower scan
+                self._seen = {}  # a damaged cache is only a slower scan (and first appearances by mtime again)
 
     def scan(self, files: Sequence[Path]) -> dict[str, dict[str, list[str]]]:
-        """Shared ports by service (file stem): environment -> the other claims (see ``shared_ports_of``)."""
-        seen: dict[str, tuple[list[int], dict[str, int]]] = {}
+        """Ports claimed first by another service, by service (file stem): environment -> the holder."""
+        seen: dict[str, tuple[list[int], dict[str, int], int]] = {}
         for path in files:
             try:
                 stat = path.stat()
             except FileNotFoundError:
                 continue  # removed while scanning: no longer a claim
             key, stamp = str(path), [stat.st_mtime_ns, stat.st_size]
-            if key in self._seen and self._seen[key][0] == stamp:
-                seen[key] = self._seen[key]
+            earlier = self._seen.get(key)
+            if earlier and earlier[0] == stamp:
+                seen[key] = earlier
                 continue
             try:
                 raw = read_yaml(path.read_text())
             except (OSError, UnicodeDecodeError, ConfigError):
                 raw = None  # its own DAG file shows the error
-            seen[key] = (stamp, front_ports(raw))
+            seen[key] = (stamp, front_ports(raw), earlier[2] if earlier else stat.st_mtime_ns)
         changed = seen != self._seen
         self._seen = seen
         if changed and self.cache_file is not None:
             write_atomically(self.cache_file, json.dumps(seen, sort_keys=True))
-        return shared_ports_of({Path(k).stem: v[1] for k, v in seen.items()}, {Path(k).stem: k for k in seen})
+        return shared_ports_of({Path(k).stem: v[1] for k, v in seen.items()}, {Path(k).stem: k for k in seen},
+                               {Path(k).stem: v[2] for k, v in seen.items()})
 
 
 def write_atomically(path: Path, text: str) -> None:
