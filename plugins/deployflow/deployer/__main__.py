@@ -91,7 +91,9 @@ def _note_failure(rollout: Rollout | None, step: str, exc: DeployflowError) -> N
 
 def _service(service_file: str | None) -> Service:
     if service_file:
-        return load_service(Path(service_file))
+        # The task that started this step checked the service's grants just before (deployer_step.check_grants);
+        # the grants file is the platform's, on Airflow's side, never mounted here.
+        return load_service(Path(service_file), check_grants=False)
     text = os.environ.get("DEPLOYFLOW_SERVICE_YAML")
     if not text:
         raise ConfigError("--service-file", "is required (or the catalog entry's text in $DEPLOYFLOW_SERVICE_YAML)")
