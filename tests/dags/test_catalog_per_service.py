@@ -39,12 +39,16 @@ def test_a_bad_file_fails_its_own_dag_only_naming_its_file_and_field(tmp_path):
     write(tmp_path, service("shop", 18900))
     write(tmp_path, service("cart", 18910))
     bad = write(tmp_path, service("pay", 18920, strategy="bluegreen"))
+    greedy = write(tmp_path, service("till", 18930, config={"secrets": {"DB": {"connection": "billing_db"}}}))
     result = import_in_subprocess(tmp_path)
     assert sorted(result["dags"]) == ["release_cart", "release_shop"]
-    assert list(result["errors"]) == ["release_pay.py"]
+    assert sorted(result["errors"]) == ["release_pay.py", "release_till.py"]
     error = result["errors"]["release_pay.py"]
     assert f"{bad.resolve()}: environments.prod.strategy: 'bluegreen' is not valid" in error
     assert "'rolling', 'canary', 'blue-green'" in error
+    # A file naming what its service is not granted is refused by the dag-processor the same way (tests/grants.yaml).
+    assert (f"{greedy.resolve()}: environments.prod.config.secrets.DB.connection: names the connection 'billing_db', "
+            "which till is not granted") in result["errors"]["release_till.py"]
     assert_one_dag_or_error_per_catalog_file(tmp_path, result)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
 from docker.errors import NotFound
 
 from deployflow.client import AirflowClient
@@ -141,3 +142,18 @@ def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, 
         stopped.set()
         events.close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def configured(catalog: Path, environment: str, config: dict) -> Iterator[None]:
+    """sample-app's ``environment`` with ``config`` for the length of the block (every task reads the catalog when it
+    starts), then the file as it was."""
+    path = catalog / "sample-app.yaml"
+    original = path.read_text()
+    entry = yaml.safe_load(original)
+    entry["environments"][environment]["config"] = config
+    path.write_text(yaml.safe_dump(entry))
+    try:
+        yield
+    finally:
+        path.write_text(original)

@@ -14,23 +14,22 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from deployflow.configuration import config_version_of
 from deployflow.ledger import Ledger, default_url
 from deployflow.analysis.loadgen import LoadGenerator, Sample
-from tests.e2e.harness import DAG_ID, PORTS, PROMETHEUS_PORT, app_containers, log_text, release, release_together, served_version
+from tests.e2e.harness import (
+    DAG_ID, PORTS, PROMETHEUS_PORT, app_containers, configured, log_text, release, release_together, served_version,
+)
 
 pytestmark = pytest.mark.e2e
 
-CONNECTION = "e2e_sample_api"
+CONNECTION = "sample_app_api"  # named after the service: granted to it without a grants file
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +55,6 @@ def api_secret(airflow) -> Iterator[str]:
     assert created.status_code in (200, 201), created.text
     yield value
     airflow.session.delete(f"{airflow.base_url}/api/v2/connections/{CONNECTION}", timeout=30)
-
-
-@contextmanager
-def configured(catalog: Path, environment: str, config: dict) -> Iterator[None]:
-    path = catalog / "sample-app.yaml"
-    original = path.read_text()
-    entry = yaml.safe_load(original)
-    entry["environments"][environment]["config"] = config
-    path.write_text(yaml.safe_dump(entry))
-    try:
-        yield
-    finally:
-        path.write_text(original)
 
 
 def front(environment: str, path: str = "/") -> dict:
