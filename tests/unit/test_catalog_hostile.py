@@ -144,3 +144,15 @@ def test_the_suite_command_is_never_rendered_as_a_template():
     suite.render_template_fields({})
     assert "--cov={{ 7 * 7 }}" in suite.command  # the catalog's value, as written
     assert (suite.image, suite.mounts[0]["Source"]) == ("img:4", "/tmp/42")  # the platform's own fields still render
+
+
+@pytest.mark.parametrize(("where", "value", "error"), [
+    ("description", "release \u202eppa", "description: 'release \\u202eppa' is not valid; must be one line of visible text"),
+    ("owner", "team\nINFO fake log line", "owner: 'team\\nINFO fake log line' is not valid; must be one line"),
+    ("build.args", {"A B": "x"}, "build.args.A B: is not a valid build-arg name"),
+    ("build.args", {"TOKEN": "a\nb"}, "build.args.TOKEN: 'a\\nb' is not valid; must be one line"),
+])
+def test_free_text_fields_have_a_pattern(where, value, error):
+    with pytest.raises(ConfigError) as refused:
+        parse_service(shop_with(where, value))
+    assert error in str(refused.value)

@@ -41,6 +41,9 @@ QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?")
 HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 CONNECTION_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 # A Celery queue a worker can name on its command line: `airflow celery worker -q a,b` splits on commas.
+# One line of visible text (a description, an owner): no control or format character (bidi overrides), 200 at most.
+ONE_LINE = re.compile(r"[^\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]{0,200}")
+BUILD_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 

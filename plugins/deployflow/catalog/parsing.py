@@ -22,12 +22,14 @@ from deployflow.catalog.notifications import parse_channels
 from deployflow.catalog.judging import analysis, post_promotion
 from deployflow.catalog.model import (
     Approval,
+    BUILD_ARG,
     CONNECTION_ID,
     DEFAULT_STRATEGY,
     DNS_LABEL,
     ENVIRONMENTS,
     HOSTNAME,
     HTTP_PATH,
+    ONE_LINE,
     ON_FINISH_ACTIONS,
     PLATFORMS,
     SERVICE_NAME,
@@ -76,6 +78,9 @@ def refuse_templates(raw: Any, path: str = "") -> None:
                               "template (Airflow would render it with every Connection and Variable in reach)")
 
 
+ONE_LINE_HINT = "must be one line of visible text, at most 200 characters"
+
+
 def parse_service(raw: Any) -> Service:
     """Validate one catalog document; raises :class:`ConfigError` with the field's path."""
     refuse_templates(raw)
@@ -88,8 +93,8 @@ def parse_service(raw: Any) -> Service:
         raise ConfigError(top.at("nightly.environment"), one_of(nightly.environment, tuple(environments)))
     return Service(
         name=name,
-        description=top.string("description", ""),
-        owner=top.string("owner", ""),
+        description=top.string("description", "", pattern=ONE_LINE, hint=ONE_LINE_HINT),
+        owner=top.string("owner", "", pattern=ONE_LINE, hint=ONE_LINE_HINT),
         port=top.integer("port", 8000, low=1024, high=65535),
         source=source(top.required("source"), top.at("source")),
         build=_build(top.get("build", {}), top.at("build")),
@@ -105,6 +110,11 @@ def _build(raw: Any, path: str) -> Build:
     args = f.get("args", {}) or {}
     if not isinstance(args, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in args.items()):
         raise ConfigError(f.at("args"), "must be a mapping of build-arg names to strings")
+    for name, value in args.items():
+        if not BUILD_ARG.fullmatch(name):
+            raise ConfigError(f"{f.at('args')}.{name}", "is not a valid build-arg name; use letters, digits and '_'")
+        if isinstance(value, str) and not ONE_LINE.fullmatch(value):
+            raise ConfigError(f"{f.at('args')}.{name}", f"{shown(value)} is not valid; {ONE_LINE_HINT}")
     return Build(
         dockerfile=f.relative_path("dockerfile", "Dockerfile", inside="the build context"),
         args={k: str(v) for k, v in args.items()},
