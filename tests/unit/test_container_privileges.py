@@ -126,6 +126,7 @@ def test_the_release_dag_tests_the_built_image_by_its_id(tmp_path):
 def test_a_build_has_no_network_for_its_run_steps():
     # The build API takes no cap_drop: RUN steps keep NET_RAW, so they get no network to sniff.
     assert build_kwargs(ImageSpec("/ctx", "Dockerfile", "shop", "v1"))["network_mode"] == "none"
+    assert build_kwargs(ImageSpec("/ctx", "Dockerfile", "shop", "v1", network="host"))["network_mode"] == "host"  # granted
 
 
 @pytest.mark.parametrize(("image", "absent", "expected", "pulls"), [

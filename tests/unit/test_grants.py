@@ -246,3 +246,12 @@ def test_the_shipped_catalogs_load_with_no_grants_written(monkeypatch):
     # The Kubernetes sample names its clusters' connections: its example grants file beside it grants them.
     assert load_service(root / "include" / "k8s" / "services" / "sample-app.yaml").name == "sample-app"
 
+
+
+def test_builds_get_the_network_only_where_granted(catalog):
+    write(catalog, SHOP, {"teams": {"web": {"services": ["shop"], "build_network": "host"}}})
+    assert load_grants(catalog).of("shop").build_network == "host"
+    assert load_grants(catalog).of("cart").build_network == "none"
+    with pytest.raises(ConfigError, match="teams.web.build_network: 'bridge' is not valid; valid values are 'none', 'host'"):
+        write(catalog, SHOP, {"teams": {"web": {"services": ["shop"], "build_network": "bridge"}}})
+        load_grants(catalog)

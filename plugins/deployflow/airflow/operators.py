@@ -146,7 +146,7 @@ class ImageBuildOperator(BaseOperator):
             # image_spec refuses a context or Dockerfile outside the checkout before any Docker call.
             spec = build.image_spec(
                 self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
-                base_image=base_image, registry=registry,
+                base_image=base_image, registry=registry, network=require_grants(self.service).build_network,
             )
             client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
             built = build.build_image(client, spec)

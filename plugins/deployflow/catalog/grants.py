@@ -20,6 +20,7 @@ No file means the defaults only::
         kubernetes: {connections: [k8s_prod], namespaces: [payments-*], service_accounts: [payments-deployer]}
         repositories: ["https://git.example.com/payments/"]   # URL or absolute path prefixes
         deployers: {prod: [alice, bob]}                       # who may release to an environment
+        build_network: host           # its builds' RUN steps on the host's network (default: none)
     teams:
       payments:                       # the same grants for every service of a team
         services: [checkout, billing]   # names, or prefixes ending in '*' ("*": every service)
@@ -70,6 +71,7 @@ class Grant:
 
     patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     deployers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    build_network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class ServiceGrants:
             "kubernetes.namespaces": (name, f"{name}-*"),
             "kubernetes.service_accounts": ("deployflow-deployer", name, f"{name}-*"),
         }.get(kind, ())
+
+    @property
+    def build_network(self) -> str:
+        """The network of the service's builds: ``host`` where an entry grants it, else ``none``."""
+        return "host" if any(g.build_network == "host" for _, g in self.entries) else "none"
 
     def deployers(self, environment: str) -> tuple[str, ...] | None:
         """Who may release to ``environment``; None when no entry restricts it."""
@@ -221,7 +228,8 @@ def parse_grants(raw: Any, source: str) -> Grants:
     return Grants(source=source, services=services, teams=teams)
 
 
-_GRANT_FIELDS = ("connections", "variables", "docker_hosts", "queues", "kubernetes", "repositories", "deployers")
+_GRANT_FIELDS = ("connections", "variables", "docker_hosts", "queues", "kubernetes", "repositories", "deployers",
+                 "build_network")
 
 
 def _named_entries(top: Fields, key: str) -> list[tuple[str, Any]]:
@@ -256,7 +264,7 @@ def _grant(raw: Any, path: str) -> Grant:
             raise ConfigError(f"{f.at('deployers')}.{env}", f"unknown environment; valid values are {', '.join(ENVIRONMENTS)}")
         users[env] = Fields({"users": names}, f.at("deployers"), ("users",)).strings(
             "users", pattern=_USER, hint=f"must be an Airflow user name, or {SCHEDULE}")
-    return Grant(patterns=patterns, deployers=users)
+    return Grant(patterns=patterns, deployers=users, build_network=f.choice("build_network", ("none", "host"), "none"))
 
 
 def _matches(pattern: str, value: str) -> bool:

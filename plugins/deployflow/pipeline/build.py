@@ -35,7 +35,7 @@ _ENGINE_ERROR_MAX = 300  # characters of an engine error quoted in the task's on
 # What a call to the engine may raise besides a build step's own error: the engine's HTTP errors
 # (APIError), no engine or a timeout (requests), a Dockerfile the SDK cannot read (OSError).
 ENGINE_ERRORS = (DockerException, requests.RequestException, OSError)
-BUILD_NETWORK = "none"  # a build's RUN steps: no network (see build_kwargs)
+BUILD_NETWORK = "none"  # a build's RUN steps: no network (see build_kwargs), unless the service is granted "host"
 
 
 class EngineClient(Protocol):
@@ -55,6 +55,7 @@ class ImageSpec:
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     timeout_s: int = 900
+    network: str = BUILD_NETWORK  # "host" where the grants give the service's builds the network
 
     @property
     def ref(self) -> str:
@@ -69,6 +70,7 @@ def image_spec(
     build_type: str,
     base_image: str,
     registry: str | None = None,
+    network: str = BUILD_NETWORK,
 ) -> ImageSpec:
     """What to build: ``<registry>/<service>:<short-sha>`` with commit, branch and build type as args."""
     if build_type not in BUILD_TYPES:
@@ -96,6 +98,7 @@ def image_spec(
         build_args=args,
         labels=labels,
         timeout_s=service.build.timeout_s,
+        network=network,
     )
 
 
@@ -144,8 +147,9 @@ def build_kwargs(spec: ImageSpec) -> dict[str, Any]:
         "labels": dict(spec.labels),
         # The build API takes no cap_drop: RUN steps keep the engine's default capabilities, NET_RAW among them,
         # which on the host's network would read every loopback exchange (tokens, passwords). Without a network
-        # of their own (no bridge on the hosts we target) they get none: a step that downloads fails.
-        "network_mode": BUILD_NETWORK,
+        # of their own (no bridge on the hosts we target) they get none: a step that downloads fails, unless the
+        # platform team grants the service's builds the host's network (grants: build_network: host).
+        "network_mode": spec.network,
         "container_limits": {"memory": int(quantity(BUILD_MEMORY)), "memswap": int(quantity(BUILD_MEMORY))},  # no swap
         "rm": True,
         "forcerm": True,
