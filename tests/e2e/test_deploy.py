@@ -223,7 +223,8 @@ ROLES = {"app", "proxy", "deployer", "test", "load"}  # every kind of container 
 
 def assert_least_privilege(inspected: dict[str, dict], *, shared_state: str) -> None:
     """No capability, no new privileges, limits, an image by ID or digest, and a user that is not root (the deployer
-    and the proxy: the owner of the state they share with Airflow, root only where Airflow runs as root)."""
+    and the proxy: the owner of the state they share with Airflow, handed over to the deployer image's user where
+    Airflow runs as root, as here)."""
     assert not [c for c in inspected.values() if c.get("missed")], "a container was gone before it could be inspected"
     assert {c["Config"]["Labels"].get("io.deployflow.role") for c in inspected.values()} == ROLES, inspected.keys()
     for c in inspected.values():
@@ -233,11 +234,10 @@ def assert_least_privilege(inspected: dict[str, dict], *, shared_state: str) -> 
         assert "no-new-privileges" in (host["SecurityOpt"] or []), where
         assert not host["Privileged"] and host["Memory"] > 0 and host["PidsLimit"] > 0, where
         assert config["Image"].startswith("sha256:") or "@sha256:" in config["Image"], (where, config["Image"])
+        assert config["User"] not in ("", "0", "root") and not config["User"].startswith(("0:", "root:")), (
+            where, config["User"])
         if role in ("deployer", "proxy"):
             assert config["User"] == shared_state, (where, config["User"])
-        else:
-            assert config["User"] not in ("", "0", "root") and not config["User"].startswith(("0:", "root:")), (
-                where, config["User"])
 
 
 def test_rolling_replaces_every_replica_checking_health_per_batch(airflow, docker_client, sample_repo, live):

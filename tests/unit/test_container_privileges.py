@@ -95,7 +95,8 @@ def run(kind, tmp_path, monkeypatch) -> tuple[str, dict[str, Any]]:
     (instance, image_id("reg/shop:v2"), 128 * MiB, 100, None),  # the catalog's resources; the image's own user
     (proxy, image_id("deployflow/haproxy:2"), 256 * MiB, 256, ME),  # the owner of its directory
     (load, image_id("deployflow/deployer:abc"), 256 * MiB, 64, None),  # the deployer image's user: not root
-    (deployer, "sha256:deployer", 512 * MiB, 256, ME),  # the owner of the state directory
+    (deployer, "sha256:deployer", 512 * MiB, 256, "10002:10002" if os.geteuid() == 0 else ME),  # the state's owner
+    # (handed over to the deployer image's user where Airflow is root: see the last test)
     (suite, "sha256:built", 2048 * MiB, 1024, None),  # the built image by ID, as its own user
     (coverage_gate, "sha256:built", 2048 * MiB, 1024, None),
 ])
@@ -152,3 +153,19 @@ def test_the_release_dags_test_containers_carry_the_stack_label(tmp_path, monkey
     dag = release_dag(SERVICE, tmp_path / "shop.yaml")
     for task_id in ("test.unit", COVERAGE_GATE, "prepare"):
         assert dag.get_task(task_id).labels["io.deployflow.stack"] == "e2e"  # the e2e finds every container by it
+
+
+def test_the_state_is_handed_over_to_the_release_user_where_airflow_is_root(tmp_path):
+    """The deployer and its proxy never run as root: what root wrote in the state (a configuration, a recovery's
+    record) is chowned to the deployer image's user before a step; the stack's Prometheus data are left alone."""
+    from deployflow.platforms.hardening import RELEASE_USER, release_user
+
+    assert os.geteuid() == 0, "the suite runs as root here (CI's dockerd needs it): this is the root case"
+    (tmp_path / "config" / "e2e-shop-prod").mkdir(parents=True)
+    written = tmp_path / "config" / "e2e-shop-prod" / "abc.json"
+    written.write_text("{}")
+    written.chmod(0o600)
+    (tmp_path / "prometheus" / "data").mkdir(parents=True)
+    assert release_user(tmp_path) == "%d:%d" % RELEASE_USER
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (tmp_path, written.parent, written)} == {RELEASE_USER}
+    assert (tmp_path / "prometheus" / "data").stat().st_uid == 0

@@ -33,7 +33,7 @@ from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.errors import StageFailed
 from deployflow.pipeline.registry import auth_config, pull_image
 from deployflow.platforms.config_files import ConfigFiles
-from deployflow.platforms.hardening import DEPLOYER_LIMITS, owner, socket_group
+from deployflow.platforms.hardening import DEPLOYER_LIMITS, release_user, socket_group
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,7 +51,8 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
     """One deployer step in a container of the deployer image on the environment's Docker engine (see
     DeployerStep for the parameters); the service's catalog file is mounted read-only into it.
 
-    It runs as the owner of the state directory (``hardening.owner``: Airflow's user, whose files it shares)
+    It runs as the owner of the state directory (``hardening.release_user``: Airflow's user, whose files it shares,
+    or the deployer image's user where Airflow runs as root)
     in the Docker socket's group, never with a capability. The socket is root's on the host: whoever holds
     it can start any container, so the deployer runs only the deployer image, by ID, and reads a catalog
     file as data.
@@ -91,10 +92,10 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         check_grants(self.step, self.service)
         self.use_engine(engine(self.service, self.environment_name))
         state_dir().mkdir(parents=True, exist_ok=True)
-        self.user = owner(state_dir())
-        self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
+        self.user = release_user(state_dir())  # after prepare wrote the configuration it reads
+        self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         if self.step == "prepare":
             self.pull_release_image()
         begin_step(self.step, context)

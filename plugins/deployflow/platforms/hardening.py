@@ -63,11 +63,34 @@ def hardening(limits: Limits, *, user: str | None = None, group_add: tuple[int, 
 
 
 def owner(path: str | Path) -> str:
-    """``uid:gid`` of ``path``'s owner. The deployer and the proxy share the state directory with Airflow, whose
-    files there are private to its user (0700, 0600): they run as that user, with exactly its access, and as
-    root only where Airflow itself runs as root (then still without a capability)."""
+    """``uid:gid`` of ``path``'s owner: who the proxy runs as, beside the deployer that made its directory."""
     info = os.stat(path)
     return f"{info.st_uid}:{info.st_gid}"
+
+
+RELEASE_USER = (10002, 10002)  # the deployer image's USER (include/images/deployer/Dockerfile)
+NOT_HANDED_OVER = ("prometheus",)  # the stack's Prometheus writes its data as root, and only it reads them
+
+
+def release_user(state: Path) -> str:
+    """``uid:gid`` the deployer runs as: the owner of the state directory it shares with Airflow (whose files
+    there are private to their owner: 0700, 0600), so it has exactly Airflow's access to them.
+
+    Where Airflow runs as root, the state is first handed over to :data:`RELEASE_USER`: the directory and what
+    root wrote in it since (prepare's configurations, a recovery's records and proxy files) are chowned to it,
+    so the deployer and the proxy it starts never run as root; root (Airflow) keeps its access regardless. A
+    non-root Airflow owns the state itself and changes nothing.
+    """
+    if os.geteuid() == 0:
+        uid, gid = RELEASE_USER
+        for directory, subdirectories, files in os.walk(state):
+            if directory == str(state):
+                subdirectories[:] = [d for d in subdirectories if d not in NOT_HANDED_OVER]
+            for path in (directory, *(os.path.join(directory, f) for f in files)):
+                info = os.lstat(path)
+                if (info.st_uid, info.st_gid) != RELEASE_USER:
+                    os.lchown(path, uid, gid)
+    return owner(state)
 
 
 def socket_group(path: str) -> tuple[int, ...]:
