@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from deployflow.catalog import GIT_REF_PATTERN, STRATEGIES, Service, check_git_ref
+from deployflow.catalog.parsing import TEMPLATE_MARKERS
 from deployflow.catalog.refs import MAX_LENGTH as GIT_REF_MAX
 from deployflow.errors import ConfigError, one_of
 
@@ -30,8 +31,9 @@ REASON_REFUSED_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 # The form's share of that rule, for Airflow's JSON-schema check before a run exists: the C0/C1 controls,
 # the bidi and zero-width characters, the separators. (The first task checks every category above.)
 # '$(?!\n)': the end of the text for Python's re.search too, whose '$' also matches before a final newline.
+# No '{{', '{%' or '{#' either: a reason is data, never a template, wherever it is shown (as a catalog value).
 REASON_PATTERN = (
-    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$(?!\n)"
+    r"^(?!.*\{[{%#])[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$(?!\n)"
 )
 
 
@@ -180,4 +182,7 @@ def _reason(reason: Any, field: str) -> str:
             name = unicodedata.name(char, "a control character")
             raise ConfigError(field, f"contains U+{ord(char):04X} ({name}, category {category}); "
                                      "a reason is one line of visible text")
+    marker = next((m for m in TEMPLATE_MARKERS if m in reason), None)
+    if marker:
+        raise ConfigError(field, f"contains {marker!r}; a reason is data, never a template")
     return reason

@@ -14,7 +14,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from deployflow.airflow.operators import ResolveReleaseOperator
 from deployflow.airflow.task_ids import REFUSED
 from deployflow.catalog import load_catalog, load_service
-from deployflow.catalog.grants import GRANTS_ENV, load_grants, parse_grants
+from deployflow.catalog.grants import GRANTS_ENV
+from deployflow.catalog.grants_file import load_grants, parse_grants
 from deployflow.errors import ConfigError
 from deployflow.pipeline.checkout import credentials_env, run_git
 from tests.unit.test_resolve_task import RunTI, context

@@ -49,6 +49,8 @@ REFUSED = [
      "params.environment: is required (only the nightly schedule may leave it out); valid values are 'dev', 'prod'"),
     ({"environment": "dev", "colour": "blue"},
      "params.colour: unknown parameter; valid ones are environment, git_ref, strategy, reason, promote_from, freeze_override"),
+    ({"environment": "dev", "reason": "see {{ conn.billing_db.password }}"},
+     "params.reason: contains '{{'; a reason is data, never a template"),
     ({"environment": "dev", "reason": "ok\u202e"},
      "params.reason: contains U+202E (RIGHT-TO-LEFT OVERRIDE, category Cf); a reason is one line of visible text"),
 ]

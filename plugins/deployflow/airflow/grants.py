@@ -6,7 +6,8 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployflow.catalog import Service, catalog_dir
-from deployflow.catalog.grants import ServiceGrants, check_service, load_grants
+from deployflow.catalog.grants import ServiceGrants, check_service
+from deployflow.catalog.grants_file import load_grants
 from deployflow.errors import ConfigError
 
 

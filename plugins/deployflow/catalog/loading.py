@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from deployflow.catalog.documents import MAX_FILE_BYTES, read_yaml
-from deployflow.catalog.grants import Grants, check_service, load_grants
+from deployflow.catalog.grants import Grants, check_service
+from deployflow.catalog.grants_file import load_grants
 from deployflow.catalog.model import Service
 from deployflow.catalog.parsing import parse_service
 from deployflow.errors import ConfigError
