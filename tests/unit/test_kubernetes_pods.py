@@ -119,6 +119,10 @@ def test_every_deployer_pod_is_valid_and_runs_the_step_in_its_environment(step, 
     assert parse_service(yaml.safe_load(env["DEPLOYFLOW_SERVICE_YAML"])) == SERVICE
     assert env["DEPLOYFLOW_RESULT_FILE"] == "/airflow/xcom/return.json"
     assert base["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    for container in (base, sidecar):  # least privilege, as on a Docker host: no root, no capability, no escalation
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] and context["runAsUser"] != 0, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
     assert spec["restartPolicy"] == "Never"
     assert [v["name"] for v in spec["volumes"]] == ["xcom"] and "emptyDir" in spec["volumes"][0]  # no host path, no Docker socket
 

@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from kubernetes.client import AppsV1Api, ApiException
 from kubernetes.client import models as k8s
 
+from deployflow.platforms.hardening import RELEASE_USER
 from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
     DeployerStep,
@@ -69,6 +70,17 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
             "labels": {f"{LABEL_GROUP}/role": "deployer", f"{LABEL_GROUP}/service": service.name, f"{LABEL_GROUP}/step": step},
             "container_resources": k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "128Mi"},
                                                               limits={"memory": "256Mi"}),
+            # The least privilege of every release container (platforms/hardening.py), as Kubernetes says it: the
+            # deployer image's own non-root user, no capability, no privilege escalation, the runtime's seccomp.
+            "container_security_context": {
+                "runAsNonRoot": True, "runAsUser": RELEASE_USER[0], "runAsGroup": RELEASE_USER[1],
+                "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "xcom_sidecar_container_security_context": {
+                "runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "get_logs": True,
             "do_xcom_push": True,
             # The trigger's failure path pushes a failed step's result as its XCom, and
