@@ -74,7 +74,8 @@ celery-up: venv images ## the scale-out setup: PostgreSQL, Redis, Airflow's proc
 celery-down: ## stop what celery-up started
 	@if [ -x $(PY) ]; then $(PY) -m deployflow.stack.celery down; fi
 
-clean: demo-down celery-down ## remove the venv and Airflow state (images and the registry volume stay)
+clean: demo-down celery-down ## remove the venv, Airflow state and the registry container (images and the registry volume stay)
+	@if [ -x $(PY) ]; then $(PY) -m deployflow.stack down --home $(AIRFLOW_HOME) --with-registry; fi
 	rm -rf $(VENV) .airflow .airflow-test .workspace .celery
 
 bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, overhead (prints figures)

@@ -191,3 +191,17 @@ def test_make_demo_prints_no_password():
     dry = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "--password-file" in dry  # the client still reads it from its file
     assert not re.search(r"\$\([^)]*deployflow\.stack password", dry), "the demo echoes the password into its log"
+
+
+@pytest.mark.parametrize(("argv", "registry_removed"), [([], False), (["--with-registry"], True)])
+def test_a_stacks_down_leaves_the_hosts_registry_unless_asked(tmp_path, monkeypatch, argv, registry_removed):
+    """The registry serves every stack on the host: the demo's down must not break a test run's builds."""
+    from deployflow.stack import __main__ as stack_cli
+
+    done = []
+    monkeypatch.setattr(stack_cli, "airflow_down", lambda home: done.append("airflow"))
+    monkeypatch.setattr(stack_cli.docker, "from_env", lambda: "engine")
+    monkeypatch.setattr(stack_cli, "containers_down", lambda client, stack: done.append(f"containers of {stack}"))
+    monkeypatch.setattr(stack_cli, "registry_down", lambda client: done.append("registry"))
+    assert stack_cli.main(["down", "--home", str(tmp_path), *argv]) == 0
+    assert done == ["airflow", "containers of local", *(["registry"] if registry_removed else [])]

@@ -2,7 +2,7 @@
 processes and the release exporter, and their secrets.
 
     python -m deployflow.stack up   [--home .airflow] [--port 8080]
-    python -m deployflow.stack down [--home .airflow] [--keep-registry]
+    python -m deployflow.stack down [--home .airflow] [--with-registry]
     python -m deployflow.stack images
     python -m deployflow.stack password [--home .airflow]   (prints the admin password: for a terminal, not a log)
     python -m deployflow.stack.celery up|down|password [--top .celery] [--port 27080]   (the scale-out setup)

@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down", "images", "password"))
     parser.add_argument("--home", type=Path, default=ROOT / ".airflow", help="AIRFLOW_HOME of this stack")
     parser.add_argument("--port", type=int, default=8080, help="API server port (127.0.0.1)")
-    parser.add_argument("--keep-registry", action="store_true", help="down: leave the registry running")
+    # The registry is the host's, shared by every stack on it (make test's, a bench's, another checkout's): a stack's
+    # down leaves it; `make clean` asks for it to go too (its volume, the images pushed, stays).
+    parser.add_argument("--with-registry", action="store_true", help="down: remove the host's registry container too")
     args = parser.parse_args(argv)
     home = args.home.resolve()
     if args.command == "password":
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         airflow_down(home)
         client = docker.from_env()
         containers_down(client, "local")
-        if not args.keep_registry:
+        if args.with_registry:
             registry_down(client)
         return 0
     client = docker.from_env()
