@@ -4,6 +4,8 @@ tests/e2e/test_recover.py runs it for real)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import docker
 import pytest
 
@@ -213,3 +215,28 @@ def test_recover_brings_back_only_the_services_of_the_docker_host_it_runs_on(tmp
     assert done == brought
     assert all(o.ok for o in outcomes)
     assert {o.service: o.line for o in outcomes if o.service not in brought} == left
+
+
+@pytest.mark.parametrize("given", [None, "relative-state"])
+def test_recover_works_from_any_working_directory(given, tmp_path, monkeypatch):
+    """Its state is absolute before anything reads it: the default is the checkout's .state (Airflow's), a relative
+    --state is from where it runs; the proxy's container mounts it by that path."""
+    shipped = Path(__file__).resolve().parents[2] / "include" / "services"
+    monkeypatch.delenv("DEPLOYFLOW_STATE", raising=False)
+    monkeypatch.setenv("DEPLOYFLOW_CATALOG", str(shipped))
+    monkeypatch.setenv("DEPLOYFLOW_HOME", str(tmp_path / "checkout"))
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def ledger(url):
+        seen.append(url)
+        raise Stop
+
+    monkeypatch.setattr(recovering, "Ledger", ledger)
+    with pytest.raises(Stop):
+        recovering.main(["--environment", "dev", *(["--state", given] if given else [])])
+    expected = tmp_path / given if given else tmp_path / "checkout" / ".state"
+    assert seen == [f"sqlite:///{expected}/ledger.db"]

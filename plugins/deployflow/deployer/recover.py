@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from deployflow import health
-from deployflow.catalog import Service, load_catalog
+from deployflow.catalog import Service, load_catalog, project_root
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
@@ -214,14 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--environment", required=True)
     parser.add_argument("--service", help="only this service (default: every service of the catalog in the environment)")
     parser.add_argument("--catalog", type=Path, help="the catalog directory (default $DEPLOYFLOW_CATALOG, else include/services)")
-    parser.add_argument("--state", type=Path, default=Path(os.environ.get("DEPLOYFLOW_STATE") or ".state"),
-                        help="the state directory (default $DEPLOYFLOW_STATE, else .state)")
+    parser.add_argument("--state", type=Path, help="the state directory (default $DEPLOYFLOW_STATE, else .state in the "
+                        "deployflow checkout, as Airflow's; a relative one is from the working directory)")
     parser.add_argument("--stack", default=os.environ.get("DEPLOYFLOW_STACK", "local"), help="container names' prefix (default $DEPLOYFLOW_STACK, else local)")
     parser.add_argument("--docker-host", help="the connection id of the docker_host this machine is (default: the "
                         "local engine, for the environments that name none)")
     parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
                         help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # Absolute before anything uses it: the proxy's container mounts it by this path, from wherever this runs.
+    args.state = (args.state or Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state")).absolute()
     started = time.monotonic()
     try:
         services = _services(load_catalog(args.catalog), args.environment, args.service)
