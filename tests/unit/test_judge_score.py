@@ -135,7 +135,7 @@ def interval(baseline: tuple, canary: tuple) -> list[Classification]:
         (BUSY, IDLE, "no request reached v2 in the window judged"),
         (IDLE, IDLE, "no request reached v2 in the window judged"),
         (IDLE, BUSY, "v1 had no request to compare v2 with"),
-        (FEW, FEW, "too few requests to judge"),
+        (FEW, FEW, "no metric had data to judge"),  # the metrics' reasons: too few values, too little traffic
     ],
 )
 def test_an_interval_with_nothing_to_judge_is_nodata_never_a_score(policy, baseline, canary, why):

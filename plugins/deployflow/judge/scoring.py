@@ -142,8 +142,8 @@ def _nothing_judged(by_metric: Mapping[str, Classification], sides: tuple[str, s
         why = f"no request reached {canary} in the window judged"
     elif all(c.n_baseline == 0 for c in by_metric.values()):
         why = f"{baseline} had no request to compare {canary} with"
-    else:
-        why = "too few requests to judge"
+    else:  # each metric's reason says why (too few values, NaNs)
+        why = "no metric had data to judge"
     reasons = [f"{RESULT_NODATA} ({why})", *(f"{m}: no data: {c.reason}" for m, c in by_metric.items())]
     return Verdict(math.nan, RESULT_NODATA, tuple(reasons), {}, tuple(by_metric.values()))
 
