@@ -241,7 +241,8 @@ def print_notes(rates: list[tuple[float, float]]) -> None:
           "these releases pass; +20 % is well clear of it.")
     print("- A/A: the threshold judge cannot fail a release whose mean stays under 0.5 s, so it never raises a "
           "false alarm here; ours stays within its budget (alpha 0.005 per metric, two metrics).")
-    print("- no traffic: ours labels both metrics nodata, which the default no-data policy 'fail' fails; the "
+    print("- no traffic: ours labels both metrics nodata and the interval nodata (no score, never a pass), which "
+          "the default no-data policy 'fail' fails; the "
           "threshold judge sees mean([]) = NaN and 0/0 = NaN, both comparisons are false, and it passes.")
     print("- NaN samples: ours drops them (nan_policy 'drop', said in the reason) and judges the rest; the "
           "threshold judge's mean is NaN, so a 2.5x slower canary passes.")

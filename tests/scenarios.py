@@ -103,8 +103,9 @@ def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_d
         # prod: blue-green, but a canary when asked (strategy param), with no load of its own
         "prod": {"port": ports["prod"], "replicas": 2, "strategy": "blue-green", "health": health,
                  "blue_green": {"scale_down_delay_s": scale_down_delay_s},
-                 # The watch after promotion (prod's default: on), short: it covers the scale-down delay.
-                 "post_promotion": {"duration_s": 10, "interval_s": 5},
+                 # The watch after promotion (prod's default: on), short: it covers the scale-down delay. As in
+                 # the shipped sample, prod has no traffic of its own: its watch says so and passes (no_data: pass).
+                 "post_promotion": {"duration_s": 10, "interval_s": 5, "no_data": "pass"},
                  "canary": {"steps": [50, 100], "pause_s": 2, "replicas": 1},
                  "analysis": {"interval_s": 4, "intervals": 2, "load_rate": 0, "no_data": "fail"}},
     }

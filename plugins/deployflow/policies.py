@@ -9,4 +9,7 @@ from __future__ import annotations
 
 DIRECTIONS = ("increase", "decrease", "either")  # which way a metric gets worse
 NODATA_POLICIES = ("fail", "pass", "extend")  # a metric with no data: fails, passes, or waits for more
+# The watch after promotion with no data: fails at once, passes, or holds the old version standing by and fails
+# back to it if no interval of the watch had data (the default: silence never promotes).
+WATCH_NODATA_POLICIES = ("fail", "pass", "hold")
 ENVIRONMENTS = ("dev", "staging", "prod")  # in the order a release is promoted through them

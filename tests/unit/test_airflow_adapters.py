@@ -278,6 +278,12 @@ class ReleaseTI:
          "canary analysis failed at interval 1: canary: 0 of 1 instance(s) running (and never restarted)"),
         ({"interval": 2, "result": "fail", "reasons": ["fail: score 50", "latency: high: the tail is heavier", "groups: x"]},
          "canary analysis failed at interval 2: fail: score 50; latency: high: the tail is heavier"),
+        # a nodata interval fails the analysis when its no-data policy says so, and only then
+        ({"interval": 1, "result": "nodata", "decision": "fail", "reasons": [
+            "nodata (no request reached the canary track in the window judged)", "error_rate: no data: no traffic"]},
+         "canary analysis failed at interval 1: nodata (no request reached the canary track in the window judged); "
+         "error_rate: no data: no traffic"),
+        ({"interval": 2, "result": "nodata", "decision": "pass", "final": True, "reasons": ["nodata (...)"]}, None),
     ],
 )
 def test_the_ledger_says_why_canary_analysis_failed_a_release(verdict, failure):

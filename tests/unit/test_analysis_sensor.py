@@ -129,7 +129,8 @@ def test_by_default_the_analysis_defers_to_the_triggerer_with_what_it_judges_and
     assert isinstance(trigger, CanaryAnalysisTrigger) and deferred.value.method_name == "execute_complete"
     assert trigger.serialize()[1] == {
         "judging": JUDGING.to_dict(),
-        "progress": {"started": 1000.0, "interval_s": 10, "intervals": 1, "scrape_lag_s": 3.0, "judged": 0, "passed": 0},
+        "progress": {"started": 1000.0, "interval_s": 10, "intervals": 1, "scrape_lag_s": 3.0, "no_data": "fail",
+                     "judged": 0, "passed": 0, "nodata": 0},
     }
 
 

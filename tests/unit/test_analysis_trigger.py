@@ -58,7 +58,7 @@ def test_a_trigger_re_created_mid_analysis_judges_the_next_interval_not_the_firs
     _, kwargs = trigger_at(judged=1, passed=1).serialize()  # as the triggerer's database holds it
     event = asyncio.run(first_event(CanaryAnalysisTrigger(**kwargs)))
     assert (event["outcome"], event["verdict"]["interval"]) == ("pass", 2)
-    assert event["reason"] == "canary analysis passed: 2 of 2 interval(s)"
+    assert event["reason"] == "canary analysis passed: 2 of 2 interval(s), 2 with data"
     assert (event["progress"]["judged"], event["progress"]["passed"]) == (2, 2)
     assert "resuming canary analysis at interval 2 of at most 4" in capsys.readouterr().out  # Airflow logs to stdout
     assert event["notes"][0].startswith("resuming canary analysis at interval 2 of at most 4 (1 passing of 1 judged")

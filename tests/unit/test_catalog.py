@@ -25,6 +25,8 @@ def test_shipped_catalog_loads():
     assert app.tests.coverage_threshold == 80
     assert {e: app.environments[e].strategy for e in app.environments} == DEFAULT_STRATEGY
     assert app.nightly is not None and app.nightly.cron == "0 2 * * *"
+    # The demo's prod has no traffic: its file says so, and promotes on health and instances alone.
+    assert app.environments["prod"].post_promotion.no_data == "pass"
 
 
 def test_defaults_fill_a_minimal_entry():
@@ -43,7 +45,7 @@ def test_the_watch_after_promotion_is_on_in_prod_and_off_elsewhere_unless_asked(
     watch = {name: env.post_promotion for name, env in service.environments.items()}
     assert {name: w.enabled for name, w in watch.items()} == {"dev": False, "staging": False, "prod": True}
     assert (watch["prod"].duration_s, watch["prod"].interval_s, watch["prod"].lookback_s) == (120, 30, 3600)
-    assert (watch["prod"].no_data, watch["prod"].max_error_rate) == ("pass", None)
+    assert (watch["prod"].no_data, watch["prod"].max_error_rate) == ("hold", None)  # silence never promotes
     asked = parse_service(with_change("environments.staging.post_promotion", {"enabled": True, "duration_s": 20, "max_error_rate": 0.02}))
     assert (asked.environments["staging"].post_promotion.enabled, asked.environments["staging"].post_promotion.interval_s) == (True, 20)
     assert parse_service(with_change("environments.prod.post_promotion", {"enabled": False})).environments["prod"].post_promotion.enabled is False
@@ -119,8 +121,11 @@ DELETE = object()
         ("environments.prod.post_promotion", {"duration_s": 0}, "environments.prod.post_promotion.duration_s", "from 1 to 86400"),
         ("environments.prod.post_promotion", {"duration_s": 20, "interval_s": 30},
          "environments.prod.post_promotion.interval_s", "longer than duration_s (20)"),
-        ("environments.prod.post_promotion", {"no_data": "extend"}, "environments.prod.post_promotion.no_data", "must be fail or pass"),
-        ("environments.prod.post_promotion", {"no_data": "skip"}, "environments.prod.post_promotion.no_data", "'fail', 'pass'"),
+        ("environments.prod.post_promotion", {"no_data": "extend"}, "environments.prod.post_promotion.no_data",
+         "'extend' is not valid; valid values are 'fail', 'pass', 'hold'"),
+        ("environments.prod.post_promotion", {"no_data": "skip"}, "environments.prod.post_promotion.no_data", "'fail', 'pass', 'hold'"),
+        ("environments.staging.analysis", {"no_data": "hold"}, "environments.staging.analysis.no_data",
+         "'hold' is not valid; valid values are 'fail', 'pass', 'extend'"),
         ("environments.prod.post_promotion", {"enabled": "yes"}, "environments.prod.post_promotion.enabled", "true or false"),
         ("environments.prod.post_promotion", {"max_error_rate": 5}, "environments.prod.post_promotion.max_error_rate", "from 0 to 1"),
         ("environments.prod.post_promotion", {"lookback_s": 10}, "environments.prod.post_promotion.lookback_s", "from 60 to 604800"),

@@ -200,11 +200,13 @@ def test_nan_policy_drop_judges_the_rest_and_says_so(canary, label, words):
     assert words in result.reason
 
 
-def test_nan_policy_fail_makes_nodata_which_the_score_fails():
+def test_nan_policy_fail_makes_nodata_which_the_score_fails_beside_metrics_with_data():
     result = classify(BASELINE, WITH_NANS, nan_policy="fail", metric="latency")
     assert result.label == "nodata"
     assert "nan_policy 'fail'" in result.reason and "canary 10 of 500" in result.reason
-    assert score([result]).result == "fail"
+    assert score([result, classify(BASELINE, SAME, metric="p99")]).result == "fail"
+    alone = score([result])  # nothing was judged: the caller's policy decides
+    assert (alone.result, alone.reasons[0]) == ("nodata", "nodata (no metric had data to judge)")
     assert classify(BASELINE, SAME, nan_policy="fail").label == "pass"
 
 

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from deployflow.errors import ConfigError
-from deployflow.judge import Classification, Group, score
+from deployflow.judge import Classification, Group, classify, classify_counts, score
+from tests.unit.test_judge_buckets import from_counts
 
 
 def verdict_of(metric: str, label: str, critical: bool = False) -> Classification:
@@ -111,10 +112,47 @@ def test_extend_does_not_hide_a_real_failure():
     assert (verdict.score, verdict.result, verdict.inconclusive) == (50.0, "fail", False)
 
 
-def test_extend_with_nothing_measured_is_inconclusive():
-    verdict = score([NO_DATA], nodata_policy="extend")
-    assert math.isnan(verdict.score)
-    assert (verdict.result, verdict.inconclusive, verdict.group_scores) == ("marginal", True, {})
+# --- an interval with nothing to judge has no score, whatever the policy -------------------------
+# What the pipeline feeds the judge: request counts, and latencies read back from the histogram's buckets (an
+# idle version's buckets are there, each with an increase of 0). The groups and critical metric are the catalog's.
+
+BUSY = (from_counts([300, 80, 15, 5]), 400)  # 400 requests, tied in four buckets
+IDLE = (from_counts([0]), 0)  # every bucket's increase 0: no request
+FEW = (from_counts([3, 2]), 5)  # below min_samples and min_total (10)
+CATALOG = {"groups": {"errors": ["error_rate"], "latency": ["latency"]}, "critical": ["error_rate"]}
+
+
+def interval(baseline: tuple, canary: tuple) -> list[Classification]:
+    (base_latency, base_requests), (new_latency, new_requests) = baseline, canary
+    return [classify_counts(0, base_requests, 0, new_requests, metric="error_rate"),
+            classify(base_latency, new_latency, metric="latency")]
+
+
+@pytest.mark.parametrize("policy", ["fail", "pass", "extend"])
+@pytest.mark.parametrize(
+    ("baseline", "canary", "why"),
+    [
+        (BUSY, IDLE, "no request reached v2 in the window judged"),
+        (IDLE, IDLE, "no request reached v2 in the window judged"),
+        (IDLE, BUSY, "v1 had no request to compare v2 with"),
+        (FEW, FEW, "no metric had data to judge"),  # the metrics' reasons: too few values, too little traffic
+    ],
+)
+def test_an_interval_with_nothing_to_judge_is_nodata_never_a_score(policy, baseline, canary, why):
+    verdict = score(interval(baseline, canary), CATALOG["groups"], critical=CATALOG["critical"],
+                    nodata_policy=policy, sides=("v1", "v2"))
+    assert math.isnan(verdict.score) and verdict.group_scores == {}
+    assert (verdict.result, verdict.passed) == ("nodata", False)
+    assert verdict.reasons[0] == f"nodata ({why})"
+    assert [r.split(":")[0] for r in verdict.reasons[1:]] == ["error_rate", "latency"]  # each metric's own reason
+    assert all(": no data: " in r for r in verdict.reasons[1:])
+
+
+def test_one_metric_with_data_is_scored_and_the_policy_weighs_the_other():
+    quiet_latency = classify(BUSY[0], IDLE[0], metric="latency")
+    judged = classify_counts(2, 400, 1, 400, metric="error_rate")
+    verdict = score([judged, quiet_latency], CATALOG["groups"], nodata_policy="fail")
+    assert (verdict.score, verdict.result) == (50.0, "fail")
 
 
 def test_a_critical_metric_without_data_fails_under_the_default_policy():

@@ -131,7 +131,8 @@ def analysis(provider: FakeProvider, **config: object):
         ({"errors": codes(400, 2), "latency": buckets(400, 2)}, "pass", {"error_rate": "pass", "latency": "pass"}),
         ({"errors": codes(280, 120), "latency": buckets(400, 2)}, "fail", {"error_rate": "high", "latency": "pass"}),
         ({"errors": codes(400, 2), "latency": buckets(40, 360)}, "fail", {"error_rate": "pass", "latency": "high"}),
-        ({}, "fail", {"error_rate": "nodata", "latency": "nodata"}),
+        ({}, "nodata", {"error_rate": "nodata", "latency": "nodata"}),
+        ({"errors": codes(0, 0), "latency": buckets(0, 0)}, "nodata", {"error_rate": "nodata", "latency": "nodata"}),
     ],
 )
 def test_an_interval_is_judged_against_the_baseline_track(canary, result, label):
@@ -152,12 +153,15 @@ def test_without_a_baseline_the_stable_track_is_the_control():
     assert any('track="stable"' in q for q in provider.queries)
 
 
-def test_the_extend_policy_waits_for_data_instead_of_failing():
-    provider = FakeProvider({"baseline": {"errors": codes(400, 2), "latency": buckets(400, 2)}})
-    report = analysis(provider, no_data="extend").judge(1, 0.0, 30.0)
-    assert report.result == "marginal"  # neither pass nor fail: the sensor judges a longer window next
-    assert "score n/a (no metric had data): marginal" in report.table()
-    assert report.to_dict()["score"] is None
+@pytest.mark.parametrize("policy", ["fail", "pass", "extend"])
+def test_an_interval_with_no_request_on_the_canary_is_nodata_whatever_the_policy(policy):
+    # Prometheus answers an idle canary's queries with its series, each bucket's and code's increase 0.
+    provider = FakeProvider({"baseline": {"errors": codes(400, 2), "latency": buckets(400, 2)},
+                             "canary": {"errors": codes(0, 0), "latency": buckets(0, 0)}})
+    report = analysis(provider, no_data=policy).judge(1, 0.0, 30.0)
+    assert report.result == "nodata"  # the analysis' progress applies the policy (test_analysis_progress.py)
+    assert report.table().splitlines()[-1] == "score -: nodata (no request reached the canary track in the window judged)"
+    assert (report.to_dict()["score"], report.to_dict()["result"]) == (None, "nodata")
 
 
 class VersionsProvider:
@@ -193,7 +197,7 @@ GOOD = {"errors": codes(4000, 4), "latency": buckets(4000, 4)}
         (GOOD, None),
         ({"errors": codes(280, 120), "latency": buckets(400, 2)}, "error_rate"),
         ({"errors": codes(400, 0), "latency": buckets(40, 360)}, "latency"),
-        ({}, None),  # a quiet service: prod's no-data policy for the watch is pass
+        ({}, None),  # a quiet service: nodata, which the watch's policy decides (test_post_promotion.py)
     ],
 )
 def test_the_watch_judges_the_new_version_against_the_old_one_before_it(new, failure):
@@ -212,12 +216,29 @@ def test_the_watch_judges_the_new_version_against_the_old_one_before_it(new, fai
     assert all('environment="prod"' in q and 'service="shop"' in q for q, _, _ in provider.asked)
 
 
-def test_the_watch_fails_quiet_data_under_its_fail_policy_and_errors_above_max_error_rate():
-    judge = version_comparison(VersionsProvider({"v1": GOOD}), no_data="fail")
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        (GOOD, {}, "no request reached v2 in the window judged"),
+        (GOOD, {"errors": codes(0, 0), "latency": buckets(0, 0)}, "no request reached v2 in the window judged"),
+        ({}, GOOD, "v1 had no request to compare v2 with"),  # a prod with no traffic before the switch
+    ],
+)
+@pytest.mark.parametrize("policy", ["fail", "pass", "hold"])
+def test_the_watch_reports_an_interval_with_nothing_to_compare_as_nodata(old, new, why, policy):
+    judge = version_comparison(VersionsProvider({"v1": old, "v2": new}), no_data=policy)
     judge.begin()
-    assert "error_rate: no data" in judge.judge(1).failure
-    # 2 % errors before and after: no regression, but above the 1 % the catalog allows at all.
+    judged = judge.judge(1)
+    assert (judged.failure, judged.nodata) == (None, f"nodata ({why})")  # the watch applies the policy
+    assert judged.table.splitlines()[-1] == f"score -: nodata ({why})"
+
+
+@pytest.mark.parametrize("before", ["flaky too", "no request"])
+def test_the_watch_fails_errors_above_max_error_rate(before):
+    # 2 % errors before and after: no regression, but above the 1 % the catalog allows at all; and with nothing
+    # to compare with, the new version's own errors are still judged against it.
     flaky = {"errors": codes(980, 20), "latency": buckets(1000, 0)}
-    judge = version_comparison(VersionsProvider({"v1": flaky, "v2": flaky}), max_error_rate=0.01)
+    old = flaky if before == "flaky too" else {}
+    judge = version_comparison(VersionsProvider({"v1": old, "v2": flaky}), max_error_rate=0.01)
     judge.begin()
     assert judge.judge(1).failure == "20 of 1000 requests answered 5xx (2.0%), above max_error_rate 1.0%"

@@ -29,8 +29,8 @@ def cases():
 
 
 class ScriptedJudge:
-    """Says at each interval what ``script`` returns for it (a failure reason, None, or an exception to raise),
-    after ``during`` has looked at the world; records the versions it was made for and the intervals judged."""
+    """Says at each interval what ``script`` returns for it (a failure reason, None, a whole Judgement, or an
+    exception to raise), after ``during`` has looked at the world; records the versions it was made for and the intervals judged."""
 
     def __init__(self, world: World, script=lambda number: None, during=lambda number: None) -> None:
         self.world, self.script, self.during = world, script, during
@@ -52,7 +52,7 @@ class ScriptedJudge:
         said = self.script(number)
         if isinstance(said, BaseException):
             raise said
-        return Judgement(said, f"table {number}")
+        return said if isinstance(said, Judgement) else Judgement(said, f"table {number}")
 
 
 def released(strategy: str, flavour: str, watch=WATCH, **kwargs) -> World:
@@ -180,3 +180,68 @@ def test_the_deployer_cli_notes_why_promote_failed_and_rollback_reports_it(monke
     assert rolled["to"] == "v1" and rolled["because"].startswith("v2 failed its post-promotion watch at interval 1: "
                                                                  "error_rate high: 30 % of requests 5xx vs 0 %")
     assert (w.shares(), w.running()) == ({"v1": 100}, {"v1": 3})
+
+
+# --- no verdict without data: the watch's no_data policy decides --------------------------------------
+
+SILENCE = "nodata (no request reached v2 in the window judged)"
+QUIET = Judgement(None, f"score -: {SILENCE}", SILENCE)  # what VersionComparison says of a quiet interval
+
+
+@pytest.mark.parametrize("policy", ["fail", "hold", None])  # None: the catalog's default
+def test_a_watch_with_no_data_never_promotes_unless_its_policy_says_pass(policy, caplog):
+    watch = {**WATCH, "no_data": policy} if policy else WATCH
+    w = released("blue-green", "docker", watch=watch)
+    judge = ScriptedJudge(w, script=lambda n: QUIET, during=lambda n: seen.append(w.running()))
+    seen: list = []
+    to_full_traffic(w)
+    with pytest.raises(StepFailed) as failed, caplog.at_level(logging.INFO, logger="deployflow.deployer"):
+        w.release("v2", "promote")
+    if policy == "fail":  # at the first quiet interval
+        assert judge.judged == [1]
+        assert f"v2 failed its post-promotion watch at interval 1: {SILENCE}; no-data policy 'fail'" in str(failed.value)
+    else:  # hold: the whole watch with v1 standing by, then back to it
+        assert judge.judged == [1, 2, 3, 4] and seen == [{"v1": 3, "v2": 3}] * 4
+        assert ("v2 failed its post-promotion watch: 0 of 4 interval(s) had data, nothing was judged; no-data policy "
+                "'hold' goes back to v1 rather than promote on silence") in str(failed.value)
+        assert f"post-promotion interval 1: {SILENCE}; no-data policy 'hold': the watch goes on" in caplog.text
+    assert "traffic restored to v1" in str(failed.value)
+    assert w.shares() == {"v1": 100}
+    rolled = w.release("v2", "rollback")
+    assert rolled["to"] == "v1" and (w.shares(), w.running()) == ({"v1": 100}, {"v1": 3})
+
+
+@pytest.mark.parametrize(
+    ("policy", "quiet", "summary"),
+    [
+        ("pass", {1, 2, 3, 4}, "0 of 4 interval(s) had data: judged on health and instances alone (no-data policy 'pass')"),
+        ("hold", {1, 2}, "2 of 4 interval(s) had data"),  # the data came: judged, and passed
+        ("pass", {1}, "3 of 4 interval(s) had data"),
+    ],
+)
+def test_the_watch_says_how_many_intervals_had_data(policy, quiet, summary, caplog):
+    w = released("blue-green", "docker", watch={**WATCH, "no_data": policy})
+    ScriptedJudge(w, script=lambda n: QUIET if n in quiet else None)
+    to_full_traffic(w)
+    with caplog.at_level(logging.INFO, logger="deployflow.deployer"):
+        w.release("v2", "promote")
+    assert w.shares() == {"v2": 100}
+    assert f"post-promotion watch: v2 passed 4 interval(s) in 20.0 s; {summary}" in caplog.text
+
+
+def test_a_prod_with_no_traffic_is_judged_nodata_by_the_real_judge_and_held(caplog):
+    # Prometheus as it answers for a version no request reached: its series, every increase 0.
+    from deployflow.analysis.comparison import VersionComparison
+    from tests.unit.test_metrics import VersionsProvider, buckets, codes
+
+    w = released("blue-green", "docker")
+    idle = {"errors": codes(0, 0), "latency": buckets(0, 0)}
+    provider = VersionsProvider({"v1": {"errors": codes(4000, 4), "latency": buckets(4000, 4)}, "v2": idle})
+    w.judges = lambda old, new: VersionComparison(provider, service="shop", environment="prod", config=w.env.analysis,
+                                                  watch=w.env.post_promotion, old=old, new=new, clock=w.clock.monotonic)
+    to_full_traffic(w)
+    with pytest.raises(StepFailed, match="0 of 4 interval\\(s\\) had data"), \
+            caplog.at_level(logging.INFO, logger="deployflow.deployer"):
+        w.release("v2", "promote")
+    assert caplog.text.count(f"score -: {SILENCE}") == 4 and "100/100" not in caplog.text
+    assert w.shares() == {"v1": 100}

@@ -93,7 +93,9 @@ def judge_interval(service: Service, judging: Judging, progress: AnalysisProgres
         report = analysis.judge(progress.number, *progress.window(now))
     notes.append(f"interval {report.number} (judged in {time.time() - guarded:.2f} s):\n{report.table()}")
     decision, after = progress.advance(report.result, report.verdict.reasons)
-    return IntervalOutcome(report.to_dict(), decision.outcome, decision.reason, after, tuple(notes))
+    # What the interval decided beside what it found: a nodata or marginal interval can end the analysis too.
+    verdict = {**report.to_dict(), "decision": decision.outcome.value}
+    return IntervalOutcome(verdict, decision.outcome, decision.reason, after, tuple(notes))
 
 
 def guard_interval(service: Service, judging: Judging, analysis: CanaryAnalysis, progress: AnalysisProgress,

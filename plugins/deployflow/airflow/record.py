@@ -152,7 +152,7 @@ def notified_event(entry: ReleaseEntry) -> str:
 
 def analysis_failure(verdict: dict[str, Any] | None) -> str | None:
     """Why canary analysis failed the release, from its last verdict (None: it did not)."""
-    if not verdict or verdict.get("result") != "fail":
+    if not verdict or "fail" not in (verdict.get("result"), verdict.get("decision")):
         return None
     why = verdict.get("guard") or "; ".join((verdict.get("reasons") or [])[:2]) or "its verdict failed"
     return f"canary analysis failed at interval {verdict.get('interval')}: {why}"

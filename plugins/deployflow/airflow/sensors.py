@@ -156,8 +156,9 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     interval, or a failing critical metric, fails the task at once, which sends
     the release to rollback (and stops the load); ``intervals`` passing ones
     succeed and the release goes on to promote. A marginal interval counts
-    neither way; after twice the intervals without enough passes the analysis
-    fails as inconclusive. Skips itself when the shift step ran no analysed
+    neither way; a nodata one (no metric had data) counts as the analysis'
+    ``no_data`` policy says; after twice the intervals without enough passes
+    the analysis fails as inconclusive. Skips itself when the shift step ran no analysed
     step (another strategy, or a first deploy with nothing to compare with).
 
     Deferrable by default (``[deployflow] deferrable_waits``): each interval is
@@ -202,7 +203,7 @@ class CanaryAnalysisSensor(BaseSensorOperator):
             raise AirflowSkipException("no analysed canary step in this release (another strategy, or a first deploy)")
         config = self.service.environments[self.environment_name].analysis
         progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
-                                    scrape_lag_s=self.scrape_lag_s)
+                                    scrape_lag_s=self.scrape_lag_s, no_data=config.no_data)
         judging = Judging(service=self.service.name, environment=self.environment_name,
                           strategy=(ti.xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy") or None,  # the run's
                           colour=shifted["colour"], prometheus_url=prometheus_url())

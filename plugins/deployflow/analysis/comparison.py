@@ -24,7 +24,7 @@ from deployflow.catalog import Analysis, MetricQuery, PostPromotion
 from deployflow.metrics.base import MetricsProvider, Series
 from deployflow.rollout.watch import Judgement
 
-_OK = {"pass"}
+METRIC_POLICY = {"hold": "extend"}  # the watch's no-data policy, said of one metric where the others had data
 
 
 def selector(service: str, environment: str, track: str) -> str:
@@ -75,8 +75,10 @@ class IntervalReport:
         for name, c in self.classifications.items():
             interval = "" if _missing(c.ci_low) else f"[{c.ci_low:.4g}, {c.ci_high:.4g}]"
             rows.append(f"{name:<14} {c.label:<7} {_fmt(c.estimate):>10} {interval:>22} {_fmt(c.ratio):>7}  {c.reason}")
-        score = "n/a (no metric had data)" if _missing(self.verdict.score) else f"{self.verdict.score:.0f}/100"
-        rows.append(f"score {score}: {self.verdict.result}")
+        if self.verdict.result == judge.RESULT_NODATA:  # no score: the verdict's first reason says why
+            rows.append(f"score -: {self.verdict.reasons[0]}")
+        else:
+            rows.append(f"score {self.verdict.score:.0f}/100: {self.verdict.result}")
         return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,11 +104,13 @@ def _num(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Slice:
-    """One side of a comparison: the series ``selector`` picks, from ``start`` to ``end`` (Unix seconds)."""
+    """One side of a comparison: the series ``selector`` picks, from ``start`` to ``end`` (Unix seconds);
+    ``name`` is what the verdict's reasons call it."""
 
     selector: str
     start: float
     end: float
+    name: str
 
 
 class Comparison:
@@ -127,6 +131,7 @@ class Comparison:
             nodata_policy=nodata_policy,
             pass_threshold=self.config.pass_threshold,
             marginal_threshold=self.config.marginal_threshold,
+            sides=(control.name, experiment.name),
         )
         return IntervalReport(number, experiment.start, experiment.end, classifications, verdict)
 
@@ -175,7 +180,8 @@ class CanaryAnalysis(Comparison):
         self.control = "baseline" if config.baseline else "stable"
 
     def judge(self, number: int, start: float, end: float) -> IntervalReport:
-        control, canary = (Slice(selector(self.service, self.environment, t), start, end) for t in (self.control, "canary"))
+        control, canary = (Slice(selector(self.service, self.environment, t), start, end, f"the {t} track")
+                           for t in (self.control, "canary"))
         return self.compare(number, control, canary, nodata_policy=self.config.no_data)
 
 
@@ -193,7 +199,8 @@ class VersionComparison(Comparison):
                  scrape_lag_s: float = 3.0) -> None:
         super().__init__(provider, config)
         self.watch = watch
-        self.old, self.new = (version_selector(service, environment, v) for v in (old, new))
+        self.old, self.new = old, new
+        self.selectors = {v: version_selector(service, environment, v) for v in (old, new)}
         self.clock = clock
         self.scrape_lag_s = scrape_lag_s
         self.began: float | None = None
@@ -204,13 +211,16 @@ class VersionComparison(Comparison):
 
     def judge(self, number: int) -> Judgement:
         began = self.began if self.began is not None else self.clock()
-        before = Slice(self.old, began - self.watch.lookback_s, began)
-        since = Slice(self.new, began, max(began + 1, self.clock() - self.scrape_lag_s))
-        report = self.compare(number, before, since, nodata_policy=self.watch.no_data)
+        before = Slice(self.selectors[self.old], began - self.watch.lookback_s, began, self.old)
+        since = Slice(self.selectors[self.new], began, max(began + 1, self.clock() - self.scrape_lag_s), self.new)
+        # An interval where no metric had data is "nodata", and the watch decides by its policy; a metric without
+        # data beside others with data follows it too ("hold": left out of the score, as "extend" does).
+        report = self.compare(number, before, since, nodata_policy=METRIC_POLICY.get(self.watch.no_data, self.watch.no_data))
         failure = "; ".join(report.verdict.reasons) if report.result == "fail" else None
+        nodata = report.verdict.reasons[0] if report.result == judge.RESULT_NODATA else None
         limit = self.watch.max_error_rate
         if limit is not None and failure is None:
             errors, total = self.errors(next(m for m in self.config.metrics if m.kind == "errors"), since)
             if total and errors / total > limit:
                 failure = f"{errors} of {total} requests answered 5xx ({errors / total:.1%}), above max_error_rate {limit:.1%}"
-        return Judgement(failure, report.table())
+        return Judgement(failure, report.table(), nodata)

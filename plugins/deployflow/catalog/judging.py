@@ -12,6 +12,7 @@ from deployflow.catalog.model import (
     METRIC_KINDS,
     METRIC_NAME,
     NODATA_POLICIES,
+    WATCH_NODATA_POLICIES,
     Analysis,
     MetricQuery,
     PostPromotion,
@@ -70,14 +71,12 @@ def post_promotion(raw: Any, path: str, *, default: bool) -> PostPromotion:
     interval = f.integer("interval_s", min(PostPromotion.interval_s, duration), low=1, high=3600)
     if interval > duration:
         raise ConfigError(f.at("interval_s"), f"{interval} is longer than duration_s ({duration}): the watch would never judge")
-    if "no_data" in f.raw and f.raw["no_data"] == "extend":
-        raise ConfigError(f.at("no_data"), "'extend' is not valid here (the watch has a fixed duration); must be fail or pass")
     rate = f.get("max_error_rate")
     return PostPromotion(
         enabled=f.get("enabled", default),
         duration_s=duration,
         interval_s=interval,
         lookback_s=f.integer("lookback_s", PostPromotion.lookback_s, low=60, high=7 * 86400),
-        no_data=f.choice("no_data", NODATA_POLICIES, PostPromotion.no_data),
+        no_data=f.choice("no_data", WATCH_NODATA_POLICIES, PostPromotion.no_data),
         max_error_rate=None if rate is None else f.number("max_error_rate", 0.0, low=0, high=1),
     )

@@ -21,6 +21,7 @@ from deployflow.governance.notifications import Channel
 from deployflow.policies import DIRECTIONS as DIRECTIONS
 from deployflow.policies import ENVIRONMENTS as ENVIRONMENTS
 from deployflow.policies import NODATA_POLICIES as NODATA_POLICIES
+from deployflow.policies import WATCH_NODATA_POLICIES as WATCH_NODATA_POLICIES
 
 STRATEGIES = ("rolling", "canary", "blue-green")
 PLATFORMS = ("docker", "kubernetes")
@@ -165,14 +166,17 @@ class PostPromotion:
     version's instances are kept; for ``duration_s`` its health is probed, its instances checked, and every
     ``interval_s`` its errors and latency (the analysis' metrics and thresholds) are judged against what the old
     version showed in the ``lookback_s`` before the watch. A failure puts all traffic back on the old version at
-    once. ``no_data``: the policy when there is nothing to compare (a quiet service). ``max_error_rate``: a 5xx
-    share of the new version's requests that fails the watch outright, whatever the old version showed."""
+    once. ``no_data``: the policy when there is nothing to compare (a quiet service): "hold" (the default: the
+    old version stands by and the watch goes on; if no interval had data it fails back to the old version, since
+    silence is no evidence), "fail" (at the first such interval) or "pass" (health and instances decide alone).
+    ``max_error_rate``: a 5xx share of the new version's requests that fails the watch outright, whatever the old
+    version showed."""
 
     enabled: bool = False  # the catalog's default is on in prod, off elsewhere
     duration_s: int = 120
     interval_s: int = 30
     lookback_s: int = 3600
-    no_data: str = "pass"
+    no_data: str = "hold"
     max_error_rate: float | None = None
 
 

@@ -5,7 +5,8 @@
   (Mann-Whitney, Hodges-Lehmann), a tail and a spread check.
 - :func:`classify_counts` judges an error rate as two proportions.
 - :func:`score` turns the classifications into a release verdict: a 0-100
-  score, "pass" / "marginal" / "fail", and the reasons.
+  score, "pass" / "marginal" / "fail", and the reasons; "nodata" (no score)
+  when no metric had data.
 
 Pure numpy/scipy: no Airflow, no I/O.
 """
@@ -16,7 +17,7 @@ from deployflow.judge.buckets import BucketedValues, histogram_quantile
 from deployflow.judge.classification import DIRECTIONS, HIGH, LABELS, LOW, NODATA, PASS, Classification
 from deployflow.judge.continuous import ContinuousOptions, classify
 from deployflow.judge.counts import CountOptions, classify_counts, newcombe_interval, proportion_test
-from deployflow.judge.scoring import NODATA_POLICIES, Group, ScoreOptions, Verdict, score
+from deployflow.judge.scoring import NODATA_POLICIES, RESULT_NODATA, Group, ScoreOptions, Verdict, score
 from deployflow.judge.shift import MannWhitney, Shift, hodges_lehmann, mann_whitney
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "NODATA",
     "NODATA_POLICIES",
     "PASS",
+    "RESULT_NODATA",
     "Classification",
     "ContinuousOptions",
     "CountOptions",

@@ -111,7 +111,8 @@ def classify(
     bounds = common_bounds(baseline, canary)  # read from histogram buckets: judged as ordered buckets
     raw_baseline, raw_canary = as_values(baseline), as_values(canary)
     if opts.nan_policy == "fail" and (np.isnan(raw_baseline).any() or np.isnan(raw_canary).any()):
-        return Classification(NODATA, reasons.nan_reason(raw_baseline, raw_canary), **base)
+        return Classification(NODATA, reasons.nan_reason(raw_baseline, raw_canary), n_baseline=len(raw_baseline),
+                              n_canary=len(raw_canary), **base)
     b, c = prepare(raw_baseline, raw_canary, opts.outliers)
     sizes = dict(n_baseline=len(b), n_canary=len(c))
     notes = reasons.cleaning_notes(b, c)

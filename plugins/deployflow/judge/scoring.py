@@ -5,7 +5,11 @@ weighted mean of the group scores. ``pass_threshold`` and above passes,
 ``marginal_threshold`` and above is marginal, below fails; a critical metric
 that fails makes the verdict fail whatever the score.
 
-No data is never a silent pass. Each metric's no-data policy decides:
+No data is never a silent pass. When no metric has data (nothing reached the
+canary, or the baseline had nothing to compare with), there is no score: the
+verdict is "nodata", with the reason, and the caller's no-data policy decides
+what such an interval does (the analysis' progress, the post-promotion watch).
+When some metrics have data, each other metric's no-data policy decides:
 
 - "fail" (default): the metric counts as failing;
 - "pass": it counts as passing, and a reason says so;
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from deployflow.errors import ConfigError, one_of
 from deployflow.judge.classification import NODATA, PASS, Classification
 
-RESULT_PASS, RESULT_MARGINAL, RESULT_FAIL = "pass", "marginal", "fail"
+RESULT_PASS, RESULT_MARGINAL, RESULT_FAIL, RESULT_NODATA = "pass", "marginal", "fail", "nodata"
 from deployflow.policies import NODATA_POLICIES  # noqa: E402 - defined once, beside the catalog
 
 
@@ -47,6 +51,7 @@ class ScoreOptions:
     :param nodata_policy: the no-data policy of every metric not in ``nodata_policies``.
     :param nodata_policies: per-metric no-data policies.
     :param critical: metrics whose failure fails the verdict (as does ``Classification.critical``).
+    :param sides: what the reasons call the baseline and the canary (a track, a version).
     """
 
     pass_threshold: float = 95.0
@@ -54,6 +59,7 @@ class ScoreOptions:
     nodata_policy: str = "fail"
     nodata_policies: Mapping[str, str] = field(default_factory=dict)
     critical: Iterable[str] = ()
+    sides: tuple[str, str] = ("the baseline", "the canary")
 
     def __post_init__(self) -> None:
         if not 0 <= self.marginal_threshold <= self.pass_threshold <= 100:
@@ -72,9 +78,11 @@ class ScoreOptions:
 class Verdict:
     """The release's verdict: ``score`` 0-100 (nan when no metric could be scored) and ``result``.
 
-    ``group_scores`` has every group that could be scored (a group whose metrics
-    all lack data under the "extend" policy has none); ``reasons`` starts with the
-    verdict, then one sentence per metric that did not pass, then the groups.
+    ``result`` is "nodata" (and ``score`` nan) when no metric had data: never a
+    pass score. ``group_scores`` has every group that could be scored (a group
+    whose metrics all lack data under the "extend" policy has none); ``reasons``
+    starts with the verdict, then one sentence per metric that did not pass,
+    then the groups.
     """
 
     score: float
@@ -107,6 +115,8 @@ def score(
     for group in parsed.values():
         for metric in group.metrics:
             by_metric.setdefault(metric, _missing(metric))
+    if all(c.label == NODATA for c in by_metric.values()):
+        return _nothing_judged(by_metric, opts.sides)
     outcome = {metric: _outcome(c, opts.policy(metric)) for metric, c in by_metric.items()}
     group_scores = {name: _group_score(group, outcome) for name, group in parsed.items()}
     total = _weighted_mean(group_scores, parsed)
@@ -123,6 +133,19 @@ def score(
                                           for name in parsed))
     return Verdict(total, result, tuple(reasons), {n: s for n, s in group_scores.items() if s is not None},
                    tuple(by_metric.values()), critical_failures, inconclusive)
+
+
+def _nothing_judged(by_metric: Mapping[str, Classification], sides: tuple[str, str]) -> Verdict:
+    """The verdict when no metric had data: no score, whatever the policies (they weigh metrics, not silence)."""
+    baseline, canary = sides
+    if all(c.n_canary == 0 for c in by_metric.values()):
+        why = f"no request reached {canary} in the window judged"
+    elif all(c.n_baseline == 0 for c in by_metric.values()):
+        why = f"{baseline} had no request to compare {canary} with"
+    else:  # each metric's reason says why (too few values, NaNs)
+        why = "no metric had data to judge"
+    reasons = [f"{RESULT_NODATA} ({why})", *(f"{m}: no data: {c.reason}" for m, c in by_metric.items())]
+    return Verdict(math.nan, RESULT_NODATA, tuple(reasons), {}, tuple(by_metric.values()))
 
 
 def _missing(metric: str) -> Classification:
@@ -196,8 +219,6 @@ def _weighted_mean(group_scores: Mapping[str, float | None], groups: Mapping[str
 def _result(total: float, opts: ScoreOptions, critical_failures: tuple[str, ...]) -> str:
     if critical_failures:
         return RESULT_FAIL
-    if math.isnan(total):
-        return RESULT_MARGINAL  # nothing could be scored: only "extend" metrics, all without data
     if total >= opts.pass_threshold:
         return RESULT_PASS
     return RESULT_MARGINAL if total >= opts.marginal_threshold else RESULT_FAIL

@@ -8,6 +8,12 @@ a second passes its probes again), and its errors and latency judged
 against what the old version showed before the release. The first failure
 puts all traffic back on the old version at once, inside the promote step,
 and fails it with the reason; the rollback step then removes the new version.
+
+An interval with no data to judge (no request reached the new version, or the
+old one had none to compare with) is "nodata", and ``post_promotion.no_data``
+decides: "fail" fails the watch at once; "pass" goes on as if it had passed;
+"hold" goes on with the old version standing by and fails back to it at the
+end if no interval of the watch had data (silence never promotes).
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ INSTANCES_EVERY_S = 1.0  # how often the new version's instances are checked (a 
 
 @dataclass(frozen=True)
 class Judgement:
-    """One interval's verdict on the new version: ``failure`` says why it failed (None: it did not)."""
+    """One interval's verdict on the new version: ``failure`` says why it failed (None: it did not); ``nodata``
+    why there was nothing to judge (None: there was)."""
 
     failure: str | None
     table: str = ""
+    nodata: str | None = None
 
 
 class Judge(Protocol):
@@ -72,7 +80,7 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
              "(in the judge's tables: baseline = %s before the watch, canary = %s since)", record.version,
              record.previous.version, config.duration_s, config.interval_s, record.previous.version, config.lookback_s,
              record.previous.version, record.version)
-    number = unread = 0
+    number = unread = with_data = 0
     while (left := config.duration_s - (clock() - started)) > 0.05:
         number += 1
         interval_ends = clock() + min(config.interval_s, left)
@@ -93,5 +101,18 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
             log.info("post-promotion interval %d:\n%s", number, judged.table)
         if judged.failure:
             guards.abort(record, f"{failed}: {judged.failure}")
-    log.info("post-promotion watch: %s passed %d interval(s) in %.1f s", record.version, number, clock() - started)
+        if judged.nodata:
+            if config.no_data == "fail":
+                guards.abort(record, f"{failed}: {judged.nodata}; no-data policy 'fail'")
+            log.info("post-promotion interval %d: %s; no-data policy %r: the watch goes on", number, judged.nodata,
+                     config.no_data)
+        elif not unread:
+            with_data += 1
+    had = f"{with_data} of {number} interval(s) had data"
+    if not with_data and config.no_data == "hold":
+        guards.abort(record, f"{record.version} failed its post-promotion watch: {had}, nothing was judged; no-data "
+                             f"policy 'hold' goes back to {record.previous.version} rather than promote on silence")
+    alone = "" if with_data else f": judged on health and instances alone (no-data policy {config.no_data!r})"
+    log.info("post-promotion watch: %s passed %d interval(s) in %.1f s; %s%s", record.version, number,
+             clock() - started, had, alone)
     return clock() - started
