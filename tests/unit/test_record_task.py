@@ -12,7 +12,7 @@ import pytest
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
-from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
+from deployflow.airflow.record import ReleaseRecordOperator, before_deploy, remember_failure
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
 from deployflow.outcomes import Outcome
@@ -87,6 +87,12 @@ def test_a_json_lines_ledger_beside_it_is_imported_once(tmp_path, monkeypatch):
 
 
 BEFORE_DEPLOY = {k: v for k, v in XCOMS.items() if k[0] in ("resolve", "checkout")}
+
+
+def test_the_record_reads_why_in_the_order_the_tasks_before_the_deploy_run():
+    # The same tasks carry remember_failure in the DAG (tests/dags/test_integrity.py: the release DAG's shape).
+    assert before_deploy(SHOP) == ("lock", "checkout", "build", "test.unit", "test.integration", "test.performance",
+                                   "coverage_gate", "prepare")
 
 
 @pytest.mark.parametrize(("task", "error", "why"), [
