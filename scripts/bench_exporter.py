@@ -31,14 +31,14 @@ def ledger_of(directory: Path, size: int, rng: random.Random) -> str:
     rows = []
     for n in range(size):
         roll = rng.random()
-        outcome = ("promoted" if roll < 0.8 else f"rolled back to {rng.getrandbits(48):012x}" if roll < 0.9
-                   else "failed before deploy" if roll < 0.97 else "refused")
+        outcome = ("promoted" if roll < 0.8 else "rolled_back" if roll < 0.9
+                   else "failed_before_deploy" if roll < 0.97 else "refused")
         environment, strategy = (("dev", "rolling"), ("staging", "canary"), ("prod", "blue-green"))[n % 3]
         rows.append({
             "service": f"svc{n % 10}", "environment": environment, "strategy": strategy, "version": f"{rng.getrandbits(48):012x}",
             "run_id": f"run-{n}", "requested_by": "ci", "reason": "", "outcome": outcome, "config": "c0ffee00c0de",
             "finished_at": f"2026-{1 + n * 12 // size:02d}-01T{n % 24:02d}:{n % 60:02d}:00+00:00",
-            "seconds": rng.uniform(20, 4000), "rollback_seconds": rng.uniform(1, 100) if outcome.startswith("rolled") else None,
+            "seconds": rng.uniform(20, 4000), "rollback_seconds": rng.uniform(1, 100) if outcome == "rolled_back" else None,
             "analysis_score": rng.uniform(50, 100) if strategy == "canary" else None,
         })
     with ledger.engine.begin() as conn:

@@ -256,7 +256,7 @@ class Bench:
         outside = outside_restart(run.answers, restart_at)
         extra = [notes, self.why(run), f"{outside} failed outside the restart" if restart_at else ""]
         entry = next((e for e in self.ledger.entries() if e.run_id == run.run_id), None)
-        return Row(fault, entry.outcome.split(" to ")[0] if entry else f"run {run.state}",
+        return Row(fault, entry.outcome.value if entry else f"run {run.state}",
                    f"{label} {served}" if served else "none", len(failures), span(failures),
                    fault_to_good(run.answers, good, fault_at), "; ".join(n for n in extra if n),
                    met=served in good and not outside)

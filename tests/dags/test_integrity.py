@@ -49,7 +49,9 @@ for dag_id, dag in bag.dags.items():
         "file": os.path.basename(dag.fileloc),
         "tags": sorted(dag.tags),
         "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids),
-                              "rule": str(t.trigger_rule.value)} for t in dag.tasks},
+                              "rule": str(t.trigger_rule.value),
+                              "on_failure": sorted(c.__name__ for c in (t.on_failure_callback if isinstance(
+                                  t.on_failure_callback, list) else [t.on_failure_callback]) if c)} for t in dag.tasks},
         "max_active_runs": dag.max_active_runs,
         "params": sorted(dag.params),
         "schedule": dag.timetable.description if hasattr(dag.timetable, "description") else str(dag.timetable),
@@ -146,6 +148,9 @@ def test_release_dag_shape(imported):
     assert (tasks["promote"]["rule"], tasks["rollback"]["rule"], tasks["record"]["rule"]) == (
         "none_failed_min_one_success", "one_failed", "all_done")
     assert "approve_promote" not in tasks  # no environment of the sample asks for a gate before promote
+    # Each task before the deploy leaves why it failed, for the ledger's failure column (airflow/record.py).
+    assert {t for t, task in tasks.items() if task["on_failure"] == ["remember_failure"]} == {
+        "lock", "checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate", "prepare"}
     # Releases to different environments run at once; the lock task keeps one environment's apart.
     assert dag["max_active_runs"] == 8
 

@@ -57,7 +57,7 @@ def make_state(state: Path) -> None:
 def test_a_round_trip_keeps_every_release_and_state_file_private(url, other_url, tmp_path):
     ledger = Ledger(url)
     recorded = [entry("r1", config="c0ffee00c0de", digest="sha256:" + "a" * 64, steps={"build": 1.5}),
-                entry("r2", environment="dev", outcome="rolled back to x", finished="2026-12-02T10:00:00+00:00")]
+                entry("r2", environment="dev", outcome="rolled_back", finished="2026-12-02T10:00:00+00:00")]
     for e in recorded:
         ledger.record(e)
     make_state(tmp_path / "state")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from deployflow.ledger import Ledger, ReleaseEntry, engine_for
 from deployflow.ledger.schema import VERSION, current_version, migrate, schema_version
+from deployflow.outcomes import Outcome
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -29,10 +30,10 @@ def entry(run_id: str, *, environment: str = "prod", outcome: str = "promoted", 
 
 def test_a_retried_record_updates_its_row_and_never_writes_a_second(url):
     ledger = Ledger(url)
-    assert ledger.record(entry("r1", outcome="failed during deploy")) is True
-    assert ledger.record(entry("r1", outcome="rolled back to a", steps={"prepare": 3.25})) is False  # the retry
+    assert ledger.record(entry("r1", outcome="failed")) is True
+    assert ledger.record(entry("r1", outcome="rolled_back", steps={"prepare": 3.25})) is False  # the retry
     [only] = ledger.entries()
-    assert (only.run_id, only.outcome, only.steps) == ("r1", "rolled back to a", {"prepare": 3.25})
+    assert (only.run_id, only.outcome, only.steps) == ("r1", Outcome.ROLLED_BACK, {"prepare": 3.25})
 
 
 def test_entries_are_read_back_whole_and_filtered(url):
@@ -123,3 +124,41 @@ def test_a_version_1_ledger_is_migrated_in_place_keeping_its_rows(url):
     ledger = Ledger(url)
     ledger.record(entry("new", digest="sha256:" + "a" * 64, analysis_score=97.5))
     assert {(e.run_id, e.digest, e.analysis_score) for e in ledger.entries()} == {("old", None, None), ("new", "sha256:" + "a" * 64, 97.5)}
+
+
+# Every sentence an earlier record task wrote (and one no version wrote), as schema 5 kept it, and what v6 makes of it.
+SENTENCES = [
+    ("promoted", Outcome.PROMOTED, None),
+    ("refused", Outcome.REFUSED, None),
+    ("rejected", Outcome.REJECTED, None),  # already a value: left as it is
+    ("rejected, rolled back to 0123456789ab", Outcome.REJECTED, "rejected, rolled back to 0123456789ab"),
+    ("rolled back to 0123456789ab", Outcome.ROLLED_BACK, "rolled back to 0123456789ab"),
+    ("rolled back (first deploy: nothing left)", Outcome.ROLLED_BACK, "rolled back (first deploy: nothing left)"),
+    ("failed during deploy", Outcome.FAILED, "failed during deploy"),
+    ("failed before deploy", Outcome.FAILED_BEFORE_DEPLOY, "failed before deploy"),
+    ("fell over", Outcome.FAILED, "fell over"),  # a row edited by hand: ended, not promoted, its words kept
+]
+
+
+def test_a_version_5_ledger_has_its_outcome_sentences_classified_once_and_a_missing_environment_is_none(url):
+    from deployflow.ledger.schema import MIGRATIONS, releases
+
+    engine = engine_for(url)
+    with engine.begin() as conn:  # a ledger at schema 5, with a release of every sentence in it
+        schema_version.create(conn)
+        for migration in MIGRATIONS[:5]:
+            migration(conn)
+        conn.execute(schema_version.insert().values(version=5))
+        for n, (sentence, _, _) in enumerate(SENTENCES):
+            environment = "?" if sentence == "refused" else "prod"  # refused before it named one
+            conn.execute(sa.text(f"INSERT INTO {releases.name} (service, run_id, environment, strategy, requested_by, reason, "
+                                 "outcome, finished_at) VALUES ('shop', :run, :env, :strategy, 'bob', '', :outcome, :at)"),
+                         {"run": f"r{n}", "env": environment, "strategy": "?" if environment == "?" else "canary",
+                          "outcome": sentence, "at": f"2026-11-01T00:00:0{n}+00:00"})
+    assert migrate(engine) == 5
+    entries = Ledger(url).entries()
+    assert [(e.outcome, e.outcome_detail) for e in entries] == [(outcome, said) for _, outcome, said in SENTENCES]
+    refused = entries[1]
+    assert (refused.environment, refused.strategy) == ("none", "none")
+    assert {e.environment for e in entries} == {"prod", "none"}
+    engine.dispose()

@@ -19,9 +19,9 @@ def url(request) -> str:
 def test_both_databases_give_the_same_exact_samples(url):
     ledger = Ledger(url)
     for n, (outcome, environment, seconds, rollback, score) in enumerate([
-        ("promoted", "prod", 25.0, None, 99.0), ("rolled back to 0123456789ab", "prod", 200.0, 4.0, 80.0),
-        ("rolled back (first deploy: nothing left)", "dev", 4000.0, 45.0, None), ("failed before deploy", "dev", 31.0, None, None),
-        ("refused", "prod", None, None, None), ("promoted", "dev", 60.0, None, None),
+        ("promoted", "prod", 25.0, None, 99.0), ("rolled_back", "prod", 200.0, 4.0, 80.0),
+        ("rolled_back", "dev", 4000.0, 45.0, None), ("failed_before_deploy", "dev", 31.0, None, None),
+        ("refused", "prod", None, None, None), ("promoted", "dev", 60.0, None, None), ("rejected", "prod", 90.0, 2.0, None),
     ]):
         ledger.record(entry(f"r{n}", outcome, environment=environment, seconds=seconds, rollback_seconds=rollback, score=score,
                             version=f"{n:012d}", finished=f"2026-12-01T1{n}:00:00+00:00"))
@@ -40,7 +40,8 @@ def test_both_databases_give_the_same_exact_samples(url):
         key("deployflow_releases_total", **prod, **strategy, outcome="rolled_back"): 1,
         key("deployflow_releases_total", **prod, **strategy, outcome="refused"): 1,
         key("deployflow_releases_total", **dev, **strategy, outcome="rolled_back"): 1,
-        key("deployflow_releases_total", **dev, **strategy, outcome="failed"): 1,
+        key("deployflow_releases_total", **dev, **strategy, outcome="failed_before_deploy"): 1,
+        key("deployflow_releases_total", **prod, **strategy, outcome="rejected"): 1,
         key("deployflow_releases_total", **dev, **strategy, outcome="promoted"): 1,
     }
     assert found[key("deployflow_release_duration_seconds_bucket", **dev, **strategy, le="60.0")] == 2

@@ -13,10 +13,11 @@ import pytest
 from deployflow.ledger import Ledger, ReleaseEntry
 from deployflow.ledger.figures import Period, figures
 from deployflow.ledger.report import main
+from deployflow.outcomes import Outcome
 
 PERIOD = Period(date(2026, 11, 2), date(2026, 11, 8))  # 7 days
 START = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
-CHANGE_FAILURES = ("rolled back", "failed during deploy")
+CHANGE_FAILURES = (Outcome.ROLLED_BACK, Outcome.FAILED)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -37,21 +38,22 @@ def ledger(url) -> Iterator[Ledger]:
 MIX = [
     (0, 10, "prod", "promoted", 100.0, None, 3600.0, "+00:00"),  # the day before the period: left out
     (1, 9, "prod", "promoted", 120.0, None, 5400.0, "+02:00"),  # a committer's local time, as git %cI writes it
-    (1, 11, "prod", "rolled back to v1", 80.0, 12.5, None, None),
+    (1, 11, "prod", "rolled_back", 80.0, 12.5, None, None),
     (1, 14, "prod", "promoted", 110.5, None, 7200.0, "+00:00"),  # restores the rollback of 11:00: 3 h
     (2, 9, "prod", "refused", None, None, None, None),
-    (2, 10, "prod", "failed before deploy", 4.0, None, None, None),
-    (3, 8, "prod", "failed during deploy", 30.0, None, None, None),
-    (3, 9, "prod", "rolled back (first deploy: nothing left)", 40.0, 7.25, None, None),
+    (2, 10, "prod", "failed_before_deploy", 4.0, None, None, None),
+    (2, 11, "prod", "rejected", 50.0, 3.0, None, None),  # the gate's rollback: not a change, nor a rollback's time
+    (3, 8, "prod", "failed", 30.0, None, None, None),
+    (3, 9, "prod", "rolled_back", 40.0, 7.25, None, None),
     (4, 16, "prod", "promoted", 130.0, None, 600.0, "-05:00"),  # restores both failures of day 3
-    (7, 23, "prod", "rolled back to v4", 90.0, 20.0, None, None),  # the last day: restored only after the period
+    (7, 23, "prod", "rolled_back", 90.0, 20.0, None, None),  # the last day: restored only after the period
     (8, 1, "prod", "promoted", 100.0, None, 300.0, "+00:00"),  # the day after the period: left out, but it restores
     (1, 12, "staging", "promoted", 60.0, None, 1800.0, "+00:00"),
     (2, 12, "staging", "promoted", 65.0, None, 2700.0, "+00:00"),
-    (3, 12, "staging", "rolled back to v2", 50.0, 9.0, None, None),
+    (3, 12, "staging", "rolled_back", 50.0, 9.0, None, None),
     (5, 12, "staging", "promoted", 70.0, None, 900.0, "+00:00"),
     (6, 12, "staging", "promoted", 75.0, None, None, None),  # no commit time: no lead time
-    (6, 18, "staging", "failed during deploy", 20.0, None, None, None),  # never restored
+    (6, 18, "staging", "failed", 20.0, None, None, None),  # never restored
 ]
 
 
@@ -81,8 +83,8 @@ def expected(ledger: Ledger, service: str, environment: str) -> dict:
     mine = ledger.entries(service=service, environment=environment, since=since, until=until)
     every = ledger.entries(service=service, environment=environment)
     promoted = [e for e in mine if e.outcome == "promoted"]
-    failures = [e for e in mine if e.outcome.startswith(CHANGE_FAILURES)]
-    rolled_back = [e for e in mine if e.outcome.startswith("rolled back")]
+    failures = [e for e in mine if e.outcome in CHANGE_FAILURES]
+    rolled_back = [e for e in mine if e.outcome is Outcome.ROLLED_BACK]
     changes = len(promoted) + len(failures)
     leads = [_seconds(e.committed_at, e.finished_at) for e in promoted if e.committed_at]
     restores = []
@@ -92,7 +94,8 @@ def expected(ledger: Ledger, service: str, environment: str) -> dict:
             restores.append(_seconds(failure.finished_at, later[0].finished_at))
     rollbacks = [e.rollback_seconds for e in rolled_back if e.rollback_seconds is not None]
     return {
-        "releases": len(mine), "changes": changes, "promoted": len(promoted), "deploys_per_day": len(promoted) / 7,
+        "releases": len(mine), "changes": changes, "promoted": len(promoted),
+        "rejected": sum(e.outcome is Outcome.REJECTED for e in mine), "deploys_per_day": len(promoted) / 7,
         "deploys_per_week": float(len(promoted)), "lead_median_s": statistics.median(leads),
         "lead_mean_s": statistics.mean(leads), "change_failure_rate": len(failures) / changes,
         "success_rate": len(promoted) / changes, "restore_rollback_median_s": statistics.median(rollbacks),
@@ -113,11 +116,11 @@ def test_the_figures_match_their_definitions_computed_in_python(ledger):
 
 @pytest.mark.parametrize(("environment", "numbers"), [
     # Counted by hand from MIX, so a definition both SQL and expected() got wrong still fails here.
-    ("prod", {"releases": 9, "changes": 7, "promoted": 3, "change_failure_rate": 4 / 7, "success_rate": 3 / 7,
+    ("prod", {"releases": 10, "changes": 7, "promoted": 3, "rejected": 1, "change_failure_rate": 4 / 7, "success_rate": 3 / 7,
               "lead_median_s": 5400.0, "restore_rollback_median_s": 12.5, "unrestored": 0,
               # restores: 3 h, then 32 h and 31 h after day 3's two failures, 2 h after the last day's rollback
               "restore_next_good_median_s": (3 * 3600 + 31 * 3600) / 2}),
-    ("staging", {"releases": 6, "changes": 6, "promoted": 4, "change_failure_rate": 2 / 6, "success_rate": 4 / 6,
+    ("staging", {"releases": 6, "changes": 6, "promoted": 4, "rejected": 0, "change_failure_rate": 2 / 6, "success_rate": 4 / 6,
                  "lead_median_s": 1800.0, "restore_rollback_median_s": 9.0, "unrestored": 1,
                  "restore_next_good_median_s": 48 * 3600.0}),
 ], ids=["prod", "staging"])
@@ -140,8 +143,8 @@ def test_the_command_prints_one_row_per_service_and_environment(ledger, url, cap
     assert main(["--url", url, "--since", "2026-11-02", "--until", "2026-11-08"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Releases finished 2026-11-02 to 2026-11-08 (UTC, 7 days)"
-    assert out[1].split()[:5] == ["service", "environment", "releases", "changes", "promoted"]
-    assert [line.split()[:5] for line in out[3:]] == [["shop", "prod", "9", "7", "3"], ["shop", "staging", "6", "6", "4"]]
+    assert out[1].split()[:6] == ["service", "environment", "releases", "changes", "promoted", "rejected"]
+    assert [line.split()[:6] for line in out[3:]] == [["shop", "prod", "10", "7", "3", "1"], ["shop", "staging", "6", "6", "4", "0"]]
 
 
 def _image(png: bytes):

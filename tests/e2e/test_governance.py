@@ -182,7 +182,7 @@ def test_a_rollback_is_told_once_with_its_reason_by_webhook_and_email(airflow, s
     done = finished(airflow, trigger(airflow, "staging", git_ref="ready-never"))
     assert done["state"] == "failed" and done["tasks"]["rollback"] == "success"
     entry = ledger_row(stack_state, done["run_id"])
-    assert entry.outcome.startswith("rolled back")
+    assert entry.outcome == "rolled_back"
     told = [e for e in notified.webhook(done["run_id"]) if e["event"] == "rolled_back"]
     assert len(told) == 1 and told[0]["reason"] == entry.failure and told[0]["reason"]
     assert told[0]["version"] == entry.version and told[0]["url"].endswith(quote(done["run_id"]))

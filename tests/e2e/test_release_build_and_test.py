@@ -66,7 +66,7 @@ def test_a_failing_unit_test_stops_the_release_at_the_test_stage(airflow, runs):
     assert run["tasks"]["test.unit"] == "failed"
     deploy = {t: s for t, s in run["tasks"].items() if t in DEPLOY}
     assert deploy.keys() == DEPLOY and set(deploy.values()) <= NOT_RUN, deploy
-    assert "failed before deploy" in log_text(airflow, run["run_id"], "record")
+    assert "failed before deploy at test.unit: test.unit failed: " in log_text(airflow, run["run_id"], "record")
     log = log_text(airflow, run["run_id"], "test.unit")
     assert "suite unit: FAILED" in log
     assert "tests/unit/test_release_blocker.py::test_release_blocker" in log

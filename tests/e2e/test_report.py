@@ -11,6 +11,7 @@ import pytest
 from deployflow.ledger import Ledger, default_url
 from deployflow.ledger.figures import Period, figures
 from deployflow.ledger.report import main
+from deployflow.outcomes import Outcome
 from tests.scenarios import branch
 from tests.e2e.harness import release
 
@@ -32,13 +33,13 @@ def test_the_report_over_real_runs(runs, stack_state, tmp_path, capsys):
     mine = {e.run_id: e for e in ledger.entries(service="sample-app", environment="dev")}
     entries = [mine[r["run_id"]] for r in runs]
     outcomes = [e.outcome for e in entries]
-    assert outcomes[0] == "promoted" and outcomes[1].startswith("rolled back") and outcomes[2:] == [
-        "failed before deploy", "promoted"], outcomes
+    assert outcomes == ["promoted", "rolled_back", "failed_before_deploy", "promoted"], outcomes
+    assert entries[2].failure.startswith("build failed: "), entries[2].failure  # the build's reason, not only its log
     today = datetime.now(timezone.utc).date()
     [found] = figures(ledger.engine, Period(today, today), service="sample-app", environment="dev")
     every = ledger.entries(service="sample-app", environment="dev", since=today.isoformat())
     promoted = [e for e in every if e.outcome == "promoted"]
-    failed = [e for e in every if e.outcome.startswith(("rolled back", "failed during deploy"))]
+    failed = [e for e in every if e.outcome in (Outcome.ROLLED_BACK, Outcome.FAILED)]
     assert (found.releases, found.promoted, found.changes) == (len(every), len(promoted), len(promoted) + len(failed))
     assert found.change_failure_rate == pytest.approx(len(failed) / found.changes)
     leads = [_seconds(e.committed_at, e.finished_at) for e in promoted if e.committed_at]

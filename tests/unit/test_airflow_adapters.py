@@ -21,11 +21,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 from docker.errors import APIError
 
 from deployflow.airflow.deployer_operator import DeployerOperator
-from deployflow.airflow.record import ReleaseRecordOperator
+from deployflow.airflow.record import ending
 from deployflow.airflow.deployer_step import last_error, last_result
 from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.catalog import parse_service
+from deployflow.outcomes import Outcome
 from tests.unit.fakes import FakeDockerAPI
 
 
@@ -161,18 +162,28 @@ def test_the_deployer_result_is_the_last_json_line_wherever_logs_fall():
     assert last_error([b"2026-01-01 00:00:00,000 ERROR bad input\n"]) == "bad input"  # DockerOperator hands bytes
 
 
+NOTHING_BACK = {"rolled_back": False, "reason": "nothing deployed by this release", "seconds": 0.0}
+
+
 @pytest.mark.parametrize(
-    ("pulled", "started", "outcome"),
+    ("promote", "rollback", "how", "outcome", "said"),
     [
-        ({"promote": {"version": "b"}, "rollback": None}, True, "promoted"),
-        ({"promote": None, "rollback": {"rolled_back": True, "to": "a"}}, True, "rolled back to a"),
-        ({"promote": None, "rollback": {"rolled_back": True, "to": None}}, True, "rolled back (first deploy: nothing left)"),
-        ({"promote": None, "rollback": None}, True, "failed during deploy"),
-        ({"promote": None, "rollback": None}, False, "failed before deploy"),
+        ({"version": "b"}, None, {"deploy_started": True}, Outcome.PROMOTED, "promoted"),
+        (None, {"rolled_back": True, "to": "a"}, {"deploy_started": True}, Outcome.ROLLED_BACK, "rolled back to a"),
+        (None, {"rolled_back": True, "to": None}, {"deploy_started": True}, Outcome.ROLLED_BACK,
+         "rolled back (first deploy: nothing left)"),
+        (None, None, {"deploy_started": True}, Outcome.FAILED, "failed during deploy, the rollback did not finish"),
+        (None, NOTHING_BACK, {"deploy_started": True}, Outcome.FAILED, "failed during deploy, nothing to roll back"),
+        (None, NOTHING_BACK, {}, Outcome.FAILED_BEFORE_DEPLOY, "failed before deploy"),
+        (None, {"rolled_back": True, "to": "a"}, {"rejected": True, "deploy_started": True}, Outcome.REJECTED,
+         "rejected, rolled back to a"),
+        (None, NOTHING_BACK, {"rejected": True}, Outcome.REJECTED, "rejected"),
+        (None, None, {"refused": True}, Outcome.REFUSED, "refused"),
     ],
 )
-def test_release_outcome(pulled, started, outcome):
-    assert ReleaseRecordOperator._outcome(pulled, started) == outcome
+def test_how_a_release_ended_is_an_outcome_and_a_sentence(promote, rollback, how, outcome, said):
+    how = {"refused": False, "rejected": False, "deploy_started": False, **how}
+    assert ending({"promote": promote, "rollback": rollback}, **how) == (outcome, said)
 
 
 def test_the_ledger_keeps_why_a_release_was_rolled_back_and_imports_lines_written_before(tmp_path):
@@ -180,15 +191,17 @@ def test_the_ledger_keeps_why_a_release_was_rolled_back_and_imports_lines_writte
 
     because = "b failed its post-promotion watch at interval 2: only 0 of 2 instance(s) serve; traffic restored to a in 0.01 s"
     entry = ReleaseEntry.of(request={"service": "shop", "environment": "prod", "strategy": "blue-green"}, run_id="r1",
-                            outcome="rolled back to a", commit="c", image="reg/shop:b", previous="a", started=None,
-                            rollback={"rolled_back": True, "to": "a", "because": because, "seconds": 1.5})
+                            outcome=Outcome.ROLLED_BACK, said="rolled back to a", commit="c", image="reg/shop:b",
+                            previous="a", started=None, rollback={"rolled_back": True, "to": "a", "because": because, "seconds": 1.5})
     assert entry.failure == because and entry.summary().endswith(f"rolled back to a ({because})")
     ledger = Ledger(default_url(tmp_path))
     ledger.record(entry)
-    older = {k: v for k, v in entry.to_dict().items() if k not in ("failure", "config", "steps")}  # a line from before
+    older = {k: v for k, v in entry.to_dict().items() if k not in ("failure", "config", "steps", "outcome_detail")}
+    older["outcome"] = "rolled back to a"  # a line from before: the outcome was a sentence
     (tmp_path / "ledger.jsonl").write_text(json.dumps({**older, "run_id": "r0"}) + "\n")
     assert ledger.import_jsonl(tmp_path / "ledger.jsonl") == (1, 0)
-    assert sorted((e.run_id, e.failure) for e in ledger.entries()) == [("r0", None), ("r1", because)]
+    assert sorted((e.run_id, e.failure, e.outcome, e.outcome_detail) for e in ledger.entries()) == [
+        ("r0", None, Outcome.ROLLED_BACK, "rolled back to a"), ("r1", because, Outcome.ROLLED_BACK, "rolled back to a")]
 
 
 # ---- a deployer container on a fake Docker engine ---------------------------------------------

@@ -107,7 +107,7 @@ def _entry(commit: str, outcome: str, finished: str, **extra) -> ReleaseEntry:
 LEDGER = [
     _entry("a" * 40, "promoted", "2026-12-01T10:00:00+00:00", tests={"unit": {"suite": "unit", "ok": True}}),
     _entry("b" * 40, "promoted", "2026-12-01T12:00:00+00:00"),
-    _entry("c" * 40, "rolled back to bbbbbbbbbbbb", "2026-12-01T13:00:00+00:00"),
+    _entry("c" * 40, "rolled_back", "2026-12-01T13:00:00+00:00"),
 ]
 
 

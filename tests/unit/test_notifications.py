@@ -9,7 +9,8 @@ import pytest
 
 from deployflow.catalog.notifications import parse_channels
 from deployflow.errors import ConfigError
-from deployflow.governance.notifications import EVENTS, KINDS, MAX_TEXT, Channel, ReleaseEvent, channels_for
+from deployflow.governance.notifications import EVENTS, KINDS, MAX_TEXT, Channel, ReleaseEvent, channels_for, event_for
+from deployflow.outcomes import Outcome
 
 AT = "2025-06-01T12:00:00Z"
 REASON = "canary analysis failed at interval 2: error_rate 12 % vs 0 %"
@@ -184,3 +185,15 @@ def test_the_catalog_list_refuses_a_bad_channel_naming_its_field(raw, path, says
         parse_channels(raw, AT_PROD)
     assert caught.value.path == path
     assert says in caught.value.message
+
+
+@pytest.mark.parametrize(("outcome", "told"), [
+    (Outcome.PROMOTED, "promoted"), (Outcome.ROLLED_BACK, "rolled_back"), (Outcome.REJECTED, "rejected"),
+    (Outcome.REFUSED, "failed"), (Outcome.FAILED_BEFORE_DEPLOY, "failed"), (Outcome.FAILED, "failed"),
+])
+def test_each_outcome_is_told_as_one_event(outcome, told):
+    assert event_for(outcome) == told and told in EVENTS
+
+
+def test_every_outcome_has_an_event():
+    assert all(event_for(outcome) in EVENTS for outcome in Outcome)

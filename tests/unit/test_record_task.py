@@ -9,11 +9,13 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
-from deployflow.airflow.record import ReleaseRecordOperator
+from deployflow.airflow.record import ReleaseRecordOperator, before_deploy, remember_failure
 from deployflow.catalog import parse_service
-from deployflow.ledger import Ledger, default_url
+from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from deployflow.outcomes import Outcome
 
 SHOP = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18103}}})
 COST = {"requests": 5200, "failed_requests": 1, "saved_by_router": 7, "restore_seconds": 0.05, "extra_instance_seconds": 62.5}
@@ -32,11 +34,26 @@ XCOMS = {
 
 
 class TI:
+    def __init__(self, xcoms: dict[tuple[str, str], object] = XCOMS, task_id: str = "record") -> None:
+        self.xcoms, self.task_id = dict(xcoms), task_id
+
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
-        return XCOMS.get((task_ids, key))
+        return self.xcoms.get((task_ids, key))
 
     def xcom_push(self, key: str, value: object) -> None:
-        pass
+        self.xcoms[(self.task_id, key)] = value
+
+
+def run_record(tmp_path, monkeypatch, ti: TI, fails: str = "") -> ReleaseEntry:
+    """The record task over ``ti``'s XComs, once; the ledger's only row."""
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    context = {"ti": ti, "run_id": "manual__1",
+               "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
+                                          run_type="manual")}
+    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None), pytest.raises(AirflowFailException, match=fails):
+        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context)
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    return entry
 
 
 def test_a_rolled_back_release_is_recorded_whole_and_a_retried_record_writes_no_second_row(tmp_path, monkeypatch):
@@ -50,8 +67,9 @@ def test_a_rolled_back_release_is_recorded_whole_and_a_retried_record_writes_no_
             with pytest.raises(AirflowFailException, match="rolled back to fedcba987654: crashed"):
                 task.execute(context)
     [entry] = Ledger(default_url(tmp_path)).entries()
-    assert (entry.requested_by, entry.outcome, entry.config, entry.digest, entry.committed_at) == (
-        "alice", "rolled back to fedcba987654", "c0ffee00c0de", "sha256:" + "b" * 64, "2026-12-01T08:00:00+00:00")
+    assert (entry.requested_by, entry.outcome, entry.outcome_detail, entry.config, entry.digest, entry.committed_at) == (
+        "alice", Outcome.ROLLED_BACK, "rolled back to fedcba987654", "c0ffee00c0de", "sha256:" + "b" * 64,
+        "2026-12-01T08:00:00+00:00")
     assert entry.steps == {"checkout": 0.4, "build": 12.0, "prepare": 3.5, "shift": 2.0, "rollback": 4.0}
     assert {k: getattr(entry, k) for k in COST} == COST
 
@@ -66,3 +84,40 @@ def test_a_json_lines_ledger_beside_it_is_imported_once(tmp_path, monkeypatch):
     assert [e.run_id for e in open_ledger(tmp_path).entries()] == ["old"]
     assert not (tmp_path / "ledger.jsonl").exists() and (tmp_path / "ledger.jsonl.imported").exists()
     assert [e.run_id for e in open_ledger(tmp_path).entries()] == ["old"]  # once
+
+
+BEFORE_DEPLOY = {k: v for k, v in XCOMS.items() if k[0] in ("resolve", "checkout")}
+
+
+def test_the_record_reads_why_in_the_order_the_tasks_before_the_deploy_run():
+    # The same tasks carry remember_failure in the DAG (tests/dags/test_integrity.py: the release DAG's shape).
+    assert before_deploy(SHOP) == ("lock", "checkout", "build", "test.unit", "test.integration", "test.performance",
+                                   "coverage_gate", "prepare")
+
+
+@pytest.mark.parametrize(("task", "error", "why"), [
+    ("build", AirflowFailException("build: the Dockerfile's RUN step failed (exit 2)"),
+     "build failed: build: the Dockerfile's RUN step failed (exit 2)"),
+    ("coverage_gate", DockerContainerFailedException("Docker container failed: {'StatusCode': 2}",
+                                                     logs=[b"Name  Stmts\n", b"Coverage failure: total of 72 is less than fail-under=80\n"]),
+     "coverage_gate failed: Docker container failed: {'StatusCode': 2}: Coverage failure: total of 72 is less than fail-under=80"),
+    ("test.unit", AirflowTaskTimeout(), "test.unit failed: AirflowTaskTimeout"),
+])
+def test_why_a_task_before_the_deploy_failed_reaches_the_ledger(tmp_path, monkeypatch, task, error, why):
+    ti = TI(BEFORE_DEPLOY, task_id=task)
+    remember_failure({"ti": ti, "exception": error})  # the failed task's on_failure_callback
+    entry = run_record(tmp_path, monkeypatch, ti, fails=f"failed before deploy at {task}: ")
+    assert (entry.outcome, entry.outcome_detail, entry.failure) == (Outcome.FAILED_BEFORE_DEPLOY, f"failed before deploy at {task}", why)
+
+
+def test_a_release_that_failed_before_deploy_without_a_reason_says_so_plainly(tmp_path, monkeypatch):
+    entry = run_record(tmp_path, monkeypatch, TI(BEFORE_DEPLOY), fails="failed before deploy$")
+    assert (entry.outcome, entry.outcome_detail, entry.failure) == (Outcome.FAILED_BEFORE_DEPLOY, "failed before deploy", None)
+
+
+def test_a_rejected_release_is_rejected_in_the_ledger(tmp_path, monkeypatch):
+    decision = {"decision": "rejected", "by": "bob", "at": "2026-12-01T09:05:00+00:00", "comment": "not today",
+                "position": "promote"}
+    ti = TI({**XCOMS, ("approve_promote", "approval"): decision})
+    entry = run_record(tmp_path, monkeypatch, ti, fails="rejected, rolled back to fedcba987654: rejected before promote by bob")
+    assert (entry.outcome, entry.outcome_detail, entry.approval) == (Outcome.REJECTED, "rejected, rolled back to fedcba987654", "rejected")

@@ -33,8 +33,8 @@ def entry(run_id: str, version: str = "aaaaaaaaaaaa", *, environment: str = "pro
 @pytest.mark.parametrize(("ledger", "expected"), [
     ([entry("r1")], ("r1", "aaaaaaaaaaaa", "127.0.0.1:5000/shop:aaaaaaaaaaaa")),
     # a later release rolled back, failed, was refused: the last promoted one still serves
-    ([entry("r1"), entry("r2", "bbbbbbbbbbbb", outcome="rolled back to aaaaaaaaaaaa"),
-      entry("r3", "cccccccccccc", outcome="failed during deploy"), entry("r4", None, outcome="refused", image=None)],
+    ([entry("r1"), entry("r2", "bbbbbbbbbbbb", outcome="rolled_back"),
+      entry("r3", "cccccccccccc", outcome="failed"), entry("r4", None, outcome="refused", image=None)],
      ("r1", "aaaaaaaaaaaa", "127.0.0.1:5000/shop:aaaaaaaaaaaa")),
     ([entry("r1"), entry("r2", "bbbbbbbbbbbb")], ("r2", "bbbbbbbbbbbb", "127.0.0.1:5000/shop:bbbbbbbbbbbb")),
     # another environment's newer promotion is not this one's
@@ -44,7 +44,7 @@ def entry(run_id: str, version: str = "aaaaaaaaaaaa", *, environment: str = "pro
     ([entry("r1", digest=DIGEST), entry("r2", "bbbbbbbbbbbb")], ("r2", "bbbbbbbbbbbb", "127.0.0.1:5000/shop:bbbbbbbbbbbb")),
     # with its configuration: the release version the engine runs carries it
     ([entry("r1", config="c0ffee00c0de", digest=DIGEST)], ("r1", "aaaaaaaaaaaa-cc0ffee00c0de", f"127.0.0.1:5000/shop@{DIGEST}")),
-    ([entry("r1", outcome="rolled back to nothing")], None),
+    ([entry("r1", outcome="rolled_back")], None),
     ([entry("r1", environment="dev")], None),
     ([], None),
 ])

@@ -17,6 +17,7 @@ from deployflow.ledger import Ledger, default_url
 from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.airflow.operators import ResolveReleaseOperator
 from deployflow.catalog import parse_service
+from deployflow.outcomes import Outcome
 
 SHOP = parse_service({
     "name": "shop", "source": {"repo": "/srv/shop", "default_ref": "main"},
@@ -67,7 +68,8 @@ def test_a_refused_request_fails_resolve_and_the_ledger_names_who_asked(tmp_path
     with pytest.raises(AirflowFailException, match=f"^release of shop: refused: {error[:20]}"):
         ReleaseRecordOperator(task_id="record", service=SHOP).execute(context(ti, params))
     [entry] = Ledger(default_url(tmp_path)).entries()
-    assert (entry.service, entry.requested_by, entry.outcome, entry.failure) == ("shop", "alice", "refused", error)
+    assert (entry.service, entry.requested_by, entry.outcome, entry.failure) == ("shop", "alice", Outcome.REFUSED, error)
+    assert (entry.environment, entry.strategy) == ("none", "none")  # never given: not '?', not an environment
 
 
 def test_the_nightly_schedule_resolves_to_the_nightly_environment():

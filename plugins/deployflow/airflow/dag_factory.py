@@ -22,7 +22,7 @@ from deployflow.pipeline import suites
 from deployflow.airflow.approval import ReleaseApprovalOperator
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.load import AnalysisLoadOperator
-from deployflow.airflow.record import ReleaseRecordOperator
+from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
 from deployflow.airflow.lock import EnvironmentLockSensor
 from deployflow.airflow.sensors import CanaryAnalysisSensor, HealthCheckSensor
 from deployflow.airflow.operators import (
@@ -148,11 +148,13 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         resolve = ResolveReleaseOperator(task_id=RESOLVE, service=service)
         lock = EnvironmentLockSensor(
             task_id=LOCK, service=service.name, environment_name=_requested("environment"), retries=3,
-            timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service),
+            timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service), on_failure_callback=remember_failure,
         )
-        checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}")
+        checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}",
+                                    on_failure_callback=remember_failure)
         # A failed build or suite is deterministic: a retry only delays the verdict.
-        build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s))
+        build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s),
+                                   on_failure_callback=remember_failure)
         with TaskGroup(TEST, tooltip="pytest suites in containers from the built image") as test_group:
             for suite in service.tests.suites:
                 PytestSuiteOperator(
@@ -164,6 +166,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
                     labels=test_labels(service.name),
                     retries=0,
                     execution_timeout=timedelta(seconds=service.tests.timeout_s),
+                    on_failure_callback=remember_failure,
                 )
         coverage_gate = HardenedDockerOperator(
             task_id=COVERAGE_GATE,
@@ -179,6 +182,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             labels=test_labels(service.name),
             limits=TEST_LIMITS,
             retries=0,
+            on_failure_callback=remember_failure,
         )
         # Waits only where the environment asks, or where the release overrides a freeze. After a promotion's
         # skipped build and tests (none failed) it still runs: none_failed_min_one_success.
@@ -213,7 +217,7 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     # Every step converges when retried, so a killed deployer is retried; a step
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
-    prepare = deployer(task_id=PREPARE, step="prepare", retries=1, **common)
+    prepare = deployer(task_id=PREPARE, step="prepare", retries=1, on_failure_callback=remember_failure, **common)
     # The waits' own verdicts (unhealthy, timed out, analysis failed) raise AirflowFailException, which is never
     # retried. Their retries are for what kills a wait from outside: a lost worker, and Airflow 3.3's
     # resume-after-defer race (apache/airflow#72716: the executor's stale "success" of the deferring exit,

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from deployflow.airflow.announce import announce
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM
+from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.load import finish_load
 from deployflow.airflow.lock import release_environment_lock
@@ -23,17 +24,24 @@ from deployflow.airflow.task_ids import (
     APPROVE_PROMOTE,
     BUILD,
     CHECKOUT,
+    COVERAGE_GATE,
     FAILURE,
     HEALTH,
+    LOCK,
     PREPARE,
     PROMOTE,
     REFUSED,
     RESOLVE,
     ROLLBACK,
     SHIFT,
+    TEST,
 )
 from deployflow.catalog import Service
+from deployflow.governance.notifications import event_for
 from deployflow.ledger import ReleaseEntry
+from deployflow.outcomes import Outcome, one_line
+
+MAX_FAILURE = 1000  # a task's reason in the ledger: its first words say why; its log keeps the rest
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,17 +75,16 @@ class ReleaseRecordOperator(BaseOperator):
         """Record the release, tell its channels, show what is live; fail unless it was promoted."""
         ti = context["ti"]
         entry = self._record(context)
-        announce(self.service, notified_event(entry), request, context, version=entry.version,
+        announce(self.service, event_for(entry.outcome), request, context, version=entry.version,
                  reason=entry.failure or "", previous=entry.previous)
-        outcome = entry.outcome
         if request.get("environment") in self.service.environments:
             live = self._live(request["environment"])
             if live is not None:
                 ti.xcom_push(key="live", value=live)
-        if outcome != "promoted":
+        if entry.outcome is not Outcome.PROMOTED:
             because = f": {entry.failure}" if entry.failure else ""
             version = f" {entry.version}" if entry.version else ""
-            raise AirflowFailException(f"release of {self.service.name}{version}: {outcome}{because}")
+            raise AirflowFailException(f"release of {self.service.name}{version}: {entry.outcome_detail}{because}")
         return entry.to_dict()
 
     def _record(self, context: Context) -> ReleaseEntry:
@@ -94,15 +101,17 @@ class ReleaseRecordOperator(BaseOperator):
         approval = next((d for d in (ti.xcom_pull(task_ids=g, key=APPROVAL_XCOM) for g in (APPROVE_DEPLOY, APPROVE_PROMOTE))
                          if d), None)
         rejected = approval is not None and approval["decision"] != "approved"
-        outcome = "refused" if refused else self._outcome(pulled, bool(ti.xcom_pull(task_ids=PREPARE, key="started")), rejected)
+        outcome, said = ending(pulled, refused=bool(refused), rejected=rejected,
+                               deploy_started=bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
+        early = first_failure(ti, before_deploy(self.service)) if outcome is Outcome.FAILED_BEFORE_DEPLOY else None
         entry = ReleaseEntry.of(
-            request=request, run_id=context["run_id"], outcome=outcome,
+            request=request, run_id=context["run_id"], outcome=outcome, said=f"{said} at {early[0]}" if early else said,
             commit=source.get("sha"), image=built.get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
             judged=refused or (rejection(approval) if rejected else None)
             or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
-            or ti.xcom_pull(task_ids=HEALTH, key=FAILURE),
+            or ti.xcom_pull(task_ids=HEALTH, key=FAILURE) or (early[1] if early else None),
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
             committed_at=source.get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
@@ -119,19 +128,6 @@ class ReleaseRecordOperator(BaseOperator):
         self.log.info("release %s", entry.summary())
         return entry
 
-    @staticmethod
-    def _outcome(pulled: dict[str, Any], deploy_started: bool, rejected: bool = False) -> str:
-        if pulled[PROMOTE]:
-            return "promoted"
-        rollback = pulled[ROLLBACK] or {}
-        if rejected:
-            return "rejected" + (f", rolled back to {rollback['to']}" if rollback.get("rolled_back") and rollback.get("to") else "")
-        if rollback.get("rolled_back"):
-            return "rolled back" + (f" to {rollback['to']}" if rollback.get("to") else " (first deploy: nothing left)")
-        if deploy_started:
-            return "failed during deploy"
-        return "failed before deploy"
-
     def _live(self, environment: str) -> dict[str, Any] | None:
         try:
             status = live_status(self.service, environment)
@@ -142,12 +138,46 @@ class ReleaseRecordOperator(BaseOperator):
         return status
 
 
-def notified_event(entry: ReleaseEntry) -> str:
-    """The channels' name for how the release ended."""
-    for prefix, event in (("promoted", "promoted"), ("rejected", "rejected"), ("rolled back", "rolled_back")):
-        if entry.outcome.startswith(prefix):
-            return event
-    return "failed"
+def ending(pulled: dict[str, Any], *, refused: bool, rejected: bool, deploy_started: bool) -> tuple[Outcome, str]:
+    """How the release ended, and the sentence that says so, from what resolve, the gates, promote and rollback left."""
+    if refused:
+        return Outcome.REFUSED, "refused"
+    if pulled[PROMOTE]:
+        return Outcome.PROMOTED, "promoted"
+    rollback = pulled[ROLLBACK] or {}
+    back = "rolled back" + (f" to {rollback['to']}" if rollback.get("to") else " (first deploy: nothing left)")
+    if rejected:
+        return Outcome.REJECTED, "rejected" + (f", {back}" if rollback.get("rolled_back") else "")
+    if rollback.get("rolled_back"):
+        return Outcome.ROLLED_BACK, back
+    if deploy_started:
+        return Outcome.FAILED, "failed during deploy, " + ("nothing to roll back" if rollback else "the rollback did not finish")
+    return Outcome.FAILED_BEFORE_DEPLOY, "failed before deploy"
+
+
+def before_deploy(service: Service) -> tuple[str, ...]:
+    """The tasks before the deploy, in the order they run: each leaves why it failed (:func:`remember_failure`)."""
+    return (LOCK, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), COVERAGE_GATE, PREPARE)
+
+
+def remember_failure(context: Context) -> None:
+    """``on_failure_callback`` of the tasks before the deploy: why the task failed, for the ledger's ``failure``
+    (the task's log has it whole). It runs for every way a task fails: a refusal, a timeout, a crash."""
+    ti, error = context["ti"], context.get("exception")
+    why = str(error) or type(error).__name__  # a timeout may say nothing but its kind
+    logs = log_lines(getattr(error, "logs", None))  # a container's last line says why (the coverage gate's total)
+    if logs:
+        why += f": {logs[-1]}"
+    ti.xcom_push(key=FAILURE, value=one_line(f"{ti.task_id} failed: {why}", MAX_FAILURE))
+
+
+def first_failure(ti: Any, tasks: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first of ``tasks`` that left why it failed: (task id, why); None when none did (a task killed outright)."""
+    for task in tasks:
+        why = ti.xcom_pull(task_ids=task, key=FAILURE)
+        if why:
+            return task, why
+    return None
 
 
 def analysis_failure(verdict: dict[str, Any] | None) -> str | None:

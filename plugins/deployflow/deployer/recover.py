@@ -37,14 +37,13 @@ from deployflow.catalog import Service, load_catalog, project_root
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from deployflow.outcomes import Outcome as Ended  # this module's Outcome is a recovery's
 from deployflow.deployer.wiring import rollout_of
 from deployflow.pipeline.registry import RegistryCredentials, auth_config, credentials_file
 from deployflow.platforms.base import Clients, NotHere, StackSettings
 from deployflow.platforms.config_files import ConfigFiles
 from deployflow.platforms.factory import site_for
 from deployflow.rollout.engine import Rollout
-
-PROMOTED = "promoted"
 
 
 class Unrecoverable(Exception):
@@ -69,7 +68,7 @@ class Recovery:
 
 def last_promoted(entries: Iterable[ReleaseEntry], environment: str) -> ReleaseEntry | None:
     """The release that served last: the latest promoted one there (a later rollback left it serving)."""
-    promoted = [e for e in entries if e.environment == environment and e.outcome == PROMOTED]
+    promoted = [e for e in entries if e.environment == environment and e.outcome is Ended.PROMOTED]
     return promoted[-1] if promoted else None  # entries come in the order they finished
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from deployflow.errors import ConfigError, one_of
+from deployflow.outcomes import Outcome, one_line
 
 EVENTS = ("started", "awaiting_approval", "promoted", "rolled_back", "rejected", "failed")
 KINDS = ("webhook", "slack", "email")
@@ -43,6 +44,18 @@ _VERBS = {
     "rejected": "rejected for {environment}",
     "failed": "failed in {environment} ({strategy})",
 }
+
+# The event each way a release ends is told as: a refusal and both failures are "failed" (a channel that hears
+# of failures hears of them all); the ledger and the metrics keep them apart.
+OUTCOME_EVENTS = {
+    Outcome.PROMOTED: "promoted", Outcome.ROLLED_BACK: "rolled_back", Outcome.REJECTED: "rejected",
+    Outcome.REFUSED: "failed", Outcome.FAILED_BEFORE_DEPLOY: "failed", Outcome.FAILED: "failed",
+}
+
+
+def event_for(outcome: Outcome) -> str:
+    """The event the channels hear of for a release that ended with ``outcome``."""
+    return OUTCOME_EVENTS[outcome]
 
 
 def utc_now() -> str:
@@ -145,7 +158,7 @@ class ReleaseEvent:
             sentence += f", requested by {self.requested_by}"
         if self.reason:
             sentence += f": {self.reason}"
-        return _one_line(sentence, MAX_TEXT)
+        return one_line(sentence, MAX_TEXT)
 
     def payload(self) -> dict[str, str | None]:
         """The webhook's JSON: the schema, every field, and :meth:`text`."""
@@ -177,12 +190,6 @@ def _is_utc(value: object) -> bool:
     except ValueError:
         return False
     return moment.utcoffset() is not None and moment.utcoffset().total_seconds() == 0
-
-
-def _one_line(text: str, limit: int) -> str:
-    # A reason may hold a check's multi-line output; a subject or a chat line holds one line.
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def _names(values: Iterable[str]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from deployflow.errors import ConfigError
 from deployflow.ledger.entry import ReleaseEntry
+from deployflow.outcomes import Outcome
 
 COMMIT = re.compile(r"[0-9a-f]{7,64}")
 SHOWN = 5  # promoted commits a refusal lists
@@ -51,7 +52,7 @@ class Artifact:
 
 def promoted(entries: Iterable[ReleaseEntry]) -> list[ReleaseEntry]:
     """The promoted releases that carry an image and a commit, newest first."""
-    rows = [e for e in entries if e.outcome == "promoted" and e.image and e.commit]
+    rows = [e for e in entries if e.outcome is Outcome.PROMOTED and e.image and e.commit]
     return sorted(rows, key=lambda e: e.finished_at, reverse=True)
 
 

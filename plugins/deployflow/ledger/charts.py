@@ -24,8 +24,8 @@ from deployflow.ledger.figures import durations as duration_rows  # noqa: E402
 from deployflow.ledger.figures import lead_time_points, releases_per_day  # noqa: E402
 
 COLOURS = {PROMOTED: "#2e7d32", ROLLED_BACK: "#f9a825", FAILED: "#c62828", NOT_A_CHANGE: "#9e9e9e"}
-LABELS = {PROMOTED: "promoted", ROLLED_BACK: "rolled back", FAILED: "failed during deploy",
-          NOT_A_CHANGE: "refused or failed before deploy"}
+LABELS = {PROMOTED: "promoted", ROLLED_BACK: "rolled back", FAILED: "failed, not rolled back",
+          NOT_A_CHANGE: "refused, rejected or failed before deploy"}
 
 
 def _when(text: str) -> datetime:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from deployflow.outcomes import NOT_GIVEN, Outcome, detail
 
 COST_FIELDS = ("requests", "failed_requests", "saved_by_router", "restore_seconds", "extra_instance_seconds")
 
@@ -22,12 +23,12 @@ class ReleaseEntry:
     requested_by: str
     reason: str
     run_id: str
-    outcome: str
+    outcome: Outcome  # how it ended (a str in a row: its value)
     started_at: str | None
     finished_at: str
     seconds: float | None
     rollback_seconds: float | None
-    failure: str | None = None  # why the release was rolled back: the analysis, or the failed deploy step
+    failure: str | None = None  # why it did not promote: the refusal, the rejection, the analysis, the failed task or step
     config: str | None = None  # the configuration version released with the image (a keyed hash; None: no configuration)
     committed_at: str | None = None  # the commit's time (ISO 8601): lead time for changes runs from it
     failed_requests: int | None = None  # what the release cost its users: failed requests at the router while it ran
@@ -45,6 +46,10 @@ class ReleaseEntry:
     promoted_from: str | None = None  # the environment whose promoted image this release took, unbuilt
     tests: dict[str, Any] | None = None  # each suite's counts, seconds, coverage (a promotion: the source's)
     approval_answers: list[dict[str, Any]] | None = None  # every answer the gate took: by, answer, at, comment, counted, reason
+    outcome_detail: str | None = None  # the outcome as a sentence a person reads ("rolled back to 1a2b3c"), bounded
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))  # a stored value, or an unknown one refused here
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseEntry:
@@ -54,20 +59,21 @@ class ReleaseEntry:
 
     @classmethod
     def of(
-        cls, *, request: dict[str, Any], run_id: str, outcome: str, commit: str | None, image: str | None,
+        cls, *, request: dict[str, Any], run_id: str, outcome: Outcome, commit: str | None, image: str | None,
         previous: str | None, started: datetime | None, rollback: dict[str, Any] | None, judged: str | None = None,
         config: str | None = None, committed_at: str | None = None, steps: dict[str, float] | None = None,
         cost: dict[str, Any] | None = None, digest: str | None = None, analysis_score: float | None = None,
-        approval: dict[str, Any] | None = None, tests: dict[str, Any] | None = None,
+        approval: dict[str, Any] | None = None, tests: dict[str, Any] | None = None, said: str | None = None,
     ) -> ReleaseEntry:
         """``judged``: why the release failed before the deployer could say: the first task's refusal of the
-        request, or canary analysis (else the deployer's reason, in rollback)."""
+        request, a gate's rejection, canary analysis, a failed check or task (else the deployer's reason, in
+        rollback). ``said``: the outcome's sentence (the detail; the outcome's value when None)."""
         now = datetime.now(timezone.utc)
         return cls(
-            service=request.get("service", "?"), environment=request.get("environment", "?"),
-            strategy=request.get("strategy", "?"), version=image.rsplit(":", 1)[-1] if image else None,
+            service=request.get("service", "?"), environment=request.get("environment") or NOT_GIVEN,
+            strategy=request.get("strategy") or NOT_GIVEN, version=image.rsplit(":", 1)[-1] if image else None,
             commit=commit, image=image, previous=previous, requested_by=request.get("requested_by", "?"),
-            reason=request.get("reason", ""), run_id=run_id, outcome=outcome,
+            reason=request.get("reason", ""), run_id=run_id, outcome=outcome, outcome_detail=detail(said or str(outcome)),
             started_at=started.isoformat() if started else None, finished_at=now.isoformat(),
             seconds=round((now - started).total_seconds(), 1) if started else None,
             rollback_seconds=(rollback or {}).get("seconds"), failure=judged or (rollback or {}).get("because"),
@@ -84,7 +90,8 @@ class ReleaseEntry:
         because = f" ({self.failure})" if self.failure else ""
         config = f" with configuration {self.config}" if self.config else ""
         return (f"{self.service} {self.version or '(no image)'}{config} -> {self.environment} ({self.strategy}), "
-                f"asked by {self.requested_by}: {self.outcome}{took}{because}")
+                f"asked by {self.requested_by}: {self.outcome_detail or self.outcome.value}{took}{because}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values (the outcome's too): a row, a JSON line, an XCom."""
+        return {**asdict(self), "outcome": self.outcome.value}

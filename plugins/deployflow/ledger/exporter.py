@@ -6,8 +6,8 @@
 
 Two SQL queries per scrape, both aggregated by the database: counts and histogram buckets grouped by
 service, environment, strategy and outcome, and the last promoted and last analysed release of each
-service and environment. Outcomes are normalised to :data:`OUTCOMES` (:func:`outcome_label`), so no
-version reaches a label. A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line,
+service and environment. The ``outcome`` label is the ledger's outcome, an ``Outcome``'s value
+(:func:`outcome_label`), so no version reaches a label. A ledger that cannot be read gives ``deployflow_ledger_up 0`` and one log line,
 not a dead exporter. It keeps no state: a restart loses nothing, the counters come from the ledger.
 """
 
@@ -30,15 +30,16 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from deployflow.ledger import default_url
 from deployflow.ledger.schema import releases
 from deployflow.ledger.store import SCHEMES, engine_for
+from deployflow.outcomes import VALUES, Outcome
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9468
 DEFAULT_BIND = "127.0.0.1"  # release history is not for every interface; --bind opens it on purpose
-OUTCOMES = ("promoted", "rolled_back", "failed", "refused", "other")
-# The ledger's outcome strings (ReleaseRecordOperator) by how they begin: "rolled back to 1a2b3c", "failed during deploy".
-OUTCOME_PREFIXES = (("promoted", "promoted"), ("refused", "refused"), ("rolled back", "rolled_back"), ("failed", "failed"))
-EXACT = ("promoted", "refused")
+# Every Outcome's value, and "other" for a row this version cannot name: a ledger still at schema 5 (no release
+# recorded since the upgrade, whose first record migrates it) or written by a newer deployflow.
+OTHER = "other"
+OUTCOMES = (*VALUES, OTHER)
 # A release takes minutes (build, tests, pauses, watches): 30 s to 1 h.
 RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 # Putting traffic back and removing the new version takes seconds, a slow engine a minute or two.
@@ -46,11 +47,9 @@ ROLLBACK_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 def outcome_label(column: sa.ColumnElement) -> sa.ColumnElement:
-    """The ledger's outcome as a bounded label, in SQL: "rolled back to 1a2b3c" -> "rolled_back", so that the
-    database groups by the label, not by each version rolled back to, and no version reaches a label. An
-    outcome this version does not know is "other", never a new label value."""
-    return sa.case(*((column == prefix if prefix in EXACT else sa.func.substr(column, 1, len(prefix)) == prefix, label)
-                     for prefix, label in OUTCOME_PREFIXES), else_="other")
+    """The ledger's outcome as the label, in SQL: its value; a value this version does not know is "other",
+    never a new label value (nor a version, as an old sentence "rolled back to 1a2b3c" would be)."""
+    return sa.case((column.in_(VALUES), column), else_=OTHER)
 
 
 def bucket_of(column: sa.ColumnElement, bounds: tuple[float, ...]) -> sa.ColumnElement:
@@ -88,7 +87,7 @@ def latest_query() -> sa.Select:
                           found.c.config, found.c.analysis_score)
                 .select_from(pairs.join(found, found.c.id == newest)))
 
-    return sa.union_all(last("live", lambda row: row.c.outcome == "promoted"),
+    return sa.union_all(last("live", lambda row: row.c.outcome == Outcome.PROMOTED.value),
                         last("score", lambda row: row.c.analysis_score.is_not(None)))
 
 
@@ -166,10 +165,10 @@ def release_metrics(totals: list[Any], latest: list[Any]) -> Iterator[Any]:
         counts[(row.service, row.environment, row.strategy, row.outcome)] += row.releases
         if row.d is not None:
             durations[(row.service, row.environment, row.strategy)].add(row.d, row.releases, row.d_sum)
-        if row.r is not None and row.outcome == "rolled_back":  # the rollback task says 0 s when it had nothing to do
+        if row.r is not None and row.outcome == Outcome.ROLLED_BACK.value:  # the rollback task says 0 s when it had nothing to do
             rollbacks[(row.service, row.environment)].add(row.r, row.releases, row.r_sum)
 
-    releases_total = CounterMetricFamily("deployflow_releases", "Releases recorded in the ledger, by normalised outcome",
+    releases_total = CounterMetricFamily("deployflow_releases", "Releases recorded in the ledger, by outcome",
                                          labels=["service", "environment", "strategy", "outcome"])
     for labels, count in sorted(counts.items()):
         releases_total.add_metric(list(labels), count)

@@ -2,12 +2,13 @@
 
 Definitions (the module ``report`` prints them; the README's "Release figures (DORA)" says why):
 
-- a release *reached the deploy* when it was promoted, rolled back (to a version, or on a first deploy with
-  nothing left) or failed during deploy. Refused and failed-before-deploy runs changed nothing that ran: they
-  are not changes, and count in no rate.
+- a release *reached the deploy* when its outcome (``deployflow.outcomes.Outcome``) is promoted, rolled back (to
+  a version, or on a first deploy with nothing left) or failed (the deploy began and was not rolled back).
+  Refused, rejected and failed-before-deploy runs are not changes (a rejection's own rollback is the gate's
+  decision, not a failed change): they count in ``releases`` (rejected ones also in ``rejected``) and in no rate.
 - *deployment frequency*: promoted releases per day (and per week) of the period.
 - *lead time for changes*: from ``committed_at`` to the promoted release's ``finished_at`` (median, mean).
-- *change failure rate*: rolled back or failed during deploy, over the releases that reached the deploy.
+- *change failure rate*: rolled back or failed, over the releases that reached the deploy.
 - *time to restore*, two figures: by rollback, the rolled-back release's own ``rollback_seconds`` (median);
   to a good release, from a failed change's ``finished_at`` to the next promoted ``finished_at`` of that
   service in that environment (median; a failure not yet followed by a promotion is counted as open).
@@ -33,9 +34,12 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from deployflow.ledger.schema import releases as r
+from deployflow.outcomes import Outcome
 
-PROMOTED, ROLLED_BACK, FAILED, NOT_A_CHANGE = "promoted", "rolled back", "failed during deploy", "not a change"
-CHANGES = (PROMOTED, ROLLED_BACK, FAILED)  # the outcome classes of releases that reached the deploy
+# The classes of outcome the figures count, as the ledger's values.
+PROMOTED, ROLLED_BACK, FAILED, REJECTED = Outcome.PROMOTED.value, Outcome.ROLLED_BACK.value, Outcome.FAILED.value, Outcome.REJECTED.value
+NOT_A_CHANGE = "not a change"
+CHANGES = (PROMOTED, ROLLED_BACK, FAILED)  # the outcomes of releases that reached the deploy
 
 
 class SecondsBetween(ColumnElement):
@@ -63,9 +67,8 @@ def _postgresql_seconds(element: SecondsBetween, compiler: Any, **kw: Any) -> st
 
 
 def outcome_class(outcome: Any = r.c.outcome) -> ColumnElement:
-    """The ledger's outcome strings in four classes (a rollback's target version is left out)."""
-    return sa.case((outcome == "promoted", PROMOTED), (outcome.like("rolled back%"), ROLLED_BACK),
-                   (outcome == "failed during deploy", FAILED), else_=NOT_A_CHANGE)
+    """The outcome of a release that reached the deploy (:data:`CHANGES`), else :data:`NOT_A_CHANGE`."""
+    return sa.case((outcome.in_(CHANGES), outcome), else_=NOT_A_CHANGE)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class Figures:
     changes: int  # reached the deploy
     promoted: int
     rolled_back: int
-    failed: int  # during deploy
+    failed: int  # the deploy began and was not rolled back
+    rejected: int  # an approval gate did not approve (not a change)
     deploys_per_day: float
     deploys_per_week: float
     lead_median_s: float | None
@@ -167,6 +171,7 @@ def _counts(period: Period, service: str | None, environment: str | None) -> sa.
     query = sa.select(r.c.service, r.c.environment, sa.func.count().label("releases"),
                       count(*CHANGES).label("changes"), count(PROMOTED).label("promoted"),
                       count(ROLLED_BACK).label("rolled_back"), count(FAILED).label("failed"),
+                      sa.func.sum(sa.case((r.c.outcome == REJECTED, 1), else_=0)).label("rejected"),
                       mean(r.c.seconds, PROMOTED).label("deploy_mean_s"),
                       mean(r.c.rollback_seconds, ROLLED_BACK).label("rollback_mean_s"))
     return _selection(query, period, service, environment).group_by(r.c.service, r.c.environment)
@@ -200,7 +205,7 @@ def figures(engine: Engine, period: Period, *, service: str | None = None, envir
         promoted, rolled_back, failed = (int(c[k] or 0) for k in ("promoted", "rolled_back", "failed"))
         found.append(Figures(
             service=key[0], environment=key[1], releases=int(c["releases"]), changes=changes, promoted=promoted,
-            rolled_back=rolled_back, failed=failed, deploys_per_day=promoted / period.days,
+            rolled_back=rolled_back, failed=failed, rejected=int(c["rejected"] or 0), deploys_per_day=promoted / period.days,
             deploys_per_week=promoted * 7 / period.days,
             lead_median_s=_float(lead_median.get(key, {}).get("median")), lead_mean_s=_float(lead_means.get(key, {}).get("mean")),
             change_failure_rate=(rolled_back + failed) / changes if changes else None,

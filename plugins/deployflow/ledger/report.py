@@ -13,9 +13,9 @@ options, prints the table and writes the page. Definitions, in short:
   deployments per day; DORA: how often changes reach production);
 - lead time: commit time to promoted ``finished_at``, median and mean (DORA's change lead time; GitLab
   reports its median, from the merge);
-- change failure rate: rolled back or failed during deploy, over releases that reached the deploy (DORA:
-  deployments that need a rollback or a fix; GitLab: incidents over deployments). Refused and
-  failed-before-deploy runs are not changes;
+- change failure rate: rolled back or failed (the deploy began and was not rolled back), over releases that
+  reached the deploy (DORA: deployments that need a rollback or a fix; GitLab: incidents over deployments).
+  Refused, rejected and failed-before-deploy runs are not changes; ``rejected`` counts the gates' rejections;
 - restore: by rollback, the median of rolled-back releases' ``rollback_seconds``; to good, the median time
   from a failed change to the next promoted release in that environment (DORA's failed deployment recovery
   time; GitLab: the median time an incident stays open); ``open``: failures no promotion has followed yet;
@@ -38,7 +38,7 @@ from deployflow.ledger.figures import Figures, Period, figures
 from deployflow.ledger.schema import releases
 
 DEFAULT_DAYS = 30
-COLUMNS = ("service", "environment", "releases", "changes", "promoted", "deploys/day", "deploys/week", "lead median",
+COLUMNS = ("service", "environment", "releases", "changes", "promoted", "rejected", "deploys/day", "deploys/week", "lead median",
            "lead mean", "change fail", "success", "restore rollback", "restore to good", "open", "deploy mean",
            "rollback mean")
 
@@ -58,7 +58,7 @@ def percent(rate: float | None) -> str:
 
 
 def row(f: Figures) -> list[str]:
-    return [f.service, f.environment, str(f.releases), str(f.changes), str(f.promoted), f"{f.deploys_per_day:.2f}",
+    return [f.service, f.environment, str(f.releases), str(f.changes), str(f.promoted), str(f.rejected), f"{f.deploys_per_day:.2f}",
             f"{f.deploys_per_week:.1f}", duration(f.lead_median_s), duration(f.lead_mean_s), percent(f.change_failure_rate),
             percent(f.success_rate), duration(f.restore_rollback_median_s), duration(f.restore_next_good_median_s),
             str(f.unrestored), duration(f.deploy_mean_s), duration(f.rollback_mean_s)]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from deployflow.ledger.locks import create_locks_table  # locks.py defines its table beside its queries
+from deployflow.outcomes import NOT_GIVEN, VALUES, detail, of_sentence
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ releases = sa.Table(
     sa.Column("previous", sa.String(200)),
     sa.Column("requested_by", sa.String(250), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    sa.Column("outcome", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(200), nullable=False),  # v6: an Outcome's value (before: a sentence)
     sa.Column("failure", sa.Text),
     sa.Column("started_at", sa.String(40)),
     sa.Column("finished_at", sa.String(40), nullable=False),
@@ -57,6 +59,7 @@ releases = sa.Table(
     sa.Column("promoted_from", sa.String(32)),  # v4: the environment whose promoted image this release took
     sa.Column("tests", sa.JSON),  # v4: each suite's counts, seconds and coverage
     sa.Column("approval_answers", sa.JSON),  # v5: every answer the gate took, how it counted, and why
+    sa.Column("outcome_detail", sa.Text),  # v6: the outcome as a sentence a person reads
     sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN),  # one row per run: retries update it
     sa.Index("ix_deployflow_releases_env", "service", "environment", "finished_at"),
 )
@@ -70,11 +73,12 @@ V2_COLUMNS = ("digest", "analysis_score")
 V3_COLUMNS = ("requests", "saved_by_router")
 V4_COLUMNS = ("approval", "approved_by", "approved_at", "freeze_override", "promoted_from", "tests")
 V5_COLUMNS = ("approval_answers",)
+V6_COLUMNS = ("outcome_detail",)
 
 
 def _v1(conn: Connection) -> None:
     """The table as it first was: everything but the columns later versions add."""
-    later = {*V2_COLUMNS, *V3_COLUMNS, *V4_COLUMNS, *V5_COLUMNS}
+    later = {*V2_COLUMNS, *V3_COLUMNS, *V4_COLUMNS, *V5_COLUMNS, *V6_COLUMNS}
     columns = [c._copy() for c in list(releases.columns) if c.name not in later]
     first = sa.Table(releases.name, sa.MetaData(), *columns, sa.UniqueConstraint("service", "run_id", name=UNIQUE_RUN))
     first.create(conn)
@@ -106,8 +110,28 @@ def _v5(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE {releases.name} ALTER COLUMN approved_by TYPE TEXT"))
 
 
+def _v6(conn: Connection) -> None:
+    """Outcomes were sentences ("rolled back to 1a2b3c"): each becomes an Outcome's value, once, here, the sentence
+    its detail; an environment or strategy never given was '?', now 'none'."""
+    _add_columns(conn, V6_COLUMNS)
+    sentences = conn.execute(sa.select(releases.c.outcome).distinct().where(releases.c.outcome.not_in(VALUES))).scalars()
+    for sentence in list(sentences):
+        conn.execute(releases.update().where(releases.c.outcome == sentence).values(
+            outcome=of_sentence(sentence).value, outcome_detail=detail(sentence)))
+    for column in (releases.c.environment, releases.c.strategy):
+        conn.execute(releases.update().where(column == "?").values({column.name: NOT_GIVEN}))
+
+
+def upgraded(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as an earlier deployflow wrote it (a JSON line) as :func:`_v6` leaves a stored one."""
+    row = {**row, **{name: NOT_GIVEN for name in ("environment", "strategy") if row.get(name) == "?"}}
+    if row.get("outcome") in VALUES or not isinstance(row.get("outcome"), str):
+        return row
+    return {**row, "outcome": of_sentence(row["outcome"]).value, "outcome_detail": detail(row["outcome"])}
+
+
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 VERSION = len(MIGRATIONS)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from deployflow.ledger.entry import ReleaseEntry
-from deployflow.ledger.schema import migrate, releases
+from deployflow.ledger.schema import migrate, releases, upgraded
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +57,6 @@ def engine_for(url: str, *, reader: bool = False) -> Engine:
     return engine
 
 
-def _row(entry: ReleaseEntry) -> dict[str, Any]:
-    return asdict(entry)
-
-
 class Ledger:
     """Releases recorded in SQL. :param url: a SQLAlchemy URL (see :func:`engine_for`)."""
 
@@ -78,7 +73,7 @@ class Ledger:
     def record(self, entry: ReleaseEntry) -> bool:
         """Write the release of ``entry.run_id``; a second record of the same run updates the row. True: a new row."""
         self._ready()
-        row = _row(entry)
+        row = entry.to_dict()
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(releases).values(**row)
         changes = {k: insert.excluded[k] for k in row if k not in ("service", "run_id")}
         with self.engine.begin() as conn:
@@ -111,7 +106,7 @@ class Ledger:
             if not line.strip():
                 continue
             try:
-                entry = ReleaseEntry.from_dict(json.loads(line))
+                entry = ReleaseEntry.from_dict(upgraded(json.loads(line)))
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a ledger line ({exc})") from None
             if self._has(entry):
