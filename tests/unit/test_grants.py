@@ -121,6 +121,7 @@ def test_the_grants_file_grants_per_service_and_per_team(catalog):
     ("https://git.example.com/acme/", "https://git.example.com/acme/x.git", True),
     ("git@git.example.com:acme/", "git@git.example.com:acme/x.git", True),
     ("git@git.example.com:acme/", "git@git.example.com:other/x.git", False),
+    ("/srv/", "deploy@git.example.com:acme/x.git", False),  # scp-like with any user: remote, never "relative"
 ])
 def test_a_repository_grant_is_a_prefix_that_ends_at_a_boundary(catalog, granted, repo, allowed):
     write(catalog, changed("source.repo", repo), {"services": {"shop": {"repositories": [granted]}}})

@@ -72,11 +72,11 @@ class ServiceGrants:
     """What one service may reach: its defaults and every entry of the file that names it."""
 
     service: str
-    source: str  # the grants file, or "(no grants file)"
+    source: str  # the grants file (saying so where there is none: the defaults only)
     entries: tuple[tuple[str, Grant], ...]  # (where in the file, the entry)
 
     def allows(self, kind: str, value: str) -> bool:
-        if kind in ("connections", "variables") and value.startswith(RESERVED):
+        if _reserved(kind, value):
             return False
         if kind == "repositories":
             return _repository_allowed(value, [p for _, g in self.entries for p in g.patterns.get(kind, ())])
@@ -107,7 +107,7 @@ class ServiceGrants:
         if self.allows(kind, value):
             return
         what = _NAMED[kind]
-        if kind in ("connections", "variables") and value.startswith(RESERVED):
+        if _reserved(kind, value):
             raise ConfigError(at, f"names the {what} {shown(value)}, one of the stack's own (ids starting with "
                                   f"{' or '.join(RESERVED)}), which no service can be granted")
         raise ConfigError(at, f"names the {what} {shown(value)}, which {self.service} is not granted; the platform team "
@@ -174,12 +174,18 @@ def _secret(ref: SecretRef, at: str) -> Iterator[tuple[str, str, str]]:
         yield f"{ref.kind}s", ref.name, f"{at}.{ref.kind}"
 
 
+def _reserved(kind: str, value: str) -> bool:
+    """The stack's own Connection or Variable: never granted, whatever a pattern says."""
+    return kind in ("connections", "variables") and value.startswith(RESERVED)
+
+
 def _matches(pattern: str, value: str) -> bool:
     return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
 
 
 def _repository_allowed(repo: str, prefixes: list[str]) -> bool:
-    if not repo.startswith("/") and "://" not in repo and not repo.startswith("git@"):
+    remote = "://" in repo or ":" in repo.split("/")[0]  # a URL, or scp's user@host:path (any user)
+    if not remote and not repo.startswith("/"):
         return True  # a relative path inside the deployflow checkout (parsing refused '..')
     if repo.startswith("/"):
         repo = os.path.normpath(repo)
