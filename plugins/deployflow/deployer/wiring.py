@@ -13,7 +13,7 @@ from deployflow.platforms.base import Clients, Site, StackSettings
 from deployflow.platforms.factory import site_for
 from deployflow.record import Target
 from deployflow.rollout.engine import Rollout
-from deployflow.rollout.fence import Fence, fenced
+from deployflow.rollout.fence import fenced_parts
 from deployflow.rollout.watch import Judge
 
 
@@ -50,10 +50,7 @@ def rollout_of(site: Site, service: Service, env: Environment, *, strategy: str 
     against the newest token in the release store first (``rollout/fence.py``)."""
     session = session or requests.Session()
     plan = site.strategy(strategy)
-    raw = site.workload(plan)
-    store = site.store()
-    workload, traffic, store = fenced(None if fence is None else Fence(fence, store.token), raw, site.traffic(plan, raw),
-                                      store)
+    workload, traffic, store = fenced_parts(site, plan, fence)
     return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan,
                    service=service.name, environment=env, target=Target(version, image), session=session,
                    judges=lambda old, new: version_comparison(service.name, env, old, new, session))

@@ -3,7 +3,7 @@
 Airflow hands every deployer step that writes a fencing token (``deployflow.ledger.fences``: a generation
 of the environment that grows each time such a step starts) and, in the same breath, makes it the newest in
 the environment's release store (``TokenHome``: on a Docker host a file beside the release record). The
-deployer wraps its workload, traffic and store in :func:`fenced`; before each write (a scale, a removal,
+deployer wraps its workload, traffic and store (:func:`fenced_parts`); before each write (a scale, a removal,
 the router started, weights set, routes drained, the record saved) it reads the newest token, one small
 read, and stops with :class:`Fenced` when a newer step holds the environment: a try that was killed and
 retried, whose deployer ran on. Reads are never checked: a stale step may look, it may not act.
@@ -14,9 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployflow.errors import DeployflowError
+
+if TYPE_CHECKING:
+    from deployflow.platforms.base import Site, Workload
+    from deployflow.routers.base import Traffic
+    from deployflow.stores.base import ReleaseStore
+    from deployflow.strategies.base import Strategy
 
 log = logging.getLogger("deployflow.deployer")
 
@@ -69,11 +75,14 @@ class FencedPart:
         return checked
 
 
-def fenced(fence: Fence | None, workload: Any, traffic: Any, store: Any) -> tuple[Any, Any, Any]:
-    """The workload, traffic and store of a step holding ``fence`` (None: an unfenced run, such as recovery from the
-    ledger or a status read: the parts as they are)."""
-    if fence is None:
+def fenced_parts(site: Site, plan: Strategy, token: int | None) -> tuple[Workload, Traffic, ReleaseStore]:
+    """The site's workload, traffic and release store for ``plan``, each write checked first against ``token``
+    (None: an unfenced run, such as recovery from the ledger or a status read: the parts as they are)."""
+    workload, store = site.workload(plan), site.store()
+    traffic = site.traffic(plan, workload)
+    if token is None:
         return workload, traffic, store
-    log.info("step fenced with token %d", fence.token)
+    fence = Fence(token, store.token)
+    log.info("step fenced with token %d", token)
     return (FencedPart(workload, fence, WORKLOAD_WRITES), FencedPart(traffic, fence, TRAFFIC_WRITES),
             FencedPart(store, fence, STORE_WRITES))
