@@ -15,7 +15,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployflow.airflow.deployer_step import step_outcome
-from deployflow.rollout.fence import Fence, Fenced, FencedPart
+from deployflow.deployer import FENCED
+from deployflow.deployer import __main__ as cli
+from deployflow.rollout.fence import STORE_WRITES, TRAFFIC_WRITES, WORKLOAD_WRITES, Fence, Fenced, FencedPart
 from deployflow.stores.file import FileStore
 from tests.unit.fakes import FakeDockerAPI
 from tests.unit.test_airflow_adapters import DEPLOYER_LABELS, FIND, SHIFT_ARGS, deployer_step, step_context
@@ -23,6 +25,9 @@ from tests.unit.test_post_promotion import WATCH, ScriptedJudge
 from tests.unit.world import FULL, World
 
 # --- the fence, on the rollout engine's parts -------------------------------------------------------------
+
+
+WRITES = {"workload": WORKLOAD_WRITES, "traffic": TRAFFIC_WRITES, "store": STORE_WRITES}
 
 
 class Part:
@@ -41,10 +46,8 @@ class Part:
     ("store", "save"),
 ])
 def test_a_stale_step_s_write_is_refused_before_it_reaches_the_part(writes, method):
-    from deployflow.rollout import fence as fencing
-
     part, newest = Part(), [3]
-    fenced = FencedPart(part, Fence(3, lambda: newest[0]), getattr(fencing, f"{writes.upper()}_WRITES"))
+    fenced = FencedPart(part, Fence(3, lambda: newest[0]), WRITES[writes])
     getattr(fenced, method)("blue")
     assert part.asked == [method]  # its token is the newest: the write goes through
     newest[0] = 4  # a newer step took the environment
@@ -56,8 +59,6 @@ def test_a_stale_step_s_write_is_refused_before_it_reaches_the_part(writes, meth
 
 @pytest.mark.parametrize("read", ["get", "urls", "wait_ready", "weights", "sizes", "status", "counters", "load", "token"])
 def test_a_stale_step_may_still_read(read):
-    from deployflow.rollout.fence import STORE_WRITES, TRAFFIC_WRITES, WORKLOAD_WRITES
-
     part = Part()
     fenced = FencedPart(part, Fence(1, lambda: 2), WORKLOAD_WRITES | TRAFFIC_WRITES | STORE_WRITES)
     getattr(fenced, read)()
@@ -127,9 +128,6 @@ def test_a_promote_fenced_off_during_its_watch_never_removes_the_old_version():
 
 
 def test_the_deployer_cli_exits_3_when_fenced_off_and_notes_nothing(monkeypatch, capsys):
-    from deployflow.deployer import FENCED
-    from deployflow.deployer import __main__ as cli
-
     w = World("blue-green", platform="docker")
     w.release("v1", *FULL)
     hand(w, 1)
