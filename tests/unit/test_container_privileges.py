@@ -169,3 +169,16 @@ def test_the_state_is_handed_over_to_the_release_user_where_airflow_is_root(tmp_
     assert release_user(tmp_path) == "%d:%d" % RELEASE_USER
     assert {(p.stat().st_uid, p.stat().st_gid) for p in (tmp_path, written.parent, written)} == {RELEASE_USER}
     assert (tmp_path / "prometheus" / "data").stat().st_uid == 0
+
+
+def test_a_proxy_started_by_root_on_the_host_runs_as_the_states_owner(tmp_path):
+    """A recovery runs the router in its own (root) process: the proxy's directory and files take the state's
+    owner, and the proxy runs as that user, so a later restart of the engine finds what it may read and write
+    (it ran as root on a directory the next step handed over, and could not make its socket again)."""
+    from deployflow.platforms.hardening import RELEASE_USER, release_user
+
+    release_user(tmp_path)  # what recover does first, as root
+    _, kwargs = proxy(tmp_path)
+    made = tmp_path / "t-shop-prod"
+    assert kwargs["user"] == "%d:%d" % RELEASE_USER
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (made, made / "haproxy.cfg", made / "routes.json")} == {RELEASE_USER}

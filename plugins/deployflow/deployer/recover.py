@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from deployflow import health
 from deployflow.catalog import Service, load_catalog, project_root
+from deployflow.platforms.hardening import release_user
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     # Absolute before anything uses it: the proxy's container mounts it by this path, from wherever this runs.
     args.state = (args.state or Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state")).absolute()
+    args.state.mkdir(parents=True, exist_ok=True)
+    release_user(args.state)  # as root, the state is the deployer's user's first: the proxies it starts run as that user
     started = time.monotonic()
     try:
         services = _services(load_catalog(args.catalog), args.environment, args.service)

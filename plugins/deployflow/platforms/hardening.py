@@ -93,6 +93,15 @@ def release_user(state: Path) -> str:
     return owner(state)
 
 
+def owned_like(directory: Path, paths: list[Path]) -> None:
+    """Give ``paths`` ``directory``'s owner where this process is root (a recovery run on the host writes the
+    proxy's files itself): the proxy runs as that owner, and must read its configuration and make its socket."""
+    if os.geteuid() == 0:
+        info = os.stat(directory)
+        for path in paths:
+            os.lchown(path, info.st_uid, info.st_gid)
+
+
 def socket_group(path: str) -> tuple[int, ...]:
     """The group of the Docker socket at ``path`` where this host has it (the deployer reaches the engine
     through it, as a member of its group rather than as root); none where the socket is on another host."""

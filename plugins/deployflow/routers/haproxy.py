@@ -23,7 +23,7 @@ import docker
 from docker.errors import NotFound
 
 from deployflow.errors import DeployflowError
-from deployflow.platforms.hardening import PROXY_LIMITS, hardening, owner, pinned
+from deployflow.platforms.hardening import PROXY_LIMITS, hardening, owned_like, owner, pinned
 from deployflow.routers.base import BACKUP_SUFFIX, Route
 
 BACKEND = "app"
@@ -214,6 +214,7 @@ class HAProxyRouter:
             tmp = self.dir / f".{name}.tmp"
             tmp.write_text(text)
             os.replace(tmp, self.dir / name)  # atomic: a restart never reads half a file
+        owned_like(self.dir.parent, [self.dir, self.dir / "haproxy.cfg", self.dir / "routes.json"])
 
     def run_kwargs(self, *, image: str, user: str) -> dict[str, Any]:
         """Arguments of ``containers.run`` for the proxy, from ``image`` (pinned) as ``user``: the owner of its
