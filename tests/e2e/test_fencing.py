@@ -1,5 +1,5 @@
 """One deployer step of an environment at a time, whatever dies (issue 22): the task process of a prod blue-green
-release's ``shift`` is SIGKILLed while its deployer container runs (as a lost worker, an OOM kill or a node drain
+release's ``promote`` is SIGKILLed while its deployer container runs (as a lost worker, an OOM kill or a node drain
 would do). Airflow retries the task; the retry takes the environment over (a newer fencing token, then the
 killed try's deployer stopped and removed) before its own deployer starts.
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "prod"
 DEPLOYER = [f"io.deployflow.stack={STACK}", "io.deployflow.role=deployer", f"io.deployflow.environment={ENVIRONMENT}"]
-KILL_AFTER_S = 2  # into the shift deployer's run: it is moving traffic or watching a step
+KILL_AFTER_S = 2  # into the promote deployer's run: its post-promotion watch (10 s in the e2e catalog)
 
 
 def served_version_or_none() -> str | None:
@@ -73,21 +73,21 @@ def most_at_once(events: list[dict]) -> tuple[int, list[str]]:
     return most, together
 
 
-def test_a_shift_killed_mid_step_is_taken_over_by_its_retry_never_run_beside_it(airflow, docker_client, sample_repo):
+def test_a_promote_killed_mid_watch_is_taken_over_by_its_retry_never_run_beside_it(airflow, docker_client, sample_repo):
     if served_version_or_none() is None:
         assert release(airflow, ENVIRONMENT, "main")["state"] == "success"  # a live version for blue-green to replace
     live = served_version(ENVIRONMENT)
-    new = branch(sample_repo, "fenced-shift")
+    new = branch(sample_repo, "fenced-promote")
     events: list[dict] = []
     with following(docker_client, {"type": "container", "event": ["start", "die"], "label": DEPLOYER}, events.append):
-        run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": "fenced-shift"})["dag_run_id"]
-        pid = task_pid_once_its_deployer_runs(airflow, docker_client, run_id, "shift")
+        run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": "fenced-promote"})["dag_run_id"]
+        pid = task_pid_once_its_deployer_runs(airflow, docker_client, run_id, "promote")
         time.sleep(KILL_AFTER_S)
         os.kill(pid, signal.SIGKILL)  # the task process, not its deployer: that one runs on, orphaned
         run = finished(airflow, run_id)
         time.sleep(2)  # the last die event is in the stream
 
-    assert run["tries"]["shift"] >= 2, run  # Airflow retried the killed try
+    assert run["tries"]["promote"] >= 2, run  # Airflow retried the killed try
     most, together = most_at_once(events)
     assert most == 1, f"{most} deployers of {ENVIRONMENT} ran at once: {together}"
     assert len({e["id"] for e in events if e["Action"] == "start"}) >= 2, "the killed try's deployer and its retry's"
@@ -97,4 +97,4 @@ def test_a_shift_killed_mid_step_is_taken_over_by_its_retry_never_run_beside_it(
     assert promoted or rolled_back, run["tasks"]
     assert served_version(ENVIRONMENT) == (new if promoted else live)
     # The retry found the killed try's deployer (running still, or exited in the retry delay) and removed it.
-    assert f"deployer shift of run {run_id} (try 1) removed" in log_text(airflow, run_id, "shift", 2)
+    assert f"deployer promote of run {run_id} (try 1) removed" in log_text(airflow, run_id, "promote", 2)
