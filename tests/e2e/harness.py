@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -113,23 +113,16 @@ def app_containers(docker_client, environment: str) -> list:
 
 
 @contextmanager
-def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, dict]]:
-    """Every container of ``stack`` created while inside, by ID: its ``docker inspect``, taken on its create event
-    (the deployer's and the tests' are removed once they exit, seconds later), or the event's own attributes
-    with ``"missed": True`` if it was gone already."""
-    found: dict[str, dict] = {}
-    events = docker_client.events(decode=True, filters={"type": "container", "event": "create",
-                                                        "label": f"io.deployflow.stack={stack}"})
-
+def following(docker_client, filters: dict, handle: Callable[[dict], None]) -> Iterator[None]:
+    """``handle`` called with every engine event that matches ``filters`` while inside, from a thread that follows
+    the event stream."""
+    events = docker_client.events(decode=True, filters=filters)
     stopped = threading.Event()
 
     def follow() -> None:
         try:
             for event in events:
-                try:
-                    found[event["id"]] = docker_client.api.inspect_container(event["id"])
-                except NotFound:
-                    found[event["id"]] = {"missed": True, **event.get("Actor", {})}
+                handle(event)
         except Exception:
             if not stopped.is_set():  # closing the stream ends the loop with an error of its own
                 raise
@@ -137,11 +130,29 @@ def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
     try:
-        yield found
+        yield
     finally:
         stopped.set()
         events.close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, dict]]:
+    """Every container of ``stack`` created while inside, by ID: its ``docker inspect``, taken on its create event
+    (the deployer's and the tests' are removed once they exit, seconds later), or the event's own attributes
+    with ``"missed": True`` if it was gone already."""
+    found: dict[str, dict] = {}
+
+    def inspect(event: dict) -> None:
+        try:
+            found[event["id"]] = docker_client.api.inspect_container(event["id"])
+        except NotFound:
+            found[event["id"]] = {"missed": True, **event.get("Actor", {})}
+
+    with following(docker_client, {"type": "container", "event": "create", "label": f"io.deployflow.stack={stack}"},
+                   inspect):
+        yield found
 
 
 @contextmanager

@@ -130,13 +130,27 @@ class FakeDockerClient:
 class FakeDockerAPI:
     """A fake docker.APIClient running one container: it prints ``logs`` and exits with ``exit_code``.
 
-    ``calls`` records every engine call in order; ``fail_on`` names a call that raises APIError.
+    ``calls`` records every engine call in order; ``fail_on`` names a call that raises APIError; ``earlier``
+    holds containers already on the engine (``containers()``'s dicts: Id, State, Labels), such as a killed
+    try's deployer still running; stopped, they exit, and removed, they are gone.
     """
 
-    def __init__(self, exit_code: int, logs: list[bytes], fail_on: str | None = None) -> None:
+    def __init__(self, exit_code: int, logs: list[bytes], fail_on: str | None = None,
+                 earlier: list[dict[str, Any]] | None = None) -> None:
         self.exit_code, self.logs, self.fail_on = exit_code, logs, fail_on
         self.calls: list[tuple[Any, ...]] = []
         self.created: dict[str, Any] = {}
+        self.earlier = {c["Id"]: c for c in earlier or []}
+
+    def containers(self, all: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:  # noqa: A002 - the API's name
+        self._call("containers", sorted((filters or {}).get("label", [])))
+        wanted = dict(label.split("=", 1) for label in (filters or {}).get("label", []))
+        return [c for c in self.earlier.values() if all or c["State"] == "running"
+                if wanted.items() <= c["Labels"].items()]
+
+    def stop(self, container: str, timeout: int | None = None) -> None:
+        self._call("stop", container, timeout)
+        self.earlier[container]["State"] = "exited"
 
     def _call(self, *call: Any) -> None:
         self.calls.append(call)
@@ -173,6 +187,7 @@ class FakeDockerAPI:
 
     def remove_container(self, container: str, force: bool = False) -> None:
         self._call("remove_container", container, force)
+        self.earlier.pop(container, None)
 
 
 class FakeResponse:

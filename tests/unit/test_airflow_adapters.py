@@ -23,9 +23,11 @@ from docker.errors import APIError
 from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.airflow.record import ending
 from deployflow.airflow.deployer_step import last_error, last_result
+from deployflow.airflow.lock import lock_engine
 from deployflow.airflow.sensors import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.catalog import parse_service
+from deployflow.ledger.locks import EnvironmentLocks
 from deployflow.outcomes import Outcome
 from tests.unit.fakes import FakeDockerAPI
 
@@ -209,8 +211,9 @@ def test_the_ledger_keeps_why_a_release_was_rolled_back_and_imports_lines_writte
 class StepTI:
     """The task instance of a run whose prepare started; records pushes."""
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
         self.pushed: list[tuple[str, object]] = []
+        self.try_number = try_number
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
         return True if (task_ids, key) == ("prepare", "started") else None
@@ -219,11 +222,26 @@ class StepTI:
         self.pushed.append((key, value))
 
 
+def step_context(environment: str, run_id: str = "run-1", try_number: int = 1) -> dict[str, object]:
+    """A deploy step's context in a run that holds ``environment``'s lock (its lock task ran), in the ledger of
+    $DEPLOYFLOW_STATE."""
+    engine = lock_engine()
+    try:
+        EnvironmentLocks(engine).acquire("shop", environment, run_id, "release_shop", is_stale=lambda holder: False)
+    finally:
+        engine.dispose()
+    return {"ti": StepTI(try_number), "run_id": run_id}
+
+
 LOG = b"2026-01-01 00:00:00,000 INFO shift: 25 % of traffic on green\n"
 SHIFT_ARGS = ["shift", "--service-file", "/etc/deployflow/shop.yaml", "--environment", "prod", "--version", "v2",
               "--image", "127.0.0.1:5000/shop:v2", "--strategy", "canary"]
-RAN = [("create_container", SHIFT_ARGS, {"io.deployflow.stack": "local", "io.deployflow.role": "deployer",
-                                        "io.deployflow.service": "shop", "io.deployflow.step": "shift"}),
+DEPLOYER_LABELS = {"io.deployflow.stack": "local", "io.deployflow.role": "deployer", "io.deployflow.service": "shop",
+                   "io.deployflow.step": "shift", "io.deployflow.environment": "prod", "io.deployflow.run-id": "run-1",
+                   "io.deployflow.task-id": "shift", "io.deployflow.try": "1"}
+FIND = ("containers", ["io.deployflow.environment=prod", "io.deployflow.role=deployer", "io.deployflow.service=shop",
+                       "io.deployflow.stack=local"])
+RAN = [FIND, ("create_container", [*SHIFT_ARGS, "--fence", "1"], DEPLOYER_LABELS),
        ("start", "c0ffee"), ("wait", "c0ffee"), ("inspect_container", "c0ffee"), ("remove_container", "c0ffee", True)]
 
 
@@ -249,7 +267,7 @@ def test_the_deployer_containers_exit_code_decides_how_the_task_ends(tmp_path, m
     api = FakeDockerAPI(exit_code, logs)
     task = deployer_step(api, tmp_path, monkeypatch)
     with pytest.raises(AirflowException) as caught:
-        task.execute({"ti": StepTI()})
+        task.execute(step_context("prod"))
     assert caught.type is raised  # exactly: AirflowFailException is not retried, AirflowException may be
     assert str(caught.value) == message
     assert api.calls == RAN  # the exit code read from the stopped container, then the container removed
@@ -259,16 +277,16 @@ def test_the_deployer_containers_exit_code_decides_how_the_task_ends(tmp_path, m
 def test_a_deployer_container_that_exits_0_returns_its_result(tmp_path, monkeypatch):
     api = FakeDockerAPI(0, [b'{"step": "shift", "ok": true, "weight": 25}\n', LOG])
     task = deployer_step(api, tmp_path, monkeypatch)
-    assert task.execute({"ti": StepTI()}) == {"step": "shift", "ok": True, "weight": 25}
+    assert task.execute(step_context("prod")) == {"step": "shift", "ok": True, "weight": 25}
     assert api.calls == RAN
 
 
-@pytest.mark.parametrize("fail_on, ran", [("start", 2), ("wait", 3), ("inspect_container", 4)])
+@pytest.mark.parametrize("fail_on, ran", [("start", 3), ("wait", 4), ("inspect_container", 5)])
 def test_the_deployer_container_is_removed_whatever_fails(tmp_path, monkeypatch, fail_on, ran):
     api = FakeDockerAPI(0, [LOG], fail_on=fail_on)
     task = deployer_step(api, tmp_path, monkeypatch)
     with pytest.raises(APIError, match=f"^{fail_on} failed$"):
-        task.execute({"ti": StepTI()})
+        task.execute(step_context("prod"))
     assert api.calls == [*RAN[:ran], ("remove_container", "c0ffee", True)]
 
 

@@ -25,6 +25,7 @@ from deployflow.platforms.docker_engine import DockerPlatform
 from deployflow.platforms.hardening import is_pinned, owner, pinned, socket_group
 from deployflow.routers.haproxy import HAProxyRouter
 from tests.unit.fakes import FakeDockerAPI, FakeDockerClient, image_id
+from tests.unit.test_airflow_adapters import step_context
 
 SERVICE = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18997}}})
 ME = f"{os.getuid()}:{os.getgid()}"  # who owns what the test makes in tmp_path
@@ -71,8 +72,7 @@ def deployer(tmp_path, monkeypatch) -> tuple[str, dict[str, Any]]:
     monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "state"))
     task = DeployerOperator(task_id="shift", step="shift", service=SERVICE, service_file=str(tmp_path / "shop.yaml"),
                             environment_name="prod", version="v2", image_ref="reg/shop@sha256:2", strategy="canary")
-    ti = SimpleNamespace(xcom_pull=lambda **kwargs: None, xcom_push=lambda **kwargs: None)
-    return created(task, FakeDockerAPI(0, []), {"ti": ti})
+    return created(task, FakeDockerAPI(0, []), step_context("prod"))
 
 
 def suite(tmp_path) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from deployflow.airflow import docker_hosts
 from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.airflow.docker_hosts import EngineAddress, engine
 from deployflow.catalog import parse_service
-from tests.unit.test_airflow_adapters import FakeDockerAPI, StepTI
+from tests.unit.test_airflow_adapters import FakeDockerAPI, step_context
 from tests.unit.test_catalog import GOOD
 
 DOC = copy.deepcopy(GOOD)
@@ -151,7 +151,7 @@ def test_a_deploy_step_runs_its_deployer_on_the_environment_s_engine(connection,
     assert task.docker_url == "unix://var/run/docker.sock"  # at parse: no connection is read
     api = RecordingAPI(0, [b'{"step": "shift", "ok": true}\n'])
     task.__dict__["hook"] = SimpleNamespace(api_client=api, client_created=True)
-    assert task.execute({"ti": StepTI()}) == {"step": "shift", "ok": True}
+    assert task.execute(step_context("staging")) == {"step": "shift", "ok": True}
     assert task.docker_url == "unix:///run/deployflow-two.sock"
     mounted = {m["Target"]: m["Source"] for m in api.created["host_config"]["mounts"]}
     assert mounted["/var/run/docker.sock"] == "/run/deployflow-two.sock"  # the deployer drives the engine it runs on

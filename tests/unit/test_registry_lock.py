@@ -213,12 +213,14 @@ def test_only_prepare_pulls(monkeypatch, tmp_path):
     monkeypatch.setattr(deployer_operator.DeployerOperator, "run_container", lambda self, context: [b'{"step": "any", "ok": true}\n'])
     monkeypatch.setattr(deployer_operator.DeployerOperator, "container_exit_code", lambda self: 0)
     monkeypatch.setattr(deployer_operator.DeployerOperator, "remove_container", lambda self: None)
+    monkeypatch.setattr(deployer_operator.DeployerOperator, "take_over", lambda self, context: 1)
     monkeypatch.setattr(deployer_operator, "release_of_step", lambda step, context, env, version, publish: version)
     monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "state"))
-    ti = SimpleNamespace(xcom_push=lambda **_: None, xcom_pull=lambda **_: True)
+    ti = SimpleNamespace(xcom_push=lambda **_: None, xcom_pull=lambda **_: True, try_number=1)
     for step in ("prepare", "shift", "promote"):
         DeployerOperator(task_id=step, step=step, service=SERVICE, service_file=str(tmp_path / "shop.yaml"),
-                         environment_name="prod", version="v2", image_ref=IMAGE, strategy="canary").execute({"ti": ti})
+                         environment_name="prod", version="v2", image_ref=IMAGE, strategy="canary").execute(
+                             {"ti": ti, "run_id": "run-1"})
     assert pulled == ["prepare"]
 
 

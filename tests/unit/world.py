@@ -23,6 +23,7 @@ from deployflow.platforms.docker import DockerSite
 from deployflow.platforms.kubernetes import KubernetesSite
 from deployflow.record import StepFailed, Target
 from deployflow.rollout.engine import Rollout
+from deployflow.rollout.fence import fenced_parts
 from tests.unit.fake_kubernetes import FakeKubernetesAPI
 from tests.unit.fakes import FakeClock, FakePlatform, FakeRouter, FakeSession
 
@@ -77,12 +78,14 @@ class World:
                           session=self.session, platform=self.platform, router=self.router, sleep=self.clock.sleep,
                           clock=self.clock.monotonic, drain_sleep=lambda s: None)
 
-    def rollout(self, version: str, strategy: str | None = None, *, cluster: Cluster | None = None) -> Rollout:
-        """A rollout of ``version`` on the world's site, as the deployer wires it, with the world's clock."""
+    def rollout(self, version: str, strategy: str | None = None, *, cluster: Cluster | None = None,
+                fence: int | None = None) -> Rollout:
+        """A rollout of ``version`` on the world's site, as the deployer wires it (a step holding ``fence``, if
+        given), with the world's clock."""
         site = self.site(cluster)
         plan = site.strategy(strategy)
-        workload = site.workload(plan)
-        return Rollout(workload=workload, traffic=site.traffic(plan, workload), store=site.store(), strategy=plan,
+        workload, traffic, store = fenced_parts(site, plan, fence)
+        return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan,
                        service="shop", environment=self.env, target=Target(version, image(version)), session=self.session,
                        judges=self.judges, sleep=self.clock.sleep, clock=self.clock.monotonic, now=self.clock.monotonic)
 

@@ -1,6 +1,11 @@
 """The deployer steps of a ``docker`` environment: ``python -m deployflow.deployer <step>`` in the deployer
 image through DockerOperator, with the Docker socket and the routers' state directory mounted: the same CLI
 that KubernetesDeployerOperator runs in a pod. The step's JSON result (its last output line) is the task's XCom.
+
+One deployer of an environment acts at a time, whatever dies: a step that writes takes the environment over
+first (:meth:`DeployerOperator.take_over`): a fencing token, made the newest in the file beside the release
+record (``stores/file.py``), then every earlier deployer container of the environment (a killed try's, which a
+SIGKILL of the task left running) stopped, waited for and removed, before its own starts.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from docker.types import Mount
 from deployflow.airflow.configuration import release_of_step
 from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
+    WRITING_STEPS,
     DeployerStep,
     begin_step,
     check_grants,
@@ -26,8 +32,10 @@ from deployflow.airflow.deployer_step import (
 )
 from deployflow.airflow.docker_hosts import EngineAddress, engine
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
+from deployflow.airflow.lock import take_step_token
 from deployflow.airflow.registry import registry_credentials
 from deployflow.airflow.settings import docker_url, stack_settings, state_dir
+from deployflow.airflow.sites import environment_site
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.errors import StageFailed
@@ -40,6 +48,9 @@ if TYPE_CHECKING:
 
 CATALOG_MOUNT = "/etc/deployflow"
 DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
+STOP_GRACE_S = 10  # an earlier try's deployer: SIGTERM, then killed after this (it is fenced off already)
+FINISHED = ("created", "exited", "dead")  # a container in these states runs nothing: removed as it is
+LABEL = "io.deployflow"
 
 
 def mounted_service_file(service: Service) -> str:
@@ -83,8 +94,8 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
             "network_mode": "host",
             "mount_tmp_dir": False,
             "auto_remove": "never",  # the exit code is read from the stopped container; execute() removes it
-            "labels": {"io.deployflow.stack": settings.stack, "io.deployflow.role": "deployer",
-                       "io.deployflow.service": service.name, "io.deployflow.step": step},
+            "labels": {f"{LABEL}.stack": settings.stack, f"{LABEL}.role": "deployer",
+                       f"{LABEL}.service": service.name, f"{LABEL}.step": step},
             "limits": DEPLOYER_LIMITS,
         }
 
@@ -94,14 +105,16 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         state_dir().mkdir(parents=True, exist_ok=True)
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
-        self.user = release_user(state_dir())  # after prepare wrote the configuration it reads
+        self.labels = {**self.labels, **self.run_labels(context)}
+        fence = self.take_over(context) if self.step in WRITING_STEPS else None
+        self.user = release_user(state_dir())  # after prepare wrote the configuration it reads (and the token file)
         self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         if self.step == "prepare":
             self.pull_release_image()
         begin_step(self.step, context)
         self.command = deployer_arguments(
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
-            version=version, image=self.image_ref, strategy=self.strategy,
+            version=version, image=self.image_ref, strategy=self.strategy, fence=fence,
         )
         self.environment = {**self.environment, **deployer_environment(self.step)}
         self.do_xcom_push = True
@@ -112,6 +125,35 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         finally:
             self.remove_container()
         return step_outcome(self.step, exit_code, last_result(lines), last_error(lines))
+
+    def run_labels(self, context: Context) -> dict[str, str]:
+        """What tells this step's container from another's: its environment, run, task and try."""
+        return {f"{LABEL}.environment": self.environment_name, f"{LABEL}.run-id": context["run_id"],
+                f"{LABEL}.task-id": self.task_id, f"{LABEL}.try": str(context["ti"].try_number)}
+
+    def take_over(self, context: Context) -> int:
+        """The environment for this step: its fencing token taken (every earlier step's writes refused from now
+        on), then every earlier deployer of the environment stopped and removed; the token, for the deployer."""
+        home = environment_site(self.service, self.environment_name).store()
+        fence = take_step_token(self.service.name, self.environment_name, context["run_id"], home, self.log)
+        self.remove_earlier_deployers()
+        return fence
+
+    def remove_earlier_deployers(self) -> None:
+        """Stop (SIGTERM, then a kill after STOP_GRACE_S) and wait for every deployer container of this environment
+        still running, then remove it and every finished one. The environment's lock is this run's: any other
+        deployer of it is an orphan (a killed try's, or an ended run's)."""
+        labels = [f"{LABEL}.{key}={self.labels[f'{LABEL}.{key}']}" for key in ("stack", "role", "service", "environment")]
+        for found in self.cli.containers(all=True, filters={"label": labels}):
+            theirs = found.get("Labels") or {}
+            what = (f"deployer {theirs.get(f'{LABEL}.step', '?')} of run {theirs.get(f'{LABEL}.run-id', '?')} "
+                    f"(try {theirs.get(f'{LABEL}.try', '?')})")
+            if found["State"] not in FINISHED:
+                self.log.warning("%s still runs: stopping it before this step starts", what)
+                self.cli.stop(found["Id"], timeout=STOP_GRACE_S)
+                self.cli.wait(found["Id"])
+            self.cli.remove_container(found["Id"], force=True)
+            self.log.info("%s removed", what)
 
     def use_engine(self, address: EngineAddress) -> None:
         """Run on ``address``'s engine (read at run time, before anything makes DockerOperator's cached hook, which

@@ -10,8 +10,12 @@ exit 0, a result           the step's result is the task's XCom
 exit 0, no result          failed, not retried: nothing shows the step was done
 exit 1 (``FAILED``)        failed, not retried: the step failed and traffic is already back
 exit 2 (``BAD_INPUT``)     failed, not retried: a bad catalog or argument stays bad
+exit 3 (``FENCED``)        failed, not retried: a newer step holds the environment (this try was replaced)
 anything else, or none     failed, may be retried: the deployer was killed (137), evicted, lost
 =========================  ===========================================================
+
+The steps that write (:data:`WRITING_STEPS`) each get a fencing token (``--fence``, see
+``deployflow.rollout.fence``): one step of an environment acts at a time, whatever dies.
 """
 
 from __future__ import annotations
@@ -24,26 +28,31 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.task_ids import PREPARE
+from deployflow.deployer import BAD_INPUT, FAILED, FENCED
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from deployflow.catalog import Service
 
-FAILED, BAD_INPUT = 1, 2  # the deployer's own verdicts (deployflow.deployer.__main__); any other exit may be retried
+WRITING_STEPS = frozenset({"prepare", "shift", "promote", "rollback"})  # each takes a fencing token
 DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
 
 
 def deployer_arguments(
     step: str, *, environment: str, version: str, image: str, strategy: str, service_file: str | None = None,
+    fence: int | None = None,
 ) -> list[str]:
     """The deployer's command line after ``python -m deployflow.deployer``.
 
     :param service_file: the catalog entry's path where the platform mounts it (Docker); None when
         the entry goes in as $DEPLOYFLOW_SERVICE_YAML instead (Kubernetes).
+    :param fence: the step's fencing token; None: an unfenced step (it writes nothing).
     """
     catalog = ["--service-file", service_file] if service_file is not None else []
-    return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy]
+    fencing = ["--fence", str(fence)] if fence is not None else []
+    return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy,
+            *fencing]
 
 
 def deployer_environment(step: str) -> dict[str, str]:
@@ -58,7 +67,8 @@ def step_outcome(step: str, exit_code: int | None, result: dict[str, Any] | None
     :param exit_code: read from the container's or the pod's state; None when it never terminated.
     :param result: the step's JSON result, if it printed one.
     :param error: the last ERROR line it logged, if any (a bad input logs one and prints no result).
-    :raises AirflowFailException: the step failed on its own (exit 1 or 2) or printed no result: not retried.
+    :raises AirflowFailException: the step failed on its own (exit 1 or 2), was fenced off by a newer step (exit 3)
+        or printed no result: not retried.
     :raises AirflowException: anything else (killed, evicted): the message ends "(may be retried)".
     """
     if exit_code == 0:
@@ -66,7 +76,7 @@ def step_outcome(step: str, exit_code: int | None, result: dict[str, Any] | None
             raise AirflowFailException(f"deployer {step} printed no result")
         return result
     reason = (result or {}).get("error") or error or f"deployer {step} exited with {exit_code}"
-    if exit_code in (FAILED, BAD_INPUT):
+    if exit_code in (FAILED, BAD_INPUT, FENCED):
         raise AirflowFailException(reason)
     raise AirflowException(f"{reason} (may be retried)")
 

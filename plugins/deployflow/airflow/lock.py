@@ -19,17 +19,20 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, ErrorType
 from sqlalchemy.engine import Engine
 
 from deployflow.airflow.ledger import ledger_url
 from deployflow.airflow.settings import state_dir
 from deployflow.ledger import engine_for
+from deployflow.ledger.fences import NotHeld, next_token
 from deployflow.ledger.locks import EnvironmentLocks, Holder
 from deployflow.ledger.schema import migrate
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from deployflow.stores.base import TokenHome
 
 LIVE_STATES = ("queued", "running")
 # Well above the seconds a worker takes to exit after a poke: Airflow 3.3.2 fails a rescheduled try that is
@@ -206,3 +209,22 @@ def release_environment_lock(service: str, environment: str, run_id: str, log: l
     else:
         log.info("lock of %s in %s was not this run's (%s) to release: released already, or taken over", service, environment, run_id)
     return released
+
+
+def take_step_token(service: str, environment: str, run_id: str, home: TokenHome, log: logging.Logger) -> int:
+    """A deployer step's fencing token (``deployflow.ledger.fences``): the environment's next generation, taken in
+    the ledger by the run that holds its lock, then made the newest in ``home`` (where the deployer reads it). From
+    then on every older step's write is refused.
+
+    :raises AirflowFailException: the run does not hold the lock (not retried: it will not get it back).
+    """
+    engine = lock_engine()
+    try:
+        token = next_token(engine, service, environment, run_id)
+    except NotHeld as exc:
+        raise AirflowFailException(str(exc)) from None
+    finally:
+        engine.dispose()
+    home.hand_token(token)
+    log.info("fencing token %d of %s in %s taken by run %s", token, service, environment, run_id)
+    return token

@@ -10,10 +10,14 @@
 
 Progress and timings go to stderr; the last line on stdout is the step's
 result as JSON (the deploy task's XCom), also written to --result-file if
-given (KubernetesPodOperator reads /airflow/xcom/return.json). ``rbac``
+given (KubernetesPodOperator reads /airflow/xcom/return.json). ``--fence N``
+is the step's fencing token (deployflow.rollout.fence): before each write
+the step checks that no newer step holds the environment, and stops (exit 3)
+when one does. SIGTERM stops a step at once (exit 143). ``rbac``
 prints the least-privilege ServiceAccount, Role and RoleBinding a
 ``kubernetes`` environment's deployer pod needs. Exit codes: 0 done, 1 the
-step failed (traffic is already back on the old version), 2 bad input.
+step failed (traffic is already back on the old version), 2 bad input, 3 a
+newer step holds the environment.
 Environment: DEPLOYFLOW_SERVICE_YAML (the catalog entry itself, when no
 --service-file is given: how a deployer pod gets it), DEPLOYFLOW_STACK
 (container name prefix, default "local"), DEPLOYFLOW_STATE (the routers'
@@ -27,16 +31,19 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from deployflow.catalog import Service, load_service, parse_service
 from deployflow.catalog.loading import read_yaml
+from deployflow.deployer import BAD_INPUT, FAILED, FENCED
 from deployflow.deployer.wiring import deployer_clients, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, to_yaml
 from deployflow.platforms.base import StackSettings
 from deployflow.rollout.engine import Rollout
+from deployflow.rollout.fence import Fenced
 
 STEPS = ("prepare", "shift", "promote", "rollback", "status", "rbac")
 
@@ -50,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="the image reference to run")
     parser.add_argument("--strategy", help="override the environment's strategy")
     parser.add_argument("--weight", type=int, help="shift: only the step to this percentage")
+    parser.add_argument("--fence", type=int, help="the step's fencing token: stop before a write once a newer step holds one")
     parser.add_argument("--result-file", default=os.environ.get("DEPLOYFLOW_RESULT_FILE"),
                         help="also write the JSON result here (KubernetesPodOperator: /airflow/xcom/return.json)")
     args = parser.parse_args(argv)
@@ -63,20 +71,31 @@ def main(argv: list[str] | None = None) -> int:
             return _rbac(service, args.environment)
         rollout = rollout_for(
             service, args.environment, clients=deployer_clients(), settings=StackSettings.from_environ(),
-            strategy=args.strategy, version=args.version or "", image=args.image or "",
+            strategy=args.strategy, version=args.version or "", image=args.image or "", fence=args.fence,
         )
         step = getattr(rollout, args.step)
         result = step(args.weight) if args.step == "shift" else step()
     except (ConfigError, ValueError) as exc:
         logging.error("%s", exc)
-        return 2
+        return BAD_INPUT
+    except Fenced as exc:  # the newer step does the rest; a note in the record would be a write too
+        logging.error("%s stopped: %s", args.step, exc)
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
+        return FENCED
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
         _note_failure(rollout, args.step, exc)
         _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
-        return 1
+        return FAILED
     _result({"step": args.step, "ok": True, **result}, args.result_file)
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM (a retry taking over, ``docker stop``): stop now, between two instructions. Python in a container is
+    PID 1, which ignores a signal it has no handler for: without this it would run on until the kill."""
+    logging.warning("stopped by signal %d", signum)
+    sys.exit(128 + signum)
 
 
 def _note_failure(rollout: Rollout | None, step: str, exc: DeployflowError) -> None:
@@ -123,4 +142,5 @@ def _result(result: dict, result_file: str | None = None) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stopped)
     sys.exit(main())

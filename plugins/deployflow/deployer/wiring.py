@@ -13,6 +13,7 @@ from deployflow.platforms.base import Clients, Site, StackSettings
 from deployflow.platforms.factory import site_for
 from deployflow.record import Target
 from deployflow.rollout.engine import Rollout
+from deployflow.rollout.fence import fenced_parts
 from deployflow.rollout.watch import Judge
 
 
@@ -44,24 +45,25 @@ def _kubernetes_from_pod(connection_id: str) -> object:
 
 
 def rollout_of(site: Site, service: Service, env: Environment, *, strategy: str | None = None, version: str = "",
-               image: str = "", session: requests.Session | None = None) -> Rollout:
-    """The rollout engine over ``site``'s parts."""
+               image: str = "", session: requests.Session | None = None, fence: int | None = None) -> Rollout:
+    """The rollout engine over ``site``'s parts; with a ``fence`` (the step's token), each of their writes checked
+    against the newest token in the release store first (``rollout/fence.py``)."""
     session = session or requests.Session()
     plan = site.strategy(strategy)
-    workload = site.workload(plan)
-    return Rollout(workload=workload, traffic=site.traffic(plan, workload), store=site.store(), strategy=plan,
+    workload, traffic, store = fenced_parts(site, plan, fence)
+    return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan,
                    service=service.name, environment=env, target=Target(version, image), session=session,
                    judges=lambda old, new: version_comparison(service.name, env, old, new, session))
 
 
 def rollout_for(
     service: Service, environment: str, *, clients: Clients, settings: StackSettings | None = None,
-    strategy: str | None = None, version: str = "", image: str = "",
+    strategy: str | None = None, version: str = "", image: str = "", fence: int | None = None,
 ) -> Rollout:
     session = requests.Session()
     site = site_for(service, environment, clients=clients, settings=settings, session=session)
     return rollout_of(site, service, service.environments[environment], strategy=strategy, version=version, image=image,
-                      session=session)
+                      session=session, fence=fence)
 
 
 def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session) -> Judge:

@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from deployflow.ledger.locks import create_locks_table  # locks.py defines its table beside its queries
+from deployflow.ledger.fences import create_fences_table  # fences.py and locks.py define their tables beside their queries
+from deployflow.ledger.locks import create_locks_table
 from deployflow.outcomes import NOT_GIVEN, VALUES, detail, of_sentence
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,11 @@ def _v6(conn: Connection) -> None:
         conn.execute(releases.update().where(column == "?").values({column.name: NOT_GIVEN}))
 
 
+def _v7(conn: Connection) -> None:
+    """The environments' fencing tokens, beside their locks."""
+    create_fences_table(conn)
+
+
 def upgraded(row: dict[str, Any]) -> dict[str, Any]:
     """A row as an earlier deployflow wrote it (a JSON line) as :func:`_v6` leaves a stored one."""
     row = {**row, **{name: NOT_GIVEN for name in ("environment", "strategy") if row.get(name) == "?"}}
@@ -131,7 +137,7 @@ def upgraded(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 VERSION = len(MIGRATIONS)
 
 

@@ -13,3 +13,14 @@ class ReleaseStore(Protocol):
 
     def save(self, record: Record) -> None:
         """Keep ``record`` as the environment's release record, in one atomic write."""
+
+
+class TokenHome(Protocol):
+    """Where a deployer reads the environment's newest fencing token (``deployflow.rollout.fence``), beside the
+    release record it keeps; the ledger stays the tokens' source of truth on Airflow's side."""
+
+    def token(self) -> int:
+        """The newest token handed to a step of the environment (0: none yet); one small read."""
+
+    def hand_token(self, token: int) -> None:
+        """Make ``token`` the newest, in one atomic write (Airflow's side, as a step takes it)."""

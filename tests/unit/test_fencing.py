@@ -1,0 +1,202 @@
+"""Fenced steps (issue 22): one deployer step of an environment acts at a time, whatever dies.
+
+A step holds a fencing token; before each write it checks that no newer step took one since, and a stale
+step's write is refused (rollout/fence.py) over the Docker world of the contract suite. A retried task
+takes the environment over from the try it replaces: its token first, then the earlier deployer container
+stopped, waited for and removed, then its own started (airflow/deployer_operator.py, on the fake engine).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from deployflow.airflow.deployer_step import step_outcome
+from deployflow.deployer import FENCED
+from deployflow.deployer import __main__ as cli
+from deployflow.rollout.fence import STORE_WRITES, TRAFFIC_WRITES, WORKLOAD_WRITES, Fence, Fenced, FencedPart
+from deployflow.stores.file import FileStore
+from tests.unit.fakes import FakeDockerAPI
+from tests.unit.test_airflow_adapters import DEPLOYER_LABELS, FIND, SHIFT_ARGS, deployer_step, step_context
+from tests.unit.test_post_promotion import WATCH, ScriptedJudge
+from tests.unit.world import FULL, World
+
+# --- the fence, on the rollout engine's parts -------------------------------------------------------------
+
+
+WRITES = {"workload": WORKLOAD_WRITES, "traffic": TRAFFIC_WRITES, "store": STORE_WRITES}
+
+
+class Part:
+    """A part of the engine that records what it is asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self.asked.append(name)
+
+
+@pytest.mark.parametrize("writes, method", [
+    ("workload", "scale"), ("workload", "remove"),
+    ("traffic", "ensure"), ("traffic", "set_weights"), ("traffic", "drain"),
+    ("store", "save"),
+])
+def test_a_stale_step_s_write_is_refused_before_it_reaches_the_part(writes, method):
+    part, newest = Part(), [3]
+    fenced = FencedPart(part, Fence(3, lambda: newest[0]), WRITES[writes])
+    getattr(fenced, method)("blue")
+    assert part.asked == [method]  # its token is the newest: the write goes through
+    newest[0] = 4  # a newer step took the environment
+    with pytest.raises(Fenced, match=rf"^Part\.{method} refused: this step's token 3 is stale, a newer step holds the "
+                                     r"environment \(token 4\); this step stops here$"):
+        getattr(fenced, method)("blue")
+    assert part.asked == [method]  # never reached
+
+
+@pytest.mark.parametrize("read", ["get", "urls", "wait_ready", "weights", "sizes", "status", "counters", "load", "token"])
+def test_a_stale_step_may_still_read(read):
+    part = Part()
+    fenced = FencedPart(part, Fence(1, lambda: 2), WORKLOAD_WRITES | TRAFFIC_WRITES | STORE_WRITES)
+    getattr(fenced, read)()
+    assert part.asked == [read]
+
+
+def test_the_token_lives_in_a_file_beside_the_release_record(tmp_path):
+    store = FileStore(tmp_path / "local-shop-prod" / "release.json")
+    assert store.token() == 0  # no step took one yet: any token is the newest
+    store.hand_token(7)
+    assert (tmp_path / "local-shop-prod" / "fence").read_text() == "7" and store.token() == 7
+    assert not list((tmp_path / "local-shop-prod").glob(".*.tmp"))  # written in one rename
+
+
+# --- a stale step against a newer one, on the Docker world --------------------------------------------------
+
+
+def hand(w: World, token: int) -> None:
+    """What Airflow does as a step starts: its token made the newest in the environment's store."""
+    w.site().store().hand_token(token)
+
+
+def test_a_step_whose_try_was_replaced_writes_nothing_more():
+    w = World("blue-green", platform="docker")
+    w.release("v1", *FULL)
+    hand(w, 1)
+    w.rollout("v2", fence=1).prepare()
+    before = (w.shares(), w.running(), w.site().store().load(), list(w.log), list(w.router.calls))
+    hand(w, 2)  # the task was killed; its retry took the environment
+    with pytest.raises(Fenced, match="token 1 is stale"):
+        w.rollout("v2", fence=1).shift()
+    assert (w.shares(), w.running(), w.site().store().load(), list(w.log), list(w.router.calls)) == before
+
+
+def test_the_newer_token_wins_and_finishes_the_release():
+    w = World("blue-green", platform="docker")
+    w.release("v1", *FULL)
+    hand(w, 1)
+    stale = w.rollout("v2", fence=1)
+    stale.prepare()
+    stale.shift()
+    hand(w, 2)
+    with pytest.raises(Fenced):
+        stale.promote()
+    retry = w.rollout("v2", fence=2)
+    retry.shift()  # converges: the work is done already
+    retry.promote()
+    done = (w.shares(), w.running(), w.site().store().load())
+    assert (done[:2], done[2].outcome) == (({"v2": 100}, {"v2": 3}), "promoted")
+    stale.promote()  # finds the work done: reads only, and writes nothing
+    stale.rollback()
+    assert (w.shares(), w.running(), w.site().store().load()) == done
+
+
+def test_a_promote_fenced_off_during_its_watch_never_removes_the_old_version():
+    """The incident of issue 22: the killed try's promote finished its watch and removed the old version while
+    its retry's watch still ran. Fenced, it stops at its first write after the watch: the old version stays."""
+    w = World("blue-green", platform="docker", post_promotion=WATCH)
+    w.release("v1", *FULL)
+    hand(w, 1)
+    w.rollout("v2", fence=1).prepare()
+    w.rollout("v2", fence=1).shift()
+    ScriptedJudge(w, during=lambda number: hand(w, 2) if number == 2 else None)  # the retry starts mid-watch
+    with pytest.raises(Fenced, match="token 1 is stale"):
+        w.rollout("v2", fence=1).promote()
+    assert w.running() == {"v1": 3, "v2": 3} and w.site().store().load().outcome is None  # v1 stands by still
+
+
+def test_the_deployer_cli_exits_3_when_fenced_off_and_notes_nothing(monkeypatch, capsys):
+    w = World("blue-green", platform="docker")
+    w.release("v1", *FULL)
+    hand(w, 1)
+    w.rollout("v2", fence=1).prepare()
+    hand(w, 2)
+    record = w.site().store().load()
+    monkeypatch.setattr(cli, "_service", lambda path: w.service)
+    monkeypatch.setattr(cli, "deployer_clients", lambda: None)
+    monkeypatch.setattr(cli, "rollout_for", lambda *args, version, fence, **kwargs: w.rollout(version, fence=fence))
+    argv = ["--service-file", "shop.yaml", "--environment", "prod", "--version", "v2", "--image", "x", "--fence", "1"]
+    assert cli.main(["shift", *argv]) == FENCED == 3
+    assert "refused: this step's token 1 is stale" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+    assert w.site().store().load() == record  # no failure noted: that would be a write too
+    with pytest.raises(AirflowFailException, match="is stale"):  # exit 3 is not retried
+        step_outcome("shift", FENCED, {"step": "shift", "ok": False, "error": "shift refused: ... is stale"}, None)
+
+
+# --- a retry takes over from a dead try, on the Docker engine ------------------------------------------------
+
+
+def deployer(try_number: int, state: str, run_id: str = "run-1") -> dict:
+    """A deployer container an earlier try of a shift task left on the engine."""
+    return {"Id": f"{run_id}-try-{try_number}", "State": state,
+            "Labels": {**DEPLOYER_LABELS, "io.deployflow.run-id": run_id, "io.deployflow.try": str(try_number)}}
+
+
+class TokenAtStop(FakeDockerAPI):
+    """The fake engine, noting the environment's newest token when a container is stopped."""
+
+    def __init__(self, *args, token_file: Path, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.token_file = token_file
+        self.token_at_stop: str | None = None
+
+    def stop(self, container: str, timeout: int | None = None) -> None:
+        self.token_at_stop = self.token_file.read_text()
+        super().stop(container, timeout)
+
+
+def test_a_retry_stops_and_removes_the_dead_try_s_deployer_before_it_starts_its_own(tmp_path, monkeypatch):
+    token_file = tmp_path / "state" / "local-shop-prod" / "fence"
+    api = TokenAtStop(0, [b'{"step": "shift", "ok": true}\n'], earlier=[deployer(1, "running"), deployer(2, "exited", "run-0")],
+                      token_file=token_file)
+    task = deployer_step(api, tmp_path, monkeypatch)
+    assert task.execute(step_context("prod", try_number=2)) == {"step": "shift", "ok": True}
+    assert api.calls[:6] == [
+        FIND,
+        ("stop", "run-1-try-1", 10), ("wait", "run-1-try-1"), ("remove_container", "run-1-try-1", True),  # SIGTERM, kill after 10 s
+        ("remove_container", "run-0-try-2", True),  # an earlier run's, finished: removed as found
+        ("create_container", [*SHIFT_ARGS, "--fence", "1"], {**DEPLOYER_LABELS, "io.deployflow.try": "2"}),
+    ]
+    assert api.token_at_stop == "1"  # fenced off before it was stopped: its last writes in the grace period refused
+    assert api.earlier == {}  # nothing of the dead try is left
+
+
+def test_each_step_takes_a_newer_token_than_the_one_before(tmp_path, monkeypatch):
+    tokens = []
+    for try_number in (1, 2, 3):
+        api = FakeDockerAPI(0, [b'{"step": "shift", "ok": true}\n'])
+        deployer_step(api, tmp_path, monkeypatch).execute(step_context("prod", try_number=try_number))
+        tokens.append(api.calls[1][1][-1])
+    assert tokens == ["1", "2", "3"]
+    assert (tmp_path / "state" / "local-shop-prod" / "fence").read_text() == "3"
+
+
+def test_a_step_of_a_run_that_does_not_hold_the_lock_starts_nothing(tmp_path, monkeypatch):
+    api = FakeDockerAPI(0, [b'{"step": "shift", "ok": true}\n'], earlier=[deployer(1, "running")])
+    task = deployer_step(api, tmp_path, monkeypatch)
+    step_context("prod", run_id="run-0")  # another run holds prod
+    with pytest.raises(AirflowFailException, match="^run run-1 does not hold the lock of shop in prod"):
+        task.execute({"ti": step_context("staging")["ti"], "run_id": "run-1"})
+    assert api.calls == []  # neither stopped the holder's deployer nor started one
