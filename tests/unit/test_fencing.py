@@ -9,20 +9,36 @@ stopped, waited for and removed, then its own started (airflow/deployer_operator
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from kubernetes.client import models as k8s
 
+from deployflow.airflow import kubernetes_deploy
+from deployflow.airflow.dag_factory import release_dag
 from deployflow.airflow.deployer_step import step_outcome
+from deployflow.airflow.lock import lock_engine
+from deployflow.catalog import load_service
 from deployflow.deployer import FENCED
 from deployflow.deployer import __main__ as cli
 from deployflow.rollout.fence import STORE_WRITES, TRAFFIC_WRITES, WORKLOAD_WRITES, Fence, Fenced, FencedPart
+from deployflow.kubernetes.cluster import Cluster
+from deployflow.kubernetes.manifests import Manifests
+from deployflow.ledger.locks import EnvironmentLocks
+from deployflow.record import Record
+from deployflow.stores.configmap import ConfigMapStore
 from deployflow.stores.file import FileStore
+from tests.unit import world as k8s_world
+from tests.unit.fake_kubernetes import FakeKubernetesAPI
 from tests.unit.fakes import FakeDockerAPI
 from tests.unit.test_airflow_adapters import DEPLOYER_LABELS, FIND, SHIFT_ARGS, deployer_step, step_context
 from tests.unit.test_post_promotion import WATCH, ScriptedJudge
 from tests.unit.world import FULL, World
+
+K8S_SERVICE_FILE = Path(__file__).resolve().parents[2] / "include" / "k8s" / "services" / "sample-app.yaml"
 
 # --- the fence, on the rollout engine's parts -------------------------------------------------------------
 
@@ -200,3 +216,85 @@ def test_a_step_of_a_run_that_does_not_hold_the_lock_starts_nothing(tmp_path, mo
     with pytest.raises(AirflowFailException, match="^run run-1 does not hold the lock of shop in prod"):
         task.execute({"ti": step_context("staging")["ti"], "run_id": "run-1"})
     assert api.calls == []  # neither stopped the holder's deployer nor started one
+
+
+# --- the same on Kubernetes: the token in the release ConfigMap, a dead try's pod deleted first ----------------
+
+
+def configmap_store(api: FakeKubernetesAPI) -> ConfigMapStore:
+    world = World("blue-green", platform="kubernetes")
+    cluster = Cluster(namespace=api.namespace, apps=api.apps, core=api.core, custom=api.custom, serialize=api.serialize)
+    return ConfigMapStore(cluster, world.manifests)
+
+
+def test_on_kubernetes_the_token_lives_in_the_release_configmap_and_a_saved_record_keeps_it():
+    api = FakeKubernetesAPI(k8s_world.NAMESPACE)
+    airflow_side, deployer_side = configmap_store(api), configmap_store(api)
+    airflow_side.hand_token(1)  # before any record: the ConfigMap is made for it
+    assert deployer_side.token() == 1 and deployer_side.load() is None
+    record = Record(version="v2", image="shop:v2", colour="green", live="blue", previous=None)
+    deployer_side.save(record)
+    airflow_side.hand_token(2)  # a retry took over between the deployer's read and its save
+    deployer_side.save(replace(record, version="v3"))  # replaces the ConfigMap read before: a conflict, read again
+    assert deployer_side.token() == 2  # the record's save never resets the token
+    assert deployer_side.load().version == "v3"
+    stale = FencedPart(deployer_side, Fence(1, deployer_side.token), STORE_WRITES)
+    with pytest.raises(Fenced, match="token 1 is stale"):
+        stale.save(record)
+    assert deployer_side.load().version == "v3"
+
+
+class Pods:
+    """The pods of the fake API (CoreV1Api's list and delete): a deleted pod is gone at the next list, and the
+    environment's token in the release ConfigMap is noted as each is deleted."""
+
+    def __init__(self, pods: list[k8s.V1Pod], store: ConfigMapStore) -> None:
+        self.pods, self.store = {p.metadata.name: p for p in pods}, store
+        self.calls: list[tuple] = []
+        self.token_at_delete: list[int] = []
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> k8s.V1PodList:
+        self.calls.append(("list", namespace, label_selector))
+        return k8s.V1PodList(items=list(self.pods.values()))
+
+    def delete_namespaced_pod(self, name: str, namespace: str, grace_period_seconds: int) -> None:
+        self.calls.append(("delete", name, namespace, grace_period_seconds))
+        self.token_at_delete.append(self.store.token())
+        del self.pods[name]
+
+
+def pod(name: str, phase: str) -> k8s.V1Pod:
+    return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=name), status=k8s.V1PodStatus(phase=phase))
+
+
+def test_on_kubernetes_a_retry_deletes_the_dead_try_s_pod_after_taking_its_token_and_before_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "state"))
+    service = load_service(K8S_SERVICE_FILE)
+    task = release_dag(service, K8S_SERVICE_FILE).get_task("shift")
+    task.environment_name, task.version = "dev", "0123456789ab"
+    api = FakeKubernetesAPI(service.environments["dev"].kubernetes.namespace)
+    store = ConfigMapStore(Cluster(namespace=api.namespace, apps=api.apps, core=api.core, custom=api.custom,
+                                   serialize=api.serialize), Manifests(service, service.environments["dev"]))
+    pods = Pods([pod("deployer-sample-app-shift-try1", "Running"), pod("deployer-sample-app-prepare-old", "Failed")], store)
+    monkeypatch.setattr(kubernetes_deploy, "environment_site", lambda s, e: SimpleNamespace(store=lambda: store))
+    engine = lock_engine()
+    try:
+        EnvironmentLocks(engine).acquire(service.name, "dev", "run-1", "release_sample-app", is_stale=lambda holder: False)
+    finally:
+        engine.dispose()
+    task.bind_environment()
+    task.__dict__["hook"] = SimpleNamespace(core_v1_client=pods)  # after bind_environment, which drops a cached hook
+
+    assert task.take_over({"run_id": "run-1"}) == 1
+    selector = "deployflow.io/role=deployer,deployflow.io/service=sample-app,deployflow.io/environment=dev"
+    assert pods.calls == [
+        ("list", api.namespace, selector),
+        ("delete", "deployer-sample-app-shift-try1", api.namespace, 10),  # SIGTERM, killed after 10 s
+        ("delete", "deployer-sample-app-prepare-old", api.namespace, 10),  # finished and kept: removed as found
+        ("list", api.namespace, selector),  # none left: its own pod may start
+    ]
+    assert pods.token_at_delete == [1, 1]  # fenced off before it was stopped: its last writes refused
+    assert task.labels["deployflow.io/environment"] == "dev"  # what the next retry finds this one's pod by
+    assert task.take_over({"run_id": "run-1"}) == 2  # each step a newer token
+    with pytest.raises(AirflowFailException, match="^run run-2 does not hold the lock of sample-app in dev"):
+        task.take_over({"run_id": "run-2"})

@@ -266,14 +266,17 @@ def test_execute_marks_the_start_skips_an_empty_rollback_and_returns_the_result(
     task = deploy_task(step)
     task.environment_name, task.version = "dev", "0123456789ab"
     context = run_context(task, "dev", started=started)
-    with mock.patch.object(KubernetesPodOperator, "execute", return_value=pod_result) as pod_run:
+    with mock.patch.object(KubernetesPodOperator, "execute", return_value=pod_result) as pod_run, \
+            mock.patch.object(KubernetesDeployerOperator, "take_over", return_value=7) as taken:
         if isinstance(outcome, dict):
             assert task.execute(context) == outcome
         else:
             with pytest.raises(outcome):
                 task.execute(context)
-    assert pod_run.called == (outcome is not AirflowSkipException)
+    assert pod_run.called == taken.called == (outcome is not AirflowSkipException)
     assert context["ti"].pushed == pushed
+    if pod_run.called:  # every step here writes: its pod runs with the token it took
+        assert task.arguments[-2:] == ["--fence", "7"]
 
 
 # ---- the configuration's Secrets, written by prepare through Airflow's connection ------------------------

@@ -20,6 +20,7 @@ from docker.types import Mount
 from deployflow.airflow.configuration import release_of_step
 from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
+    STOP_GRACE_S,
     WRITING_STEPS,
     DeployerStep,
     begin_step,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 
 CATALOG_MOUNT = "/etc/deployflow"
 DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
-STOP_GRACE_S = 10  # an earlier try's deployer: SIGTERM, then killed after this (it is fenced off already)
 FINISHED = ("created", "exited", "dead")  # a container in these states runs nothing: removed as it is
 LABEL = "io.deployflow"
 
@@ -106,12 +106,12 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         env = self.service.environments.get(self.environment_name)
         version = release_of_step(self.step, context, env, self.version, self.publish_config) if env else self.version
         self.labels = {**self.labels, **self.run_labels(context)}
+        begin_step(self.step, context)  # a rollback with nothing to undo skips here, before it takes anything over
         fence = self.take_over(context) if self.step in WRITING_STEPS else None
         self.user = release_user(state_dir())  # after prepare wrote the configuration it reads (and the token file)
         self.group_add = socket_group(next(m["Source"] for m in self.mounts if m["Target"] == DOCKER_SOCKET))
         if self.step == "prepare":
             self.pull_release_image()
-        begin_step(self.step, context)
         self.command = deployer_arguments(
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
             version=version, image=self.image_ref, strategy=self.strategy, fence=fence,

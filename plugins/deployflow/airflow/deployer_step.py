@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from deployflow.catalog import Service
 
 WRITING_STEPS = frozenset({"prepare", "shift", "promote", "rollback"})  # each takes a fencing token
+STOP_GRACE_S = 10  # an earlier try's deployer: SIGTERM, then killed after this (it is fenced off already)
 DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
 
 

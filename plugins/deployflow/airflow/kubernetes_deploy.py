@@ -9,11 +9,20 @@ Airflow's connection to the cluster needs, in that namespace, to create,
 watch, patch and delete pods, read their logs, and ``pods/exec`` (the
 result is read by an exec into the sidecar); with a ``config`` block also to
 create, list and delete Secrets and to list Deployments (prepare writes the
-configuration's Secrets and prunes old ones).
+configuration's Secrets and prunes old ones); to list pods, and to get, create
+and update the release ConfigMap (the fencing token, below).
+
+One deployer pod of an environment acts at a time, whatever dies: a step that
+writes takes the environment over first (:meth:`KubernetesDeployerOperator.take_over`),
+as on Docker: a fencing token from the ledger, made the newest in the release
+ConfigMap's key ``fence`` (which the pod reads before each write), then every
+earlier deployer pod of the environment (a killed try's, which KPO would
+otherwise reattach to) deleted and waited for, before its own pod starts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +37,8 @@ from kubernetes.client import models as k8s
 from deployflow.platforms.hardening import RELEASE_USER
 from deployflow.airflow.deployer_step import (
     DEPLOYER_IMAGE,
+    STOP_GRACE_S,
+    WRITING_STEPS,
     DeployerStep,
     begin_step,
     check_grants,
@@ -36,6 +47,8 @@ from deployflow.airflow.deployer_step import (
     step_outcome,
 )
 from deployflow.airflow.configuration import release_of_step
+from deployflow.airflow.lock import take_step_token
+from deployflow.airflow.sites import environment_site
 from deployflow.catalog import Service
 from deployflow.configuration import ResolvedConfig, config_version_of
 from deployflow.errors import ConfigError
@@ -47,6 +60,7 @@ if TYPE_CHECKING:
 
 RESULT_FILE = "/airflow/xcom/return.json"
 LABEL_GROUP = "deployflow.io"
+GONE_WITHIN_S = STOP_GRACE_S + 50  # an earlier pod deleted: its grace period, then the kubelet's clean-up
 
 
 class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
@@ -86,6 +100,8 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
             # The trigger's failure path pushes a failed step's result as its XCom, and
             # the record reads any promote XCom as "promoted": the pod is watched in the worker.
             "deferrable": False,
+            # A retry never adopts the pod of the try it replaces (that pod holds a stale token): take_over deletes it.
+            "reattach_on_restart": False,
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -93,8 +109,9 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
         self.bind_environment()
         self.version = release_of_step(self.step, context, self.service.environments[self.environment_name], self.version,
                                        self.publish_config)
-        self.arguments = self.step_arguments()
-        begin_step(self.step, context)
+        begin_step(self.step, context)  # a rollback with nothing to undo skips here, before it takes anything over
+        fence = self.take_over(context) if self.step in WRITING_STEPS else None
+        self.arguments = self.step_arguments(fence)
         result = super().execute(context)
         # KPO returns only when the deployer container terminated with exit code 0 (container_is_succeeded);
         # cleanup() below has ended the task for any other exit code it read from the pod.
@@ -114,6 +131,7 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
         self.service_account_name = k.service_account
         self.image_pull_secrets = [k8s.V1LocalObjectReference(name=name) for name in k.image_pull_secrets]
         self.on_finish_action = OnFinishAction(k.on_finish_action)
+        self.labels = {**self.labels, f"{LABEL_GROUP}/environment": self.environment_name}
         for cached in ("hook", "client", "pod_manager"):  # cached_property: built from the connection above, not an earlier one
             self.__dict__.pop(cached, None)
         self.arguments = self.step_arguments()
@@ -124,10 +142,43 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
             *(k8s.V1EnvVar(name=name, value=value) for name, value in deployer_environment(self.step).items()),
         ]
 
-    def step_arguments(self) -> list[str]:
+    def step_arguments(self, fence: int | None = None) -> list[str]:
         return deployer_arguments(
             self.step, environment=self.environment_name, version=self.version, image=self.image_ref, strategy=self.strategy,
+            fence=fence,
         )
+
+    def take_over(self, context: Context) -> int:
+        """The environment for this step: its fencing token taken and set in the release ConfigMap (every earlier
+        pod's writes refused from now on), then every earlier deployer pod of the environment deleted and gone;
+        the token, for the pod."""
+        home = environment_site(self.service, self.environment_name).store()
+        fence = take_step_token(self.service.name, self.environment_name, context["run_id"], home, self.log)
+        self.remove_earlier_deployers()
+        return fence
+
+    def earlier_pods(self) -> list[k8s.V1Pod]:
+        selector = ",".join(f"{LABEL_GROUP}/{key}={value}" for key, value in (
+            ("role", "deployer"), ("service", self.service.name), ("environment", self.environment_name)))
+        return self.hook.core_v1_client.list_namespaced_pod(self.namespace, label_selector=selector).items
+
+    def remove_earlier_deployers(self) -> None:
+        """Delete (SIGTERM, then a kill after STOP_GRACE_S) every deployer pod of this environment and wait until
+        none is left. The environment's lock is this run's: any other deployer pod of it is an orphan (a killed
+        try's, or an ended run's); KPO would delete a finished one itself unless its on_finish_action keeps it."""
+        core = self.hook.core_v1_client
+        for pod in self.earlier_pods():
+            what = f"deployer pod {pod.metadata.name} ({pod.status.phase if pod.status else 'unknown'})"
+            if not pod.status or pod.status.phase not in ("Succeeded", "Failed"):
+                self.log.warning("%s still runs: deleting it before this step starts", what)
+            core.delete_namespaced_pod(pod.metadata.name, self.namespace, grace_period_seconds=STOP_GRACE_S)
+            self.log.info("%s deleted", what)
+        deadline = time.monotonic() + GONE_WITHIN_S
+        while left := self.earlier_pods():
+            if time.monotonic() > deadline:
+                raise AirflowException(f"earlier deployer pods of {self.service.name} in {self.environment_name} still there "
+                                       f"{GONE_WITHIN_S} s after their deletion: {[p.metadata.name for p in left]} (may be retried)")
+            time.sleep(1)
 
     def publish_config(self, config_version: str, config: ResolvedConfig) -> None:
         """The configuration's two immutable Secrets, written through Airflow's connection (the deployer pod never

@@ -22,6 +22,9 @@ from deployflow.errors import DeployflowError
 
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 UNREAD = object()  # apply's ``current`` when the caller has not read the object
+# The release ConfigMap's key of the fencing token (stores/configmap.py): Airflow's side writes it with put_data,
+# never a manifest of the deployer's; a replace sends it back as it is, so a record saved never resets the token.
+TOKEN_KEY = "fence"
 
 
 class ClusterError(DeployflowError):
@@ -95,6 +98,24 @@ class Cluster:
                 raise self._error("write", kind, name, exc) from None
         raise AssertionError("unreachable")
 
+    def put_data(self, name: str, key: str, value: str, labels: dict[str, str]) -> None:
+        """Set one ``key`` of the ConfigMap ``name`` (created with ``labels`` if there is none), leaving the rest
+        as it is; a write in between is read again and retried."""
+        calls = self._calls("ConfigMap")
+        for attempt in range(5):
+            current = self.get("ConfigMap", name)
+            try:
+                if current is None:
+                    calls["create"]({"apiVersion": "v1", "kind": "ConfigMap", "data": {key: value},
+                                     "metadata": {"name": name, "namespace": self.namespace, "labels": labels}})
+                else:
+                    calls["update"](name, {**current, "data": {**(current.get("data") or {}), key: value}})
+                return
+            except ApiException as exc:
+                if exc.status == 409 and attempt < 4:
+                    continue
+                raise self._error("write", "ConfigMap", name, exc) from None
+
     def delete(self, kind: str, name: str) -> bool:
         """Delete the object; False if it was not there."""
         try:
@@ -110,8 +131,12 @@ class Cluster:
 
 
 def _carry_over(current: dict, desired: dict) -> dict:
-    """``desired`` with what the API owns and a replace must send back: resourceVersion, a Service's cluster IPs."""
+    """``desired`` with what the API owns and a replace must send back: resourceVersion, a Service's cluster IPs;
+    and a ConfigMap's TOKEN_KEY, which Airflow's side owns."""
     body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": current["metadata"].get("resourceVersion")}}
+    if desired["kind"] == "ConfigMap":
+        kept = {k: v for k, v in (current.get("data") or {}).items() if k == TOKEN_KEY}
+        body["data"] = {**(desired.get("data") or {}), **kept}
     if desired["kind"] == "Service":
         spec = dict(body["spec"])
         for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
