@@ -1,10 +1,12 @@
 """One deployer step of an environment at a time, whatever dies (issue 22): the task process of a prod blue-green
-release's ``promote`` is SIGKILLed while its deployer container runs (as a lost worker, an OOM kill or a node drain
-would do). Airflow retries the task; the retry takes the environment over (a newer fencing token, then the
-killed try's deployer stopped and removed) before its own deployer starts.
+release's ``shift`` (as its deployer starts) or ``promote`` (during its post-promotion watch) is SIGKILLed while
+its deployer container runs (as a lost worker, an OOM kill or a node drain would do). Airflow retries the task;
+the retry takes the environment over (a newer fencing token, then the killed try's deployer stopped and
+removed) before its own deployer starts.
 
-From the engine's events: at most one deployer of prod runs at any instant; afterwards none is left; and the
-release ends promoted or rolled back, with prod serving the one or the other version.
+From the engine's events: at most one deployer of prod runs at any instant; afterwards none is left; the
+release ends promoted or rolled back, with prod serving the one or the other version; and a probe on prod's
+front port throughout sees no failed request (a blue-green switch causes none).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import time
 
 import pytest
 
+from deployflow.analysis.loadgen import LoadGenerator
 from tests.e2e.harness import (
     DAG_ID,
+    PORTS,
     STACK,
     branch,
     finished,
@@ -30,7 +34,9 @@ pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "prod"
 DEPLOYER = [f"io.deployflow.stack={STACK}", "io.deployflow.role=deployer", f"io.deployflow.environment={ENVIRONMENT}"]
-KILL_AFTER_S = 2  # into the promote deployer's run: its post-promotion watch (10 s in the e2e catalog)
+# How long into its deployer's run each step's task process is killed: shift (one switch) as its deployer starts;
+# promote during its post-promotion watch (10 s in the e2e catalog).
+KILL_AFTER_S = {"shift": 0, "promote": 2}
 
 
 def served_version_or_none() -> str | None:
@@ -73,21 +79,23 @@ def most_at_once(events: list[dict]) -> tuple[int, list[str]]:
     return most, together
 
 
-def test_a_promote_killed_mid_watch_is_taken_over_by_its_retry_never_run_beside_it(airflow, docker_client, sample_repo):
+@pytest.mark.parametrize("step", ["shift", "promote"])
+def test_a_step_killed_mid_run_is_taken_over_by_its_retry_never_run_beside_it(airflow, docker_client, sample_repo, step):
     if served_version_or_none() is None:
         assert release(airflow, ENVIRONMENT, "main")["state"] == "success"  # a live version for blue-green to replace
     live = served_version(ENVIRONMENT)
-    new = branch(sample_repo, "fenced-promote")
+    new = branch(sample_repo, f"fenced-{step}")
     events: list[dict] = []
-    with following(docker_client, {"type": "container", "event": ["start", "die"], "label": DEPLOYER}, events.append):
-        run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": "fenced-promote"})["dag_run_id"]
-        pid = task_pid_once_its_deployer_runs(airflow, docker_client, run_id, "promote")
-        time.sleep(KILL_AFTER_S)
+    probe = LoadGenerator(f"http://127.0.0.1:{PORTS[ENVIRONMENT]}/", rate=20, threads=2)
+    with following(docker_client, {"type": "container", "event": ["start", "die"], "label": DEPLOYER}, events.append), probe:
+        run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": f"fenced-{step}"})["dag_run_id"]
+        pid = task_pid_once_its_deployer_runs(airflow, docker_client, run_id, step)
+        time.sleep(KILL_AFTER_S[step])
         os.kill(pid, signal.SIGKILL)  # the task process, not its deployer: that one runs on, orphaned
         run = finished(airflow, run_id)
         time.sleep(2)  # the last die event is in the stream
 
-    assert run["tries"]["promote"] >= 2, run  # Airflow retried the killed try
+    assert run["tries"][step] >= 2, run  # Airflow retried the killed try
     most, together = most_at_once(events)
     assert most == 1, f"{most} deployers of {ENVIRONMENT} ran at once: {together}"
     assert len({e["id"] for e in events if e["Action"] == "start"}) >= 2, "the killed try's deployer and its retry's"
@@ -97,4 +105,5 @@ def test_a_promote_killed_mid_watch_is_taken_over_by_its_retry_never_run_beside_
     assert promoted or rolled_back, run["tasks"]
     assert served_version(ENVIRONMENT) == (new if promoted else live)
     # The retry found the killed try's deployer (running still, or exited in the retry delay) and removed it.
-    assert f"deployer promote of run {run_id} (try 1) removed" in log_text(airflow, run_id, "promote", 2)
+    assert f"deployer {step} of run {run_id} (try 1) removed" in log_text(airflow, run_id, step, 2)
+    assert probe.report.sent > 0 and probe.report.failures == [], probe.report.summary()
