@@ -311,3 +311,9 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, airflo
     assert served_version("prod") == short_sha(sample_repo, "queue-b")
     for run in (first, second):  # each lock task read the other run through the Task SDK
         assert "could not read the runs" not in all_tries_text(airflow_home, run, "lock")
+    # prod had no traffic (no load here, none of its own): its post-promotion watch judged nothing and says so, then
+    # the e2e catalog's no-data policy 'pass' decides; never a pass score for what no request reached.
+    watch = log_text(airflow, first, "promote")
+    assert "score -: nodata (no request reached" in watch and "100/100" not in watch, watch
+    assert "no-data policy 'pass': the watch goes on" in watch
+    assert "interval(s) had data: judged on health and instances alone (no-data policy 'pass')" in watch
