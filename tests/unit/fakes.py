@@ -75,7 +75,8 @@ class _FakeContainers:
         self.client.by_name[container.name] = container
         return container
 
-    def list(self, filters: dict[str, list[str]] | None = None, **kwargs: Any) -> list[FakeContainer]:
+    def list(self, filters: dict[str, list[str]] | None = None, ignore_removed: bool = False, **kwargs: Any) -> list[FakeContainer]:
+        # ignore_removed: the fake lists and "inspects" in one go, nothing is removed in between
         self.client.calls.append(("list", kwargs, filters))
         wanted = [tuple(f.split("=", 1)) for f in (filters or {}).get("label", [])]
         shown = [c for c in self.client.by_name.values() if kwargs.get("all") or c.status == "running"]

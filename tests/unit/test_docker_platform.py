@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+
+import docker
 import socket
 import tarfile
 
@@ -290,3 +292,22 @@ def test_start_pulls_a_version_the_engine_has_never_run_then_creates_it():
     started = DockerPlatform(client, stack="t").start(pushed)
     assert pulled == ["reg/shop:v2@sha256:2"]  # the image by the reference deployed, with its digest
     assert started.running and started.image == "reg/shop:v2@sha256:2"
+
+
+def test_a_container_removed_between_the_engine_s_list_and_its_inspect_is_gone_not_an_error():
+    # The real client over a scripted engine API: another release removes its container between the list and the
+    # inspect of it (50 releases at once on one engine failed a step with "404 No such container" that way).
+    client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+    ours = {"Id": "a" * 64, "Name": "/local-shop-prod-green-1", "Config": {"Labels": labels("local", SPEC, 40123),
+                                                                         "Image": "reg/shop:v2"},
+        "State": {"Status": "running", "Running": True, "Health": {"Status": "healthy"}}, "RestartCount": 0}
+    gone = "b" * 64
+    client.api.containers = lambda **kwargs: [{"Id": gone}, {"Id": ours["Id"]}]
+
+    def inspect_container(container_id: str) -> dict:
+        if container_id == gone:
+            raise docker.errors.NotFound("No such container: " + gone)
+        return ours
+
+    client.api.inspect_container = inspect_container
+    assert [i.name for i in DockerPlatform(client, stack="local").instances("shop", "prod")] == ["local-shop-prod-green-1"]

@@ -122,7 +122,9 @@ class DockerPlatform:
 
     def _containers(self, **filters: str) -> list:
         wanted = [f"{LABEL}.role=app"] + [f"{LABEL}.{k}={v}" for k, v in filters.items()]
-        return self.client.containers.list(all=True, filters={"label": wanted})
+        # ignore_removed: a container another release removes between the list and its inspect is gone, not an error
+        # (under load, 50 releases on one engine: it failed steps with "404 No such container").
+        return self.client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True)
 
     def instances(self, service: str, environment: str) -> list[Instance]:
         found = [self._instance(c) for c in self._containers(stack=self.stack, service=service, environment=environment)]

@@ -195,7 +195,7 @@ def prometheus_up(client: docker.DockerClient, stack: str, state: Path, port: in
 
 def containers_down(client: docker.DockerClient, stack: str) -> None:
     """Remove the releases' containers of ``stack``: app instances and proxies."""
-    for container in client.containers.list(all=True, filters={"label": f"io.deployflow.stack={stack}"}):
+    for container in client.containers.list(all=True, filters={"label": f"io.deployflow.stack={stack}"}, ignore_removed=True):
         container.remove(force=True)
         say(f"removed container {container.name}")
 
