@@ -107,6 +107,7 @@ def test_start_runs_a_new_container_on_a_port_no_other_instance_holds():
         ("list", {"all": True}, {"label": ["io.deployflow.role=app"]}),
         ("create", image_id("reg/shop:v2"), None,  # the tag's image by ID: a tag moved later moves nothing started
          {k: v for k, v in run_kwargs("t", SPEC, base + 2, image="").items() if k != "image"}),
+        ("list", {"all": True}, {"label": ["io.deployflow.role=app", f"io.deployflow.port={base + 2}"]}),  # its claim first
         ("start", "df-t-shop-prod-green-1"),
         ("reload", "df-t-shop-prod-green-1"),
     ]
@@ -139,7 +140,7 @@ def test_start_replaces_a_container_that_is_not_the_wanted_one(status, version, 
     instance = DockerPlatform(client, stack="t", ports=(base, base + 1)).start(SPEC)
     assert [c[:2] for c in client.calls] == [
         ("get", "df-t-shop-prod-green-1"), ("remove", "df-t-shop-prod-green-1"), ("list", {"all": True}),
-        ("create", image_id("reg/shop:v2")), ("start", "df-t-shop-prod-green-1"), ("reload", "df-t-shop-prod-green-1"),
+        ("create", image_id("reg/shop:v2")), ("list", {"all": True}), ("start", "df-t-shop-prod-green-1"), ("reload", "df-t-shop-prod-green-1"),
     ]
     assert client.calls_of("remove") == [("remove", "df-t-shop-prod-green-1", True)]
     # the removed container's port is free again
@@ -242,7 +243,7 @@ def test_start_puts_the_configuration_files_in_before_the_container_starts():
     client = FakeDockerClient()
     spec = InstanceSpec("shop", "prod", "v2", "reg/shop:v2", "green", 1, files={"app.toml": "x = 1"})
     DockerPlatform(client, stack="t", ports=(base, base)).start(spec)
-    assert [c[0] for c in client.calls] == ["get", "list", "create", "put_archive", "start", "reload"]
+    assert [c[0] for c in client.calls] == ["get", "list", "create", "list", "put_archive", "start", "reload"]
     assert client.calls_of("put_archive") == [("put_archive", "df-t-shop-prod-green-1", "/", config_archive({"app.toml": "x = 1"}))]
 
 
@@ -311,3 +312,40 @@ def test_a_container_removed_between_the_engine_s_list_and_its_inspect_is_gone_n
 
     client.api.inspect_container = inspect_container
     assert [i.name for i in DockerPlatform(client, stack="local").instances("shop", "prod")] == ["local-shop-prod-green-1"]
+
+
+def claimed(client: FakeDockerClient, name: str, port: int, created: str) -> None:
+    client.add(name, image="reg/shop:v1", status="created", labels=app_labels("u", "v1", "blue", 0, port, "cart"))
+    client.by_name[name].attrs["Created"] = created
+
+
+def test_two_releases_that_choose_the_same_free_port_at_once_never_both_keep_it():
+    # Another release's deployer on this engine listed the same containers and chose the same free port: whichever
+    # the engine created first keeps it; the later one is removed and claims the next (50 at once bound the same
+    # port twice, one instance restarting "Address already in use" until its release was rolled back).
+    base = free_ports(3)
+    client = FakeDockerClient()
+    containers, create, chosen = client.containers, client.containers.create, []
+
+    def create_beside_another(*args, **kwargs):
+        chosen.append(int(kwargs["labels"]["io.deployflow.port"]))
+        if len(chosen) == 1:  # the rival was created a moment before ours, on the same port
+            claimed(client, "df-u-cart-prod-blue-0", chosen[0], "2026-12-06T17:33:55.65Z")
+        made = create(*args, **kwargs)
+        made.attrs["Created"] = "2026-12-06T17:33:55.6500001Z" if len(chosen) == 1 else "2026-12-06T17:33:56Z"
+        return made
+
+    containers.create = create_beside_another
+    instance = DockerPlatform(client, stack="t", ports=(base, base + 2)).start(SPEC)
+    assert len(chosen) == 2 and chosen[1] != chosen[0] and instance.port == chosen[1]
+    assert client.calls_of("remove") == [("remove", "df-t-shop-prod-green-1", True)]  # our first claim, lost
+    assert sorted(c.name for c in client.by_name.values()) == ["df-t-shop-prod-green-1", "df-u-cart-prod-blue-0"]
+
+
+def test_the_earlier_claim_keeps_the_port_however_the_engine_wrote_the_times():
+    from deployflow.platforms.docker_engine import created_at
+
+    times = ["2026-12-06T17:33:55.6528Z", "2026-12-06T17:33:55.65288Z", "2026-12-06T17:33:55Z", "2026-12-06T17:33:55.652887983Z"]
+    ordered = sorted(times, key=lambda t: created_at(type("C", (), {"attrs": {"Created": t}})()))
+    assert ordered == ["2026-12-06T17:33:55Z", "2026-12-06T17:33:55.6528Z", "2026-12-06T17:33:55.65288Z",
+                       "2026-12-06T17:33:55.652887983Z"]  # as text, .65288Z would sort after .652887983Z

@@ -15,17 +15,21 @@ import socket
 import tarfile
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 import docker
 from docker.errors import ImageNotFound, NotFound
+from docker.models.containers import Container
 
 from deployflow.catalog.ports import INSTANCE_PORTS  # the catalog refuses a front port in this range
 from deployflow.configuration import CONFIG_DIR, quantity
 from deployflow.platforms.base import Instance, InstanceSpec
 from deployflow.platforms.hardening import Limits, hardening, pinned
+from deployflow.record import StepFailed
 
 LABEL = "io.deployflow"
 HOST = "127.0.0.1"
+PORT_CLAIMS = 20  # free ports tried in turn when other releases on the engine claim each first
 
 
 def container_name(stack: str, spec: InstanceSpec) -> str:
@@ -86,6 +90,14 @@ def config_archive(files: dict[str, str]) -> bytes:
             info.size, info.mode = len(data), 0o444
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+def created_at(container: Container) -> tuple[str, str]:
+    """When the engine created ``container``, sortable: its RFC 3339 time (nanoseconds, trailing zeros dropped) as
+    the second and its fraction padded to nine digits."""
+    created = str(container.attrs.get("Created") or "")
+    second, _, fraction = created.rstrip("Z").partition(".")
+    return second, fraction.ljust(9, "0")
 
 
 def free_port(taken: Iterable[int], low: int, high: int, start: int | None = None) -> int:
@@ -158,23 +170,44 @@ class DockerPlatform:
             if current.running and current.version == spec.version and current.image == spec.image:
                 return current  # a retried step finds its work done
             existing.remove(force=True)
-        taken = [int(c.labels[f"{LABEL}.port"]) for c in self._containers()]
-        port = free_port(taken, *self.ports, start=self.first_port)
-        kwargs = run_kwargs(self.stack, spec, port, image=pinned(self.client.api, spec.image))
+        image = pinned(self.client.api, spec.image)
+        taken: set[int] = set()
+        for _ in range(PORT_CLAIMS):
+            taken |= {int(c.labels[f"{LABEL}.port"]) for c in self._containers()}
+            port = free_port(taken, *self.ports, start=self.first_port)
+            container = self._create(spec, run_kwargs(self.stack, spec, port, image=image))
+            if self._first_claim(container, port):
+                break
+            # Another release's deployer, on this engine at the same moment, took the same free port first.
+            container.remove(force=True)
+            taken.add(port)
+        else:
+            raise StepFailed(f"no port for {name}: {PORT_CLAIMS} free ports in a row were claimed by other releases first")
+        if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
+            container.put_archive("/", config_archive(dict(spec.files)))
+        container.start()
+        container.reload()
+        return self._instance(container)
+
+    def _create(self, spec: InstanceSpec, kwargs: dict[str, Any]) -> Container:
         try:
-            container = self.client.containers.create(**kwargs)
+            return self.client.containers.create(**kwargs)
         except ImageNotFound:
             # An engine that never ran this version (an environment's own Docker host) takes it from the
             # registry the build pushed it to; pull raises when the registry does not have it. Anonymous: the
             # deployer holds no credentials, and a locked registry's image was pulled before it started
             # (DeployerOperator.pull_release_image).
             self.client.images.pull(spec.image)
-            container = self.client.containers.create(**kwargs)
-        if spec.files:  # in the container's own layer before it starts: never in an image, never on a shared mount
-            container.put_archive("/", config_archive(dict(spec.files)))
-        container.start()
-        container.reload()
-        return self._instance(container)
+            return self.client.containers.create(**kwargs)
+
+    def _first_claim(self, container: Container, port: int) -> bool:
+        """Whether ``container`` is the first made on the engine with the label of ``port``: a free port is chosen
+        from the engine's list, and two releases choosing at once may choose the same one. Each created container
+        claims its port by its label; the earlier claim (the engine's creation time, then the ID) keeps it."""
+        claims = self.client.containers.list(all=True, filters={"label": [f"{LABEL}.role=app", f"{LABEL}.port={port}"]},
+                                             ignore_removed=True)
+        first = min([container, *claims], key=lambda c: (created_at(c), c.id))
+        return first.id == container.id
 
     def stop(self, instance: Instance, grace_s: int = 10) -> None:
         try:
