@@ -47,6 +47,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from deployflow.catalog import Service, load_service  # noqa: E402
 from deployflow.platforms.base import Clients  # noqa: E402
 from deployflow.platforms.factory import site_for  # noqa: E402
+from deployflow.settings import REGISTRY_VARIABLE, variable_env  # noqa: E402
 from deployflow.client import AirflowClient, ApiError, run_seconds, timings  # noqa: E402
 from deployflow.stack.containers import containers_down, deployer_image, ensure_images  # noqa: E402
 from deployflow.stack.local import airflow_down, airflow_up  # noqa: E402
@@ -287,7 +288,7 @@ def start_airflow(kind: KindRun, catalog: Path, service: Service, prometheus_url
         "DEPLOYFLOW_STACK": STACK,
         "DEPLOYFLOW_STATE": str(kind.work / "state"),
         "DEPLOYFLOW_PROMETHEUS_URL": prometheus_url,
-        "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_HOST,
+        variable_env(REGISTRY_VARIABLE): REGISTRY_HOST,
         "KUBECONFIG": str(kind.kubeconfig),
         **{f"AIRFLOW_CONN_{env.kubernetes.connection_id.upper()}": connection for env in service.environments.values()},
     }

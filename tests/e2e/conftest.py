@@ -77,8 +77,11 @@ def airflow_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def stack_state(tmp_path_factory) -> Path:
     """The DEPLOYFLOW_STATE of the stack of ``airflow``: routers, release records, configurations, Prometheus' targets,
-    the ledger."""
-    return tmp_path_factory.mktemp("state")
+    the ledger. ``.state`` in a directory of its own, as a checkout's is: a command given that directory as its
+    DEPLOYFLOW_HOME, and no DEPLOYFLOW_STATE, finds it by default."""
+    state = tmp_path_factory.mktemp("stack-home") / ".state"
+    state.mkdir()
+    return state
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import requests
 from deployflow.pipeline.build import BuiltImage, ImageSpec, push_image
 from deployflow.pipeline.registry import RegistryCredentials, auth_config, pull_image
 from deployflow.errors import StageFailed
+from deployflow.settings import Settings
 from deployflow.stack.containers import REGISTRY_CONTEXT, Registry, ensure_image, registry_down, registry_image, registry_up
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 @pytest.fixture
 def registry(docker_client, tmp_path) -> Iterator[tuple[Registry, RegistryCredentials]]:
-    ensure_image(docker_client, registry_image(), REGISTRY_CONTEXT)
+    ensure_image(docker_client, registry_image(), REGISTRY_CONTEXT, base_image=Settings.from_environ().base_image)
     place = Registry(container="df-regtest-registry", addr=ADDR, volume="df-regtest-registry-data",
                      credentials=tmp_path / "registry" / "credentials.json")
     registry_down(docker_client, place)  # an interrupted run's

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from deployflow.pipeline.registry import RegistryCredentials, credentials_file
-from deployflow.stack.containers import REGISTRY_ADDR
+from deployflow.stack.containers import Registry
 from tests.engines import restart_engine
 
 from tests.e2e.harness import PORTS, PROMETHEUS_PORT, release, served_version, short_sha
@@ -42,7 +42,7 @@ def test_after_an_engine_restart_every_environment_serves_its_live_version_again
         time.sleep(1)
     assert {e: serving(e) for e in PORTS} == live, f"the engine answered again after {took:.0f} s"
     registry = RegistryCredentials.read(credentials_file())
-    back = requests.get(f"http://{REGISTRY_ADDR}/v2/", auth=(registry.username, registry.password), timeout=5)
+    back = requests.get(f"http://{Registry().addr}/v2/", auth=(registry.username, registry.password), timeout=5)
     assert back.status_code == 200, "the registry is back"
     ready = requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=5)
     assert ready.status_code == 200, "Prometheus is back"

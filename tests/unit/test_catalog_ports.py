@@ -18,7 +18,7 @@ STACK = "5000, 8080, 8793, 8794, 9090, 9468 and 20000-20999"
 
 
 @pytest.mark.parametrize(("port", "user"), [
-    (5000, "the registry's (deployflow.stack.containers REGISTRY_ADDR, 127.0.0.1:5000)"),
+    (5000, "the registry's (deployflow.settings DEFAULT_REGISTRY, 127.0.0.1:5000)"),
     (8080, "the Airflow API server's (airflow.cfg [api] port)"),
     (8793, "Airflow's worker log server's (airflow.cfg [logging] worker_log_server_port)"),
     (8794, "Airflow's triggerer log server's (airflow.cfg [logging] trigger_log_server_port)"),
@@ -45,9 +45,10 @@ def test_the_list_agrees_with_airflow_cfg_the_stack_and_the_docker_platform():
     cfg.read(ROOT / "airflow.cfg")
     for section, key in (("api", "port"), ("logging", "worker_log_server_port"), ("logging", "trigger_log_server_port")):
         assert cfg.getint(section, key) in STACK_PORTS, (section, key)
-    from deployflow.stack.containers import LOCAL_EXPORTER_PORT, LOCAL_PROMETHEUS_PORT, REGISTRY_ADDR
+    from deployflow.settings import DEFAULT_REGISTRY
+    from deployflow.stack.containers import LOCAL_EXPORTER_PORT, LOCAL_PROMETHEUS_PORT
 
-    assert int(REGISTRY_ADDR.rsplit(":", 1)[1]) in STACK_PORTS
+    assert int(DEFAULT_REGISTRY.rsplit(":", 1)[1]) in STACK_PORTS
     assert LOCAL_PROMETHEUS_PORT in STACK_PORTS
     assert LOCAL_EXPORTER_PORT in STACK_PORTS
     from deployflow.platforms.docker_engine import DockerPlatform

@@ -20,6 +20,7 @@ from deployflow.ledger import Ledger, ReleaseEntry, default_url
 from deployflow.ledger.exporter import OUTCOMES, LedgerCollector, main, parse_args, reader_engine, serve
 from deployflow.ledger.schema import releases
 from deployflow.outcomes import Outcome
+from deployflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,7 +175,6 @@ def test_a_missing_sqlite_ledger_is_not_created_by_the_exporter(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "env", "message"), [
-    ([], {}, "exporter: --url: no ledger given; pass --url, or set $DEPLOYFLOW_LEDGER_URL or $DEPLOYFLOW_STATE"),
     (["--url", "mysql://db/ledger"], {}, "exporter: --url: scheme 'mysql' is not valid; valid values are sqlite, postgresql"),
     ([], {"DEPLOYFLOW_LEDGER_URL": "ledger.db"},
      "exporter: --url: 'ledger.db' is not a database URL; valid forms are sqlite:///PATH, postgresql://USER@HOST/DB"),
@@ -203,7 +203,7 @@ def test_the_defaults_come_from_the_environment_and_bind_loopback(monkeypatch, a
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    args = parse_args(argv)
+    args = parse_args(argv, Settings.from_environ())
     assert (args.url, args.port, args.bind) == (url, port, bind)
 
 
@@ -218,7 +218,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(url, capsys):
 
 def test_it_answers_metrics_over_http_on_127_0_0_1_by_default(url):
     Ledger(url).record(entry("r1", "promoted"))
-    args = parse_args(["--url", url, "--port", "0"])
+    args = parse_args(["--url", url, "--port", "0"], Settings.from_environ())
     server = serve(args.url, args.bind, args.port)
     try:
         assert server.server_address[0] == "127.0.0.1"

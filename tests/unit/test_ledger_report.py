@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from deployflow.ledger.figures import Period
-from deployflow.ledger.report import duration, ledger_url, main, period_of
+from deployflow.ledger.report import duration, main, period_of
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -45,19 +45,6 @@ def test_the_period(since, until, period):
 
 def test_the_period_bounds_take_in_the_whole_last_day():
     assert Period(date(2026, 11, 1), date(2026, 11, 30)).bounds == ("2026-11-01", "2026-12-01")
-
-
-@pytest.mark.parametrize(("env", "url"), [
-    ({"DEPLOYFLOW_LEDGER_URL": "postgresql://u@h/ledger", "DEPLOYFLOW_STATE": "/s"}, "postgresql://u@h/ledger"),
-    ({"DEPLOYFLOW_STATE": "/srv/state"}, "sqlite:////srv/state/ledger.db"),
-    ({}, "sqlite:///.state/ledger.db"),
-])
-def test_the_ledger_s_default_place(monkeypatch, env, url):
-    for name in ("DEPLOYFLOW_LEDGER_URL", "DEPLOYFLOW_STATE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert ledger_url(None) == url
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

@@ -17,6 +17,7 @@ from deployflow.platforms.factory import site_for
 from deployflow.platforms.kubernetes import KubernetesSite
 from deployflow.record import StepFailed
 from deployflow.routers.haproxy_traffic import HAProxyTraffic
+from deployflow.settings import Settings
 from deployflow.stores.file import FileStore
 
 SERVICE = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {
@@ -117,9 +118,9 @@ def test_a_docker_site_probes_readiness_through_a_session_of_its_own_unless_give
     assert site_for(SERVICE, "dev", clients=clients, session=given).workload(plan).session is given
 
 
-def test_the_stack_settings_come_from_the_environment_each_where_it_is_set(tmp_path, monkeypatch):
+def test_the_stack_settings_are_the_docker_sites_part_of_the_stack_s_settings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert StackSettings.from_environ({}) == StackSettings("local", tmp_path / ".state", "deployflow/haproxy:2")
-    given = {"DEPLOYFLOW_STACK": "e2e", "DEPLOYFLOW_STATE": "/srv/state", "DEPLOYFLOW_HAPROXY_IMAGE": "h:2"}
-    assert StackSettings.from_environ(given, state_dir=tmp_path / "x") == StackSettings("e2e", "/srv/state", "h:2")
-    assert StackSettings.from_environ({}, state_dir=tmp_path / "x").state_dir == tmp_path / "x"
+    home = {"DEPLOYFLOW_HOME": "/srv/deployflow"}
+    assert StackSettings.of(Settings.from_environ(home)) == StackSettings("local", "/srv/deployflow/.state", "deployflow/haproxy:2")
+    given = {**home, "DEPLOYFLOW_STACK": "e2e", "DEPLOYFLOW_STATE": "state", "DEPLOYFLOW_HAPROXY_IMAGE": "h:2"}
+    assert StackSettings.of(Settings.from_environ(given)) == StackSettings("e2e", tmp_path / "state", "h:2")

@@ -29,6 +29,7 @@ from deployflow.airflow.grants import require_grants
 from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.task_ids import PREPARE
 from deployflow.deployer import BAD_INPUT, FAILED, FENCED
+from deployflow.settings import DEFAULT_DEPLOYER_IMAGE, DEPLOYER_IMAGE_VARIABLE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 WRITING_STEPS = frozenset({"prepare", "shift", "promote", "rollback"})  # each takes a fencing token
 STOP_GRACE_S = 10  # an earlier try's deployer: SIGTERM, then killed after this (it is fenced off already)
-DEPLOYER_IMAGE = "{{ var.value.get('deployflow_deployer_image', 'deployflow/deployer:latest') }}"
+DEPLOYER_IMAGE = f"{{{{ var.value.get('{DEPLOYER_IMAGE_VARIABLE}', '{DEFAULT_DEPLOYER_IMAGE}') }}}}"
 
 
 def deployer_arguments(

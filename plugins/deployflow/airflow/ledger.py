@@ -8,15 +8,15 @@ that file is imported once and renamed ``ledger.jsonl.imported``.
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Connection
 
-from deployflow.airflow.settings import state_dir
+from deployflow.airflow.settings import settings, state_dir
 from deployflow.airflow.task_ids import BUILD, CHECKOUT, PREPARE, PROMOTE, ROLLBACK, SHIFT
-from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from deployflow.ledger import Ledger, ReleaseEntry
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def ledger_url(state_dir: Path) -> str:
     try:
         return Connection.get(LEDGER_CONNECTION).get_uri()
     except Exception:  # noqa: BLE001 - no such connection (AirflowNotFoundException), or no backend has it
-        return os.environ.get("DEPLOYFLOW_LEDGER_URL") or default_url(state_dir)
+        return replace(settings(), state_dir=state_dir).ledger_url
 
 
 def open_ledger(state_dir: Path) -> Ledger:

@@ -36,11 +36,10 @@ from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.pipeline.registry import auth_config
 from deployflow.release import ReleaseRequest
+from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTRY_VARIABLE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-DEFAULT_BASE_IMAGE = "deployflow/base:bookworm"
 
 
 class ResolveReleaseOperator(BaseOperator):
@@ -138,8 +137,8 @@ class ImageBuildOperator(BaseOperator):
         ti = context["ti"]
         source = ti.xcom_pull(task_ids=CHECKOUT)
         request = ti.xcom_pull(task_ids=RESOLVE)
-        registry = Variable.get("deployflow_registry", default=None) or None
-        base_image = Variable.get("deployflow_base_image", default=DEFAULT_BASE_IMAGE)
+        registry = Variable.get(REGISTRY_VARIABLE, default=None) or None
+        base_image = Variable.get(BASE_IMAGE_VARIABLE, default=DEFAULT_BASE_IMAGE)
         build_type = "nightly" if is_scheduled(context["dag_run"]) else "release"
         started = time.monotonic()
         try:

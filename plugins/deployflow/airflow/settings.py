@@ -1,8 +1,8 @@
 """Where the Airflow adapters find the stack: its state directory, the Docker engine, the workspace, the
 stack's name and proxy image, Prometheus. A leaf: it imports no other adapter, so every adapter can import it.
 
-Each is read from the environment Airflow's processes run with (``make up`` and the Celery setup set them)
-when a task asks, with one default each, written here once.
+Each comes from ``deployflow.settings`` (its one reading of the environment and its defaults), read from the
+environment Airflow's processes run with (``make up`` and the Celery setup set it) when a task asks.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from pathlib import Path
 
 from airflow.sdk import Variable
 
-from deployflow.catalog import project_root
-from deployflow.metrics.prometheus import DEFAULT_URL as DEFAULT_PROMETHEUS_URL
 from deployflow.platforms.base import StackSettings
+from deployflow.settings import DEFAULT_PROMETHEUS_URL, PROMETHEUS_VARIABLE, Settings
 
 DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
+
+
+def settings() -> Settings:
+    """The stack's settings as this process's environment gives them."""
+    return Settings.from_environ()
 
 
 def docker_url() -> str:
@@ -26,20 +30,18 @@ def docker_url() -> str:
 
 
 def state_dir() -> Path:
-    """The routers' state directory: ``$DEPLOYFLOW_STATE``, else ``.state`` in the project (absolute either way:
-    the deployer container mounts it by that path)."""
-    return Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state").absolute()
+    """The routers' state directory, absolute (the deployer container mounts it by that path)."""
+    return settings().state_dir
 
 
 def stack_settings() -> StackSettings:
-    """The stack every Docker site of this Airflow belongs to: ``$DEPLOYFLOW_STACK``, the state directory, and
-    ``$DEPLOYFLOW_HAPROXY_IMAGE``."""
-    return StackSettings.from_environ(state_dir=state_dir())
+    """The stack every Docker site of this Airflow belongs to: its name, state directory and proxy image."""
+    return StackSettings.of(settings())
 
 
 def workspace_root() -> Path:
-    """Where releases check out code: ``$DEPLOYFLOW_WORKSPACE``, else ``.workspace`` in the project."""
-    return Path(os.environ.get("DEPLOYFLOW_WORKSPACE") or project_root() / ".workspace")
+    """Where releases check out code."""
+    return settings().workspace
 
 
 def run_workspace(service: str, run_id: str) -> Path:
@@ -49,4 +51,4 @@ def run_workspace(service: str, run_id: str) -> Path:
 def prometheus_url() -> str:
     """Where canary analysis and the post-promotion watch read metrics: $DEPLOYFLOW_PROMETHEUS_URL, else the
     Airflow Variable ``deployflow_prometheus_url``. Read when a task runs, never at DAG parse."""
-    return os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or Variable.get("deployflow_prometheus_url", default=DEFAULT_PROMETHEUS_URL)
+    return settings().prometheus_url or Variable.get(PROMETHEUS_VARIABLE, default=DEFAULT_PROMETHEUS_URL)

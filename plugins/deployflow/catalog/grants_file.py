@@ -3,7 +3,6 @@ its field (``services.shop.connections[0]``). What the grants mean is ``deployfl
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,15 +13,10 @@ from deployflow.catalog.fields import Fields
 from deployflow.catalog.grants import GRANTS_ENV, KINDS, RESERVED, SCHEDULE, Grant, Grants
 from deployflow.catalog.model import ENVIRONMENTS
 from deployflow.errors import ConfigError, shown
+from deployflow.settings import Settings, absolute
 
 _ENTRY = re.compile(r"[A-Za-z0-9_.@:/~+-]{1,250}\*?|\*")
 _USER = re.compile(r"@schedule|[^\s@][^\s]{0,255}")
-
-
-def grants_file(catalog: Path) -> Path:
-    """``$DEPLOYFLOW_GRANTS``, else ``grants.yaml`` beside the catalog directory ``catalog``."""
-    configured = os.environ.get(GRANTS_ENV)
-    return Path(configured) if configured else catalog.parent / "grants.yaml"
 
 
 _cache: dict[str, tuple[tuple[int, int], Grants]] = {}
@@ -30,15 +24,17 @@ _cache: dict[str, tuple[tuple[int, int], Grants]] = {}
 
 def load_grants(catalog: Path) -> Grants:
     """The grants of the services in the directory ``catalog`` (the file re-read when it changes), or the
-    defaults alone where there is no file (a :envvar:`DEPLOYFLOW_GRANTS` naming none is an error)."""
-    path = grants_file(catalog).absolute()
+    defaults alone where there is no file (a :envvar:`DEPLOYFLOW_GRANTS` naming none is an error). The file is
+    ``$DEPLOYFLOW_GRANTS``, else ``grants.yaml`` beside the catalog directory."""
+    directory = absolute(catalog)
+    named = Settings.from_environ().grants_file
+    path = named or directory.parent / "grants.yaml"
     try:
         stat = path.stat()
     except FileNotFoundError:
-        if os.environ.get(GRANTS_ENV):
+        if named:
             raise ConfigError("(grants)", f"{GRANTS_ENV} names {path}, which does not exist") from None
         return Grants(source=f"{path} (no such file: the defaults only)")
-    directory = catalog.absolute()
     if directory in path.parents:
         raise ConfigError("(grants)", f"{path} is inside the catalog directory {directory}, which the teams write; "
                                       "the grants live outside it")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from deployflow.catalog.documents import MAX_FILE_BYTES, read_yaml
@@ -11,19 +10,19 @@ from deployflow.catalog.grants_file import load_grants
 from deployflow.catalog.model import Service
 from deployflow.catalog.parsing import parse_service
 from deployflow.errors import ConfigError
+from deployflow.settings import Settings
 
 __all__ = ["MAX_FILE_BYTES", "catalog_dir", "load_catalog", "load_service", "project_root", "read_yaml"]
 
 
 def project_root() -> Path:
-    """The deployflow checkout: ``$DEPLOYFLOW_HOME``, else the one holding this file (``plugins/deployflow/catalog/``)."""
-    return Path(os.environ.get("DEPLOYFLOW_HOME") or Path(__file__).resolve().parents[3])
+    """The deployflow checkout: ``$DEPLOYFLOW_HOME``, else the one holding this package (``deployflow.settings``)."""
+    return Settings.from_environ().home
 
 
 def catalog_dir() -> Path:
-    """Where service files live: ``$DEPLOYFLOW_CATALOG``, else ``include/services``."""
-    configured = os.environ.get("DEPLOYFLOW_CATALOG")
-    return Path(configured) if configured else project_root() / "include" / "services"
+    """Where service files live: ``$DEPLOYFLOW_CATALOG``, else ``include/services`` in the checkout."""
+    return Settings.from_environ().catalog_dir
 
 
 def load_service(path: Path, grants: Grants | None = None, *, check_grants: bool = True) -> Service:

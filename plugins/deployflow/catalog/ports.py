@@ -8,7 +8,7 @@ the list cannot drift from them.
 from __future__ import annotations
 
 STACK_PORTS: dict[int, str] = {
-    5000: "the registry's (deployflow.stack.containers REGISTRY_ADDR, 127.0.0.1:5000)",
+    5000: "the registry's (deployflow.settings DEFAULT_REGISTRY, 127.0.0.1:5000)",
     8080: "the Airflow API server's (airflow.cfg [api] port)",
     8793: "Airflow's worker log server's (airflow.cfg [logging] worker_log_server_port)",
     8794: "Airflow's triggerer log server's (airflow.cfg [logging] trigger_log_server_port)",

@@ -19,10 +19,11 @@ prints the least-privilege ServiceAccount, Role and RoleBinding a
 step failed (traffic is already back on the old version), 2 bad input, 3 a
 newer step holds the environment.
 Environment: DEPLOYFLOW_SERVICE_YAML (the catalog entry itself, when no
---service-file is given: how a deployer pod gets it), DEPLOYFLOW_STACK
-(container name prefix, default "local"), DEPLOYFLOW_STATE (the routers'
-directory), DEPLOYFLOW_HAPROXY_IMAGE; on Kubernetes the pod's service account
-(in-cluster config) or KUBECONFIG.
+--service-file is given: how a deployer pod gets it), DEPLOYFLOW_RESULT_FILE;
+the stack's settings (deployflow.settings): DEPLOYFLOW_STACK (container name
+prefix, default "local"), DEPLOYFLOW_STATE (the routers' directory),
+DEPLOYFLOW_HAPROXY_IMAGE, DEPLOYFLOW_PROMETHEUS_URL (promote's watch); on
+Kubernetes the pod's service account (in-cluster config) or KUBECONFIG.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, t
 from deployflow.platforms.base import StackSettings
 from deployflow.rollout.engine import Rollout
 from deployflow.rollout.fence import Fenced
+from deployflow.settings import Settings
 
 STEPS = ("prepare", "shift", "promote", "rollback", "status", "rbac")
 
@@ -69,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         service = _service(args.service_file)
         if args.step == "rbac":
             return _rbac(service, args.environment)
+        settings = Settings.from_environ()
         rollout = rollout_for(
-            service, args.environment, clients=deployer_clients(), settings=StackSettings.from_environ(),
+            service, args.environment, clients=deployer_clients(), settings=StackSettings.of(settings),
             strategy=args.strategy, version=args.version or "", image=args.image or "", fence=args.fence,
+            prometheus_url=settings.prometheus_url,
         )
         step = getattr(rollout, args.step)
         result = step(args.weight) if args.step == "shift" else step()

@@ -12,39 +12,38 @@ version it does nothing; on one that serves another, it is a release of that ver
 strategy. Prints per service what came back and the seconds it took, then a total.
 
 Exit codes: 0 every service came back (or had nothing to bring back), 1 one or more did not (each says
-why), 2 bad input. Environment: DEPLOYFLOW_CATALOG, DEPLOYFLOW_STACK, DEPLOYFLOW_STATE,
-DEPLOYFLOW_LEDGER_URL, DEPLOYFLOW_HAPROXY_IMAGE. Kubernetes environments are refused (see README). It runs on
-the environment's Docker host against the local engine: without ``--docker-host`` it brings back the services
-that name no docker_host there, with ``--docker-host CONN`` those whose docker_host is CONN; the others are
-left, each with a line saying where to run it.
+why), 2 bad input. Environment (deployflow.settings): DEPLOYFLOW_CATALOG, DEPLOYFLOW_STACK, DEPLOYFLOW_STATE,
+DEPLOYFLOW_LEDGER_URL, DEPLOYFLOW_HAPROXY_IMAGE, DEPLOYFLOW_PROMETHEUS_URL; it works from any directory. Kubernetes
+environments are refused (see README). It runs on the environment's Docker host against the local engine:
+without ``--docker-host`` it brings back the services that name no docker_host there, with ``--docker-host
+CONN`` those whose docker_host is CONN; the others are left, each with a line saying where to run it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from deployflow import health
-from deployflow.catalog import Service, load_catalog, project_root
+from deployflow.catalog import Service, load_catalog
 from deployflow.platforms.hardening import release_user
 from deployflow.configuration import release_version
 from deployflow.errors import ConfigError, DeployflowError
-from deployflow.ledger import Ledger, ReleaseEntry, default_url
+from deployflow.ledger import Ledger, ReleaseEntry
 from deployflow.outcomes import Outcome as Ended  # this module's Outcome is a recovery's
 from deployflow.deployer.wiring import rollout_of
-from deployflow.pipeline.registry import RegistryCredentials, auth_config, credentials_file
+from deployflow.pipeline.registry import RegistryCredentials, auth_config
 from deployflow.platforms.base import Clients, NotHere, StackSettings
 from deployflow.platforms.config_files import ConfigFiles
 from deployflow.platforms.factory import site_for
 from deployflow.rollout.engine import Rollout
+from deployflow.settings import Settings, absolute
 
 
 class Unrecoverable(Exception):
@@ -162,10 +161,12 @@ class Outcome:
 
 def recover(services: list[Service], environment: str, ledger: Ledger, *, settings: StackSettings,
             client_for: Callable[[], Any], clock: Callable[[], float] = time.monotonic,
-            docker_host: str | None = None, credentials: RegistryCredentials | None = None) -> list[Outcome]:
+            docker_host: str | None = None, credentials: RegistryCredentials | None = None,
+            prometheus_url: str | None = None) -> list[Outcome]:
     """:param docker_host: the connection id of the Docker host this runs on (None: the local engine's own
         services, those without a docker_host); a service on another host is left to a recover run there.
-    :param credentials: the registry's, for pulling an image this host no longer has."""
+    :param credentials: the registry's, for pulling an image this host no longer has.
+    :param prometheus_url: where promote's watch reads metrics (None: the local stack's Prometheus)."""
     outcomes = []
     for service in services:
         started = clock()
@@ -184,7 +185,7 @@ def recover(services: list[Service], environment: str, ledger: Ledger, *, settin
                 continue
             check_config(recovery, site.configs())
             rollout = rollout_of(site, service, service.environments[environment], version=recovery.version,
-                                 image=recovery.image)
+                                 image=recovery.image, prometheus_url=prometheus_url)
             done = bring_back(service, recovery, client=client_for(), rollout=rollout, credentials=credentials)
         except Exception as exc:  # noqa: BLE001 - one service's failure (an engine error too) must not stop the others
             outcomes.append(Outcome(service.name, False, f"{name}: NOT brought back after {clock() - started:.1f} s: {exc}"))
@@ -209,27 +210,36 @@ def _services(catalog: dict[str, Service], environment: str, only: str | None) -
     return chosen
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
+    """The options over ``settings``; ``settings`` in the result is what they make of it (the stack, the state
+    directory, absolute: the proxy's container mounts it by this path), ``url`` the ledger."""
     parser = argparse.ArgumentParser(prog="python -m deployflow.ledger recover", description=__doc__.split("\n\n")[0])
     parser.add_argument("--environment", required=True)
     parser.add_argument("--service", help="only this service (default: every service of the catalog in the environment)")
-    parser.add_argument("--catalog", type=Path, help="the catalog directory (default $DEPLOYFLOW_CATALOG, else include/services)")
-    parser.add_argument("--state", type=Path, help="the state directory (default $DEPLOYFLOW_STATE, else .state in the "
-                        "deployflow checkout, as Airflow's; a relative one is from the working directory)")
-    parser.add_argument("--stack", default=os.environ.get("DEPLOYFLOW_STACK", "local"), help="container names' prefix (default $DEPLOYFLOW_STACK, else local)")
+    parser.add_argument("--catalog", type=absolute, default=settings.catalog_dir,
+                        help="the catalog directory (default $DEPLOYFLOW_CATALOG, else include/services in the deployflow checkout)")
+    parser.add_argument("--state", type=absolute, default=settings.state_dir,
+                        help="the state directory (default $DEPLOYFLOW_STATE, else .state in the deployflow checkout, as "
+                        "Airflow's; a relative one is from the working directory)")
+    parser.add_argument("--stack", default=settings.stack, help="container names' prefix (default $DEPLOYFLOW_STACK, else local)")
     parser.add_argument("--docker-host", help="the connection id of the docker_host this machine is (default: the "
                         "local engine, for the environments that name none)")
-    parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
-                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    # Absolute before anything uses it: the proxy's container mounts it by this path, from wherever this runs.
-    args.state = (args.state or Path(os.environ.get("DEPLOYFLOW_STATE") or project_root() / ".state")).absolute()
-    args.state.mkdir(parents=True, exist_ok=True)
-    release_user(args.state)  # as root, the state is the deployer's user's first: the proxies it starts run as that user
+    parser.add_argument("--url", help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
+    args = parser.parse_args(argv)
+    args.settings = replace(settings, stack=args.stack, state_dir=args.state, catalog_dir=args.catalog)  # the options win
+    args.url = args.url or args.settings.ledger_url
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv, Settings.from_environ())
+    settings = args.settings
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    release_user(settings.state_dir)  # as root, the state is the deployer's user's first: the proxies it starts run as that user
     started = time.monotonic()
     try:
-        services = _services(load_catalog(args.catalog), args.environment, args.service)
-        ledger = Ledger(args.url or default_url(args.state))
+        services = _services(load_catalog(settings.catalog_dir), args.environment, args.service)
+        ledger = Ledger(args.url)
     except (ConfigError, ValueError) as exc:
         print(f"recover: {exc}", file=sys.stderr)
         return 2
@@ -239,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return docker.from_env()
 
-    settings = replace(StackSettings.from_environ(), stack=args.stack, state_dir=args.state)  # the options win
-    outcomes = recover(services, args.environment, ledger, settings=settings, client_for=docker_client,
-                       docker_host=args.docker_host, credentials=RegistryCredentials.read(credentials_file()))
+    outcomes = recover(services, args.environment, ledger, settings=StackSettings.of(settings), client_for=docker_client,
+                       docker_host=args.docker_host, credentials=RegistryCredentials.read(settings.registry_credentials),
+                       prometheus_url=settings.prometheus_url)
     for outcome in outcomes:
         print(outcome.line, file=sys.stdout if outcome.ok else sys.stderr, flush=True)
     failed = [o.service for o in outcomes if not o.ok]

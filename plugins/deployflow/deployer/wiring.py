@@ -3,8 +3,6 @@ settings, the strategy as the platform carries it out, and the post-promotion wa
 
 from __future__ import annotations
 
-import os
-
 import requests
 
 from deployflow.catalog import Environment, Service
@@ -15,6 +13,7 @@ from deployflow.record import Target
 from deployflow.rollout.engine import Rollout
 from deployflow.rollout.fence import fenced_parts
 from deployflow.rollout.watch import Judge
+from deployflow.settings import DEFAULT_PROMETHEUS_URL
 
 
 def deployer_clients() -> Clients:
@@ -45,34 +44,37 @@ def _kubernetes_from_pod(connection_id: str) -> object:
 
 
 def rollout_of(site: Site, service: Service, env: Environment, *, strategy: str | None = None, version: str = "",
-               image: str = "", session: requests.Session | None = None, fence: int | None = None) -> Rollout:
+               image: str = "", session: requests.Session | None = None, fence: int | None = None,
+               prometheus_url: str | None = None) -> Rollout:
     """The rollout engine over ``site``'s parts; with a ``fence`` (the step's token), each of their writes checked
-    against the newest token in the release store first (``rollout/fence.py``)."""
+    against the newest token in the release store first (``rollout/fence.py``); promote's watch reads
+    ``prometheus_url`` (None: the local stack's Prometheus)."""
     session = session or requests.Session()
     plan = site.strategy(strategy)
     workload, traffic, store = fenced_parts(site, plan, fence)
     return Rollout(workload=workload, traffic=traffic, store=store, strategy=plan,
                    service=service.name, environment=env, target=Target(version, image), session=session,
-                   judges=lambda old, new: version_comparison(service.name, env, old, new, session))
+                   judges=lambda old, new: version_comparison(service.name, env, old, new, session,
+                                                              prometheus_url or DEFAULT_PROMETHEUS_URL))
 
 
 def rollout_for(
     service: Service, environment: str, *, clients: Clients, settings: StackSettings | None = None,
     strategy: str | None = None, version: str = "", image: str = "", fence: int | None = None,
+    prometheus_url: str | None = None,
 ) -> Rollout:
     session = requests.Session()
     site = site_for(service, environment, clients=clients, settings=settings, session=session)
     return rollout_of(site, service, service.environments[environment], strategy=strategy, version=version, image=image,
-                      session=session, fence=fence)
+                      session=session, fence=fence, prometheus_url=prometheus_url)
 
 
-def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session) -> Judge:
-    """The post-promotion watch's judge: Prometheus at $DEPLOYFLOW_PROMETHEUS_URL (the deploy task passes Airflow's),
-    read for the new version against the old. Imported when a watch runs: the judge needs numpy and scipy."""
+def version_comparison(service: str, env: Environment, old: str, new: str, session: requests.Session, url: str) -> Judge:
+    """The post-promotion watch's judge: Prometheus at ``url`` (the deploy task passes Airflow's in
+    $DEPLOYFLOW_PROMETHEUS_URL), read for the new version against the old."""
     # Imported when a watch runs, not with the deployer: the judge's numpy and scipy.
     from deployflow.analysis.comparison import VersionComparison
-    from deployflow.metrics.prometheus import DEFAULT_URL, PrometheusProvider
+    from deployflow.metrics.prometheus import PrometheusProvider
 
-    url = os.environ.get("DEPLOYFLOW_PROMETHEUS_URL") or DEFAULT_URL
     return VersionComparison(PrometheusProvider(url, session), service=service, environment=env.name, config=env.analysis,
                              watch=env.post_promotion, old=old, new=new)

@@ -6,13 +6,8 @@ multi-worker setups (the Airflow connection ``deployflow_ledger``, or ``$DEPLOYF
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from deployflow.ledger.entry import ReleaseEntry
 from deployflow.ledger.store import Ledger, engine_for
+from deployflow.settings import sqlite_ledger_url as default_url
 
 __all__ = ["Ledger", "ReleaseEntry", "default_url", "engine_for"]
-
-
-def default_url(state_dir: Path) -> str:
-    return f"sqlite:///{state_dir / 'ledger.db'}"

@@ -1,6 +1,6 @@
 """The ledger's commands: ``python -m deployflow.ledger <command> [options]``.
 
-    import    --url URL FILE...          bring in JSON-lines ledgers, once
+    import    [--url URL] FILE...        bring in JSON-lines ledgers, once
     report    ...                        DORA and success-rate figures, a table and charts (report.py)
     exporter  ...                        release metrics for Prometheus on 127.0.0.1 (exporter.py)
     backup    ...  |  restore ...        a consistent copy of the ledger and release records (backup.py)
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
 from deployflow.ledger import Ledger
+from deployflow.settings import Settings
 
 COMMANDS = {"import": None, "report": "deployflow.ledger.report", "exporter": "deployflow.ledger.exporter",
             "backup": "deployflow.ledger.backup", "restore": "deployflow.ledger.backup",
@@ -25,12 +25,16 @@ COMMANDS = {"import": None, "report": "deployflow.ledger.report", "exporter": "d
             "recover": "deployflow.deployer.recover"}
 
 
-def _import(argv: list[str]) -> int:
+def import_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deployflow.ledger import")
-    parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"), required=not os.environ.get("DEPLOYFLOW_LEDGER_URL"),
-                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL)")
+    parser.add_argument("--url", default=settings.ledger_url,
+                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
     parser.add_argument("files", nargs="+", type=Path)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _import(argv: list[str]) -> int:
+    args = import_parser(Settings.from_environ()).parse_args(argv)
     ledger = Ledger(args.url)
     for path in args.files:
         imported, skipped = ledger.import_jsonl(path)

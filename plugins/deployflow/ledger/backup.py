@@ -25,16 +25,16 @@ import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from deployflow.ledger import default_url
-from deployflow.ledger.postgres import postgres_bin
+from deployflow.ledger.postgres import pg_bin
 from deployflow.ledger.schema import VERSION, releases, schema_version
 from deployflow.ledger.store import engine_for
+from deployflow.settings import Settings, absolute
 
 MANIFEST = "manifest.json"
 FORMAT = 1  # of the backup directory; a restore refuses another
@@ -78,17 +78,6 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 # ---- PostgreSQL: commands built here, run by _run ----------------------------------------------
-
-def pg_bin(name: str) -> str:
-    """pg_dump or pg_restore: $DEPLOYFLOW_PG_BIN, else the newest of Debian's /usr/lib/postgresql/*/bin, else $PATH
-    (``postgres_bin``); else the bare name, which ``_run`` reports as not installed."""
-    if os.environ.get("DEPLOYFLOW_PG_BIN"):
-        return str(Path(os.environ["DEPLOYFLOW_PG_BIN"]) / name)
-    try:
-        return str(postgres_bin(name))
-    except FileNotFoundError:
-        return name
-
 
 def libpq(url: str) -> tuple[str, dict[str, str]]:
     """The URL libpq takes (no SQLAlchemy driver), and the password apart, for PGPASSWORD: never on a command line."""
@@ -294,28 +283,32 @@ def restore(url: str, state_dir: Path, source: Path, *, force: bool = False) -> 
 
 # ---- the command ------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
+    """The command and its options; ``url``: the one named, else the ledger of that state directory."""
     parser = argparse.ArgumentParser(prog="python -m deployflow.ledger", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, where in (("backup", "--to"), ("restore", "--from")):
         command = commands.add_parser(name)
         command.add_argument(where, dest="dir", type=Path, required=True, help="the backup directory")
-        command.add_argument("--state", type=Path, default=Path(os.environ.get("DEPLOYFLOW_STATE", ".state")),
-                             help="the state directory (default $DEPLOYFLOW_STATE, else .state)")
-        command.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
-                             help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
+        command.add_argument("--state", type=absolute, default=settings.state_dir,
+                             help="the state directory (default $DEPLOYFLOW_STATE, else the checkout's .state)")
+        command.add_argument("--url", help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
         if name == "restore":
             command.add_argument("--force", action="store_true", help="overwrite a ledger with releases, and every state file")
     args = parser.parse_args(argv)
-    url = args.url or default_url(args.state)
+    args.url = args.url or replace(settings, state_dir=args.state).ledger_url
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv, Settings.from_environ())
     try:
         if args.command == "backup":
-            done = backup(url, args.state, args.dir)
+            done = backup(args.url, args.state, args.dir)
             print(f"backup: {done.releases} release(s) and {done.files} release record(s) and configuration(s) in {args.dir} "
                   f"({done.bytes} bytes; 0600 files in a 0700 directory: the configurations hold secrets)")
         else:
-            done = restore(url, args.state, args.dir, force=args.force)
+            done = restore(args.url, args.state, args.dir, force=args.force)
             print(f"restore: {done.releases} release(s) into the ledger; {done.written} state file(s) written, "
                   f"{done.kept} already there and kept, in {args.state}")
     except BackupError as exc:

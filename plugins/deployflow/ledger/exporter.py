@@ -1,6 +1,6 @@
 """Release metrics for Prometheus, read from the ledger at each scrape: ``python -m deployflow.ledger exporter``.
 
-    --url URL     the ledger (default $DEPLOYFLOW_LEDGER_URL, else sqlite in $DEPLOYFLOW_STATE)
+    --url URL     the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)
     --port N      default 9468
     --bind ADDR   default 127.0.0.1
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from collections import defaultdict
@@ -27,10 +26,10 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from deployflow.ledger import default_url
 from deployflow.ledger.schema import releases
 from deployflow.ledger.store import SCHEMES, engine_for
 from deployflow.outcomes import VALUES, Outcome
+from deployflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -207,19 +206,14 @@ class _OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
     """The options, checked; SystemExit(2) with one line naming the bad one."""
     parser = _OneLineParser(prog="python -m deployflow.ledger exporter", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("DEPLOYFLOW_LEDGER_URL"),
-                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else sqlite:///$DEPLOYFLOW_STATE/ledger.db)")
+    parser.add_argument("--url", default=settings.ledger_url,
+                        help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else SQLite in the state directory)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0: any free port")
     parser.add_argument("--bind", default=DEFAULT_BIND, help=f"the address to listen on (default {DEFAULT_BIND})")
     args = parser.parse_args(argv)
-    if not args.url:
-        state = os.environ.get("DEPLOYFLOW_STATE")
-        if not state:
-            parser.error("--url: no ledger given; pass --url, or set $DEPLOYFLOW_LEDGER_URL or $DEPLOYFLOW_STATE")
-        args.url = default_url(Path(state))
     try:
         backend = sa.engine.make_url(args.url).get_backend_name()
     except sa.exc.ArgumentError:
@@ -244,7 +238,7 @@ def serve(url: str, bind: str, port: int) -> Any:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv, Settings.from_environ())
     except SystemExit as exc:
         return int(exc.code or 0)
     try:

@@ -1,5 +1,6 @@
 """Where PostgreSQL's programs are: the one finder of its server and client binaries (initdb, pg_ctl, pg_dump,
-pg_restore) for the ledger's backup, the Celery setup's server and the ledger's tests.
+pg_restore) for the ledger's backup, the Celery setup's server and the ledger's tests; the backup's client
+programs may be named by ``$DEPLOYFLOW_PG_BIN``.
 
 Debian installs each major version in ``/usr/lib/postgresql/<major>/bin`` (``9.6``, ``16``): the newest major
 is taken, by number (16 before 9.6; a newer pg_dump reads older servers), then ``$PATH``.
@@ -7,6 +8,7 @@ is taken, by number (16 before 9.6; a newer pg_dump reads older servers), then `
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -30,3 +32,14 @@ def postgres_bin(name: str, root: Path = DEBIAN_ROOT) -> Path:
     if found:
         return Path(found)
     raise FileNotFoundError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+
+
+def pg_bin(name: str) -> str:
+    """pg_dump or pg_restore: $DEPLOYFLOW_PG_BIN, else ``postgres_bin``; else the bare name, which the backup
+    reports as not installed."""
+    if os.environ.get("DEPLOYFLOW_PG_BIN"):
+        return str(Path(os.environ["DEPLOYFLOW_PG_BIN"]) / name)
+    try:
+        return str(postgres_bin(name))
+    except FileNotFoundError:
+        return name

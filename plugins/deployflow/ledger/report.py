@@ -1,6 +1,6 @@
 """``python -m deployflow.ledger report``: DORA and success-rate figures per service and environment.
 
-    --url URL            the ledger (default $DEPLOYFLOW_LEDGER_URL, else ledger.db in $DEPLOYFLOW_STATE or .state)
+    --url URL            the ledger (default $DEPLOYFLOW_LEDGER_URL, else ledger.db in the state directory)
     --service NAME       one service only        --environment NAME   one environment only
     --since YYYY-MM-DD   first day (UTC, default 29 days before --until: 30 days in all)
     --until YYYY-MM-DD   last day, included (UTC, default today)
@@ -27,15 +27,15 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from deployflow.ledger import default_url, engine_for
+from deployflow.ledger import engine_for
 from deployflow.ledger.figures import Figures, Period, figures
 from deployflow.ledger.schema import releases
+from deployflow.settings import Settings
 
 DEFAULT_DAYS = 30
 COLUMNS = ("service", "environment", "releases", "changes", "promoted", "rejected", "deploys/day", "deploys/week", "lead median",
@@ -110,16 +110,11 @@ def period_of(since: str | None, until: str | None, today: date | None = None) -
     return Period(first, last)
 
 
-def ledger_url(url: str | None) -> str:
-    if url:
-        return url
-    return os.environ.get("DEPLOYFLOW_LEDGER_URL") or default_url(Path(os.environ.get("DEPLOYFLOW_STATE") or ".state"))
-
-
-def parser() -> argparse.ArgumentParser:
+def parser(settings: Settings) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deployflow.ledger report",
                                 description="DORA and success-rate figures from the release ledger")
-    p.add_argument("--url", help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else ledger.db in $DEPLOYFLOW_STATE or .state)")
+    p.add_argument("--url", default=settings.ledger_url,
+                   help="the ledger (default $DEPLOYFLOW_LEDGER_URL, else ledger.db in the state directory)")
     p.add_argument("--service")
     p.add_argument("--environment")
     p.add_argument("--since", help="first day, YYYY-MM-DD (UTC; default 29 days before --until)")
@@ -130,12 +125,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser(Settings.from_environ()).parse_args(sys.argv[1:] if argv is None else argv)
     try:
         period = period_of(args.since, args.until)
     except ValueError as exc:  # one line, not argparse's usage block: the option and the form it wants
         return _refuse(str(exc))
-    url = ledger_url(args.url)
+    url = args.url
     try:
         engine = engine_for(url, reader=True)  # no write lock: a record task never waits for the report
     except ValueError as exc:

@@ -9,8 +9,6 @@ import requests
 
 from deployflow.metrics.base import MetricsError, Series
 
-DEFAULT_URL = "http://127.0.0.1:9090"  # where the local stack's Prometheus listens, unless told
-
 
 def range_params(query: str, start: float, end: float, step: float) -> dict[str, str]:
     return {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}

@@ -11,7 +11,6 @@ line, an XCom, an image or a container's environment.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,18 +20,17 @@ from docker.errors import ImageNotFound
 
 from deployflow.errors import StageFailed
 from deployflow.pipeline.build import ENGINE_ERRORS, engine_failure
+from deployflow.settings import Settings
 
 REGISTRY_USER = "deployflow"
 REGISTRY_CONNECTION = "deployflow_registry"  # the Airflow connection (type docker) of a worker on another host
-CREDENTIALS_VARIABLE = "DEPLOYFLOW_REGISTRY_CREDENTIALS"  # a path, never a value
 
 
 def credentials_file() -> Path:
     """Where this host keeps the registry's credentials: ``$DEPLOYFLOW_REGISTRY_CREDENTIALS``, else
     ``~/.deployflow/registry/credentials.json``. One per host (its user), not per stack or checkout: every
-    stack of the host pushes to the one registry container."""
-    given = os.environ.get(CREDENTIALS_VARIABLE)
-    return Path(given).absolute() if given else Path.home() / ".deployflow" / "registry" / "credentials.json"
+    stack of the host pushes to the one registry container. A path, never a value."""
+    return Settings.from_environ().registry_credentials
 
 
 @dataclass(frozen=True)

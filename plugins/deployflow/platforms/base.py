@@ -15,7 +15,6 @@ A set's track (``stable``, ``canary``, ``baseline``) is what metrics compare.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployflow.configuration import Resources
 from deployflow.record import COLOURS, Target
+from deployflow.settings import DEFAULT_HAPROXY_IMAGE, DEFAULT_STACK, Settings, absolute
 
 if TYPE_CHECKING:
     from deployflow.routers.base import Traffic
@@ -142,24 +142,20 @@ def no_client(platform: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class StackSettings:
-    """What every Docker site of one stack shares, read once and passed in: the prefix of its containers and
-    files, the routers' state directory (absolute: the deployer mounts it by that path), the proxy's image."""
+    """What every Docker site of one stack shares, passed in: the prefix of its containers and files, the routers'
+    state directory (absolute: the deployer mounts it by that path), the proxy's image."""
 
-    stack: str = "local"
+    stack: str = DEFAULT_STACK
     state_dir: Path = Path(".state")
-    haproxy_image: str = "deployflow/haproxy:2"
+    haproxy_image: str = DEFAULT_HAPROXY_IMAGE
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())
+        object.__setattr__(self, "state_dir", absolute(self.state_dir))
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None, *, state_dir: Path = Path(".state")) -> StackSettings:
-        """From $DEPLOYFLOW_STACK, $DEPLOYFLOW_STATE and $DEPLOYFLOW_HAPROXY_IMAGE (what a deploy task passes its
-        deployer), each where it is set; ``state_dir`` where $DEPLOYFLOW_STATE is not."""
-        environ = os.environ if environ is None else environ
-        return cls(stack=environ.get("DEPLOYFLOW_STACK") or cls.stack,
-                   state_dir=Path(environ.get("DEPLOYFLOW_STATE") or state_dir),
-                   haproxy_image=environ.get("DEPLOYFLOW_HAPROXY_IMAGE") or cls.haproxy_image)
+    def of(cls, settings: Settings) -> StackSettings:
+        """The Docker sites' part of the stack's settings (what a deploy task passes its deployer)."""
+        return cls(settings.stack, settings.state_dir, settings.haproxy_image)
 
 
 @dataclass(frozen=True)

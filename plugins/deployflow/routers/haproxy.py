@@ -25,6 +25,7 @@ from docker.errors import NotFound
 from deployflow.errors import DeployflowError
 from deployflow.platforms.hardening import PROXY_LIMITS, hardening, owned_like, owner, pinned
 from deployflow.routers.base import BACKUP_SUFFIX, Route
+from deployflow.settings import DEFAULT_HAPROXY_IMAGE
 
 BACKEND = "app"
 CHECK = "check inter 500 fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down"
@@ -178,7 +179,7 @@ class HAProxyRouter:
 
     def __init__(
         self, client: docker.DockerClient, *, stack: str, service: str, environment: str, front_port: int,
-        check_path: str, state_dir: Path, image: str = "deployflow/haproxy:2",
+        check_path: str, state_dir: Path, image: str = DEFAULT_HAPROXY_IMAGE,
     ) -> None:
         self.client = client
         self.stack = stack

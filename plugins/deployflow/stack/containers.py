@@ -18,10 +18,10 @@ import requests
 from deployflow.stack import ROOT
 from deployflow.stack.processes import _wait_http, say
 from deployflow.pipeline.registry import RegistryCredentials, credentials_file
+from deployflow.settings import DEFAULT_HAPROXY_IMAGE, Settings
 from deployflow.stack.secrets import htpasswd, private_dir, registry_credentials
 
-BASE_IMAGE = os.environ.get("BASE_IMAGE", "deployflow/base:bookworm")
-HAPROXY_IMAGE = "deployflow/haproxy:2"
+HAPROXY_IMAGE = DEFAULT_HAPROXY_IMAGE  # the proxy image the stack builds, under the name the sites take by default
 PROMETHEUS_IMAGE = "deployflow/prometheus:1"
 PROMETHEUS_CONFIG = """\
 # Written by deployflow.stack. Every instance the deployer runs is listed, with
@@ -44,7 +44,6 @@ scrape_configs:
 """
 RULES = ROOT / "include/prometheus/rules.yml"
 REGISTRY_CONTAINER = "deployflow-registry"
-REGISTRY_ADDR = os.environ.get("DEPLOYFLOW_REGISTRY", "127.0.0.1:5000")
 REGISTRY_VOLUME = "deployflow-registry-data"
 REGISTRY_CONTEXT = ROOT / "include/images/registry"
 REGISTRY_CONFIG_LABEL = "io.deployflow.registry-config"
@@ -75,24 +74,26 @@ def registry_image() -> str:
 
 def ensure_images(client: docker.DockerClient) -> None:
     """The base image (pulled or debootstrapped), then the stack's images, each built once."""
-    subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": BASE_IMAGE})
+    base_image = Settings.from_environ().base_image
+    subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": base_image})
     for tag, context, dockerfile in (
         (registry_image(), REGISTRY_CONTEXT, "Dockerfile"),
         (HAPROXY_IMAGE, ROOT / "include/images/haproxy", "Dockerfile"),
         (PROMETHEUS_IMAGE, ROOT / "include/images/prometheus", "Dockerfile"),
         (deployer_image(), ROOT / "plugins", str(ROOT / "include/images/deployer/Dockerfile")),
     ):
-        ensure_image(client, tag, context, dockerfile)
+        ensure_image(client, tag, context, dockerfile, base_image=base_image)
 
 
-def ensure_image(client: docker.DockerClient, tag: str, context: Path, dockerfile: str = "Dockerfile") -> None:
-    """Image ``tag`` from ``context`` on the stack's base image, unless the engine has it."""
+def ensure_image(client: docker.DockerClient, tag: str, context: Path, dockerfile: str = "Dockerfile", *,
+                 base_image: str) -> None:
+    """Image ``tag`` from ``context`` on ``base_image``, unless the engine has it."""
     try:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         started = time.monotonic()
         client.images.build(
-            path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE_IMAGE": BASE_IMAGE},
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs={"BASE_IMAGE": base_image},
             network_mode="host", rm=True,
         )
         say(f"built {tag} in {time.monotonic() - started:.0f} s")
@@ -119,7 +120,7 @@ class Registry:
     htpasswd file beside it)."""
 
     container: str = REGISTRY_CONTAINER
-    addr: str = REGISTRY_ADDR
+    addr: str = field(default_factory=lambda: Settings.from_environ().registry)
     volume: str = REGISTRY_VOLUME
     credentials: Path = field(default_factory=credentials_file)
 

@@ -18,15 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from deployflow.settings import BASE_IMAGE_VARIABLE, DEPLOYER_IMAGE_VARIABLE, REGISTRY_VARIABLE, Settings, variable_env
 from deployflow.stack import ROOT
-from deployflow.stack.containers import (
-    BASE_IMAGE,
-    HAPROXY_IMAGE,
-    LOCAL_EXPORTER_PORT,
-    LOCAL_PROMETHEUS_PORT,
-    REGISTRY_ADDR,
-    deployer_image,
-)
+from deployflow.stack.containers import HAPROXY_IMAGE, LOCAL_EXPORTER_PORT, LOCAL_PROMETHEUS_PORT, deployer_image
 from deployflow.stack.processes import _wait_http, say, start_process, stop_process
 from deployflow.stack.secrets import PRIVATE_FILE, PRIVATE_UMASK, component_env, ensure_secrets, make_private, password_file, private_dir
 
@@ -43,6 +37,7 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
     """What every Airflow process of the stack at ``home`` shares; ``extra`` wins. No secret is in it:
     ``component_env`` adds, per process, a pointer to the file of each secret that process needs."""
     base_url = f"http://127.0.0.1:{port}"
+    settings = Settings.from_environ()
     return {
         **os.environ,
         "DEPLOYFLOW_HOME": str(ROOT),
@@ -52,9 +47,9 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW_VAR_DEPLOYFLOW_REGISTRY": REGISTRY_ADDR,
-        "AIRFLOW_VAR_DEPLOYFLOW_BASE_IMAGE": BASE_IMAGE,
-        "AIRFLOW_VAR_DEPLOYFLOW_DEPLOYER_IMAGE": deployer_image(),
+        variable_env(REGISTRY_VARIABLE): settings.registry,
+        variable_env(BASE_IMAGE_VARIABLE): settings.base_image,
+        variable_env(DEPLOYER_IMAGE_VARIABLE): deployer_image(),
         "DEPLOYFLOW_HAPROXY_IMAGE": HAPROXY_IMAGE,
         "DEPLOYFLOW_STACK": "local",
         "DEPLOYFLOW_STATE": str(ROOT / ".state"),
