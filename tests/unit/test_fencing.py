@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from kubernetes.client import models as k8s
 
 from deployflow.airflow import kubernetes_deploy
@@ -159,6 +159,28 @@ def test_the_deployer_cli_exits_3_when_fenced_off_and_notes_nothing(monkeypatch,
     assert w.site().store().load() == record  # no failure noted: that would be a write too
     with pytest.raises(AirflowFailException, match="is stale"):  # exit 3 is not retried
         step_outcome("shift", FENCED, {"step": "shift", "ok": False, "error": "shift refused: ... is stale"}, None)
+
+
+def test_a_deployer_that_crashes_on_an_error_it_has_no_verdict_for_says_why_and_is_retried(monkeypatch, capsys):
+    # As the engine's API answered under load (50 releases at once): a container gone between a list and its inspect.
+    from docker.errors import NotFound
+
+    from deployflow.deployer import CRASHED
+
+    def crashing(*args, **kwargs):
+        raise NotFound("No such container: 408c54b02295")
+
+    monkeypatch.setattr(cli, "_service", lambda path: World("blue-green", platform="docker").service)
+    monkeypatch.setattr(cli, "deployer_clients", lambda: None)
+    monkeypatch.setattr(cli, "rollout_for", lambda *args, **kwargs: SimpleNamespace(shift=crashing))
+    argv = ["--service-file", "shop.yaml", "--environment", "prod", "--version", "v2", "--image", "x", "--fence", "1"]
+    assert cli.main(["shift", *argv]) == CRASHED == 4
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result == {"step": "shift", "ok": False, "error": "shift crashed: NotFound: No such container: 408c54b02295"}
+    with pytest.raises(AirflowException, match=r"^shift crashed: NotFound: No such container: 408c54b02295 \(may be retried\)$") \
+            as raised:
+        step_outcome("shift", CRASHED, result, None)
+    assert raised.type is AirflowException  # not AirflowFailException: Airflow retries the step
 
 
 # --- a retry takes over from a dead try, on the Docker engine ------------------------------------------------

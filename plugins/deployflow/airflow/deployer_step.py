@@ -11,6 +11,7 @@ exit 0, no result          failed, not retried: nothing shows the step was done
 exit 1 (``FAILED``)        failed, not retried: the step failed and traffic is already back
 exit 2 (``BAD_INPUT``)     failed, not retried: a bad catalog or argument stays bad
 exit 3 (``FENCED``)        failed, not retried: a newer step holds the environment (this try was replaced)
+exit 4 (``CRASHED``)       failed, retried: an error it has no verdict for (its reason is in the message)
 anything else, or none     failed, may be retried: the deployer was killed (137), evicted, lost
 =========================  ===========================================================
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from deployflow.catalog import Service, load_service, parse_service
 from deployflow.catalog.loading import read_yaml
-from deployflow.deployer import BAD_INPUT, FAILED, FENCED
+from deployflow.deployer import BAD_INPUT, CRASHED, FAILED, FENCED
 from deployflow.deployer.wiring import deployer_clients, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, to_yaml
@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         _note_failure(rollout, args.step, exc)
         _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
         return FAILED
+    except Exception as exc:  # noqa: BLE001 - no verdict of its own: say why, and let the task retry the step
+        logging.exception("%s crashed: %s: %s", args.step, type(exc).__name__, exc)
+        _result({"step": args.step, "ok": False, "error": f"{args.step} crashed: {type(exc).__name__}: {exc}"},
+                args.result_file)
+        return CRASHED
     _result({"step": args.step, "ok": True, **result}, args.result_file)
     return 0
 
