@@ -16,6 +16,7 @@ from deployflow.airflow.record import ReleaseRecordOperator, before_deploy, reme
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
 from deployflow.outcomes import Outcome
+from tests.unit.fakes import FakeDockerClient
 
 SHOP = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {"port": 18103}}})
 COST = {"requests": 5200, "failed_requests": 1, "saved_by_router": 7, "restore_seconds": 0.05, "extra_instance_seconds": 62.5}
@@ -31,6 +32,14 @@ XCOMS = {
     ("shift", "return_value"): {"seconds": 2.0},
     ("rollback", "return_value"): {"rolled_back": True, "to": "fedcba987654", "because": "crashed", "seconds": 4.0, "cost": COST},
 }
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch) -> FakeDockerClient:
+    """The environment's Docker engine, as the record task finds it: fake, with no container unless a test adds one."""
+    client = FakeDockerClient()
+    monkeypatch.setattr("deployflow.airflow.deployer_operator.docker_client", lambda service, environment: client)
+    return client
 
 
 class TI:
@@ -121,3 +130,18 @@ def test_a_rejected_release_is_rejected_in_the_ledger(tmp_path, monkeypatch):
     ti = TI({**XCOMS, ("approve_promote", "approval"): decision})
     entry = run_record(tmp_path, monkeypatch, ti, fails="rejected, rolled back to fedcba987654: rejected before promote by bob")
     assert (entry.outcome, entry.outcome_detail, entry.approval) == (Outcome.REJECTED, "rejected, rolled back to fedcba987654", "rejected")
+
+
+def test_the_record_removes_the_run_s_finished_deployers_a_killed_task_left_and_nothing_else(tmp_path, monkeypatch, engine):
+    # A shift task SIGKILLed on its last try: its deployer ran on and exited, and no retry came to remove it.
+    def deployer(name: str, status: str, run_id: str = "manual__1", environment: str = "prod") -> None:
+        engine.add(name, status=status, labels={
+            "io.deployflow.stack": "local", "io.deployflow.role": "deployer", "io.deployflow.service": "shop",
+            "io.deployflow.environment": environment, "io.deployflow.run-id": run_id, "io.deployflow.step": "shift"})
+
+    deployer("orphan-of-this-run", "exited")
+    deployer("running-still", "running")  # the next writing step stops it: never removed while it runs
+    deployer("another-runs", "exited", run_id="manual__0")
+    deployer("another-environments", "exited", environment="staging")
+    run_record(tmp_path, monkeypatch, TI(), fails="rolled back")
+    assert sorted(engine.by_name) == ["another-environments", "another-runs", "running-still"]

@@ -31,7 +31,7 @@ from deployflow.airflow.deployer_step import (
     last_result,
     step_outcome,
 )
-from deployflow.airflow.docker_hosts import EngineAddress, engine
+from deployflow.airflow.docker_hosts import EngineAddress, docker_client, engine
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.lock import take_step_token
 from deployflow.airflow.registry import registry_credentials
@@ -51,6 +51,24 @@ CATALOG_MOUNT = "/etc/deployflow"
 DOCKER_SOCKET = "/var/run/docker.sock"  # where the deployer container finds the engine it runs on
 FINISHED = ("created", "exited", "dead")  # a container in these states runs nothing: removed as it is
 LABEL = "io.deployflow"
+
+
+def remove_finished_deployers(service: Service, environment: str, run_id: str, log: Any) -> None:
+    """Remove this run's finished deployer containers of ``environment`` (the record task, at the end of every
+    release): a step removes its own as it ends, but not one a SIGKILL of its task left behind with no retry to
+    find it. Running ones are left alone (the next writing step stops them). Best effort: a warning, never a failure."""
+    if service.environments[environment].platform != "docker":
+        return  # a deployer pod is KPO's to delete (the environment's on_finish_action)
+    labels = [f"{LABEL}.stack={stack_settings().stack}", f"{LABEL}.role=deployer", f"{LABEL}.service={service.name}",
+              f"{LABEL}.environment={environment}", f"{LABEL}.run-id={run_id}"]
+    try:
+        client = docker_client(service, environment)
+        for found in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
+            if found.status in FINISHED:
+                found.remove(force=True)
+                log.info("deployer container %s (%s, finished) removed", found.name, found.labels.get(f"{LABEL}.step", "?"))
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not change how the release is recorded
+        log.warning("could not remove the finished deployer containers of %s in %s: %s", service.name, environment, exc)
 
 
 def mounted_service_file(service: Service) -> str:

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from deployflow.airflow.announce import announce
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM
+from deployflow.airflow.deployer_operator import remove_finished_deployers
 from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.load import finish_load
@@ -67,8 +68,9 @@ class ReleaseRecordOperator(BaseOperator):
         try:
             finish_load(self.service, request.get("environment", ""), self.log)  # the judging is over: its load too
             return self._finish(context, request)
-        finally:  # whatever happened, the environment is free for the next release
+        finally:  # whatever happened, nothing of the run's steps is left and the environment is free for the next release
             if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
+                remove_finished_deployers(self.service, request["environment"], context["run_id"], self.log)
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
 
     def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
