@@ -171,6 +171,26 @@ def test_the_state_is_handed_over_to_the_release_user_where_airflow_is_root(tmp_
     assert (tmp_path / "prometheus" / "data").stat().st_uid == 0
 
 
+def test_a_file_another_release_replaces_during_the_hand_over_is_passed_over(tmp_path, monkeypatch):
+    """Fifty releases at once share the state directory: a record's ``.release.json.tmp`` listed by the walk may be
+    renamed by another release's deployer before it is chowned (it failed a shift step with FileNotFoundError)."""
+    from deployflow.platforms import hardening
+
+    (tmp_path / "t-cart-dev").mkdir()
+    vanishing = tmp_path / "t-cart-dev" / ".release.json.tmp"
+    vanishing.write_text("{}")
+    lstat = os.lstat
+
+    def renamed_meanwhile(path, *args, **kwargs):
+        if str(path) == str(vanishing):
+            vanishing.replace(vanishing.with_name("release.json"))
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(hardening.os, "lstat", renamed_meanwhile)
+    assert hardening.release_user(tmp_path) == "%d:%d" % hardening.RELEASE_USER
+    assert (tmp_path / "t-cart-dev").stat().st_uid == hardening.RELEASE_USER[0]
+
+
 def test_a_proxy_started_by_root_on_the_host_runs_as_the_states_owner(tmp_path):
     """A recovery runs the router in its own (root) process: the proxy's directory and files take the state's
     owner, and the proxy runs as that user, so a later restart of the engine finds what it may read and write

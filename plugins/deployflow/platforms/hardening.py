@@ -87,9 +87,12 @@ def release_user(state: Path) -> str:
             if directory == str(state):
                 subdirectories[:] = [d for d in subdirectories if d not in NOT_HANDED_OVER]
             for path in (directory, *(os.path.join(directory, f) for f in files)):
-                info = os.lstat(path)
-                if (info.st_uid, info.st_gid) != RELEASE_USER:
-                    os.lchown(path, uid, gid)
+                try:
+                    info = os.lstat(path)
+                    if (info.st_uid, info.st_gid) != RELEASE_USER:
+                        os.lchown(path, uid, gid)
+                except FileNotFoundError:  # another release's step replaced it since the walk listed it (a .tmp renamed)
+                    continue
     return owner(state)
 
 
