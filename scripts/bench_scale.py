@@ -128,7 +128,7 @@ def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) 
                     states[service] = state
         time.sleep(2)
     wall, busy = time.monotonic() - started, busy_core_seconds() - busy
-    delays, failures = [], {}
+    delays, failures, retried = [], {}, {}
     for service, run_id in runs.items():
         for ti in client.task_instances(f"release_{service}", run_id):
             queued, start = _when(ti.get("queued_when")), _when(ti.get("start_date"))
@@ -136,13 +136,17 @@ def release_round(client: AirflowClient, services: list[str], loops: LoopTimes) 
                 delays.append((start - queued).total_seconds())
             if ti["state"] == "failed":
                 failures.setdefault(ti["task_id"], []).append((service, run_id, ti["try_number"]))
+            elif ti["state"] == "success" and (ti.get("try_number") or 1) > 1:  # slower, not failed: say why it was
+                retried.setdefault(ti["task_id"], []).append((service, run_id, 1))
     return {"n": len(services), "wall": wall, "ok": sum(s == "success" for s in states.values()),
             "delays": delays, "loops": loops.between(started, started + wall), "slots": samples, "busy": busy,
-            "failures": {task_id: (len(found), why(client, task_id, *found[0])) for task_id, found in failures.items()}}
+            "failures": {task_id: (len(found), why(client, task_id, *found[0])) for task_id, found in failures.items()},
+            "retried": {task_id: (len(found), why(client, task_id, *found[0])) for task_id, found in retried.items()}}
 
 
 def why(client: AirflowClient, task_id: str, service: str, run_id: str, try_number: int) -> str:
-    """A failed task's last error on one line: its exception, else its last log line."""
+    """A failed try's error on one line: its exception (a deployer step's carries the deployer's own reason), else
+    its last log line."""
     try:
         entries = client.task_log(f"release_{service}", run_id, task_id, try_number)
     except Exception as exc:  # noqa: BLE001 - a figure's footnote: say why it is missing, go on
@@ -169,6 +173,8 @@ def show(result: dict, one: float | None, slots: int) -> None:
           f"{result['busy'] / wall:.2f} of the machine's {os.cpu_count()} cores on average (the whole machine)")
     for task_id, (count, reason) in sorted(result["failures"].items()):
         print(f"       failed: {task_id} in {count} run(s); the first's last try: {reason}")
+    for task_id, (count, reason) in sorted(result["retried"].items()):
+        print(f"       retried, then succeeded: {task_id} in {count} run(s); the first's first try: {reason}")
 
 
 
