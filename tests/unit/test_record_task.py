@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from types import SimpleNamespace
+from typing import Any
 from unittest import mock
 
 import pytest
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
+from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.airflow.record import ReleaseRecordOperator, before_deploy, remember_failure
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
@@ -53,14 +55,14 @@ class TI:
         self.xcoms[(self.task_id, key)] = value
 
 
-def run_record(tmp_path, monkeypatch, ti: TI, fails: str = "") -> ReleaseEntry:
+def run_record(tmp_path, monkeypatch, ti: TI, fails: str = "", **operator: Any) -> ReleaseEntry:
     """The record task over ``ti``'s XComs, once; the ledger's only row."""
     monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
     context = {"ti": ti, "run_id": "manual__1",
                "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
                                           run_type="manual")}
     with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None), pytest.raises(AirflowFailException, match=fails):
-        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context)
+        ReleaseRecordOperator(task_id="record", service=SHOP, **operator).execute(context)
     [entry] = Ledger(default_url(tmp_path)).entries()
     return entry
 
@@ -143,5 +145,11 @@ def test_the_record_removes_the_run_s_finished_deployers_a_killed_task_left_and_
     deployer("running-still", "running")  # the next writing step stops it: never removed while it runs
     deployer("another-runs", "exited", run_id="manual__0")
     deployer("another-environments", "exited", environment="staging")
-    run_record(tmp_path, monkeypatch, TI(), fails="rolled back")
+    run_record(tmp_path, monkeypatch, TI(), fails="rolled back", tidy=DeployerOperator.remove_finished)
     assert sorted(engine.by_name) == ["another-environments", "another-runs", "running-still"]
+
+
+def test_the_release_dags_record_task_removes_what_its_deployer_steps_left(tmp_path):
+    from deployflow.airflow.dag_factory import release_dag
+
+    assert release_dag(SHOP, tmp_path / "shop.yaml").get_task("record").tidy == DeployerOperator.remove_finished

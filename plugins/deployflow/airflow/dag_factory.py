@@ -240,7 +240,8 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
         task_id=PROMOTE, step="promote", retries=1, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common,
     )
     rollback = deployer(task_id=ROLLBACK, step="rollback", retries=2, trigger_rule=TriggerRule.ONE_FAILED, **common)
-    record = ReleaseRecordOperator(task_id=RECORD, service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    record = ReleaseRecordOperator(task_id=RECORD, service=service, retries=0, trigger_rule=TriggerRule.ALL_DONE,
+                                   tidy=deployer.remove_finished)
     prepare >> health >> shift >> [analysis, load]
     watched = [prepare, health, shift, analysis, promote, approve]
     if any(env.approval.required and env.approval.before == "promote" for env in service.environments.values()):

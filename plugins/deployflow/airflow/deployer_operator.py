@@ -53,24 +53,6 @@ FINISHED = ("created", "exited", "dead")  # a container in these states runs not
 LABEL = "io.deployflow"
 
 
-def remove_finished_deployers(service: Service, environment: str, run_id: str, log: Any) -> None:
-    """Remove this run's finished deployer containers of ``environment`` (the record task, at the end of every
-    release): a step removes its own as it ends, but not one a SIGKILL of its task left behind with no retry to
-    find it. Running ones are left alone (the next writing step stops them). Best effort: a warning, never a failure."""
-    if service.environments[environment].platform != "docker":
-        return  # a deployer pod is KPO's to delete (the environment's on_finish_action)
-    labels = [f"{LABEL}.stack={stack_settings().stack}", f"{LABEL}.role=deployer", f"{LABEL}.service={service.name}",
-              f"{LABEL}.environment={environment}", f"{LABEL}.run-id={run_id}"]
-    try:
-        client = docker_client(service, environment)
-        for found in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
-            if found.status in FINISHED:
-                found.remove(force=True)
-                log.info("deployer container %s (%s, finished) removed", found.name, found.labels.get(f"{LABEL}.step", "?"))
-    except Exception as exc:  # noqa: BLE001 - housekeeping must not change how the release is recorded
-        log.warning("could not remove the finished deployer containers of %s in %s: %s", service.name, environment, exc)
-
-
 def mounted_service_file(service: Service) -> str:
     """Where the deployer container sees the service's catalog entry."""
     return f"{CATALOG_MOUNT}/{service.name}.yaml"
@@ -227,3 +209,21 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
             return  # never created (the image could not be pulled): nothing to remove
         self.cli.remove_container(self.container["Id"], force=True)
         self.container = None  # on_kill after a timeout finds nothing left to stop
+
+    @staticmethod
+    def remove_finished(service: Service, environment: str, run_id: str, log: Any) -> None:
+        """Remove this run's finished deployer containers of ``environment`` (the record task, at the end of every
+        release): a step removes its own as it ends, but not one a SIGKILL of its task left behind with no retry to
+        find it. Running ones are left alone (the next writing step stops them). Best effort: a warning, never a
+        failure."""
+        labels = [f"{LABEL}.stack={stack_settings().stack}", f"{LABEL}.role=deployer", f"{LABEL}.service={service.name}",
+                  f"{LABEL}.environment={environment}", f"{LABEL}.run-id={run_id}"]
+        try:
+            client = docker_client(service, environment)
+            for found in client.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
+                if found.status in FINISHED:
+                    found.remove(force=True)
+                    log.info("deployer container %s (%s, finished) removed", found.name,
+                             found.labels.get(f"{LABEL}.step", "?"))
+        except Exception as exc:  # noqa: BLE001 - housekeeping must not change how the release is recorded
+            log.warning("could not remove the finished deployer containers of %s in %s: %s", service.name, environment, exc)

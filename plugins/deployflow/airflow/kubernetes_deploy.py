@@ -217,6 +217,11 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
             step_outcome(self.step, self.container_exit_code(remote_pod), xcom_result, None)
             raise  # KPO's failure stands should the container's exit code read 0
 
+    @staticmethod
+    def remove_finished(service: Service, environment: str, run_id: str, log: Any) -> None:
+        """Nothing: a finished deployer pod is KPO's to delete (the environment's on_finish_action), and an earlier
+        try's is deleted by the next writing step (take_over)."""
+
     def container_exit_code(self, remote_pod: k8s.V1Pod) -> int | None:
         """The deployer container's exit code, from the pod's status; None when it never terminated."""
         status = get_container_status(remote_pod, self.base_container_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -11,7 +12,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from deployflow.airflow.announce import announce
 from deployflow.airflow.approval import APPROVAL_XCOM, rejection, suite_results
 from deployflow.airflow.configuration import RELEASE_XCOM
-from deployflow.airflow.deployer_operator import remove_finished_deployers
 from deployflow.airflow.deployer_step import log_lines
 from deployflow.airflow.ledger import open_ledger, step_seconds
 from deployflow.airflow.load import finish_load
@@ -42,6 +42,7 @@ from deployflow.governance.notifications import event_for
 from deployflow.ledger import ReleaseEntry
 from deployflow.outcomes import Outcome, one_line
 
+Tidy = Callable[[Service, str, str, Any], None]  # (service, environment, run id, log)
 MAX_FAILURE = 1000  # a task's reason in the ledger: its first words say why; its log keeps the rest
 
 if TYPE_CHECKING:
@@ -55,13 +56,16 @@ class ReleaseRecordOperator(BaseOperator):
     what happened to the release.
 
     :param service: the catalog entry.
+    :param tidy: removes the run's finished deployers of an environment (the deployer operator's ``remove_finished``);
+        None: nothing to remove.
     """
 
     ui_color = "#ede7f6"
 
-    def __init__(self, *, service: Service, **kwargs: Any) -> None:
+    def __init__(self, *, service: Service, tidy: Tidy | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.service = service
+        self.tidy = tidy
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
@@ -70,7 +74,8 @@ class ReleaseRecordOperator(BaseOperator):
             return self._finish(context, request)
         finally:  # whatever happened, nothing of the run's steps is left and the environment is free for the next release
             if request.get("environment") in self.service.environments:  # resolve took no lock when it refused
-                remove_finished_deployers(self.service, request["environment"], context["run_id"], self.log)
+                if self.tidy is not None:
+                    self.tidy(self.service, request["environment"], context["run_id"], self.log)
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
 
     def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
