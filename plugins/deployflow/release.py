@@ -11,6 +11,7 @@ releases without one, to the catalog's ``nightly.environment``.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -32,6 +33,9 @@ REASON_REFUSED_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 # the bidi and zero-width characters, the separators. (The first task checks every category above.)
 # '$(?!\n)': the end of the text for Python's re.search too, whose '$' also matches before a final newline.
 # No '{{', '{%' or '{#' either: a reason is data, never a template, wherever it is shown (as a catalog value).
+PREVIOUS = "previous"
+# What a rollback names: the release before the live one, or an earlier promoted release's commit (a prefix).
+ROLLBACK_TO_PATTERN = r"^(previous|[0-9a-f]{7,64})$(?!\n)"
 REASON_PATTERN = (
     r"^(?!.*\{[{%#])[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$(?!\n)"
 )
@@ -94,6 +98,15 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
                            "without building; Git ref then names that release's commit, or is left as it is "
                            "for the latest. Empty: build the Git ref (unless the environment requires another).",
         },
+        "rollback_to": {
+            "default": None,
+            "type": ["null", "string"],
+            "pattern": ROLLBACK_TO_PATTERN,
+            "title": "Roll back to",
+            "description": "Put back a release this environment promoted before, its image by digest and its "
+                           "configuration version, with no checkout, build or tests: 'previous' (the one before "
+                           "the live one) or its commit (7 to 64 hex digits). Empty: release the Git ref.",
+        },
         "freeze_override": {
             "default": None,
             "type": ["null", "string"],
@@ -116,6 +129,7 @@ class ReleaseRequest:
     requested_by: str
     promote_from: str = ""
     freeze_override: str = ""
+    rollback_to: str = ""
 
     @classmethod
     def from_params(
@@ -138,9 +152,12 @@ class ReleaseRequest:
         if strategy == USE_CATALOG:
             strategy = service.environments[environment].strategy
         reason = _reason(params.get("reason") or "", "params.reason")
-        promote_from = _promote_from(service, environment, params.get("promote_from") or "")
+        rollback_to = _rollback_to(params.get("rollback_to") or "", params.get("promote_from") or "")
+        # A rollback takes this environment's own earlier release: what it requires was met when that was promoted.
+        promote_from = "" if rollback_to else _promote_from(service, environment, params.get("promote_from") or "")
         freeze_override = _reason(params.get("freeze_override") or "", "params.freeze_override")
-        return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override)
+        return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override,
+                   rollback_to)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -171,6 +188,17 @@ def _promote_from(service: Service, environment: str, source: Any) -> str:
         raise ConfigError("params.promote_from", f"{environment} requires {required}: promote from {required!r} "
                                                  f"(or leave it empty), not {source!r}")
     return source
+
+
+def _rollback_to(target: Any, promote_from: Any) -> str:
+    if target == "":
+        return ""
+    if not isinstance(target, str) or not re.fullmatch(ROLLBACK_TO_PATTERN, target):
+        raise ConfigError("params.rollback_to", f"{target!r} is neither {PREVIOUS!r} nor a commit (7 to 64 hex digits)")
+    if promote_from:
+        raise ConfigError("params.rollback_to", f"a rollback takes this environment's own earlier release, not "
+                                                f"{promote_from}'s: leave promote_from empty")
+    return target
 
 
 def _reason(reason: Any, field: str) -> str:

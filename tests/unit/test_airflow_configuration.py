@@ -99,6 +99,16 @@ def test_the_later_steps_release_what_prepare_decided_and_read_no_secret(step, a
     assert publish.called is False and airflow_secrets == []
 
 
+def test_a_rollback_releases_the_configuration_version_it_puts_back_and_reads_no_secret(airflow_secrets):
+    # The configuration the environment ran then, as its store keeps it: not resolved again from today's catalog.
+    ti = TI({("resolve", "return_value"): {"rollback_to": "previous", "artifact": {"config": "cfg0ld000000"}}})
+    publish = mock.Mock()
+    assert release_of_step("prepare", {"ti": ti}, ENV["prod"], "0123456789ab", publish) == "0123456789ab-ccfg0ld000000"
+    assert publish.called is False and airflow_secrets == []
+    assert ti.pushed == [(RELEASE_XCOM, {"version": "0123456789ab-ccfg0ld000000", "image_version": "0123456789ab",
+                                         "config": "cfg0ld000000"})]
+
+
 def test_a_secret_that_cannot_be_read_publishes_nothing(monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_SHOP_API_KEY")
     ti, publish = TI(), mock.Mock()

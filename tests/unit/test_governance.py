@@ -7,7 +7,7 @@ import pytest
 from deployflow.catalog import parse_service
 from deployflow.errors import ConfigError
 from deployflow.ledger import ReleaseEntry
-from deployflow.governance.promotion import Artifact, promoted_artifact
+from deployflow.governance.promotion import Artifact, promoted_artifact, rollback_artifact
 from deployflow.release import ReleaseRequest, param_schema
 from tests.unit.test_catalog import GOOD, with_change
 
@@ -152,3 +152,51 @@ def test_freeze_windows_are_read_into_the_environment():
                                                                       "end": "0 8 * * 1", "timezone": "Europe/Paris"}]))
     [window] = service.environments["prod"].freeze
     assert (window.name, window.timezone) == ("weekend", "Europe/Paris")
+
+
+# --- a rollback: this environment's own earlier release, by digest and configuration version ---------------------
+
+HISTORY = [  # staging, oldest first: a, b, then b again with a new configuration (live), then c rolled back
+    _entry("a" * 40, "promoted", "2026-12-01T10:00:00+00:00", config="cfg1"),
+    _entry("b" * 40, "promoted", "2026-12-01T12:00:00+00:00", config="cfg1"),
+    _entry("b" * 40, "promoted", "2026-12-01T12:30:00+00:00", config="cfg2"),
+    _entry("c" * 40, "rolled_back", "2026-12-01T13:00:00+00:00", config="cfg2"),
+]
+
+
+@pytest.mark.parametrize(("to", "commit", "config"), [
+    ("previous", "b" * 40, "cfg1"),  # the same image with its earlier configuration is the release before the live one
+    ("aaaaaaa", "a" * 40, "cfg1"),
+    ("b" * 12, "b" * 40, "cfg2"),  # a commit names its newest promoted release (here the live one: prepare says so)
+])
+def test_a_rollback_takes_an_earlier_promoted_release_with_its_configuration(to, commit, config):
+    artifact = rollback_artifact(HISTORY, service="shop", environment="staging", to=to)
+    assert (artifact.sha, artifact.config, artifact.source) == (commit, config, "staging")
+    assert artifact.image.endswith(f"@sha256:{commit[:4] * 16}")  # by digest: exactly what ran before
+
+
+@pytest.mark.parametrize(("entries", "to", "says"), [
+    ([], "previous", "shop has never been promoted in staging: nothing to roll back to"),
+    (HISTORY[:1], "previous", "staging has no release before the live one; its promoted releases, newest first: "
+                              "aaaaaaaaaaaa (configuration cfg1)"),
+    (HISTORY, "c" * 7, "staging has never promoted commit ccccccc; its promoted releases, newest first: bbbbbbbbbbbb "
+                       "(configuration cfg2), bbbbbbbbbbbb (configuration cfg1), aaaaaaaaaaaa (configuration cfg1)"),
+])
+def test_a_rollback_to_what_was_never_promoted_is_refused_naming_what_was(entries, to, says):
+    with pytest.raises(ConfigError) as caught:
+        rollback_artifact(entries, service="shop", environment="staging", to=to)
+    assert (caught.value.path, caught.value.message) == ("params.rollback_to", says)
+
+
+def test_a_rollback_request_takes_nothing_from_another_environment():
+    service = parse_service(with_change("environments.prod.requires", "staging"))
+    assert (_request(service, rollback_to="previous").rollback_to, _request(service, rollback_to="previous").promote_from) == (
+        "previous", "")  # prod requires staging for a new release; a rollback puts back what prod itself ran
+    for params, says in [({"rollback_to": "previous", "promote_from": "staging"}, "leave promote_from empty"),
+                         ({"rollback_to": "last"}, "'last' is neither 'previous' nor a commit"),
+                         ({"rollback_to": "abc"}, "'abc' is neither 'previous' nor a commit")]:
+        with pytest.raises(ConfigError, match=says) as caught:
+            _request(service, **params)
+        assert caught.value.path == "params.rollback_to"
+    schema = param_schema(service)["rollback_to"]
+    assert schema["default"] is None and schema["pattern"].startswith("^(previous|")

@@ -153,3 +153,25 @@ def test_the_release_dags_record_task_removes_what_its_deployer_steps_left(tmp_p
     from deployflow.airflow.dag_factory import release_dag
 
     assert release_dag(SHOP, tmp_path / "shop.yaml").get_task("record").tidy == DeployerOperator.remove_finished
+
+
+def test_a_rollback_is_recorded_with_who_why_and_the_release_it_put_back(tmp_path, monkeypatch):
+    artifact = {"ref": "127.0.0.1:5000/shop:fedcba987654", "digest": "sha256:" + "f" * 64, "sha": "fedcba987654" * 3,
+                "short_sha": "fedcba987654", "committed_at": None, "tests": {"unit": {"ok": True}}, "source": "prod",
+                "run_id": "manual__0", "config": "c0ffee00c0de"}
+    xcoms = {**{k: v for k, v in XCOMS.items() if k[0] not in ("checkout", "build", "rollback")},
+             ("resolve", "return_value"): {**XCOMS[("resolve", "return_value")], "rollback_to": "previous",
+                                           "reason": "errors after 0123456", "artifact": artifact},
+             ("promote", "return_value"): {"seconds": 1.0}}
+    ti = TI(xcoms)
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    context = {"ti": ti, "run_id": "manual__2",
+               "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
+                                          run_type="manual")}
+    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None):
+        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context)
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    assert (entry.outcome, entry.requested_by, entry.reason, entry.promoted_from) == (
+        Outcome.PROMOTED, "alice", "errors after 0123456", "prod")  # its own environment's earlier release
+    assert (entry.commit, entry.digest, entry.tests) == (artifact["sha"], artifact["digest"], artifact["tests"])
+    assert "build" not in entry.steps and "checkout" not in entry.steps

@@ -22,7 +22,7 @@ from airflow.sdk import Connection, Variable
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 
-from deployflow.airflow.task_ids import PREPARE
+from deployflow.airflow.task_ids import PREPARE, RESOLVE
 from deployflow.catalog import Environment
 from deployflow.configuration import ResolvedConfig, SecretRef, release_version, resolve
 
@@ -86,7 +86,13 @@ def release_of_step(step: str, context: Context, env: Environment, image_version
         return decided.get("version") or image_version
     started = time.monotonic()
     config_version = ""
-    if not env.config.empty:
+    resolved_request = ti.xcom_pull(task_ids=RESOLVE) or {}
+    if resolved_request.get("rollback_to"):
+        # A rollback puts back the configuration version it was promoted with too: the one the environment's store
+        # keeps (its last KEEP); a deployer that does not find it there says so and fails before any switch.
+        config_version = (resolved_request.get("artifact") or {}).get("config") or ""
+        log.info("rollback: configuration %s as it was released, not resolved again", config_version or "(none)")
+    elif not env.config.empty:
         resolved = resolve(env.config, read_secret)
         config_version = resolved.version(config_key())
         publish(config_version, resolved)

@@ -15,7 +15,7 @@ from deployflow.airflow.ledger import releases_in
 from deployflow.governance import freeze
 from deployflow.catalog import Service
 from deployflow.errors import ConfigError
-from deployflow.governance.promotion import promoted_artifact
+from deployflow.governance.promotion import promoted_artifact, rollback_artifact
 from deployflow.release import ReleaseRequest
 
 FREEZE_VARIABLE = "deployflow_freeze"  # JSON: {"name", "reason", "until", "environments"}: every service's freeze
@@ -42,6 +42,12 @@ def govern(service: Service, request: ReleaseRequest, *, now: datetime) -> dict[
         log.info("freeze_override given, but %s is not frozen: no approval is needed for it", request.environment)
     if request.promote_from:
         decided["artifact"] = _artifact(service, request).to_dict()
+    if request.rollback_to:
+        artifact = rollback_artifact(releases_in(service.name, request.environment), service=service.name,
+                                     environment=request.environment, to=request.rollback_to)
+        log.info("rolling %s back to %s (configuration %s, promoted there by run %s): %s, no checkout, build or tests",
+                 request.environment, artifact.short_sha, artifact.config or "none", artifact.run_id, artifact.image)
+        decided["artifact"] = artifact.to_dict()
     return decided
 
 

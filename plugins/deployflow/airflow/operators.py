@@ -95,9 +95,11 @@ class CheckoutOperator(BaseOperator):
         self.git_ref = git_ref
 
     def execute(self, context: Context) -> dict[str, object]:
-        artifact = (context["ti"].xcom_pull(task_ids=RESOLVE) or {}).get("artifact")
+        resolved = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
+        artifact = resolved.get("artifact")
         if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
-            raise AirflowSkipException(f"promoting {artifact['short_sha']} as {artifact['source']} promoted it "
+            doing = "rolling back to" if resolved.get("rollback_to") else "promoting"
+            raise AirflowSkipException(f"{doing} {artifact['short_sha']} as {artifact['source']} promoted it "
                                        f"(run {artifact['run_id']}): nothing to check out, build or test")
         require_grants(self.service)
         workspace = run_workspace(self.service.name, context["run_id"])

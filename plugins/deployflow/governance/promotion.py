@@ -33,6 +33,7 @@ class Artifact:
     tests: dict[str, Any] | None
     source: str  # the environment that promoted it
     run_id: str  # the run that promoted it there
+    config: str | None = None  # its configuration version there (a rollback puts it back too)
 
     @property
     def image(self) -> str:
@@ -47,7 +48,8 @@ class Artifact:
         if not entry.image or not entry.commit:
             raise ValueError(f"the release {entry.run_id} has no image or commit")
         return cls(ref=entry.image, digest=entry.digest, sha=entry.commit, short_sha=entry.commit[:12],
-                   committed_at=entry.committed_at, tests=entry.tests, source=entry.environment, run_id=entry.run_id)
+                   committed_at=entry.committed_at, tests=entry.tests, source=entry.environment, run_id=entry.run_id,
+                   config=entry.config)
 
 
 def promoted(entries: Iterable[ReleaseEntry]) -> list[ReleaseEntry]:
@@ -71,3 +73,22 @@ def promoted_artifact(entries: Iterable[ReleaseEntry], *, service: str, source: 
     listed = f"; its promoted commits, newest first: {', '.join(found)}" if found else ""
     what = f"commit {commit}" if commit is not None else f"any release of {service}"
     raise ConfigError("params.promote_from", f"{source} has never promoted {what}{listed}")
+
+
+def rollback_artifact(entries: Iterable[ReleaseEntry], *, service: str, environment: str, to: str) -> Artifact:
+    """What a rollback of ``environment`` puts back: the newest release it promoted before the live one (``to`` is
+    ``previous``: a different image or configuration), or its newest promoted release of commit ``to``. Refuses,
+    naming what the environment did promote, otherwise."""
+    rows = promoted(entries)
+    if not rows:
+        raise ConfigError("params.rollback_to", f"{service} has never been promoted in {environment}: nothing to roll back to")
+    live = rows[0]
+    if to == "previous":
+        found = [e for e in rows[1:] if (e.digest or e.image, e.config) != (live.digest or live.image, live.config)]
+    else:
+        found = [e for e in rows if e.commit.startswith(to)]
+    if found:
+        return Artifact.of(found[0])
+    listed = ", ".join(e.commit[:12] + (f" (configuration {e.config})" if e.config else "") for e in rows[:SHOWN])
+    what = "no release before the live one" if to == "previous" else f"never promoted commit {to}"
+    raise ConfigError("params.rollback_to", f"{environment} has {what}; its promoted releases, newest first: {listed}")

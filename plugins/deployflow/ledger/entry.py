@@ -80,7 +80,7 @@ class ReleaseEntry:
             config=config or None, committed_at=committed_at, steps=steps or None, digest=digest,
             analysis_score=analysis_score, approval=(approval or {}).get("decision"),
             approved_by=(approval or {}).get("by"), approved_at=(approval or {}).get("at"),
-            freeze_override=request.get("freeze_override") or None, promoted_from=request.get("promote_from") or None,
+            freeze_override=request.get("freeze_override") or None, promoted_from=_taken_from(request),
             tests=tests or None, approval_answers=(approval or {}).get("answers") or None,
             **{k: v for k, v in (cost or {}).items() if k in COST_FIELDS},
         )
@@ -95,3 +95,10 @@ class ReleaseEntry:
     def to_dict(self) -> dict[str, Any]:
         """Plain values (the outcome's too): a row, a JSON line, an XCom."""
         return {**asdict(self), "outcome": self.outcome.value}
+
+
+def _taken_from(request: dict[str, Any]) -> str | None:
+    """The environment whose promoted image the release took: another's (a promotion) or its own (a rollback)."""
+    if request.get("rollback_to"):
+        return request.get("environment")
+    return request.get("promote_from") or None
