@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -65,6 +66,7 @@ def pairs_query(service: str | None = None) -> sa.Subquery:
     return (query if service is None else query.where(releases.c.service == service)).subquery("pairs")
 
 
+@lru_cache(maxsize=64)  # built once per service (its aliases' columns cost more to make than the query to run)
 def cells_query(service: str | None = None) -> sa.Select:
     """Each pair's live release (its columns, NULL when never promoted) and its newest release (``newest_*``)."""
     pairs = pairs_query(service)
@@ -87,13 +89,15 @@ def cells(engine: Engine, service: str | None = None) -> dict[Key, Cell]:
     with engine.connect() as conn:
         if not has_ledger(conn):
             return {}
-        rows = conn.execute(cells_query(service)).mappings().all()
+        rows = conn.execute(cells_query(service)).all()
     names = [c.name for c in releases.c]
+    width = len(names)  # each row: the pair, then the live release's columns, then the newest release's
     found = {}
     for row in rows:
-        newest_row = ReleaseEntry.from_dict({n: row[f"newest_{n}"] for n in names})
-        live = ReleaseEntry.from_dict({n: row[n] for n in names}) if row["id"] is not None else None
-        found[(row["pair_service"], row["pair_environment"])] = Cell(live=live, newest=newest_row)
+        live_columns, newest_columns = row[2:2 + width], row[2 + width:]
+        live = ReleaseEntry.from_dict(dict(zip(names, live_columns))) if live_columns[0] is not None else None
+        same = live is not None and live_columns[0] == newest_columns[0]  # by id: most often the newest is live
+        found[(row[0], row[1])] = Cell(live=live, newest=live if same else ReleaseEntry.from_dict(dict(zip(names, newest_columns))))
     return found
 
 
