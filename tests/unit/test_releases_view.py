@@ -299,10 +299,13 @@ def test_a_bad_catalog_file_is_its_own_service_s_problem_and_is_read_again_once_
 
 
 def test_a_ledger_that_cannot_be_read_is_503_naming_it(tokens, catalog, tmp_path):
+    (tmp_path / "ledger.db").write_bytes(b"not a database, " * 512)
     readers = Readers(catalog=WatchedCatalog(catalog).read, airflow=FakeAirflowState(), clock=lambda: NOW,
-                      ledger=lambda: engine_for(f"sqlite:///{tmp_path}/missing/ledger.db", reader=True))
-    answer = TestClient(releases_app(readers)).get("/api/grid", headers=tokens.header("v", "viewer"))
-    assert answer.status_code == 503 and answer.json()["detail"].startswith("the ledger cannot be read: ")
+                      ledger=lambda: engine_for(default_url(tmp_path), reader=True))
+    client = TestClient(releases_app(readers))
+    for path in ("/api/grid", f"/api/services/{A}", f"/api/services/{A}/charts/lead_time.png"):
+        answer = client.get(path, headers=tokens.header("v", "viewer"))
+        assert answer.status_code == 503 and answer.json()["detail"].startswith("the ledger cannot be read: "), path
 
 
 def test_a_stack_with_no_release_yet_shows_its_catalog(tokens, catalog, tmp_path):
@@ -325,3 +328,15 @@ def test_mounted_as_airflow_mounts_it_the_pages_link_under_the_prefix_and_the_ap
     assert f'href="http://testserver{URL_PREFIX}/services/{A}"' in page
     service = mounted.get(f"{URL_PREFIX}/services/{A}", headers=tokens.header("v", "viewer")).text
     assert f'src="http://testserver{URL_PREFIX}/api/services/{A}/charts/lead_time.png"' in service
+
+
+def test_a_stack_whose_ledger_file_is_not_made_yet_shows_its_catalog_and_no_chart(tokens, catalog, tmp_path):
+    readers = Readers(catalog=WatchedCatalog(catalog).read, airflow=FakeAirflowState(), clock=lambda: NOW,
+                      ledger=lambda: engine_for(default_url(tmp_path / "state-not-made"), reader=True))
+    client = TestClient(releases_app(readers))
+    headers = tokens.header("v", "viewer")
+    assert [row["service"] for row in client.get("/api/grid", headers=headers).json()["services"]] == [A, B]
+    page = client.get(f"/api/services/{A}", headers=headers).json()
+    assert (page["history"]["total"], page["figures"]) == (0, [])
+    assert client.get(f"/api/services/{A}/charts/lead_time.png", headers=headers).status_code == 404
+    assert not (tmp_path / "state-not-made").exists()  # a reader makes no file

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -83,9 +84,25 @@ def has_ledger(conn: Connection) -> bool:
     return sa.inspect(conn).has_table(releases.name)
 
 
+def file_missing(engine: Engine) -> bool:
+    """True for a SQLite ledger whose file is not there yet: no release recorded (the first record makes it)."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(database) and not Path(database).exists()
+
+
+def recorded(engine: Engine) -> bool:
+    """True once a release was recorded: the file (SQLite) and the table are there."""
+    if file_missing(engine):
+        return False
+    with engine.connect() as conn:
+        return has_ledger(conn)
+
+
 def cells(engine: Engine, service: str | None = None) -> dict[Key, Cell]:
     """Every (service, environment) that has a release (of ``service`` only, if given), with its live and
     newest release."""
+    if file_missing(engine):
+        return {}
     with engine.connect() as conn:
         if not has_ledger(conn):
             return {}
@@ -118,6 +135,8 @@ def history(engine: Engine, service: str, *, environment: str | None = None, lim
     where = [releases.c.service == service, *([releases.c.environment == environment] if environment else [])]
     query = (sa.select(releases).where(*where).order_by(releases.c.finished_at.desc(), releases.c.id.desc())
              .limit(limit).offset(offset))
+    if file_missing(engine):
+        return Page(0, limit, offset, [])
     with engine.connect() as conn:
         if not has_ledger(conn):
             return Page(0, limit, offset, [])
@@ -128,6 +147,8 @@ def history(engine: Engine, service: str, *, environment: str | None = None, lim
 
 def lock_state(engine: Engine) -> LockState:
     """Every lock's holder and every queue, in two small reads (empty before the ledger has its lock tables)."""
+    if file_missing(engine):
+        return LockState()
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(queue.name):
             return LockState()

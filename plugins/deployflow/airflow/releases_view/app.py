@@ -39,6 +39,8 @@ from deployflow.catalog.watching import WatchedCatalog
 from deployflow.ledger.live import MAX_PAGE
 from deployflow.ledger.report import duration, percent
 from deployflow.ledger.store import engine_for
+from deployflow.errors import one_of
+from deployflow.policies import ENVIRONMENTS
 
 TEMPLATES = Path(__file__).parent / "templates"
 CHART_NAMES = ("releases_per_day", "lead_time", "durations")  # ledger/charts.py's CHARTS (a test holds them equal)
@@ -48,7 +50,9 @@ _drawing = threading.Lock()  # pyplot's figures are one global state: one chart 
 def service_options(environment: str | None = None, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
                     offset: Annotated[int, Query(ge=0)] = 0, since: str | None = None,
                     until: str | None = None) -> dict[str, Any]:
-    """A service's options, the same for its JSON and its page."""
+    """A service's options, the same for its JSON, its page and its charts; 400 for an unknown environment."""
+    if environment and environment not in ENVIRONMENTS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"environment: {one_of(environment, ENVIRONMENTS)}")
     return {"environment": environment or None, "limit": limit, "offset": offset, "since": since or None,
             "until": until or None}
 
@@ -105,10 +109,13 @@ def releases_app(readers: Readers, *, airflow_base: str = "") -> FastAPI:
         if chart not in CHART_NAMES:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no chart {chart!r}; the charts are {', '.join(CHART_NAMES)}")
         period = reading.period(options["since"], options["until"])
-        engine = reading.chart_engine(user, service)
-        with _drawing:
-            png = draw(chart, engine, period, service=service, environment=options["environment"])
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+        def drawn(engine: Any) -> bytes:
+            with _drawing:
+                return draw(chart, engine, period, service=service, environment=options["environment"])
+
+        return Response(reading.chart(user, service, drawn), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=60"})
 
     @app.get("/", response_class=HTMLResponse)
     def grid_page(request: Request, user: GetUserDep) -> Response:

@@ -20,10 +20,9 @@ from deployflow.airflow.task_ids import release_dag_id
 from deployflow.catalog.watching import CatalogReading
 from deployflow.governance.freeze import parse_adhoc
 from deployflow.ledger.figures import Period, figures
-from deployflow.ledger.live import LockState, cells, history, lock_state
+from deployflow.ledger.live import LockState, cells, history, lock_state, recorded
 from deployflow.ledger.report import period_of
-from deployflow.errors import ConfigError, one_of
-from deployflow.policies import ENVIRONMENTS
+from deployflow.errors import ConfigError
 
 
 def _utc_now() -> datetime:
@@ -90,12 +89,11 @@ class ReleasesReading:
 
     def service(self, user: Any, name: str, *, environment: str | None = None, limit: int = 50, offset: int = 0,
                 since: str | None = None, until: str | None = None) -> dict[str, Any]:
-        """A service's environments, a page of its history (of ``environment`` only, if given) and its figures
-        over the period (``since``, ``until``: UTC days, the report's defaults). 403 when the user may not read
-        its release DAG, 404 when neither the catalog nor the ledger knows it, 400 for a bad option."""
+        """A service's environments, a page of its history (of ``environment`` only, if given, one of
+        ``policies.ENVIRONMENTS``) and its figures over the period (``since``, ``until``: UTC days, the report's
+        defaults). 403 when the user may not read its release DAG, 404 when neither the catalog nor the ledger
+        knows it, 400 for a bad period."""
         period = self.period(since, until)
-        if environment is not None and environment not in ENVIRONMENTS:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"environment: {one_of(environment, ENVIRONMENTS)}")
         dag_id = release_dag_id(name)
         access = self._access(user, [name])
         if not access.may_read(dag_id):
@@ -107,7 +105,7 @@ class ReleasesReading:
             if name not in service_names(reading, found):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r} in the catalog or the ledger")
             page = history(engine, name, environment=environment, limit=limit, offset=offset)
-            measured = figures(engine, period, service=name)
+            measured = figures(engine, period, service=name) if page.total else []
         except sa.exc.SQLAlchemyError as exc:
             raise _unreadable(exc) from None
         seen, problem = self._seen(reading, [name], found, locks)
@@ -116,12 +114,19 @@ class ReleasesReading:
                               found=measured)
         return {**answer, "generated_at": seen.moment.now.isoformat(), "user": access.name, "freeze_problem": problem}
 
-    def chart_engine(self, user: Any, name: str) -> Engine:
-        """The ledger's engine for a chart of ``name``, once the user may read its release DAG (else 403)."""
+    def chart(self, user: Any, name: str, draw: Callable[[Engine], bytes]) -> bytes:
+        """``draw(engine)`` on the ledger, a chart of ``name``, once the user may read its release DAG (else 403);
+        404 before any release is recorded."""
         access = self._access(user, [name])
         if not access.may_read(release_dag_id(name)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{access.name} may not read the runs of {release_dag_id(name)}")
-        return self.readers.ledger()
+        try:
+            engine = self.readers.ledger()
+            if not recorded(engine):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "no release recorded yet")
+            return draw(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _unreadable(exc) from None
 
     def period(self, since: str | None, until: str | None) -> Period:
         try:
