@@ -96,8 +96,8 @@ def cell_of(key: Key, service: Service | None, cell: Cell | None, locks: LockSta
     """One service in one environment, as the grid and the service page show it."""
     _, environment = key
     defined = service is not None and environment in service.environments
-    windows = service.environments[environment].freeze if defined else ()
-    holding = frozen(windows, moment.adhoc, environment, moment.now)
+    # A freeze holds releases to an environment the service releases to: one it does not name shows none.
+    holding = frozen(service.environments[environment].freeze, moment.adhoc, environment, moment.now) if defined else None
     holder = locks.holders.get(key)
     newest = cell.newest if cell else None
     live = cell.live if cell else None

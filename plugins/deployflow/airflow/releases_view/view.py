@@ -69,14 +69,27 @@ class ReleasesReading:
             adhoc, problem = None, str(exc)
         return Seen(reading, cells_found, locks, runs, Moment(now, adhoc)), problem
 
+    def _ledger(self) -> Engine:
+        try:
+            return self.readers.ledger()
+        except ValueError as exc:  # a ledger URL engine_for refuses (its scheme)
+            raise _unreadable(exc) from None
+
     def _access(self, user: Any, names: list[str]) -> Access:
         return Access(user, self.readers.airflow.teams({release_dag_id(n) for n in names}))
+
+    def _reader_of(self, user: Any, name: str) -> Access:
+        """The user's access, once they may read the runs of ``name``'s release DAG; 403 otherwise."""
+        access = self._access(user, [name])
+        if not access.may_read(release_dag_id(name)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{access.name} may not read the runs of {release_dag_id(name)}")
+        return access
 
     def grid(self, user: Any) -> dict[str, Any]:
         """Services x environments, the services whose release DAG the user may read."""
         reading = self.readers.catalog()
         try:
-            engine = self.readers.ledger()
+            engine = self._ledger()
             found, locks = cells(engine), lock_state(engine)
         except sa.exc.SQLAlchemyError as exc:
             raise _unreadable(exc) from None
@@ -95,12 +108,10 @@ class ReleasesReading:
         knows it, 400 for a bad period."""
         period = self.period(since, until)
         dag_id = release_dag_id(name)
-        access = self._access(user, [name])
-        if not access.may_read(dag_id):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{access.name} may not read the runs of {dag_id}")
+        access = self._reader_of(user, name)
         reading = self.readers.catalog()
         try:
-            engine = self.readers.ledger()
+            engine = self._ledger()
             found, locks = cells(engine, name), lock_state(engine)
             if name not in service_names(reading, found):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r} in the catalog or the ledger")
@@ -117,11 +128,9 @@ class ReleasesReading:
     def chart(self, user: Any, name: str, draw: Callable[[Engine], bytes]) -> bytes:
         """``draw(engine)`` on the ledger, a chart of ``name``, once the user may read its release DAG (else 403);
         404 before any release is recorded."""
-        access = self._access(user, [name])
-        if not access.may_read(release_dag_id(name)):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{access.name} may not read the runs of {release_dag_id(name)}")
+        self._reader_of(user, name)
         try:
-            engine = self.readers.ledger()
+            engine = self._ledger()
             if not recorded(engine):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no release recorded yet")
             return draw(engine)
