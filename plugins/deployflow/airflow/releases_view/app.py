@@ -36,10 +36,10 @@ from deployflow.airflow.releases_view.airflow_state import MetadataState
 from deployflow.airflow.releases_view.view import Readers, ReleasesReading
 from deployflow.airflow.settings import settings
 from deployflow.catalog.watching import WatchedCatalog
+from deployflow.errors import one_of
 from deployflow.ledger.live import MAX_PAGE
 from deployflow.ledger.report import duration, percent
 from deployflow.ledger.store import engine_for
-from deployflow.errors import one_of
 from deployflow.policies import ENVIRONMENTS
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -18,11 +18,11 @@ from deployflow.airflow.releases_view.access import Access
 from deployflow.airflow.releases_view.board import AirflowState, Moment, Seen, grid, row_of, service_names, service_page
 from deployflow.airflow.task_ids import release_dag_id
 from deployflow.catalog.watching import CatalogReading
+from deployflow.errors import ConfigError
 from deployflow.governance.freeze import parse_adhoc
 from deployflow.ledger.figures import Period, figures
 from deployflow.ledger.live import LockState, cells, history, lock_state, recorded
 from deployflow.ledger.report import period_of
-from deployflow.errors import ConfigError
 
 
 def _utc_now() -> datetime:
