@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s bench-parse bench-scale celery-up celery-down kind-e2e
+.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s bench-parse bench-scale bench-view celery-up celery-down kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ bench-parse: venv ## DAG parsing of 500 and 2,000 generated services: one file a
 
 bench-scale: venv images ## N releases at once on the Celery setup, then the parse figures (prints figures; N=1,10,20,50)
 	$(PY) scripts/bench_scale.py $(ARGS)
+
+bench-view: venv ## Releases view: the grid's answer for 500 services x 3 environments and 100,000 ledger rows (prints figures; ARGS="--postgres URL")
+	$(PY) scripts/bench_releases_view.py $(ARGS)
 
 bench-k8s: venv ## the kubernetes driver's API calls and time per step (real client, FAKE API server)
 	$(PY) scripts/bench_k8s.py

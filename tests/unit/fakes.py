@@ -1,4 +1,4 @@
-"""Fakes shared by the unit tests: a docker client, an HTTP session and a clock.
+"""Fakes shared by the unit tests: a docker client, an HTTP session, a clock, Airflow as the Releases view asks it.
 
 Each records what it was asked so a test can assert the exact calls.
 """
@@ -6,13 +6,16 @@ Each records what it was asked so a test can assert the exact calls.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from deployflow.platforms.base import Instance, InstanceSpec
 from deployflow.routers.base import Route
+
+if TYPE_CHECKING:  # the view's package imports Airflow's configuration; these fakes stay without Airflow
+    from deployflow.airflow.releases_view.board import RunStatus
 
 
 class FakeContainer:
@@ -238,6 +241,26 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class FakeAirflowState:
+    """Airflow as the Releases view asks it (``releases_view.board.AirflowState``): the runs, the ad-hoc freeze's
+    JSON and the teams given; records the runs it was asked for."""
+
+    def __init__(self, runs: dict[tuple[str, str], RunStatus] | None = None, freeze: str | None = None,
+                 teams: dict[str, str | None] | None = None) -> None:
+        self.known, self.freeze, self.owners = dict(runs or {}), freeze, dict(teams or {})
+        self.asked: list[set[tuple[str, str]]] = []
+
+    def runs(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RunStatus]:
+        self.asked.append(set(keys))
+        return {key: status for key, status in self.known.items() if key in keys}
+
+    def freeze_variable(self) -> str | None:
+        return self.freeze
+
+    def teams(self, dag_ids: set[str]) -> dict[str, str | None]:
+        return {d: team for d, team in self.owners.items() if d in dag_ids}
 
 
 # ---- HAProxy's admin socket ------------------------------------------------------

@@ -52,6 +52,7 @@ from deployflow.airflow.task_ids import (
     ROLLBACK,
     SHIFT,
     TEST,
+    release_dag_id,
 )
 from deployflow.catalog import Service, catalog_dir, load_catalog, load_service
 from deployflow.catalog.claims import check_shared_ports
@@ -125,7 +126,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
     params = {name: Param(**spec) for name, spec in param_schema(service).items()}
 
     with DAG(
-        dag_id=f"release_{service.name}",
+        dag_id=release_dag_id(service.name),
         description=service.description or f"Release {service.name}",
         # A newly deployed DAG waits for the next nightly slot instead of releasing
         # at once for the last one: no start_date, and run_immediately=timedelta(0)

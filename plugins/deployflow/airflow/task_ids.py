@@ -1,7 +1,13 @@
-"""The release DAG's task ids, defined once: the DAG factory names its tasks with them and every
-operator that reads another task's XCom pulls by them."""
+"""The release DAG's id and task ids, defined once: the DAG factory names its DAG and tasks with them, every
+operator that reads another task's XCom pulls by them, and the Releases view finds a service's runs by them."""
 
 from __future__ import annotations
+
+
+def release_dag_id(service: str) -> str:
+    """The id of ``service``'s release DAG."""
+    return f"release_{service}"
+
 
 RESOLVE = "resolve"
 LOCK = "lock"  # the environment's lock: one release per service and environment at a time

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -107,13 +108,26 @@ def durations_chart(rows: list[tuple[str, str, str, float | None, float | None]]
     return _png(figure)
 
 
+def _scope(period: Period, service: str | None, environment: str | None) -> str:
+    return "".join(f", {v}" for v in (service, environment) if v) + f" ({period.since} to {period.until})"
+
+
+# Each chart by file stem: (its rows' query, its drawing).
+CHARTS: dict[str, tuple[Callable[..., list[Any]], Callable[[list[Any], Period, str], bytes]]] = {
+    "releases_per_day": (releases_per_day, releases_chart),
+    "lead_time": (lead_time_points, lead_time_chart),
+    "durations": (duration_rows, durations_chart),
+}
+
+
+def chart(name: str, engine: Engine, period: Period, *, service: str | None = None, environment: str | None = None) -> bytes:
+    """One chart of the selection, PNG; KeyError naming the valid names for a name not in :data:`CHARTS`."""
+    if name not in CHARTS:
+        raise KeyError(f"chart {name!r} is not valid; valid values are {', '.join(repr(n) for n in CHARTS)}")
+    rows, draw = CHARTS[name]
+    return draw(rows(engine, period, service=service, environment=environment), period, _scope(period, service, environment))
+
+
 def render(engine: Engine, period: Period, *, service: str | None = None, environment: str | None = None) -> dict[str, bytes]:
     """Every chart of the selection, by file stem."""
-    chosen = {"service": service, "environment": environment}
-    scope = "".join(f", {v}" for v in chosen.values() if v) + f" ({period.since} to {period.until})"
-    return {
-        "releases_per_day": releases_chart(releases_per_day(engine, period, **chosen), period, scope),
-        "lead_time": lead_time_chart(lead_time_points(engine, period, **chosen), period, scope),
-        "durations": durations_chart(duration_rows(engine, period, **chosen), period, scope),
-    }
-
+    return {name: chart(name, engine, period, service=service, environment=environment) for name in CHARTS}

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from deployflow.ledger.live import newest, pairs_query
 from deployflow.ledger.schema import releases
 from deployflow.ledger.store import SCHEMES, engine_for
 from deployflow.outcomes import VALUES, Outcome
@@ -73,21 +74,17 @@ def latest_query() -> sa.Select:
     """The last promoted release and the last analysed one of each service and environment, in one query.
 
     Each is the first matching row found walking the index (service, environment, finished_at) backwards
-    from the newest: a few rows read per service and environment, however long the history."""
-    pairs = sa.select(releases.c.service, releases.c.environment).distinct().subquery("pairs")
+    from the newest (``live.newest``): a few rows read per service and environment, however long the history."""
+    pairs = pairs_query()
     found = releases.alias("found")
 
-    def last(kind: str, matches: Callable[[sa.TableClause], sa.ColumnElement]) -> sa.Select:
-        row = releases.alias(f"last_{kind}")
-        newest = (sa.select(row.c.id)
-                  .where(row.c.service == pairs.c.service, row.c.environment == pairs.c.environment, matches(row))
-                  .order_by(row.c.finished_at.desc(), row.c.id.desc()).limit(1).scalar_subquery())
+    def last(kind: str, matches: Callable[[sa.TableClause], list[sa.ColumnElement]]) -> sa.Select:
         return (sa.select(sa.literal(kind).label("kind"), found.c.service, found.c.environment, found.c.version,
                           found.c.config, found.c.analysis_score)
-                .select_from(pairs.join(found, found.c.id == newest)))
+                .select_from(pairs.join(found, found.c.id == newest(pairs, matches, f"last_{kind}"))))
 
-    return sa.union_all(last("live", lambda row: row.c.outcome == Outcome.PROMOTED.value),
-                        last("score", lambda row: row.c.analysis_score.is_not(None)))
+    return sa.union_all(last("live", lambda row: [row.c.outcome == Outcome.PROMOTED.value]),
+                        last("score", lambda row: [row.c.analysis_score.is_not(None)]))
 
 
 class LedgerUnreadable(Exception):

@@ -1,0 +1,56 @@
+"""A page object over deployflow's Releases view as Airflow's UI shows it: the "Releases" item of the
+navigation (an external view, ``plugins/deployflow_releases.py``) frames the grid that the plugin's app
+serves under /deployflow/. Elements are found by the grid's ``data-testid`` attributes (``grid``,
+``cell-<service>-<environment>``, which carries the live release's ``data-commit`` and ``data-version``),
+never by text or styling. Signing in is ``AirflowUI.login``'s.
+"""
+
+from __future__ import annotations
+
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+NAV_PAGE = "/plugin/releases"  # the UI's page of the external view (its url_route)
+FRAME = (By.CSS_SELECTOR, "iframe[src*='/deployflow/']")
+GRID = (By.CSS_SELECTOR, "[data-testid='grid']")
+
+
+class ReleasesPage:
+    """The Releases view of the Airflow at ``base_url``, in ``driver`` (signed in already).
+
+    :param timeout: seconds any one step may wait for the page
+    """
+
+    def __init__(self, base_url: str, driver: WebDriver, *, timeout: float = 30) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.driver = driver
+        self.timeout = timeout
+
+    def open_from_navigation(self) -> None:
+        """Airflow's page of the view, then into its frame, once the grid shows."""
+        self.driver.switch_to.default_content()
+        self.driver.get(f"{self.base_url}{NAV_PAGE}")
+        self._wait(EC.frame_to_be_available_and_switch_to_it(FRAME), f"the Releases frame on {NAV_PAGE}")
+        self._wait(EC.presence_of_element_located(GRID), "the grid in the Releases frame")
+
+    def open_direct(self) -> None:
+        """The grid's own page, outside Airflow's frame."""
+        self.driver.switch_to.default_content()
+        self.driver.get(f"{self.base_url}/deployflow/")
+        self._wait(EC.presence_of_element_located(GRID), "the grid at /deployflow/")
+
+    def live(self, service: str, environment: str) -> dict[str, str]:
+        """What the grid says is live there: its ``commit`` and ``version`` ("" for each when nothing is)."""
+        cell = self._wait(EC.presence_of_element_located((By.CSS_SELECTOR, f"[data-testid='cell-{service}-{environment}']")),
+                          f"the cell of {service} in {environment}")
+        return {"commit": cell.get_attribute("data-commit") or "", "version": cell.get_attribute("data-version") or "",
+                "text": " ".join(cell.text.split())}
+
+    def _wait(self, condition, what: str):
+        try:
+            return WebDriverWait(self.driver, self.timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+        except TimeoutException:
+            raise TimeoutException(f"waited {self.timeout:g} s for {what}; the page is {self.driver.current_url}") from None
