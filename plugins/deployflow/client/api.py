@@ -111,16 +111,27 @@ class AirflowClient:
     def import_errors(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v2/importErrors")["import_errors"]
 
-    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None, *,
+    def dag_details(self, dag_id: str) -> dict[str, Any]:
+        """The DAG with its details: ``dag_run_timeout`` (ISO 8601 duration), ``params``."""
+        return self._call("GET", f"/api/v2/dags/{dag_id}/details")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None, *, run_id: str | None = None,
                 run_after: datetime | None = None) -> dict[str, Any]:
-        """A new run; ``run_after`` (aware): when it was asked for, which orders the releases waiting for one
-        environment (Airflow's default: now)."""
+        """A new run; ``run_id``: its id (Airflow's default: ``manual__<time>``); ``run_after`` (aware): when it was
+        asked for, which orders the releases waiting for one environment (Airflow's default: now)."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if run_id:
+            body["dag_run_id"] = run_id
         if note:
             body["note"] = note
         if run_after is not None:
             body["run_after"] = run_after.isoformat()
         return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> dict[str, Any]:
+        """Replace the run's note (what the run list shows of it), and nothing else of the run."""
+        return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", params={"update_mask": "note"},
+                          json={"note": note})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")

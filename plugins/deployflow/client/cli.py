@@ -22,21 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
-from deployflow.client.api import (
-    AirflowClient,
-    ApiError,
-    BadInput,
-    ClientError,
-    PasswordUnreadable,
-    failure_reason,
-    run_seconds,
-    timings,
-)
+from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable
+from deployflow.client.release import release
 
 
 def read_password(path: Path, user: str) -> str:
@@ -66,46 +56,11 @@ def check_url(url: str) -> str:
     return url
 
 
-def _release(args: argparse.Namespace) -> int:
+def connect(args: argparse.Namespace) -> AirflowClient:
+    """A client of ``--url``, logged in as ``--user``."""
     client = AirflowClient(check_url(args.url), timeout=args.http_timeout)
     client.login(args.user, args.password or read_password(Path(args.password_file), args.user))
-    dag_id = f"release_{args.service}"
-    conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason}
-    conf = {k: v for k, v in conf.items() if v is not None}
-    try:
-        run = client.trigger(dag_id, conf)
-    except ApiError as exc:
-        if exc.status not in (400, 404, 409, 422):
-            raise  # a login refused (4) or Airflow failing (6), not a refused release
-        print(f"release refused: {exc.detail}", file=sys.stderr)
-        return 2
-    run_id = run["dag_run_id"]
-    print(f"triggered {dag_id} run {run_id} with {json.dumps(conf)}")
-    started = time.monotonic()
-
-    def progress(task_id: str, state: str) -> None:
-        print(f"  [{time.monotonic() - started:6.1f}s] {task_id:<24} {state}", flush=True)
-
-    run = client.wait(dag_id, run_id, timeout=args.timeout, on_change=progress)
-    tis = client.task_instances(dag_id, run_id)
-    print(f"\n{dag_id} {run_id}: {run['state'].upper()} in {run_seconds(run) or 0:.1f} s")
-    print(f"  {'task':<24} {'state':<16} seconds")
-    for t in timings(tis):
-        print(f"  {t.task_id:<24} {t.state or '-':<16} {'' if t.seconds is None else f'{t.seconds:.1f}'}")
-    try:
-        live = client.xcom(dag_id, run_id, "record", key="live")
-    except ApiError:
-        live = None
-    if live:
-        print(f"\nlive in {live['environment']} at {live['url']}:")
-        for colour, members in live["sets"].items():
-            print(f"  {colour:<6} {', '.join(members['versions'])}: {members['traffic_percent']} % of traffic, "
-                  f"{len(members['instances'])} instance(s)")
-    for ti in tis:
-        if ti.get("state") == "failed":
-            entries = client.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)
-            print(f"\n  {ti['task_id']} failed: {failure_reason(entries) or '(see the task log)'}")
-    return 0 if run["state"] == "success" else 1
+    return client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,17 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", help="prefer --password-file: a password here shows in the process list")
     parser.add_argument("--password-file", default=".airflow/simple_auth_manager_passwords.json")
     parser.add_argument("--http-timeout", type=float, default=30, help="seconds to wait for each answer of Airflow (exit 5 after)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    release = sub.add_parser("release", help="trigger a release and follow it to the end")
-    release.add_argument("service")
-    release.add_argument("--environment", default=None)
-    release.add_argument("--git-ref", default=None)
-    release.add_argument("--strategy", default=None)
-    release.add_argument("--reason", default=None)
-    release.add_argument("--timeout", type=float, default=1800, help="seconds to follow the run (exit 7 after)")
+    sub = parser.add_subparsers(dest="name", required=True)
+    release_parser = sub.add_parser("release", help="trigger a release and follow it to the end")
+    release_parser.add_argument("service")
+    release_parser.add_argument("--environment", default=None)
+    release_parser.add_argument("--git-ref", default=None)
+    release_parser.add_argument("--strategy", default=None)
+    release_parser.add_argument("--reason", default=None)
+    release_parser.add_argument("--timeout", type=float, default=1800, help="seconds to follow the run (exit 7 after)")
+    release_parser.set_defaults(run=release)
     args = parser.parse_args(argv)
     try:
-        return _release(args)
+        return args.run(args, lambda: connect(args))
     except ClientError as exc:
         print(f"deployflow.client: {exc}", file=sys.stderr)
         return exc.exit_code
