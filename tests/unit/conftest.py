@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.fake_airflow import FakeAirflow
-
-PASSWORD = "s3cret-pw"
+from tests.unit.fake_airflow import PASSWORD, FakeAirflow
 
 
 @pytest.fixture

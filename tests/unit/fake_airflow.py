@@ -12,6 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from deployflow.client import cli
+
+PASSWORD = "s3cret-pw"
 TOKEN = ("POST", "/auth/token")
 NOT_FOUND = (404, "application/json", b'{"detail": "Not Found"}', 0.0)
 
@@ -83,3 +86,23 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A run of the client: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_client(capsys: Any, airflow: FakeAirflow, passwords: Any, *argv: str) -> Ran:
+    """``python -m deployflow.client --url <the fake> --password-file <passwords> <argv>``. A failure of the command
+    (exit 2 and up) is one line on stderr, its last (with ``--json`` the run's progress comes before it)."""
+    code = cli.main(["--url", airflow.url, "--password-file", str(passwords), *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and PASSWORD not in out + err
+    if code >= 2 and "--json" not in argv:
+        assert err.count("\n") == 1, err
+    return Ran(code, out, err.strip())

@@ -1,17 +1,14 @@
-"""The deployflow.client CLI: every failure is one line on stderr and its documented exit code; a release runs
-under a readable id and note.
+"""The deployflow.client CLI: every failure is one line on stderr and its documented exit code.
 
 Airflow is played by a real HTTP server on 127.0.0.1 (tests/unit/fake_airflow.py) answering from a table.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from deployflow.client import cli as client
-from tests.unit.fake_airflow import TOKEN, FakeAirflow, closed_port
+from tests.unit.fake_airflow import TOKEN, closed_port
 
 TRIGGER = ("POST", "/api/v2/dags/release_shop/dagRuns")
 
@@ -90,78 +87,3 @@ def test_a_refused_trigger(capsys, airflow, passwords):
     airflow.answer(TOKEN, 201, {"access_token": "jwt"})
     airflow.answer(TRIGGER, 400, {"detail": "Invalid input for param environment: No value passed"})
     assert run(capsys, airflow.url, passwords) == (2, "release refused: Invalid input for param environment: No value passed")
-
-
-def follow(airflow: FakeAirflow, state: str) -> None:
-    airflow.answer(TOKEN, 201, {"access_token": "jwt"})
-    airflow.answer(TRIGGER, 200, {"dag_run_id": "manual__1"})
-    airflow.answer(("GET", "/api/v2/dags/release_shop/dagRuns/manual__1"), 200, {"state": state})
-    airflow.answer(("GET", "/api/v2/dags/release_shop/dagRuns/manual__1/taskInstances"), 200, {"task_instances": []})
-
-
-def release(airflow: FakeAirflow, passwords, *extra: str) -> int:
-    return client.main(["--url", airflow.url, "--password-file", str(passwords), "release", "shop", "--environment", "dev", *extra])
-
-
-def test_a_run_that_outlasts_the_timeout(capsys, airflow, passwords):
-    follow(airflow, "running")
-    code = release(airflow, passwords, "--timeout", "0")
-    err = capsys.readouterr().err.strip()
-    assert (code, err) == (7, "deployflow.client: release_shop run manual__1 still running after 0 s (it goes on in Airflow)")
-
-
-@pytest.mark.parametrize(("state", "code"), [("success", 0), ("failed", 1)])
-def test_a_run_that_ends_exits_by_its_outcome(capsys, airflow, passwords, state, code):
-    follow(airflow, state)
-    assert release(airflow, passwords) == code
-    captured = capsys.readouterr()
-    assert f"release_shop manual__1: {state.upper()}" in captured.out and captured.err == ""
-
-
-RUN = "/api/v2/dags/release_shop/dagRuns/manual__1"
-
-
-def xcom(airflow: FakeAirflow, task_id: str, value: object, key: str = "return_value") -> None:
-    airflow.answer(("GET", f"{RUN}/taskInstances/{task_id}/xcomEntries/{key}"), 200, {"value": value})
-
-
-def test_a_release_runs_under_a_readable_id_and_note(capsys, airflow, passwords):
-    follow(airflow, "success")
-    assert release(airflow, passwords, "--git-ref", "feature/login", "--reason", "CI build 42") == 0
-    [sent] = airflow.requests(*TRIGGER)
-    assert sent.body["conf"] == {"environment": "dev", "git_ref": "feature/login", "reason": "CI build 42"}
-    assert sent.body["note"] == "dev · the catalog's strategy · feature/login · by admin: CI build 42"
-    stamp = datetime.strptime(sent.body["dag_run_id"].rpartition("__")[2], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-    assert sent.body["dag_run_id"].startswith("dev__feature-login__")
-    assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 60
-
-
-def test_a_run_id_taken_in_the_same_second_gets_a_suffix(capsys, airflow, passwords):
-    follow(airflow, "success")
-    airflow.answer(TRIGGER, 409, {"detail": "Unique constraint violation"}, then=[(200, {"dag_run_id": "manual__1"})])
-    assert release(airflow, passwords) == 0
-    first, second = (s.body["dag_run_id"] for s in airflow.requests(*TRIGGER))
-    assert second == f"{first}.2"
-
-
-def test_the_note_is_made_exact_once_resolve_and_checkout_tell_more(capsys, airflow, passwords):
-    follow(airflow, "success")
-    airflow.answer(("GET", f"{RUN}/taskInstances"), 200, {"task_instances": [
-        {"task_id": "resolve", "state": "success"}, {"task_id": "checkout", "state": "success"}]})
-    xcom(airflow, "resolve", {"environment": "dev", "strategy": "rolling", "git_ref": "main", "requested_by": "admin",
-                              "reason": "", "promote_from": "", "freeze_override": ""})
-    xcom(airflow, "checkout", {"sha": "3f2a9c1d" * 5, "short_sha": "3f2a9c1d"})
-    airflow.answer(("PATCH", RUN), 200, {})
-    assert release(airflow, passwords, "--git-ref", "main") == 0
-    patched = airflow.requests("PATCH", RUN)
-    assert [p.body for p in patched] == [{"note": "dev · rolling · main · by admin"}, {"note": "dev · rolling · main@3f2a9c1d · by admin"}]
-    assert patched[0].query == {"update_mask": ["note"]}
-
-
-def test_a_note_airflow_refuses_leaves_the_release_going(capsys, airflow, passwords):
-    follow(airflow, "success")
-    airflow.answer(("GET", f"{RUN}/taskInstances"), 200, {"task_instances": [{"task_id": "resolve", "state": "success"}]})
-    xcom(airflow, "resolve", {"environment": "dev", "strategy": "rolling", "git_ref": "main"})
-    airflow.answer(("PATCH", RUN), 403, {"detail": "Forbidden"})
-    assert release(airflow, passwords) == 0
-    assert "(the run's note is left as it was: HTTP 403: Forbidden)" in capsys.readouterr().out

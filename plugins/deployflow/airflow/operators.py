@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.sdk import BaseOperator, Variable
@@ -26,7 +26,7 @@ from deployflow.airflow.governance import govern
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.registry import registry_credentials
-from deployflow.airflow.runs import is_scheduled, requested_by
+from deployflow.airflow.runs import is_scheduled, requested_by, skip
 from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
 from deployflow.airflow.task_ids import CHECKOUT, NOTE, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
@@ -101,8 +101,8 @@ class CheckoutOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, object]:
         artifact = (context["ti"].xcom_pull(task_ids=RESOLVE) or {}).get("artifact")
         if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
-            raise AirflowSkipException(f"promoting {artifact['short_sha']} as {artifact['source']} promoted it "
-                                       f"(run {artifact['run_id']}): nothing to check out, build or test")
+            skip(context, f"promoting {artifact['short_sha']} as {artifact['source']} promoted it "
+                          f"(run {artifact['run_id']}): nothing to check out, build or test")
         require_grants(self.service)
         workspace = run_workspace(self.service.name, context["run_id"])
         location = self.service.source.location(project_root())

@@ -29,5 +29,8 @@ REFUSED = "refused"
 # run's note (the Task SDK has no call for it), so the client sets it through the REST API.
 NOTE = "note"
 
+# The XCom key under which a task that skips leaves why (``runs.skip``), for the client to tell.
+SKIPPED = "skipped"
+
 # The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
 FAILURE = "failure"

@@ -5,6 +5,7 @@ and failures. The session is passed in, so tests can point it anywhere; the toke
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,6 +215,26 @@ def run_seconds(run: dict[str, Any]) -> float | None:
         return None
     parse = datetime.fromisoformat
     return (parse(run["end_date"].replace("Z", "+00:00")) - parse(run["start_date"].replace("Z", "+00:00"))).total_seconds()
+
+
+_DURATION = re.compile(r"P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+                       r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?")
+
+
+def duration_seconds(value: object) -> float | None:
+    """Seconds of a duration as Airflow's API gives it (ISO 8601, ``PT1H30M``; or a number of seconds); None for none.
+
+    :raises UnexpectedAnswer: anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = _DURATION.fullmatch(value) if isinstance(value, str) and value not in ("P", "PT") else None
+    if found is None or value.endswith("T"):
+        raise UnexpectedAnswer(f"{value!r} is not a duration (ISO 8601, such as PT1H30M)")
+    days, hours, minutes, seconds = (float(found[k] or 0) for k in "dhms")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def _one_line(text: object) -> str:

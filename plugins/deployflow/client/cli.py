@@ -71,13 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password-file", default=".airflow/simple_auth_manager_passwords.json")
     parser.add_argument("--http-timeout", type=float, default=30, help="seconds to wait for each answer of Airflow (exit 5 after)")
     sub = parser.add_subparsers(dest="name", required=True)
-    release_parser = sub.add_parser("release", help="trigger a release and follow it to the end")
+    scripts = argparse.ArgumentParser(add_help=False)
+    scripts.add_argument("--json", action="store_true", help="print one JSON document instead of a table (for scripts)")
+    release_parser = sub.add_parser("release", parents=[scripts], help="trigger a release and follow it to the end")
     release_parser.add_argument("service")
     release_parser.add_argument("--environment", default=None)
     release_parser.add_argument("--git-ref", default=None)
-    release_parser.add_argument("--strategy", default=None)
+    release_parser.add_argument("--strategy", default=None, help="default: the environment's in the catalog")
     release_parser.add_argument("--reason", default=None)
-    release_parser.add_argument("--timeout", type=float, default=1800, help="seconds to follow the run (exit 7 after)")
+    release_parser.add_argument("--promote-from", default=None, metavar="ENVIRONMENT",
+                                help="release the image and tests this environment promoted, unbuilt")
+    release_parser.add_argument("--freeze-override", default=None, metavar="REASON",
+                                help="release into a freeze window anyway, for this reason (the release then waits for an approval)")
+    release_parser.add_argument("--timeout", type=float, default=None,
+                                help="seconds to follow the run (exit 7 after); default: the DAG's run timeout, which counts "
+                                     "its longest approval gate, and 60 s to start")
     release_parser.set_defaults(run=release)
     args = parser.parse_args(argv)
     try:

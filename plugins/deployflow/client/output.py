@@ -10,7 +10,7 @@ from typing import Any
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, indent: str = "") -> str:
     """``rows`` under a header of ``columns``, each column as wide as its widest cell; an empty cell is ``-``."""
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     lines = [[c.upper() for c in columns], *cells]
     return "\n".join(indent + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
