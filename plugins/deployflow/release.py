@@ -140,9 +140,9 @@ class ReleaseRequest:
             raise ConfigError("params.strategy", one_of(strategy, STRATEGY_CHOICES))
         if strategy == USE_CATALOG:
             strategy = service.environments[environment].strategy
-        reason = _reason(params.get("reason") or "", "params.reason")
+        reason = check_reason(params.get("reason") or "", "params.reason")
         promote_from = _promote_from(service, environment, params.get("promote_from") or "")
-        freeze_override = _reason(params.get("freeze_override") or "", "params.freeze_override")
+        freeze_override = check_reason(params.get("freeze_override") or "", "params.freeze_override")
         return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override)
 
     def to_dict(self) -> dict[str, str]:
@@ -176,7 +176,9 @@ def _promote_from(service: Service, environment: str, source: Any) -> str:
     return source
 
 
-def _reason(reason: Any, field: str) -> str:
+def check_reason(reason: Any, field: str) -> str:
+    """``reason`` if it is one line of visible text of at most REASON_MAX characters, and no template; else a
+    :class:`ConfigError` of ``field`` naming what is wrong (a release's reason, an override's, a gate's comment)."""
     if not isinstance(reason, str) or len(reason) > REASON_MAX:
         raise ConfigError(field, f"must be text of at most {REASON_MAX} characters")
     for char in reason:

@@ -40,6 +40,12 @@ class BadInput(ClientError):
     exit_code = 2
 
 
+class Refused(ClientError):
+    """What was asked cannot be done as asked (the gate never counts its requester's answer; a freeze is set)."""
+
+    exit_code = 2
+
+
 class PasswordUnreadable(ClientError):
     exit_code = 3
 
@@ -54,6 +60,12 @@ class UnexpectedAnswer(ClientError):
 
 class RunTimedOut(ClientError, TimeoutError):
     exit_code = 7
+
+
+class NothingToDo(ClientError):
+    """Nothing is there to act on: no gate waits for an answer, no freeze is set."""
+
+    exit_code = 8
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,12 @@ class AirflowClient:
     def approval(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         """A human-in-the-loop gate's request and answer (subject, body, options, responded_by, chosen_options)."""
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
+
+    def waiting_gates(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        """The human-in-the-loop requests of the DAG's runs (``~``: every run) that have no answer yet, each with its
+        ``task_instance`` (``dag_run_id``, ``task_id``, ``state``)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails"
+        return self._call("GET", path, params={"response_received": "false", "limit": 100})["hitl_details"]
 
     def answer(self, dag_id: str, run_id: str, task_id: str, option: str, comment: str = "") -> dict[str, Any]:
         """Answer a gate (``Approve`` or ``Reject``) as the logged-in user; HTTP 403 for one it does not assign."""

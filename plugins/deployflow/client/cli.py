@@ -1,20 +1,27 @@
-"""Trigger and follow releases through Airflow's REST API (v2), as CI does.
+"""Releases through Airflow's REST API (v2), for people at a terminal and for CI: trigger and follow one, answer
+its approval gate, freeze and unfreeze environments.
 
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
         release sample-app --environment dev --git-ref main --reason "CI build 42"
+    python -m deployflow.client ... approve sample-app --environment prod --reason "CAB-1234"
+    python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
 
-Every failure is one line on stderr (never a traceback) and one of these exit codes:
+Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
+traceback) and one of these exit codes:
 
-    0  the release succeeded
+    0  done: the release succeeded; the gate was answered; the freeze was set or lifted
     1  the release failed (the run ended failed; the failing tasks' reasons are printed)
-    2  refused or bad input: Airflow refused the trigger (HTTP 400, 404, 409, 422: a bad param, an
-       unknown DAG), or an argument is wrong (a malformed --url; argparse's own usage errors)
+    2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
+       an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
+       (without --replace), or an argument is wrong (a malformed --url or --until; argparse's usage errors)
     3  the password file is missing, unreadable, not JSON, or has no password for --user
-    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token)
+    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver
+       the gate assigns, no right to the Variable)
     5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
     6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
     7  the run did not finish within --timeout (it goes on in Airflow)
+    8  nothing to act on: no gate waits for an answer there; no freeze is set to lift
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable
+from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
 
 
@@ -86,10 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     release_parser.add_argument("--timeout", type=float, default=None,
                                 help="seconds to follow the run (exit 7 after); default: the DAG's run timeout, which counts "
                                      "its longest approval gate, and 60 s to start")
-    release_parser.set_defaults(run=release)
+    release_parser.set_defaults(handler=release)
+    for name, handler in (("approve", approve), ("reject", reject)):
+        gate = sub.add_parser(name, parents=[scripts], help=f"{name} the gate waiting in a release of SERVICE to an environment")
+        gate.add_argument("service")
+        gate.add_argument("--environment", required=True)
+        gate.add_argument("--run", default=None, metavar="RUN_ID", help="this run's gate (default: the newest run's that waits)")
+        gate.add_argument("--reason", default=None, help="why: the gate's comment, in the ledger and told to the channels")
+        gate.set_defaults(handler=handler)
     args = parser.parse_args(argv)
     try:
-        return args.run(args, lambda: connect(args))
+        return args.handler(args, lambda: connect(args))
     except ClientError as exc:
         print(f"deployflow.client: {exc}", file=sys.stderr)
         return exc.exit_code
