@@ -176,6 +176,26 @@ class AirflowClient:
         return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
                           json=body)
 
+    def variable(self, key: str) -> str | None:
+        """An Airflow Variable's value as stored (text); None when there is none."""
+        try:
+            return self._call("GET", f"/api/v2/variables/{key}")["value"]
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def set_variable(self, key: str, value: str, description: str, *, exists: bool) -> dict[str, Any]:
+        """Create the Variable, or replace the one that ``exists``."""
+        body = {"key": key, "value": value, "description": description}
+        if exists:
+            return self._call("PATCH", f"/api/v2/variables/{key}", json=body)
+        return self._call("POST", "/api/v2/variables", json=body)
+
+    def delete_variable(self, key: str) -> None:
+        """Delete the Variable; ApiError 404 when there is none."""
+        self._call("DELETE", f"/api/v2/variables/{key}")
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
         """The task's structured log entries (Airflow 3 logs are JSON events)."""
         data = self._call(

@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable
+from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
 
@@ -102,6 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         gate.add_argument("--run", default=None, metavar="RUN_ID", help="this run's gate (default: the newest run's that waits)")
         gate.add_argument("--reason", default=None, help="why: the gate's comment, in the ledger and told to the channels")
         gate.set_defaults(handler=handler)
+    hold = sub.add_parser("freeze", parents=[scripts], help="refuse every service's releases to environments (an incident)")
+    where = hold.add_mutually_exclusive_group(required=True)
+    where.add_argument("--environment", action="append", help="an environment to freeze (again for more)")
+    where.add_argument("--all-environments", action="store_true", help="freeze every environment")
+    hold.add_argument("--reason", required=True, help="why: every refused release says it")
+    hold.add_argument("--until", default=None, metavar="ISO_TIME",
+                      help="when it ends by itself, with its zone (2026-12-03T08:00:00Z); default: when unfrozen")
+    hold.add_argument("--name", default=None, help="what refusals call it (default: freeze-<UTC time>)")
+    hold.add_argument("--replace", action="store_true", help="replace a freeze that is set")
+    hold.set_defaults(handler=freeze)
+    lift = sub.add_parser("unfreeze", parents=[scripts], help="lift the freeze, or its hold on some environments")
+    lift.add_argument("--environment", action="append", help="lift it here only (again for more); default: everywhere")
+    lift.set_defaults(handler=unfreeze)
     args = parser.parse_args(argv)
     try:
         return args.handler(args, lambda: connect(args))
