@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from deployflow.client import cli as client
-from tests.unit.fake_airflow import TOKEN, closed_port
+from tests.unit.fake_airflow import TOKEN, closed_port, run_client
 
 TRIGGER = ("POST", "/api/v2/dags/release_shop/dagRuns")
 
@@ -87,3 +87,15 @@ def test_a_refused_trigger(capsys, airflow, passwords):
     airflow.answer(TOKEN, 201, {"access_token": "jwt"})
     airflow.answer(TRIGGER, 400, {"detail": "Invalid input for param environment: No value passed"})
     assert run(capsys, airflow.url, passwords) == (2, "release refused: Invalid input for param environment: No value passed")
+
+
+@pytest.mark.parametrize(("route", "body", "argv"), [
+    (("GET", "/api/v2/dags/release_shop/dagRuns/~/hitlDetails"), {"details": []}, ("approve", "shop", "--environment", "prod")),
+    (("GET", "/api/v2/variables/deployflow_freeze"), {"key": "deployflow_freeze"}, ("unfreeze",)),
+    (("POST", "/api/v2/dags/release_shop/dagRuns"), ["not", "a", "run"], ("release", "shop", "--environment", "dev")),
+])
+def test_an_answer_of_another_shape_is_one_line_and_exit_6(capsys, airflow, passwords, route, body, argv):
+    airflow.logs_in()
+    airflow.answer(route, 200, body)
+    ran = run_client(capsys, airflow, passwords, *argv)
+    assert ran.code == 6 and ran.err.startswith("deployflow.client: Airflow's answer is not what its API gives ("), ran.err

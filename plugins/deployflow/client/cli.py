@@ -22,6 +22,7 @@ traceback) and one of these exit codes:
     6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
     7  the run did not finish within --timeout (it goes on in Airflow)
     8  nothing to act on: no gate waits for an answer there; no freeze is set to lift
+  130  interrupted (Ctrl-C): what was triggered goes on in Airflow
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable
+from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable, UnexpectedAnswer
 from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
@@ -122,3 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as exc:
         print(f"deployflow.client: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (KeyError, TypeError, AttributeError) as exc:  # an answer of another shape than Airflow's API gives
+        print(f"deployflow.client: Airflow's answer is not what its API gives ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return UnexpectedAnswer.exit_code
+    except KeyboardInterrupt:
+        print("deployflow.client: interrupted (what was triggered goes on in Airflow)", file=sys.stderr)
+        return 130
