@@ -140,6 +140,14 @@ def test_by_default_it_follows_as_long_as_airflow_lets_the_run_go_on(capsys, air
     assert says in release(capsys, airflow, passwords).out
 
 
+def test_a_run_timeout_that_cannot_be_read_is_the_default_the_run_is_followed_all_the_same(capsys, airflow, passwords):
+    follow(airflow, "success")
+    airflow.answer(("GET", f"{DAG}/details"), 403, {"detail": "Forbidden"})
+    ran = release(capsys, airflow, passwords)
+    assert ran.code == 0
+    assert "following the run for up to 1800 s (the DAG's run timeout is not known: HTTP 403: Forbidden)" in ran.out
+
+
 def test_a_run_that_outlasts_the_timeout(capsys, airflow, passwords):
     follow(airflow, "running")
     ran = release(capsys, airflow, passwords, "--timeout", "0")

@@ -12,7 +12,15 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from deployflow.client.api import AirflowClient, ApiError, duration_seconds, failure_reason, run_seconds, timings
+from deployflow.client.api import (
+    AirflowClient,
+    ApiError,
+    UnexpectedAnswer,
+    duration_seconds,
+    failure_reason,
+    run_seconds,
+    timings,
+)
 from deployflow.client.output import table
 from deployflow.release import release_run_id, run_note
 
@@ -65,7 +73,11 @@ def trigger(client: AirflowClient, dag_id: str, conf: dict[str, Any], note: str,
 def follow_timeout(client: AirflowClient, dag_id: str, say: Callable[[str], None]) -> float:
     """How long to follow a run when ``--timeout`` is not given: as long as Airflow lets it run (the DAG's run
     timeout, which counts the longest approval gate), and the time it may wait to start."""
-    limit = duration_seconds(client.dag_details(dag_id).get("dag_run_timeout"))
+    try:
+        limit = duration_seconds(client.dag_details(dag_id).get("dag_run_timeout"))
+    except (ApiError, UnexpectedAnswer) as exc:  # the run is triggered: follow it all the same
+        say(f"following the run for up to {DEFAULT_TIMEOUT_S:.0f} s (the DAG's run timeout is not known: {exc})")
+        return DEFAULT_TIMEOUT_S
     if limit is None:
         say(f"following the run for up to {DEFAULT_TIMEOUT_S:.0f} s (the DAG sets no run timeout)")
         return DEFAULT_TIMEOUT_S
