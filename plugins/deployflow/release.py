@@ -15,12 +15,14 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from deployflow.catalog import GIT_REF_PATTERN, STRATEGIES, Service, check_git_ref
 from deployflow.catalog.parsing import TEMPLATE_MARKERS
 from deployflow.catalog.refs import MAX_LENGTH as GIT_REF_MAX
 from deployflow.errors import ConfigError, one_of
+from deployflow.governance.approvals import literal_markdown
 
 USE_CATALOG = "catalog"
 STRATEGY_CHOICES = (USE_CATALOG, *STRATEGIES)
@@ -151,11 +153,11 @@ class ReleaseRequest:
             raise ConfigError("params.strategy", one_of(strategy, STRATEGY_CHOICES))
         if strategy == USE_CATALOG:
             strategy = service.environments[environment].strategy
-        reason = _reason(params.get("reason") or "", "params.reason")
+        reason = check_reason(params.get("reason") or "", "params.reason")
         rollback_to = _rollback_to(params.get("rollback_to") or "", params.get("promote_from") or "")
         # A rollback takes this environment's own earlier release: what it requires was met when that was promoted.
         promote_from = "" if rollback_to else _promote_from(service, environment, params.get("promote_from") or "")
-        freeze_override = _reason(params.get("freeze_override") or "", "params.freeze_override")
+        freeze_override = check_reason(params.get("freeze_override") or "", "params.freeze_override")
         return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override,
                    rollback_to)
 
@@ -201,7 +203,9 @@ def _rollback_to(target: Any, promote_from: Any) -> str:
     return target
 
 
-def _reason(reason: Any, field: str) -> str:
+def check_reason(reason: Any, field: str) -> str:
+    """``reason`` if it is one line of visible text of at most REASON_MAX characters, and no template; else a
+    :class:`ConfigError` of ``field`` naming what is wrong (a release's reason, an override's, a gate's comment)."""
     if not isinstance(reason, str) or len(reason) > REASON_MAX:
         raise ConfigError(field, f"must be text of at most {REASON_MAX} characters")
     for char in reason:
@@ -214,3 +218,43 @@ def _reason(reason: Any, field: str) -> str:
     if marker:
         raise ConfigError(field, f"contains {marker!r}; a reason is data, never a template")
     return reason
+
+
+NOTE_MAX = 1000  # characters: Airflow keeps a run's note in a column of this size
+RUN_ID_PART_MAX = 60  # of the environment and of the ref in a run id: the time stays in view
+
+
+def run_note(request: Mapping[str, Any], version: str | None = None) -> str:
+    """What a release run says of itself in Airflow's run list (its note, which Airflow renders as Markdown):
+    ``prod · blue-green · main@3f2a9c1 · by alice: hotfix``.
+
+    :param request: a trigger's conf, or resolve's result (the request resolved: its strategy, and ``freeze``
+        where it overrides one).
+    :param version: the commit's short SHA once known (a promotion's at resolve, a build's at checkout).
+    """
+    strategy = request.get("strategy") or USE_CATALOG
+    ref = str(request.get("git_ref") or "the default ref")
+    if version and not version.startswith(ref) and not ref.startswith(version):
+        ref = f"{ref}@{version}"
+    if request.get("promote_from"):
+        ref += f" from {request['promote_from']}"
+    parts = [str(request.get("environment") or "no environment"),
+             "the catalog's strategy" if strategy == USE_CATALOG else str(strategy), ref]
+    if request.get("freeze"):
+        parts.append("freeze overridden")
+    who = f"by {literal_markdown(request['requested_by'])}" if request.get("requested_by") else ""
+    # Anyone's words: shown as written, never a link or HTML of their own.
+    why = literal_markdown(request["reason"]) if request.get("reason") else ""
+    parts.append(f"{who}: {why}" if who and why else who or why)
+    note = " · ".join(p for p in parts if p)
+    return note if len(note) <= NOTE_MAX else note[:NOTE_MAX - 1] + "…"
+
+
+def release_run_id(environment: str | None, git_ref: str | None, at: datetime) -> str:
+    """A release run's id that reads like its note: ``prod__main__20261206T174300`` (UTC, to the second).
+    Only Airflow's run-id characters that are safe in a path and a URL: letters, digits, ``.``, ``_`` and ``-``."""
+    def part(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]", "-", text).strip("-.")[:RUN_ID_PART_MAX] or "-"
+
+    when = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{part(environment or 'default')}__{part(git_ref or 'default')}__{when}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
 
 from deployflow.airflow import analysis_interval, sensors
 from deployflow.airflow.analysis_interval import Judging
@@ -200,3 +200,27 @@ def test_each_interval_s_trigger_goes_to_the_triggerer_of_the_queue_the_analysis
         sensor.execute({"ti": ti})
     message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
     assert message.queue == "host-b"
+
+
+class SkippingTI(TI):
+    def __init__(self, strategy: str, shifted: dict) -> None:
+        super().__init__()
+        self.returned = {"resolve": {"strategy": strategy}, "shift": shifted}
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict:
+        return self.returned[task_ids]
+
+
+@pytest.mark.parametrize(("strategy", "shifted", "analysis", "why"), [
+    ("blue-green", {"analysis": False, "previous": "v1"}, True, "blue-green has no canary step to judge"),
+    ("canary", {"analysis": False, "previous": None}, True, "a first deploy: no old version to judge the canary against"),
+    ("canary", {"analysis": False, "previous": "v1"}, False, "analysis is off in staging"),
+    ("canary", {"analysis": False, "already_live": True, "version": "v1"}, True, "v1 is live already: nothing to judge"),
+])
+def test_no_analysis_says_why_in_the_log_and_in_xcom(strategy, shifted, analysis, why):
+    service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {
+        "staging": {"port": 18997, "strategy": "canary", "analysis": {"enabled": analysis}}}})
+    ti = SkippingTI(strategy, shifted)
+    with pytest.raises(AirflowSkipException, match=f"^{why}$"):
+        CanaryAnalysisSensor(task_id="analysis", service=service, environment_name="staging").execute({"ti": ti})
+    assert ti.pushed == {"skipped": why}

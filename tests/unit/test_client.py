@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from deployflow.client import AirflowClient, ApiError, failure_reason, run_seconds, timings
+from deployflow.client.api import UnexpectedAnswer, duration_seconds
 
 
 class FakeResponse:
@@ -73,3 +74,16 @@ def test_timings_are_in_start_order_with_unstarted_tasks_last():
     assert [t.task_id for t in timings(tis)] == ["resolve", "build", "gate"]
     assert run_seconds({"start_date": "2026-01-01T00:00:01Z", "end_date": "2026-01-01T00:00:09.5Z"}) == 8.5
     assert run_seconds({"start_date": None}) is None
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("PT35M", 2100.0), ("PT1H30M1S", 5401.0), ("P1DT2H", 93600.0), ("PT0.5S", 0.5), (5400, 5400.0), (None, None),
+])
+def test_a_duration_as_airflow_gives_it(value, seconds):
+    assert duration_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["P", "PT", "1H", "PT1H30", "P1DT", True, [1]])
+def test_a_duration_of_another_shape_is_an_unexpected_answer(value):
+    with pytest.raises(UnexpectedAnswer, match="is not a duration"):
+        duration_seconds(value)

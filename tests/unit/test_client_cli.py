@@ -1,79 +1,16 @@
 """The deployflow.client CLI: every failure is one line on stderr and its documented exit code.
 
-Airflow is played by a real HTTP server on 127.0.0.1 (port 0) answering from a table; "unreachable" is
-a port just closed.
+Airflow is played by a real HTTP server on 127.0.0.1 (tests/unit/fake_airflow.py) answering from a table.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from deployflow.client import cli as client
+from tests.unit.fake_airflow import TOKEN, closed_port, run_client
 
-TOKEN = ("POST", "/auth/token")
 TRIGGER = ("POST", "/api/v2/dags/release_shop/dagRuns")
-
-
-class Airflow:
-    """A fake Airflow API on a real socket: ``answers[(method, path)] = (status, content type, body, delay s)``."""
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], tuple[int, str, bytes, float]] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, kind, body, delay = outer.answers.get((self.command, self.path.split("?")[0]),
-                                                              (404, "application/json", b'{"detail": "Not Found"}', 0))
-                time.sleep(delay)
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer  # noqa: N815 - http.server's names
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, route: tuple[str, str], status: int, body: object, *, kind: str = "application/json", delay: float = 0) -> None:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.answers[route] = (status, kind, raw, delay)
-
-
-@pytest.fixture
-def airflow() -> Iterator[Airflow]:
-    fake = Airflow()
-    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
-@pytest.fixture
-def passwords(tmp_path):
-    path = tmp_path / "passwords.json"
-    path.write_text(json.dumps({"admin": "s3cret-pw"}))
-    return path
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run(capsys, url: str, password_file, *extra: str) -> tuple[int, str]:
@@ -152,27 +89,13 @@ def test_a_refused_trigger(capsys, airflow, passwords):
     assert run(capsys, airflow.url, passwords) == (2, "release refused: Invalid input for param environment: No value passed")
 
 
-def follow(airflow: Airflow, state: str) -> None:
-    airflow.answer(TOKEN, 201, {"access_token": "jwt"})
-    airflow.answer(TRIGGER, 200, {"dag_run_id": "manual__1"})
-    airflow.answer(("GET", "/api/v2/dags/release_shop/dagRuns/manual__1"), 200, {"state": state})
-    airflow.answer(("GET", "/api/v2/dags/release_shop/dagRuns/manual__1/taskInstances"), 200, {"task_instances": []})
-
-
-def release(airflow: Airflow, passwords, *extra: str) -> int:
-    return client.main(["--url", airflow.url, "--password-file", str(passwords), "release", "shop", "--environment", "dev", *extra])
-
-
-def test_a_run_that_outlasts_the_timeout(capsys, airflow, passwords):
-    follow(airflow, "running")
-    code = release(airflow, passwords, "--timeout", "0")
-    err = capsys.readouterr().err.strip()
-    assert (code, err) == (7, "deployflow.client: release_shop run manual__1 still running after 0 s (it goes on in Airflow)")
-
-
-@pytest.mark.parametrize(("state", "code"), [("success", 0), ("failed", 1)])
-def test_a_run_that_ends_exits_by_its_outcome(capsys, airflow, passwords, state, code):
-    follow(airflow, state)
-    assert release(airflow, passwords) == code
-    captured = capsys.readouterr()
-    assert f"release_shop manual__1: {state.upper()}" in captured.out and captured.err == ""
+@pytest.mark.parametrize(("route", "body", "argv"), [
+    (("GET", "/api/v2/dags/release_shop/dagRuns/~/hitlDetails"), {"details": []}, ("approve", "shop", "--environment", "prod")),
+    (("GET", "/api/v2/variables/deployflow_freeze"), {"key": "deployflow_freeze"}, ("unfreeze",)),
+    (("POST", "/api/v2/dags/release_shop/dagRuns"), ["not", "a", "run"], ("release", "shop", "--environment", "dev")),
+])
+def test_an_answer_of_another_shape_is_one_line_and_exit_6(capsys, airflow, passwords, route, body, argv):
+    airflow.logs_in()
+    airflow.answer(route, 200, body)
+    ran = run_client(capsys, airflow, passwords, *argv)
+    assert ran.code == 6 and ran.err.startswith("deployflow.client: Airflow's answer is not what its API gives ("), ran.err

@@ -257,7 +257,7 @@ def test_a_step_that_exits_0_ends_cleanly(ending):
 @pytest.mark.parametrize("step, started, pod_result, outcome, pushed", [
     ("prepare", False, {"step": "prepare", "ok": True}, {"step": "prepare", "ok": True},
      [("release", {"version": "0123456789ab", "image_version": "0123456789ab", "config": ""}), ("started", True)]),
-    ("rollback", False, None, AirflowSkipException, []),
+    ("rollback", False, None, AirflowSkipException, [("skipped", "nothing was deployed by this run: nothing to roll back")]),
     ("rollback", True, {"step": "rollback", "ok": True, "rolled_back": True}, {"step": "rollback", "ok": True, "rolled_back": True},
      []),
     ("promote", True, None, AirflowFailException, []),

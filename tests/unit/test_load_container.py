@@ -4,6 +4,7 @@ and returns; the record task stops it, reads its report and removes it."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -29,9 +30,13 @@ def shop(watch: dict | None = None):
 class ReleaseTI:
     def __init__(self, returned: dict[str, object]) -> None:
         self.returned = returned
+        self.pushed: dict[str, object] = {}
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
         return self.returned.get(task_ids) if key == "return_value" else None
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
 
 
 @pytest.fixture
@@ -76,23 +81,36 @@ def test_a_retried_load_task_replaces_the_running_load_never_adds_a_second(engin
     assert list(engine.by_name) == ["df-e2e-shop-prod-load"]
 
 
+NO_WATCH = "nothing to drive traffic for: no canary analysis, no post-promotion watch"
+
+
 @pytest.mark.parametrize(
-    ("watch", "shifted", "runs"),
+    ("watch", "shifted", "skipped"),
     [
-        ({"enabled": True}, {"analysis": False, "previous": "a"}, True),  # blue-green: traffic for the watch
-        ({"enabled": True}, {"analysis": False, "previous": None}, False),  # a first deploy has no watch
-        ({"enabled": False}, {"analysis": False, "previous": "a"}, False),
-        ({"enabled": False}, {"analysis": True, "previous": "a"}, True),  # canary analysis
+        ({"enabled": True}, {"analysis": False, "previous": "a"}, None),  # blue-green: traffic for the watch
+        ({"enabled": True}, {"analysis": False, "previous": None}, f"{NO_WATCH} (a first deploy)"),
+        ({"enabled": False}, {"analysis": False, "previous": "a"}, f"{NO_WATCH} (post_promotion is off in prod)"),
+        ({"enabled": False}, {"analysis": True, "previous": "a"}, None),  # canary analysis
     ],
 )
-def test_the_load_runs_only_while_something_is_judged(engine, watch, shifted, runs):
+def test_the_load_runs_only_while_something_is_judged_and_says_why_not(engine, watch, shifted, skipped):
     task = AnalysisLoadOperator(task_id="load", service=shop(watch), environment_name="prod", image="img")
-    if not runs:
-        with pytest.raises(AirflowSkipException):
-            task.execute({"ti": ReleaseTI({"shift": shifted})})
-        assert engine.calls_of("run") == []
+    ti = ReleaseTI({"shift": shifted})
+    if skipped:
+        with pytest.raises(AirflowSkipException, match=re.escape(skipped)):
+            task.execute({"ti": ti})
+        assert engine.calls_of("run") == [] and ti.pushed == {"skipped": skipped}
         return
-    assert task.execute({"ti": ReleaseTI({"shift": shifted})})["container"] == "df-e2e-shop-prod-load"
+    assert task.execute({"ti": ti})["container"] == "df-e2e-shop-prod-load"
+
+
+def test_no_load_where_the_load_rate_is_0(engine):
+    service = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
+        "port": 18996, "analysis": {"load_rate": 0}}}})
+    ti = ReleaseTI({"shift": {"analysis": True, "previous": "a"}})
+    with pytest.raises(AirflowSkipException):
+        AnalysisLoadOperator(task_id="load", service=service, environment_name="prod", image="img").execute({"ti": ti})
+    assert ti.pushed == {"skipped": "analysis.load_rate is 0 in prod: no synthetic traffic"}
 
 
 LOAD_LOG = b"load: 5 requests/s to http://127.0.0.1:18996/ for up to 180 s\n" \

@@ -149,18 +149,30 @@ def test_the_watch_counts_towards_the_scale_down_delay():
     assert 30 <= took < 32, took  # the 20 s watch, then the 10 s left of the delay: not 50 s
 
 
-@pytest.mark.parametrize("how", ["off", "first deploy", "rolling keeps no old instances"])
-def test_no_watch_where_it_is_off_or_nothing_stands_by(how, caplog):
+@pytest.mark.parametrize(("how", "why"), [
+    ("off", "post_promotion is off in prod"),
+    ("first deploy", "a first deploy: no old version to go back to"),
+    ("rolling keeps no old instances", "no instance of v1 stands by to go back to (the release replaced it in place)"),
+])
+def test_no_watch_where_it_is_off_or_nothing_stands_by_and_promote_says_why(how, why, caplog):
     strategy = "rolling" if how.startswith("rolling") else "blue-green"
     w = World(strategy, platform="docker", post_promotion={"enabled": how != "off", "duration_s": 20, "interval_s": 5})
     judge = ScriptedJudge(w)
-    w.release("v1", *FULL)
+    promoted = w.release("v1", *FULL)
     if how != "first deploy":
         with caplog.at_level(logging.INFO, logger="deployflow.deployer"):
-            w.release("v2", *FULL)
+            promoted = w.release("v2", *FULL)
     assert judge.made == [] and w.shares() == {("v1" if how == "first deploy" else "v2"): 100}
-    if how.startswith("rolling"):
-        assert "no post-promotion watch: no instance of v1 stands by" in caplog.text
+    assert promoted["watch"] == {"skipped": why}
+    if how != "first deploy":
+        assert f"promote: no post-promotion watch: {why}" in caplog.text
+
+
+def test_promote_says_how_long_it_watched():
+    w = released("blue-green", "docker")
+    ScriptedJudge(w)
+    to_full_traffic(w)
+    assert w.release("v2", "promote")["watch"] == {"seconds": 20.0}
 
 
 def test_the_deployer_cli_notes_why_promote_failed_and_rollback_reports_it(monkeypatch, capsys):

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
+
 import jsonschema
 import pytest
 
 from deployflow.catalog import parse_service
 from deployflow.errors import ConfigError
-from deployflow.release import ReleaseRequest, param_schema
+from deployflow.release import ReleaseRequest, param_schema, release_run_id, run_note
 
 SERVICE = parse_service({
     "name": "shop",
@@ -127,3 +130,41 @@ def test_only_the_nightly_schedule_releases_to_the_nightly_environment():
     jsonschema.validate(None, spec)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate("prod", spec)
+
+
+NOTES = [
+    # A trigger's conf, before resolve: the catalog's strategy is not known yet.
+    ({"environment": "prod", "git_ref": "main"}, None, "prod · the catalog's strategy · main"),
+    # Resolve's result, with the commit once checked out.
+    ({"environment": "prod", "strategy": "blue-green", "git_ref": "main", "requested_by": "alice", "reason": "hotfix"},
+     "3f2a9c1", "prod · blue-green · main@3f2a9c1 · by alice: hotfix"),
+    # A SHA as the ref is not repeated; a promotion names where it comes from; an override is said.
+    ({"environment": "prod", "strategy": "canary", "git_ref": "3f2a9c1d", "promote_from": "staging",
+      "freeze": {"name": "weekend"}, "requested_by": "bob"}, "3f2a9c1", "prod · canary · 3f2a9c1d from staging · freeze overridden · by bob"),
+    # Anyone's words never make a link, an image or HTML in the run list.
+    ({"environment": "dev", "strategy": "rolling", "git_ref": "main", "reason": "see [this](http://x) <b>"}, None,
+     "dev · rolling · main · see \\[this\\]\\(http\\:\\/\\/x\\) \\<b\\>"),
+]
+
+
+@pytest.mark.parametrize(("request_", "version", "note"), NOTES)
+def test_a_runs_note_says_environment_strategy_version_who_and_why(request_, version, note):
+    assert run_note(request_, version) == note
+
+
+def test_a_long_note_is_cut_to_what_airflow_keeps():
+    note = run_note({"environment": "dev", "strategy": "rolling", "git_ref": "main", "reason": "x" * 2000})
+    assert len(note) == 1000 and note.endswith("x…")
+
+
+@pytest.mark.parametrize(("environment", "ref", "expected"), [
+    ("prod", "main", "prod__main__20261206T174300"),
+    ("dev", "feature/login@{1}", "dev__feature-login--1__20261206T174300"),
+    (None, None, "default__default__20261206T174300"),
+    ("staging", "a" * 200, f"staging__{'a' * 60}__20261206T174300"),
+])
+def test_a_run_id_reads_like_the_release_with_airflows_characters_only(environment, ref, expected):
+    at = datetime(2026, 12, 6, 18, 43, tzinfo=timezone(timedelta(hours=1)))  # told in UTC
+    made = release_run_id(environment, ref, at)
+    assert made == expected
+    assert re.fullmatch(r"[A-Za-z0-9_.-]+", made)

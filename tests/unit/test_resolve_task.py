@@ -77,4 +77,11 @@ def test_the_nightly_schedule_resolves_to_the_nightly_environment():
     params = {"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""}
     request = ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params, user=None, run_type="scheduled"))
     assert (request["environment"], request["strategy"], request["requested_by"]) == ("dev", "rolling", "scheduled")
-    assert ti.pushed == {}
+    assert ti.pushed == {("resolve", "note"): "dev · rolling · main · by scheduled"}
+
+
+def test_resolve_leaves_the_runs_note_with_the_resolved_strategy():
+    ti = RunTI()
+    params = {"environment": "prod", "git_ref": "v1.2", "strategy": "catalog", "reason": "fix *checkout*"}
+    ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params))
+    assert ti.pushed == {("resolve", "note"): "prod · blue-green · v1.2 · by alice: fix \\*checkout\\*"}

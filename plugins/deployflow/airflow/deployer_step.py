@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from deployflow.airflow.grants import require_grants
+from deployflow.airflow.runs import skip
 from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.task_ids import PREPARE
 from deployflow.deployer import BAD_INPUT, FAILED, FENCED
@@ -98,7 +99,7 @@ def begin_step(step: str, context: Context) -> None:
     if step == "prepare":
         ti.xcom_push(key="started", value=True)
     if step == "rollback" and not ti.xcom_pull(task_ids=PREPARE, key="started"):
-        raise AirflowSkipException("nothing was deployed by this run: nothing to roll back")
+        skip(context, "nothing was deployed by this run: nothing to roll back")
 
 
 def last_result(lines: Any) -> dict[str, Any] | None:

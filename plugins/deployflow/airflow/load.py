@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE
+from deployflow.airflow.runs import skip
 from deployflow.airflow.sites import environment_site
 from deployflow.airflow.task_ids import ANALYSIS, PROMOTE, ROLLBACK, SHIFT
 from deployflow.catalog import Service
@@ -58,8 +58,11 @@ class AnalysisLoadOperator(BaseOperator):
         env = self.service.environments[self.environment_name]
         shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
         analysed, watched = bool(shifted.get("analysis")), env.post_promotion.enabled and bool(shifted.get("previous"))
-        if not (analysed or watched) or env.analysis.load_rate <= 0:
-            raise AirflowSkipException("nothing to drive traffic for (no analysed step, no post-promotion watch, or no load_rate)")
+        if env.analysis.load_rate <= 0:
+            skip(context, f"analysis.load_rate is 0 in {env.name}: no synthetic traffic")
+        if not (analysed or watched):
+            why = f"post_promotion is off in {env.name}" if not env.post_promotion.enabled else "a first deploy"
+            skip(context, f"nothing to drive traffic for: no canary analysis, no post-promotion watch ({why})")
         seconds = load_seconds(self.service, self.environment_name, analysed, watched)
         site = environment_site(self.service, self.environment_name)
         url = f"{site.front_url()}/"

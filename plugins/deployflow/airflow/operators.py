@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.sdk import BaseOperator, Variable
@@ -26,16 +26,16 @@ from deployflow.airflow.governance import govern
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.registry import registry_credentials
-from deployflow.airflow.runs import is_scheduled, requested_by
+from deployflow.airflow.runs import is_scheduled, requested_by, skip
 from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
-from deployflow.airflow.task_ids import CHECKOUT, REFUSED, RESOLVE
+from deployflow.airflow.task_ids import CHECKOUT, NOTE, REFUSED, RESOLVE
 from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
 from deployflow.pipeline import build, suites
 from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.pipeline.registry import auth_config
-from deployflow.release import ReleaseRequest
+from deployflow.release import ReleaseRequest, run_note
 from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTRY_VARIABLE
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 
 class ResolveReleaseOperator(BaseOperator):
-    """Validate the run's params against the catalog and push the release request to XCom.
+    """Validate the run's params against the catalog and push the release request to XCom, with the run's note
+    (key ``note``: environment, strategy, ref, who and why) for whoever sets it through the REST API.
 
     :param service: the catalog entry this DAG releases.
     """
@@ -74,6 +75,9 @@ class ResolveReleaseOperator(BaseOperator):
             f" ({request.reason})" if request.reason else "",
         )
         resolved = {**request.to_dict(), **decided}
+        note = run_note(resolved, (decided.get("artifact") or {}).get("short_sha"))
+        self.log.info("run note: %s", note)
+        context["ti"].xcom_push(key=NOTE, value=note)
         announce(self.service, "started", resolved, context, version=(decided.get("artifact") or {}).get("short_sha"),
                  reason=request.reason)
         return resolved
@@ -99,8 +103,8 @@ class CheckoutOperator(BaseOperator):
         artifact = resolved.get("artifact")
         if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
             doing = "rolling back to" if resolved.get("rollback_to") else "promoting"
-            raise AirflowSkipException(f"{doing} {artifact['short_sha']} as {artifact['source']} promoted it "
-                                       f"(run {artifact['run_id']}): nothing to check out, build or test")
+            skip(context, f"{doing} {artifact['short_sha']} as {artifact['source']} promoted it "
+                          f"(run {artifact['run_id']}): nothing to check out, build or test")
         require_grants(self.service)
         workspace = run_workspace(self.service.name, context["run_id"])
         location = self.service.source.location(project_root())

@@ -1,9 +1,17 @@
-"""What a DAG run says of itself: who asked for it, and whether the schedule did; and whether this process is a task's."""
+"""What a DAG run says of itself: who asked for it, and whether the schedule did; why a task of it skipped; and
+whether this process is a task's."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from deployflow.airflow.task_ids import SKIPPED
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 def triggering_user(dag_run: Any) -> str | None:
@@ -19,6 +27,13 @@ def requested_by(dag_run: Any) -> str:
 def is_scheduled(dag_run: Any) -> bool:
     """The run is the nightly schedule's (``DagRunType.SCHEDULED``, whichever way it prints)."""
     return str(dag_run.run_type).lower().endswith("scheduled")
+
+
+def skip(context: Context, reason: str) -> NoReturn:
+    """Skip the task, leaving ``reason`` in its XCom (key ``skipped``) as well as in its log: the client reads it
+    there to say why a release did without a step."""
+    context["ti"].xcom_push(key=SKIPPED, value=reason)
+    raise AirflowSkipException(reason)
 
 
 def in_a_task() -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from deployflow import health
 from deployflow.airflow import task_ids
@@ -26,7 +26,8 @@ from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.load import stop_load
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.analysis.progress import AnalysisProgress, Outcome
-from deployflow.catalog import Health, Service
+from deployflow.airflow.runs import skip
+from deployflow.catalog import Environment, Health, Service
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -145,6 +146,19 @@ class HealthCheckSensor(BaseSensorOperator):
         self.log.info("%s", event.get("reason"))
 
 
+def not_analysed(shifted: dict[str, Any], strategy: str | None, environment: Environment) -> str:
+    """Why a release has no canary analysis, from shift's result (no analysed step) and the run's strategy."""
+    if shifted.get("already_live"):
+        return f"{shifted.get('version')} is live already: nothing to judge"
+    if strategy != "canary":
+        return f"{strategy} has no canary step to judge"
+    if not environment.analysis.enabled:
+        return f"analysis is off in {environment.name}"
+    if not shifted.get("previous"):
+        return "a first deploy: no old version to judge the canary against"
+    return "shift reached no analysed step"
+
+
 class CanaryAnalysisSensor(BaseSensorOperator):
     """Judge the canary against its baseline every interval; pass after N passing intervals.
 
@@ -199,13 +213,14 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         ti = context["ti"]
         shifted = ti.xcom_pull(task_ids=task_ids.SHIFT) or {}
+        strategy = (ti.xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy") or None  # the run's
         if not shifted.get("analysis"):
-            raise AirflowSkipException("no analysed canary step in this release (another strategy, or a first deploy)")
+            skip(context, not_analysed(shifted, strategy, self.service.environments[self.environment_name]))
         config = self.service.environments[self.environment_name].analysis
         progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
                                     scrape_lag_s=self.scrape_lag_s, no_data=config.no_data)
         judging = Judging(service=self.service.name, environment=self.environment_name,
-                          strategy=(ti.xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy") or None,  # the run's
+                          strategy=strategy,
                           colour=shifted["colour"], prometheus_url=prometheus_url())
         self.log.info("canary analysis of %s in %s: %d passing interval(s) of %d s needed, baseline track %r, no-data policy %r%s",
                       self.service.name, self.environment_name, config.intervals, config.interval_s,

@@ -31,5 +31,12 @@ DEPLOYER_STEPS = (PREPARE, SHIFT, PROMOTE, ROLLBACK)
 # The XCom key under which resolve leaves why it refused a request, for the record task's ledger line.
 REFUSED = "refused"
 
+# The XCom key under which resolve leaves the run's note (``deployflow.release.run_note``): a task cannot set its
+# run's note (the Task SDK has no call for it), so the client sets it through the REST API.
+NOTE = "note"
+
+# The XCom key under which a task that skips leaves why (``runs.skip``), for the client to tell.
+SKIPPED = "skipped"
+
 # The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
 FAILURE = "failure"

@@ -5,6 +5,7 @@ and failures. The session is passed in, so tests can point it anywhere; the toke
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ class BadInput(ClientError):
     exit_code = 2
 
 
+class Refused(ClientError):
+    """What was asked cannot be done as asked (the gate never counts its requester's answer; a freeze is set)."""
+
+    exit_code = 2
+
+
 class PasswordUnreadable(ClientError):
     exit_code = 3
 
@@ -53,6 +60,12 @@ class UnexpectedAnswer(ClientError):
 
 class RunTimedOut(ClientError, TimeoutError):
     exit_code = 7
+
+
+class NothingToDo(ClientError):
+    """Nothing is there to act on: no gate waits for an answer, no freeze is set."""
+
+    exit_code = 8
 
 
 @dataclass(frozen=True)
@@ -111,16 +124,27 @@ class AirflowClient:
     def import_errors(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v2/importErrors")["import_errors"]
 
-    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None, *,
+    def dag_details(self, dag_id: str) -> dict[str, Any]:
+        """The DAG with its details: ``dag_run_timeout`` (ISO 8601 duration), ``params``."""
+        return self._call("GET", f"/api/v2/dags/{dag_id}/details")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], note: str | None = None, *, run_id: str | None = None,
                 run_after: datetime | None = None) -> dict[str, Any]:
-        """A new run; ``run_after`` (aware): when it was asked for, which orders the releases waiting for one
-        environment (Airflow's default: now)."""
+        """A new run; ``run_id``: its id (Airflow's default: ``manual__<time>``); ``run_after`` (aware): when it was
+        asked for, which orders the releases waiting for one environment (Airflow's default: now)."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if run_id:
+            body["dag_run_id"] = run_id
         if note:
             body["note"] = note
         if run_after is not None:
             body["run_after"] = run_after.isoformat()
         return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> dict[str, Any]:
+        """Replace the run's note (what the run list shows of it), and nothing else of the run."""
+        return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", params={"update_mask": "note"},
+                          json={"note": note})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
@@ -140,11 +164,37 @@ class AirflowClient:
         """A human-in-the-loop gate's request and answer (subject, body, options, responded_by, chosen_options)."""
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails")
 
+    def waiting_gates(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        """The human-in-the-loop requests of the DAG's runs (``~``: every run) that have no answer yet, each with its
+        ``task_instance`` (``dag_run_id``, ``task_id``, ``state``)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails"
+        return self._call("GET", path, params={"response_received": "false", "limit": 100})["hitl_details"]
+
     def answer(self, dag_id: str, run_id: str, task_id: str, option: str, comment: str = "") -> dict[str, Any]:
         """Answer a gate (``Approve`` or ``Reject``) as the logged-in user; HTTP 403 for one it does not assign."""
         body = {"chosen_options": [option], "params_input": {"comment": comment}}
         return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
                           json=body)
+
+    def variable(self, key: str) -> str | None:
+        """An Airflow Variable's value as stored (text); None when there is none."""
+        try:
+            return self._call("GET", f"/api/v2/variables/{key}")["value"]
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def set_variable(self, key: str, value: str, description: str, *, exists: bool) -> dict[str, Any]:
+        """Create the Variable, or replace the one that ``exists``."""
+        body = {"key": key, "value": value, "description": description}
+        if exists:
+            return self._call("PATCH", f"/api/v2/variables/{key}", json=body)
+        return self._call("POST", "/api/v2/variables", json=body)
+
+    def delete_variable(self, key: str) -> None:
+        """Delete the Variable; ApiError 404 when there is none."""
+        self._call("DELETE", f"/api/v2/variables/{key}")
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
         """The task's structured log entries (Airflow 3 logs are JSON events)."""
@@ -203,6 +253,26 @@ def run_seconds(run: dict[str, Any]) -> float | None:
         return None
     parse = datetime.fromisoformat
     return (parse(run["end_date"].replace("Z", "+00:00")) - parse(run["start_date"].replace("Z", "+00:00"))).total_seconds()
+
+
+_DURATION = re.compile(r"P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+                       r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?")
+
+
+def duration_seconds(value: object) -> float | None:
+    """Seconds of a duration as Airflow's API gives it (ISO 8601, ``PT1H30M``; or a number of seconds); None for none.
+
+    :raises UnexpectedAnswer: anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = _DURATION.fullmatch(value) if isinstance(value, str) and value not in ("P", "PT") else None
+    if found is None or value.endswith("T"):
+        raise UnexpectedAnswer(f"{value!r} is not a duration (ISO 8601, such as PT1H30M)")
+    days, hours, minutes, seconds = (float(found[k] or 0) for k in "dhms")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def _one_line(text: object) -> str:

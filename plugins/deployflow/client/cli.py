@@ -1,20 +1,28 @@
-"""Trigger and follow releases through Airflow's REST API (v2), as CI does.
+"""Releases through Airflow's REST API (v2), for people at a terminal and for CI: trigger and follow one, answer
+its approval gate, freeze and unfreeze environments.
 
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
         release sample-app --environment dev --git-ref main --reason "CI build 42"
+    python -m deployflow.client ... approve sample-app --environment prod --reason "CAB-1234"
+    python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
 
-Every failure is one line on stderr (never a traceback) and one of these exit codes:
+Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
+traceback) and one of these exit codes:
 
-    0  the release succeeded
+    0  done: the release succeeded; the gate was answered; the freeze was set or lifted
     1  the release failed (the run ended failed; the failing tasks' reasons are printed)
-    2  refused or bad input: Airflow refused the trigger (HTTP 400, 404, 409, 422: a bad param, an
-       unknown DAG), or an argument is wrong (a malformed --url; argparse's own usage errors)
+    2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
+       an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
+       (without --replace), or an argument is wrong (a malformed --url or --until; argparse's usage errors)
     3  the password file is missing, unreadable, not JSON, or has no password for --user
-    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token)
+    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver
+       the gate assigns, no right to the Variable)
     5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
     6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
     7  the run did not finish within --timeout (it goes on in Airflow)
+    8  nothing to act on: no gate waits for an answer there; no freeze is set to lift
+  130  interrupted (Ctrl-C): what was triggered goes on in Airflow
 """
 
 from __future__ import annotations
@@ -22,21 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
-from deployflow.client.api import (
-    AirflowClient,
-    ApiError,
-    BadInput,
-    ClientError,
-    PasswordUnreadable,
-    failure_reason,
-    run_seconds,
-    timings,
-)
+from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable, UnexpectedAnswer
+from deployflow.client.freezes import freeze, unfreeze
+from deployflow.client.gates import approve, reject
+from deployflow.client.release import release
 
 
 def read_password(path: Path, user: str) -> str:
@@ -66,46 +66,11 @@ def check_url(url: str) -> str:
     return url
 
 
-def _release(args: argparse.Namespace) -> int:
+def connect(args: argparse.Namespace) -> AirflowClient:
+    """A client of ``--url``, logged in as ``--user``."""
     client = AirflowClient(check_url(args.url), timeout=args.http_timeout)
     client.login(args.user, args.password or read_password(Path(args.password_file), args.user))
-    dag_id = f"release_{args.service}"
-    conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason}
-    conf = {k: v for k, v in conf.items() if v is not None}
-    try:
-        run = client.trigger(dag_id, conf)
-    except ApiError as exc:
-        if exc.status not in (400, 404, 409, 422):
-            raise  # a login refused (4) or Airflow failing (6), not a refused release
-        print(f"release refused: {exc.detail}", file=sys.stderr)
-        return 2
-    run_id = run["dag_run_id"]
-    print(f"triggered {dag_id} run {run_id} with {json.dumps(conf)}")
-    started = time.monotonic()
-
-    def progress(task_id: str, state: str) -> None:
-        print(f"  [{time.monotonic() - started:6.1f}s] {task_id:<24} {state}", flush=True)
-
-    run = client.wait(dag_id, run_id, timeout=args.timeout, on_change=progress)
-    tis = client.task_instances(dag_id, run_id)
-    print(f"\n{dag_id} {run_id}: {run['state'].upper()} in {run_seconds(run) or 0:.1f} s")
-    print(f"  {'task':<24} {'state':<16} seconds")
-    for t in timings(tis):
-        print(f"  {t.task_id:<24} {t.state or '-':<16} {'' if t.seconds is None else f'{t.seconds:.1f}'}")
-    try:
-        live = client.xcom(dag_id, run_id, "record", key="live")
-    except ApiError:
-        live = None
-    if live:
-        print(f"\nlive in {live['environment']} at {live['url']}:")
-        for colour, members in live["sets"].items():
-            print(f"  {colour:<6} {', '.join(members['versions'])}: {members['traffic_percent']} % of traffic, "
-                  f"{len(members['instances'])} instance(s)")
-    for ti in tis:
-        if ti.get("state") == "failed":
-            entries = client.task_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1)
-            print(f"\n  {ti['task_id']} failed: {failure_reason(entries) or '(see the task log)'}")
-    return 0 if run["state"] == "success" else 1
+    return client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,17 +80,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", help="prefer --password-file: a password here shows in the process list")
     parser.add_argument("--password-file", default=".airflow/simple_auth_manager_passwords.json")
     parser.add_argument("--http-timeout", type=float, default=30, help="seconds to wait for each answer of Airflow (exit 5 after)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    release = sub.add_parser("release", help="trigger a release and follow it to the end")
-    release.add_argument("service")
-    release.add_argument("--environment", default=None)
-    release.add_argument("--git-ref", default=None)
-    release.add_argument("--strategy", default=None)
-    release.add_argument("--reason", default=None)
-    release.add_argument("--timeout", type=float, default=1800, help="seconds to follow the run (exit 7 after)")
+    sub = parser.add_subparsers(dest="name", required=True)
+    scripts = argparse.ArgumentParser(add_help=False)
+    scripts.add_argument("--json", action="store_true", help="print one JSON document instead of a table (for scripts)")
+    release_parser = sub.add_parser("release", parents=[scripts], help="trigger a release and follow it to the end")
+    release_parser.add_argument("service")
+    release_parser.add_argument("--environment", default=None)
+    release_parser.add_argument("--git-ref", default=None)
+    release_parser.add_argument("--strategy", default=None, help="default: the environment's in the catalog")
+    release_parser.add_argument("--reason", default=None)
+    release_parser.add_argument("--promote-from", default=None, metavar="ENVIRONMENT",
+                                help="release the image and tests this environment promoted, unbuilt")
+    release_parser.add_argument("--freeze-override", default=None, metavar="REASON",
+                                help="release into a freeze window anyway, for this reason (the release then waits for an approval)")
+    release_parser.add_argument("--timeout", type=float, default=None,
+                                help="seconds to follow the run (exit 7 after); default: the DAG's run timeout, which counts "
+                                     "its longest approval gate, and 60 s to start")
+    release_parser.set_defaults(handler=release)
+    for name, handler in (("approve", approve), ("reject", reject)):
+        gate = sub.add_parser(name, parents=[scripts], help=f"{name} the gate waiting in a release of SERVICE to an environment")
+        gate.add_argument("service")
+        gate.add_argument("--environment", required=True)
+        gate.add_argument("--run", default=None, metavar="RUN_ID", help="this run's gate (default: the newest run's that waits)")
+        gate.add_argument("--reason", default=None, help="why: the gate's comment, in the ledger and told to the channels")
+        gate.set_defaults(handler=handler)
+    hold = sub.add_parser("freeze", parents=[scripts], help="refuse every service's releases to environments (an incident)")
+    where = hold.add_mutually_exclusive_group(required=True)
+    where.add_argument("--environment", action="append", help="an environment to freeze (again for more)")
+    where.add_argument("--all-environments", action="store_true", help="freeze every environment")
+    hold.add_argument("--reason", required=True, help="why: every refused release says it")
+    hold.add_argument("--until", default=None, metavar="ISO_TIME",
+                      help="when it ends by itself, with its zone (2026-12-03T08:00:00Z); default: when unfrozen")
+    hold.add_argument("--name", default=None, help="what refusals call it (default: freeze-<UTC time>)")
+    hold.add_argument("--replace", action="store_true", help="replace a freeze that is set")
+    hold.set_defaults(handler=freeze)
+    lift = sub.add_parser("unfreeze", parents=[scripts], help="lift the freeze, or its hold on some environments")
+    lift.add_argument("--environment", action="append", help="lift it here only (again for more); default: everywhere")
+    lift.set_defaults(handler=unfreeze)
     args = parser.parse_args(argv)
     try:
-        return _release(args)
+        return args.handler(args, lambda: connect(args))
     except ClientError as exc:
         print(f"deployflow.client: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (KeyError, TypeError, AttributeError) as exc:  # an answer of another shape than Airflow's API gives
+        print(f"deployflow.client: Airflow's answer is not what its API gives ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return UnexpectedAnswer.exit_code
+    except KeyboardInterrupt:
+        print("deployflow.client: interrupted (what was triggered goes on in Airflow)", file=sys.stderr)
+        return 130

@@ -31,7 +31,7 @@ from deployflow.rollout.guards import Guards
 from deployflow.rollout.plan import decide, planned, promote_steps, shift_steps, track
 from deployflow.record import PROMOTED, ROLLED_BACK, Record, StepFailed, Target, nothing_to_roll_back
 from deployflow.rollout.status import status
-from deployflow.rollout.watch import Judge, watch_after_promotion
+from deployflow.rollout.watch import Judge, Watched, watch_after_promotion
 from deployflow.routers.base import Split, Traffic
 from deployflow.stores.base import ReleaseStore
 from deployflow.strategies.base import Step, Strategy
@@ -149,7 +149,8 @@ class Rollout:
             record = self._apply(record, step)
             if step.pause_s:
                 self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
-        delay = self.strategy.scale_down_delay() - self._watch_after_promotion(record)
+        watched = self._watch_after_promotion(record)
+        delay = self.strategy.scale_down_delay() - watched.seconds
         if delay > 0 and record.previous:
             self.guards.watch(record, delay, "the scale-down delay")
         old = [c for c in (record.live, BASELINE if record.baseline else None) if c and c != record.colour]
@@ -165,7 +166,7 @@ class Rollout:
         log.info("promote: %s is live in %s; %s of %s removed in %.1f s", self.target.version, self.env.name,
                  " and ".join(old) or "nothing", record.previous.version if record.previous else "nothing",
                  self.clock() - started)
-        return {**self._result(record, started), "cost": self._cost(record)}
+        return {**self._result(record, started), "cost": self._cost(record), "watch": watched.to_dict()}
 
     def rollback(self) -> dict[str, Any]:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
@@ -211,8 +212,8 @@ class Rollout:
     def _cost(self, record: Record) -> dict[str, Any]:
         return release_cost(record, counters(self.traffic))
 
-    def _watch_after_promotion(self, record: Record) -> float:
-        """The post-promotion watch, where the catalog asks for it and the old version stands by; seconds watched."""
+    def _watch_after_promotion(self, record: Record) -> Watched:
+        """The post-promotion watch, where the catalog asks for it and the old version stands by."""
         kept = self.traffic.sizes(self._steps(record)[-1], self.env.replicas)[1]  # None: the old set stays as it is
         return watch_after_promotion(record, environment=self.env, keeps_old=record.live != record.colour and kept != 0,
                                      guards=self.guards, workload=self.workload, judges=self.judges, clock=self.clock)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from deployflow.catalog import Environment
 from deployflow.metrics.base import MetricsError
@@ -44,6 +44,30 @@ class Judgement:
     nodata: str | None = None
 
 
+@dataclass(frozen=True)
+class Watched:
+    """What the watch did, for promote's result: the seconds it watched, or why there was no watch (``skipped``)."""
+
+    seconds: float = 0.0
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped} if self.skipped else {"seconds": round(self.seconds, 2)}
+
+
+def not_watched(record: Record, environment: Environment, keeps_old: bool) -> str | None:
+    """Why the new version is not watched after promotion (None: it is)."""
+    if not environment.post_promotion.enabled:
+        return f"post_promotion is off in {environment.name}"
+    if record.previous is None:
+        return "a first deploy: no old version to go back to"
+    if record.percent < 100:
+        return f"{record.version} takes {record.percent} % of traffic, not all"
+    if not keeps_old:
+        return f"no instance of {record.previous.version} stands by to go back to (the release replaced it in place)"
+    return None
+
+
 class Judge(Protocol):
     def begin(self) -> None:
         """The watch starts now."""
@@ -63,16 +87,15 @@ class HealthOnly:
 
 
 def watch_after_promotion(record: Record, *, environment: Environment, keeps_old: bool, guards: Guards,
-                          workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float]) -> float:
-    """Watch the new version for the catalog's ``post_promotion.duration_s``; the seconds watched (0 when the
+                          workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float]) -> Watched:
+    """Watch the new version for the catalog's ``post_promotion.duration_s``; what was watched (nothing when the
     watch is off, on a first deploy, or where no old instances stand by: in place, or after a rolling step).
     On a failure the old version takes all traffic back and StepFailed says why (Guards.abort)."""
     config, replicas = environment.post_promotion, environment.replicas
-    if not config.enabled or record.previous is None or record.percent < 100:
-        return 0.0
-    if not keeps_old:
-        log.info("promote: no post-promotion watch: no instance of %s stands by to go back to", record.previous.version)
-        return 0.0
+    skipped = not_watched(record, environment, keeps_old)
+    if skipped is not None:
+        log.info("promote: no post-promotion watch: %s", skipped)
+        return Watched(skipped=skipped)
     judge = judges(record.previous.version, record.version) if judges else HealthOnly()
     started = clock()
     judge.begin()
@@ -115,4 +138,4 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
     alone = "" if with_data else f": judged on health and instances alone (no-data policy {config.no_data!r})"
     log.info("post-promotion watch: %s passed %d interval(s) in %.1f s; %s%s", record.version, number,
              clock() - started, had, alone)
-    return clock() - started
+    return Watched(seconds=clock() - started)
