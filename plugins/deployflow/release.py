@@ -238,6 +238,8 @@ def run_note(request: Mapping[str, Any], version: str | None = None) -> str:
         ref = f"{ref}@{version}"
     if request.get("promote_from"):
         ref += f" from {request['promote_from']}"
+    if request.get("rollback_to"):
+        ref = f"rollback to {request['rollback_to']}" + (f"@{version}" if version and version != request["rollback_to"] else "")
     parts = [str(request.get("environment") or "no environment"),
              "the catalog's strategy" if strategy == USE_CATALOG else str(strategy), ref]
     if request.get("freeze"):

@@ -228,3 +228,16 @@ def test_a_failed_task_says_why_from_its_log(capsys, airflow, passwords):
         {"event": "Task failed", "error_detail": [{"exc_type": "AirflowFailException", "exc_value": "build: no Dockerfile"}]}]})
     ran = release(capsys, airflow, passwords)
     assert ran.code == 1 and ran.out.endswith("\n  build failed: AirflowFailException: build: no Dockerfile\n")
+
+
+def test_a_rollback_asks_for_the_earlier_release_and_says_which_it_puts_back(capsys, airflow, passwords):
+    follow(airflow, "success", tasks=[[ti("resolve", "success")]])
+    xcom(airflow, "resolve", {**RESOLVED, "environment": "prod", "rollback_to": "previous",
+                              "artifact": {"short_sha": "0ld0ld0ld0ld", "source": "prod", "run_id": "prod__main__20261205T100000"}})
+    ran = run_client(capsys, airflow, passwords, "rollback", "shop", "--environment", "prod", "--reason", "errors after 3f2a9c1")
+    trigger = airflow.requests(*TRIGGER)[0].body
+    assert trigger["conf"] == {"environment": "prod", "reason": "errors after 3f2a9c1", "rollback_to": "previous"}
+    assert trigger["dag_run_id"].startswith("prod__rollback-previous__")
+    assert ("  rolling back to 0ld0ld0ld0ld as prod promoted it (run prod__main__20261205T100000): no checkout, build or "
+            "tests\n") in ran.out
+    assert ran.code == 0

@@ -4,6 +4,7 @@ its approval gate, freeze and unfreeze environments.
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
         release sample-app --environment dev --git-ref main --reason "CI build 42"
+    python -m deployflow.client ... rollback sample-app --environment prod --to previous --reason "errors after 1a2b3c4"
     python -m deployflow.client ... approve sample-app --environment prod --reason "CAB-1234"
     python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
 
@@ -97,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                                 help="seconds to follow the run (exit 7 after); default: the DAG's run timeout, which counts "
                                      "its longest approval gate, and 60 s to start")
     release_parser.set_defaults(handler=release)
+    back = sub.add_parser("rollback", parents=[scripts], help="put back an earlier release of SERVICE in an environment, "
+                                                               "unbuilt, and follow it to the end")
+    back.add_argument("service")
+    back.add_argument("--environment", required=True)
+    back.add_argument("--to", dest="rollback_to", default="previous", metavar="VERSION",
+                      help="'previous' (default: the release before the live one) or a commit the environment promoted")
+    back.add_argument("--strategy", default=None, help="default: the environment's; blue-green for a fast switch")
+    back.add_argument("--reason", default=None)
+    back.add_argument("--timeout", type=float, default=None, help="seconds to follow the run (exit 7 after)")
+    back.set_defaults(handler=release, git_ref=None, promote_from=None, freeze_override=None)
     for name, handler in (("approve", approve), ("reject", reject)):
         gate = sub.add_parser(name, parents=[scripts], help=f"{name} the gate waiting in a release of SERVICE to an environment")
         gate.add_argument("service")

@@ -39,7 +39,8 @@ def release(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> i
     client = connect()
     dag_id = f"release_{args.service}"
     conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason,
-            "promote_from": args.promote_from, "freeze_override": args.freeze_override}
+            "promote_from": args.promote_from, "freeze_override": args.freeze_override,
+            "rollback_to": getattr(args, "rollback_to", None)}
     conf = {k: v for k, v in conf.items() if v is not None}
     try:
         run = trigger(client, dag_id, conf, run_note({**conf, "requested_by": args.user}), datetime.now(timezone.utc))
@@ -60,7 +61,8 @@ def release(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> i
 
 def trigger(client: AirflowClient, dag_id: str, conf: dict[str, Any], note: str, now: datetime) -> dict[str, Any]:
     """A run named ``<environment>__<ref>__<time>`` (``deployflow.release.release_run_id``), with its note."""
-    base = release_run_id(conf.get("environment"), conf.get("git_ref"), now)
+    base = release_run_id(conf.get("environment"), conf.get("git_ref") or (
+        f"rollback-{conf['rollback_to']}" if conf.get("rollback_to") else None), now)
     for attempt in range(1, RUN_ID_TRIES + 1):
         try:
             return client.trigger(dag_id, conf, note, run_id=base if attempt == 1 else f"{base}.{attempt}")
@@ -137,7 +139,8 @@ class Follower:
         whose = "as asked" if self.args.strategy not in (None, "catalog") else "the catalog's"
         self.say(f"  resolved: {r.get('environment')} with {r.get('strategy')} ({whose}), ref {r.get('git_ref')}")
         if artifact := r.get("artifact"):
-            self.say(f"  promoting {artifact.get('short_sha')} as {artifact.get('source')} promoted it "
+            doing = "rolling back to" if r.get("rollback_to") else "promoting"
+            self.say(f"  {doing} {artifact.get('short_sha')} as {artifact.get('source')} promoted it "
                      f"(run {artifact.get('run_id')}): no checkout, build or tests")
         if freeze := r.get("freeze"):
             self.say(f"  freeze overridden: {freeze.get('message')}; the release waits for an approval")
