@@ -43,4 +43,6 @@ def test_the_policy_is_imported_as_airflow_local_settings_and_routes_the_deploy_
 
 def test_the_plugin_manager_is_not_given_the_policy_file():
     ignored = [line for line in (ROOT / "plugins" / ".airflowignore").read_text().splitlines() if not line.startswith("#")]
-    assert ignored == ["*"]  # glob syntax: nothing under plugins/, airflow_local_settings.py included, is a plugin module
+    # Glob syntax: nothing under plugins/, airflow_local_settings.py included, is a plugin module, but the Releases
+    # view's one file (tests/unit/test_releases_plugin.py finds it alone through Airflow's own discovery).
+    assert ignored == ["*", "!/deployflow_releases.py"]
