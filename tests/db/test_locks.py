@@ -123,12 +123,12 @@ def _one_winner(got: dict[str, Holder | None], engine: Engine) -> str:
 
 
 def test_runs_racing_for_a_free_lock_one_wins_every_round(engine):
-    shop, winners = EnvironmentLocks(engine), set()
+    # Which racer wins is the scheduler's choice (on a busy machine often the same thread every round), so the
+    # test asserts only what must hold whoever wins: exactly one winner, and every loser told who holds it.
+    shop = EnvironmentLocks(engine)
     for n in range(ROUNDS):
         winner = _one_winner(_race(engine, [f"r{n}-{i}" for i in range(RACERS)], lambda run_id: never), engine)
-        winners.add(winner.split("-")[1])
         assert shop.release("shop", "prod", winner) is True
-    assert len(winners) > 1  # the race was one: more than one of the racers won a round
 
 
 def test_waiters_taking_over_a_stale_holder_one_wins_every_round(engine):
