@@ -20,6 +20,7 @@ from deployflow.airflow.runs import requested_by
 from deployflow.airflow.settings import state_dir
 from deployflow.airflow.sites import live_status
 from deployflow.airflow.task_ids import (
+    ABORTED,
     ANALYSIS,
     APPROVE_DEPLOY,
     APPROVE_PROMOTE,
@@ -108,15 +109,18 @@ class ReleaseRecordOperator(BaseOperator):
         approval = next((d for d in (ti.xcom_pull(task_ids=g, key=APPROVAL_XCOM) for g in (APPROVE_DEPLOY, APPROVE_PROMOTE))
                          if d), None)
         rejected = approval is not None and approval["decision"] != "approved"
+        aborted = aborted_by(ti.xcom_pull(task_ids=RESOLVE, key=ABORTED))
         outcome, said = ending(pulled, refused=bool(refused), rejected=rejected,
                                deploy_started=bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
+        if aborted and outcome is not Outcome.PROMOTED:  # an abort that came after promote finished changed nothing
+            said = f"aborted, {said}"
         early = first_failure(ti, before_deploy(self.service)) if outcome is Outcome.FAILED_BEFORE_DEPLOY else None
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome, said=f"{said} at {early[0]}" if early else said,
             commit=source.get("sha"), image=built.get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
-            judged=refused or (rejection(approval) if rejected else None)
+            judged=(aborted if outcome is not Outcome.PROMOTED else None) or refused or (rejection(approval) if rejected else None)
             or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
             or ti.xcom_pull(task_ids=HEALTH, key=FAILURE) or (early[1] if early else None),
             config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
@@ -160,6 +164,14 @@ def ending(pulled: dict[str, Any], *, refused: bool, rejected: bool, deploy_star
     if deploy_started:
         return Outcome.FAILED, "failed during deploy, " + ("nothing to roll back" if rollback else "the rollback did not finish")
     return Outcome.FAILED_BEFORE_DEPLOY, "failed before deploy"
+
+
+def aborted_by(abort: dict[str, Any] | None) -> str | None:
+    """Why the release failed when a person aborted it (``deployflow.client.steering``): "aborted by <user>: <why>"."""
+    if not abort:
+        return None
+    reason = one_line(str(abort.get("reason") or ""), MAX_FAILURE)
+    return f"aborted by {abort.get('by') or 'someone'}" + (f": {reason}" if reason else "")
 
 
 def before_deploy(service: Service) -> tuple[str, ...]:

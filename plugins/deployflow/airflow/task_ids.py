@@ -38,5 +38,9 @@ NOTE = "note"
 # The XCom key under which a task that skips leaves why (``runs.skip``), for the client to tell.
 SKIPPED = "skipped"
 
+# The XCom key of resolve under which an abort (``deployflow.client.steering``, through the REST API) leaves who
+# aborted the run and why, ``{"by", "reason", "at"}``, for the record task's ledger line.
+ABORTED = "aborted"
+
 # The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
 FAILURE = "failure"

@@ -157,6 +157,21 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self._call("GET", path, params={"deserialize": "true", "stringify": "false"})["value"]
 
+    def set_xcom(self, dag_id: str, run_id: str, task_id: str, key: str, value: Any) -> None:
+        """Write a task's XCom ``key`` (create it, or replace the one there), as JSON."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
+        try:
+            self._call("POST", path, json={"key": key, "value": value})
+        except ApiError as exc:
+            if exc.status != 409:  # 409: there is one already
+                raise
+            self._call("PATCH", f"{path}/{key}", json={"value": value})
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, *, note: str) -> Any:
+        """Mark a task instance ``state`` (failed, success, skipped) with a note; Airflow stops it if it runs."""
+        return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
+                          json={"new_state": state, "note": note})
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 

@@ -1,18 +1,21 @@
 """Releases through Airflow's REST API (v2), for people at a terminal and for CI: trigger and follow one, answer
-its approval gate, freeze and unfreeze environments.
+its approval gate, abort one in flight, freeze and unfreeze environments.
 
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
         release sample-app --environment dev --git-ref main --reason "CI build 42"
     python -m deployflow.client ... rollback sample-app --environment prod --to previous --reason "errors after 1a2b3c4"
     python -m deployflow.client ... approve sample-app --environment prod --reason "CAB-1234"
+    python -m deployflow.client ... abort sample-app --environment staging --reason "wrong config"
     python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
 
 Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
 traceback) and one of these exit codes:
 
-    0  done: the release succeeded; the gate was answered; the freeze was set or lifted
-    1  the release failed (the run ended failed; the failing tasks' reasons are printed)
+    0  done: the release succeeded; the gate was answered; the freeze was set or lifted; the aborted release
+       was rolled back
+    1  the release failed (the run ended failed; the failing tasks' reasons are printed); an aborted
+       release's rollback did not succeed
     2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
        an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
        (without --replace), or an argument is wrong (a malformed --url or --until; argparse's usage errors)
@@ -22,7 +25,8 @@ traceback) and one of these exit codes:
     5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
     6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
     7  the run did not finish within --timeout (it goes on in Airflow)
-    8  nothing to act on: no gate waits for an answer there; no freeze is set to lift
+    8  nothing to act on: no gate waits for an answer there; no freeze is set to lift; no release is in
+       flight there (or it is already rolling back)
   130  interrupted (Ctrl-C): what was triggered goes on in Airflow
 """
 
@@ -38,6 +42,7 @@ from deployflow.client.api import AirflowClient, BadInput, ClientError, Password
 from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
+from deployflow.client.steering import abort
 
 
 def read_password(path: Path, user: str) -> str:
@@ -115,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         gate.add_argument("--run", default=None, metavar="RUN_ID", help="this run's gate (default: the newest run's that waits)")
         gate.add_argument("--reason", default=None, help="why: the gate's comment, in the ledger and told to the channels")
         gate.set_defaults(handler=handler)
+    stop = sub.add_parser("abort", parents=[scripts], help="stop the release of SERVICE in flight in an environment: "
+                                                         "traffic back to the version that was live, the release rolled back")
+    stop.add_argument("service")
+    stop.add_argument("--environment", required=True)
+    stop.add_argument("--run", default=None, metavar="RUN_ID", help="this run (default: the newest in flight there)")
+    stop.add_argument("--reason", default=None, help="why: in the ledger as \"aborted by <user>: <reason>\"")
+    stop.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its rollback")
+    stop.add_argument("--timeout", type=float, default=300, help="seconds to follow the run (exit 7 after)")
+    stop.set_defaults(handler=abort)
     hold = sub.add_parser("freeze", parents=[scripts], help="refuse every service's releases to environments (an incident)")
     where = hold.add_mutually_exclusive_group(required=True)
     where.add_argument("--environment", action="append", help="an environment to freeze (again for more)")
