@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,12 +21,13 @@ NOT_FOUND = (404, "application/json", b'{"detail": "Not Found"}', 0.0)
 
 @dataclass(frozen=True)
 class Sent:
-    """A request the fake was sent: its method, path, query (each name's values) and JSON body."""
+    """A request the fake was sent: its method, path, query (each name's values), JSON body and authorization."""
 
     method: str
     path: str
     query: dict[str, list[str]]
     body: Any
+    authorization: str | None = field(default=None, compare=False)
 
 
 class FakeAirflow:
@@ -42,7 +43,8 @@ class FakeAirflow:
             def _answer(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 parts = urlsplit(self.path)
-                outer.sent.append(Sent(self.command, parts.path, parse_qs(parts.query), json.loads(raw) if raw else None))
+                outer.sent.append(Sent(self.command, parts.path, parse_qs(parts.query), json.loads(raw) if raw else None,
+                                        self.headers.get("Authorization")))
                 queue = outer.answers.get((self.command, parts.path), [NOT_FOUND])
                 status, kind, body, delay = queue.pop(0) if len(queue) > 1 else queue[0]
                 time.sleep(delay)

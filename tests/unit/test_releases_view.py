@@ -99,22 +99,25 @@ def client(tokens, catalog, ledger, airflow) -> TestClient:
     return TestClient(releases_app(readers, airflow_base="/airflow"))
 
 
-def routes(client: TestClient) -> list[str]:
-    """Every route of the app, its path parameters filled."""
-    return [re.sub(r"\{service\}", A, re.sub(r"\{chart\}", "lead_time", r.path)) for r in client.app.routes
-            if isinstance(r, APIRoute)]
+def routes(client: TestClient) -> list[tuple[str, str]]:
+    """Every route of the app, (method, path), its path parameters filled."""
+    filled = {"{service}": A, "{chart}": "lead_time", "{environment}": "prod"}
+    return [(method, re.sub(r"\{\w+\}", lambda m: filled[m.group(0)], r.path)) for r in client.app.routes
+            if isinstance(r, APIRoute) for method in r.methods]
 
 
 def test_the_app_has_the_routes_the_docs_name_and_no_docs_or_openapi(client):
     assert sorted(r.path for r in client.app.routes if isinstance(r, APIRoute)) == [
-        "/", "/api/grid", "/api/services/{service}", "/api/services/{service}/charts/{chart}.png", "/services/{service}"]
+        "/", "/api/freeze", "/api/grid", "/api/services/{service}", "/api/services/{service}/charts/{chart}.png",
+        *(f"/api/services/{{service}}/environments/{{environment}}/{h}" for h in ("abort", "approve", "reject", "rollback")),
+        "/api/unfreeze", "/services/{service}"]
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code in (401, 404)
 
 
 def test_every_route_refuses_a_request_without_a_sign_in_and_gives_no_data(client):
-    for path in routes(client):
-        answer = client.get(path)
+    for method, path in routes(client):
+        answer = client.request(method, path, json={})
         assert answer.status_code == 401, (path, answer.status_code)
         leaked = [d for d in ("aaaaaaaaaaa2", "bbbbbbbbbbb1", "platform-team", "weekly release", B) if d in answer.text]
         assert leaked == [], (path, leaked)
@@ -128,8 +131,8 @@ def test_a_page_without_a_sign_in_says_where_to_sign_in(client):
 
 @pytest.mark.parametrize("header", ["Bearer not-a-jwt", "Bearer " + "e30.e30.e30"])
 def test_a_bad_token_is_refused(client, header):
-    for path in routes(client):
-        assert client.get(path, headers={"Authorization": header}).status_code == 403, path
+    for method, path in routes(client):
+        assert client.request(method, path, headers={"Authorization": header}, json={}).status_code == 403, path
 
 
 def test_a_revoked_token_is_refused(client, tokens):

@@ -50,15 +50,29 @@ def reject(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> in
 
 def answer(args: argparse.Namespace, connect: Callable[[], AirflowClient], option: str) -> int:
     """Answer ``option`` to the gate waiting in ``args.service``'s release to ``args.environment`` (in ``args.run``)."""
+    row = answer_gate(connect, args.service, args.environment, option, reason=args.reason or "", user=args.user,
+                      run_id=args.run)
+    emit(row, as_json=args.json, rows=[row], columns=COLUMNS)
+    return 0
+
+
+def answer_gate(connect: Callable[[], AirflowClient], service: str, environment: str, option: str, *, reason: str,
+                user: str, run_id: str | None = None) -> dict[str, Any]:
+    """Answer ``option`` to the gate waiting in ``service``'s release to ``environment`` as ``user`` (the one signed
+    in: Airflow records its own answerer), with ``reason`` as the gate's comment; what was answered.
+
+    :raises BadInput: a bad reason. :raises NothingToDo: no gate waits there. :raises Refused: the requester's own
+        gate, or Airflow refused the answer.
+    """
     try:
-        comment = check_reason(args.reason or "", "--reason")
+        comment = check_reason(reason, "--reason")
     except ConfigError as exc:
         raise BadInput(str(exc)) from None
     client = connect()
-    dag_id = f"release_{args.service}"
-    gate = waiting_gate(client, dag_id, args.environment, args.run)
-    if gate.run.get("triggering_user_name") == args.user:
-        raise Refused(f"{args.user} triggered run {gate.run_id}, and a gate never counts its requester's answer: "
+    dag_id = f"release_{service}"
+    gate = waiting_gate(client, dag_id, environment, run_id)
+    if gate.run.get("triggering_user_name") == user:
+        raise Refused(f"{user} triggered run {gate.run_id}, and a gate never counts its requester's answer: "
                       f"someone else must {option.lower()} it")
     settle(gate.detail.get("created_at"), datetime.now(timezone.utc))
     try:
@@ -70,10 +84,8 @@ def answer(args: argparse.Namespace, connect: Callable[[], AirflowClient], optio
             raise Refused(f"{gate.task_id} of run {gate.run_id} refused the answer: {exc.detail}") from None
         raise
     by = answered.get("responded_by") or {}
-    row = {"service": args.service, "environment": gate.environment, "run_id": gate.run_id, "gate": gate.task_id,
-           "answer": option, "by": by.get("name") or by.get("id"), "at": answered.get("responded_at"), "comment": comment}
-    emit(row, as_json=args.json, rows=[row], columns=COLUMNS)
-    return 0
+    return {"service": service, "environment": gate.environment, "run_id": gate.run_id, "gate": gate.task_id,
+            "answer": option, "by": by.get("name") or by.get("id"), "at": answered.get("responded_at"), "comment": comment}
 
 
 def waiting_gate(client: AirflowClient, dag_id: str, environment: str, run_id: str | None) -> Gate:

@@ -4,6 +4,8 @@
     GET /api/services/{service}                    a service: environments, a page of history, figures (JSON)
         ?environment=&limit=50&offset=0&since=YYYY-MM-DD&until=YYYY-MM-DD
     GET /api/services/{service}/charts/{name}.png  a chart of ``make report`` (?environment=&since=&until=)
+    POST /api/services/{service}/environments/{environment}/{rollback,abort,approve,reject}, /api/{freeze,unfreeze}
+                                                   the handles (``handles.py``)
     GET /                                          the grid, a page
     GET /services/{service}                        the service, a page (the same options as its JSON)
 
@@ -33,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from deployflow.airflow.ledger import ledger_url
 from deployflow.airflow.releases_view import airflow_base_path
 from deployflow.airflow.releases_view.airflow_state import MetadataState
+from deployflow.airflow.releases_view.handles import add_handles
 from deployflow.airflow.releases_view.view import Readers, ReleasesReading
 from deployflow.airflow.settings import settings
 from deployflow.catalog.watching import WatchedCatalog
@@ -65,8 +68,14 @@ def page_environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update(duration=duration, percent=percent, short=lambda text: (text or "")[:12],
                        when=lambda text: (text or "")[:16].replace("T", " "))
-    env.globals["with_query"] = with_query
+    env.globals.update(with_query=with_query, earlier_commits=earlier_commits)
     return env
+
+
+def earlier_commits(releases: list[dict[str, Any]], environment: str, live: str | None) -> list[str]:
+    """The commits ``environment`` promoted before its live one, newest first, each once: where a rollback may go."""
+    found = [r["commit"] for r in releases if r["environment"] == environment and r["outcome"] == "promoted" and r["commit"]]
+    return [c for c in dict.fromkeys(found) if c != live]
 
 
 def with_query(url: Any, **params: Any) -> str:
@@ -116,6 +125,8 @@ def releases_app(readers: Readers, *, airflow_base: str = "") -> FastAPI:
 
         return Response(reading.chart(user, service, drawn), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=60"})
+
+    add_handles(app, reading.actor)
 
     @app.get("/", response_class=HTMLResponse)
     def grid_page(request: Request, user: GetUserDep) -> Response:

@@ -85,6 +85,15 @@ class ReleasesReading:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"{access.name} may not read the runs of {release_dag_id(name)}")
         return access
 
+    def actor(self, user: Any, name: str) -> str:
+        """The user's name, once they may act on ``name``'s release DAG (trigger its runs); 403 otherwise."""
+        access = self._access(user, [name])
+        if not access.may_act(release_dag_id(name)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"{access.name} may read but not act on {release_dag_id(name)}: their Airflow role "
+                                "may not trigger its runs")
+        return access.name
+
     def grid(self, user: Any) -> dict[str, Any]:
         """Services x environments, the services whose release DAG the user may read."""
         reading = self.readers.catalog()
