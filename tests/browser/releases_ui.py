@@ -54,3 +54,38 @@ class ReleasesPage:
             return WebDriverWait(self.driver, self.timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
         except TimeoutException:
             raise TimeoutException(f"waited {self.timeout:g} s for {what}; the page is {self.driver.current_url}") from None
+
+
+class ServicePage(ReleasesPage):
+    """A service's page of the Releases view (/deployflow/services/<service>), and its handles: each a button
+    (``data-testid`` ``rollback-<environment>``, ``abort-<environment>``, ...) that asks to confirm, posts, and says
+    Airflow's answer in ``answer-<environment>`` (its HTTP status in ``data-status``)."""
+
+    def open(self, service: str) -> None:
+        self.driver.switch_to.default_content()
+        self.driver.get(f"{self.base_url}/deployflow/services/{service}")
+        self._wait(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='environments']")),
+                   f"the page of {service}")
+
+    def handles(self) -> list[str]:
+        """The ``data-testid`` of every handle the page offers (none to a user who may not act)."""
+        return [b.get_attribute("data-testid") for b in self.driver.find_elements(By.CSS_SELECTOR, "button[data-url]")]
+
+    def read_only(self) -> str:
+        """What the page says instead of its handles ("" when it shows them)."""
+        found = self.driver.find_elements(By.CSS_SELECTOR, "[data-testid='read-only']")
+        return " ".join(found[0].text.split()) if found else ""
+
+    def act(self, handle: str, environment: str, reason: str) -> tuple[str, str]:
+        """Type ``reason``, press ``handle`` (``rollback``, ``abort``, ...) of ``environment``, confirm: Airflow's
+        answer as the page says it, (HTTP status, text)."""
+        reason_box = self._wait(EC.element_to_be_clickable((By.CSS_SELECTOR, f"[data-testid='reason-{environment}']")),
+                                f"the reason box of {environment}")
+        reason_box.clear()
+        reason_box.send_keys(reason)
+        self._wait(EC.element_to_be_clickable((By.CSS_SELECTOR, f"[data-testid='{handle}-{environment}']")),
+                   f"the {handle} handle of {environment}").click()
+        self._wait(EC.alert_is_present(), "the confirmation").accept()
+        answer = (By.CSS_SELECTOR, f"[data-testid='answer-{environment}'][data-status]")
+        said = self._wait(EC.presence_of_element_located(answer), f"Airflow's answer to {handle} in {environment}")
+        return said.get_attribute("data-status"), " ".join(said.text.split())

@@ -36,6 +36,7 @@ from tests.e2e.harness import (
     PORTS,
     PROMETHEUS_PORT,
     STACK,
+    VIEWER,
     USERS,
 )
 
@@ -98,7 +99,8 @@ def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path,
                                                   exporter_port=EXPORTER_PORT),
         **USERS,
     }
-    user_password(home, APPROVER)  # before Airflow starts, which would generate it and print it to its log
+    for user in (APPROVER, VIEWER):  # before Airflow starts, which would generate them and print them to its log
+        user_password(home, user)
     try:
         airflow_up(home, PORT, extra, exporter_port=EXPORTER_PORT)
         client = AirflowClient(f"http://127.0.0.1:{PORT}", timeout=90)  # a loaded machine can keep the API server busy for long

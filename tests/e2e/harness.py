@@ -25,7 +25,8 @@ GOV_PORTS = {"dev": 28104, "staging": 28105, "prod": 28106}
 GOV_APPROVAL_TIMEOUT_S = 60  # long enough for a browser to answer, short enough to wait out in a test
 # The stack's second user, the approver of gov-app's gates: admin triggers the runs, and may not answer them.
 APPROVER = "approver"
-USERS = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:user"}
+VIEWER = "watcher"  # may read every page and run, may act on none
+USERS = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:user,{VIEWER}:viewer"}
 CRASH_AFTER_S = 10
 HOST_DAG = "release_host-app"  # the service on the second engine (tests/scenarios.py write_hosted)
 HOST_PORTS = {"dev": 28110}

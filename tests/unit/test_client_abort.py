@@ -120,3 +120,46 @@ def test_the_record_says_who_aborted_and_why_on_one_line():
     assert aborted_by(None) is None
     assert aborted_by({"by": "alice", "reason": "wrong\nconfig", "at": "x"}) == "aborted by alice: wrong config"
     assert aborted_by({"by": "alice", "reason": ""}) == "aborted by alice"
+
+
+# ---- promote now
+
+PROMOTING = {**CANARY_ANALYSING, "analysis": "success", "load": "success", "promote": "running"}
+
+
+@pytest.mark.parametrize("states, restarted", [(PROMOTING, True), ({**PROMOTING, "promote": None}, False)])
+def test_promote_now_after_a_passed_analysis_is_written_and_a_running_promote_restarted(capsys, airflow, passwords,
+                                                                                        states, restarted):
+    airflow.logs_in()
+    runs(airflow, a_run(STAGING_RUN, "staging"))
+    tasks(airflow, states)
+    airflow.answer(("POST", XCOMS), 201, {})
+    airflow.answer(("POST", f"{DAG}/clearTaskInstances"), 200, {"task_instances": []})
+    ran = run_client(capsys, airflow, passwords, "promote", "shop", "--environment", "staging", "--reason", "looks fine",
+                     "--no-wait")
+    assert ran.code == 0, ran.err
+    [written] = airflow.requests("POST", XCOMS)
+    assert written.body["key"] == "promote_now" and written.body["value"]["by"] == "admin"
+    cleared = airflow.requests("POST", f"{DAG}/clearTaskInstances")
+    if restarted:
+        [clear] = cleared
+        assert {k: clear.body[k] for k in ("dry_run", "dag_run_id", "task_ids", "only_failed", "include_downstream")} == {
+            "dry_run": False, "dag_run_id": STAGING_RUN, "task_ids": ["promote"], "only_failed": False,
+            "include_downstream": False}
+    else:
+        assert cleared == []
+
+
+@pytest.mark.parametrize("states, code, says", [
+    (CANARY_ANALYSING, 2, "has not passed (it is deferred)"),
+    ({**CANARY_ANALYSING, "analysis": "failed", "rollback": "running"}, 2, "is rolling back"),
+    ({**PROMOTING, "promote": "success", "record": "running"}, 8, "promoted already"),
+])
+def test_promote_now_is_refused_before_a_passed_analysis_and_after_promotion(capsys, airflow, passwords, states, code,
+                                                                             says):
+    airflow.logs_in()
+    runs(airflow, a_run(STAGING_RUN, "staging"))
+    tasks(airflow, states)
+    ran = run_client(capsys, airflow, passwords, "promote", "shop", "--environment", "staging", "--no-wait")
+    assert ran.code == code and says in ran.err, ran.err
+    assert [s for s in airflow.sent if s.method in ("POST", "PATCH") and s.path != "/auth/token"] == []

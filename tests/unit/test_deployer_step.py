@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from deployflow.airflow.deployer_step import begin_step, deployer_arguments, step_outcome
+from deployflow.airflow.deployer_step import begin_step, deployer_arguments, promote_now, step_outcome
 
 RELEASE = {"environment": "prod", "version": "0123456789ab", "image": "127.0.0.1:5000/shop:0123456789ab", "strategy": "canary"}
 
@@ -92,3 +94,24 @@ def test_a_rollback_with_nothing_started_skips():
     with pytest.raises(AirflowSkipException, match="^nothing was deployed by this run: nothing to roll back$"):
         begin_step("rollback", {"ti": ti})
     assert ti.pushed == [("skipped", "nothing was deployed by this run: nothing to roll back")]  # for the client to tell
+
+
+class Asked:
+    """A task instance whose resolve holds a "promote now" (or none)."""
+
+    def __init__(self, asked: dict | None) -> None:
+        self.asked = asked
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+        return self.asked if (task_ids, key) == ("resolve", "promote_now") else None
+
+
+@pytest.mark.parametrize("step, asked, skips", [
+    ("promote", {"by": "alice", "reason": "metrics fine"}, True),
+    ("promote", None, False),
+    ("shift", {"by": "alice", "reason": ""}, False),  # only promote's pauses are skipped
+])
+def test_promote_now_reaches_the_promote_step_as_skip_pauses(step, asked, skips):
+    skipping = promote_now(step, {"ti": Asked(asked)}, logging.getLogger("t"))
+    assert skipping is skips
+    assert deployer_arguments(step, skip_pauses=skipping, **RELEASE)[-1:] == (["--skip-pauses"] if skips else ["canary"])

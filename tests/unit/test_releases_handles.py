@@ -42,7 +42,7 @@ def asked(rest: FakeAirflow) -> list[tuple[str, str]]:
     return [(s.method, s.path) for s in rest.sent]
 
 
-HANDLES = [f"/api/services/{A}/environments/prod/{h}" for h in ("rollback", "abort", "approve", "reject")] + [
+HANDLES = [f"/api/services/{A}/environments/prod/{h}" for h in ("rollback", "abort", "promote", "approve", "reject")] + [
     "/api/freeze", "/api/unfreeze"]
 
 
@@ -52,7 +52,7 @@ def test_a_handle_without_a_sign_in_is_401_and_asks_airflow_nothing(client, rest
     assert asked(rest) == []
 
 
-@pytest.mark.parametrize("path", HANDLES[:4])
+@pytest.mark.parametrize("path", HANDLES[:5])
 def test_a_viewer_may_not_act_and_airflow_is_not_asked(client, tokens, rest, path):  # noqa: F811
     answer = client.post(path, json={"reason": "x"}, headers=tokens.header("vic", "viewer"))
     assert answer.status_code == 403 and "may read but not act" in answer.json()["detail"]

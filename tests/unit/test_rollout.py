@@ -298,3 +298,18 @@ def test_status_names_the_image_and_configuration_versions_of_each_set(tmp_path)
     green = world.rollout("v1-cc0ffee00c0de").status()["sets"]["green"]
     assert (green["versions"], green["images"], green["configs"], green["traffic_percent"]) == (
         ["v1-cc0ffee00c0de"], ["v1"], ["c0ffee00c0de"], 100)
+
+
+@pytest.mark.parametrize("skip_pauses, skipped, waited", [(False, None, 60.0), (True, [25, 50], 0.0)])
+def test_promote_now_skips_the_pauses_of_the_remaining_steps_and_nothing_else(tmp_path, skip_pauses, skipped, waited):
+    world = World(tmp_path, "canary", replicas=3, pause_s=30)  # steps 10, 25, 50, 100: a pause after each but the last
+    world.release("v1", strategy="blue-green")
+    rollout = world.rollout("v2")
+    rollout.prepare()
+    rollout.shift(10)
+    before = world.clock.monotonic()
+    promoted = rollout.promote(skip_pauses=skip_pauses)
+    assert promoted.get("pauses_skipped") == skipped
+    assert world.clock.monotonic() - before == waited  # the fake clock: the pauses watched, 30 s each, or none
+    assert world.running() == {f"green-{i}": "v2" for i in range(3)}  # every step taken, the old version gone
+    assert table(world.router.current) == {"green-0": 1, "green-1": 1, "green-2": 1}

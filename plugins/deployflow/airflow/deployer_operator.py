@@ -29,6 +29,7 @@ from deployflow.airflow.deployer_step import (
     deployer_environment,
     last_error,
     last_result,
+    promote_now,
     step_outcome,
 )
 from deployflow.airflow.docker_hosts import EngineAddress, docker_client, engine
@@ -115,6 +116,7 @@ class DeployerOperator(DeployerStep, HardenedDockerOperator):
         self.command = deployer_arguments(
             self.step, service_file=mounted_service_file(self.service), environment=self.environment_name,
             version=version, image=self.image_ref, strategy=self.strategy, fence=fence,
+            skip_pauses=promote_now(self.step, context, self.log),
         )
         self.environment = {**self.environment, **deployer_environment(self.step)}
         self.do_xcom_push = True

@@ -29,7 +29,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.runs import skip
 from deployflow.airflow.settings import prometheus_url
-from deployflow.airflow.task_ids import PREPARE
+from deployflow.airflow.task_ids import PREPARE, PROMOTE_NOW, RESOLVE
 from deployflow.deployer import BAD_INPUT, FAILED, FENCED
 from deployflow.settings import DEFAULT_DEPLOYER_IMAGE, DEPLOYER_IMAGE_VARIABLE
 
@@ -45,18 +45,31 @@ DEPLOYER_IMAGE = f"{{{{ var.value.get('{DEPLOYER_IMAGE_VARIABLE}', '{DEFAULT_DEP
 
 def deployer_arguments(
     step: str, *, environment: str, version: str, image: str, strategy: str, service_file: str | None = None,
-    fence: int | None = None,
+    fence: int | None = None, skip_pauses: bool = False,
 ) -> list[str]:
     """The deployer's command line after ``python -m deployflow.deployer``.
 
     :param service_file: the catalog entry's path where the platform mounts it (Docker); None when
         the entry goes in as $DEPLOYFLOW_SERVICE_YAML instead (Kubernetes).
     :param fence: the step's fencing token; None: an unfenced step (it writes nothing).
+    :param skip_pauses: promote with no pause between its steps (a person asked to promote now).
     """
     catalog = ["--service-file", service_file] if service_file is not None else []
     fencing = ["--fence", str(fence)] if fence is not None else []
     return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy,
-            *fencing]
+            *fencing, *(["--skip-pauses"] if skip_pauses else [])]
+
+
+def promote_now(step: str, context: Context, log: Any) -> bool:
+    """Whether a person asked to promote now (``deployflow.client.steering``: the XCom ``promote_now`` of resolve):
+    the promote step then skips the pauses between its remaining steps."""
+    if step != "promote":
+        return False
+    asked = context["ti"].xcom_pull(task_ids=RESOLVE, key=PROMOTE_NOW)
+    if asked:
+        log.info("promote now, asked by %s (%s): the remaining steps follow each other with no pause",
+                 asked.get("by") or "someone", asked.get("reason") or "no reason given")
+    return bool(asked)
 
 
 def deployer_environment(step: str) -> dict[str, str]:

@@ -44,6 +44,7 @@ from deployflow.airflow.deployer_step import (
     check_grants,
     deployer_arguments,
     deployer_environment,
+    promote_now,
     step_outcome,
 )
 from deployflow.airflow.configuration import release_of_step
@@ -111,7 +112,7 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
                                        self.publish_config)
         begin_step(self.step, context)  # a rollback with nothing to undo skips here, before it takes anything over
         fence = self.take_over(context) if self.step in WRITING_STEPS else None
-        self.arguments = self.step_arguments(fence)
+        self.arguments = self.step_arguments(fence, skip_pauses=promote_now(self.step, context, self.log))
         result = super().execute(context)
         # KPO returns only when the deployer container terminated with exit code 0 (container_is_succeeded);
         # cleanup() below has ended the task for any other exit code it read from the pod.
@@ -142,10 +143,10 @@ class KubernetesDeployerOperator(DeployerStep, KubernetesPodOperator):
             *(k8s.V1EnvVar(name=name, value=value) for name, value in deployer_environment(self.step).items()),
         ]
 
-    def step_arguments(self, fence: int | None = None) -> list[str]:
+    def step_arguments(self, fence: int | None = None, *, skip_pauses: bool = False) -> list[str]:
         return deployer_arguments(
             self.step, environment=self.environment_name, version=self.version, image=self.image_ref, strategy=self.strategy,
-            fence=fence,
+            fence=fence, skip_pauses=skip_pauses,
         )
 
     def take_over(self, context: Context) -> int:

@@ -42,5 +42,9 @@ SKIPPED = "skipped"
 # aborted the run and why, ``{"by", "reason", "at"}``, for the record task's ledger line.
 ABORTED = "aborted"
 
+# The XCom key of resolve under which "promote now" (``deployflow.client.steering``) leaves who asked and why: the
+# promote step then skips the pauses between its remaining steps.
+PROMOTE_NOW = "promote_now"
+
 # The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
 FAILURE = "failure"

@@ -172,6 +172,12 @@ class AirflowClient:
         return self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
                           json={"new_state": state, "note": note})
 
+    def clear_task(self, dag_id: str, run_id: str, task_id: str, *, note: str) -> Any:
+        """Clear one task of a run, and nothing downstream: Airflow stops it if it runs and runs it again."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False, "only_running": False,
+                "reset_dag_runs": False, "include_upstream": False, "include_downstream": False, "note": note[:1000]}
+        return self._call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 

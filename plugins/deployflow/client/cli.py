@@ -1,5 +1,5 @@
 """Releases through Airflow's REST API (v2), for people at a terminal and for CI: trigger and follow one, answer
-its approval gate, abort one in flight, freeze and unfreeze environments.
+its approval gate, abort or promote one in flight, freeze and unfreeze environments.
 
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
@@ -7,6 +7,7 @@ its approval gate, abort one in flight, freeze and unfreeze environments.
     python -m deployflow.client ... rollback sample-app --environment prod --to previous --reason "errors after 1a2b3c4"
     python -m deployflow.client ... approve sample-app --environment prod --reason "CAB-1234"
     python -m deployflow.client ... abort sample-app --environment staging --reason "wrong config"
+    python -m deployflow.client ... promote sample-app --environment staging --reason "metrics look fine"
     python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
 
 Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
@@ -18,7 +19,8 @@ traceback) and one of these exit codes:
        release's rollback did not succeed
     2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
        an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
-       (without --replace), or an argument is wrong (a malformed --url or --until; argparse's usage errors)
+       (without --replace), a promote before the analysis passed or during a rollback, or an argument is
+       wrong (a malformed --url or --until; argparse's usage errors)
     3  the password file is missing, unreadable, not JSON, or has no password for --user
     4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver
        the gate assigns, no right to the Variable)
@@ -42,7 +44,7 @@ from deployflow.client.api import AirflowClient, BadInput, ClientError, Password
 from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
-from deployflow.client.steering import abort
+from deployflow.client.steering import abort, promote
 
 
 def read_password(path: Path, user: str) -> str:
@@ -129,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its rollback")
     stop.add_argument("--timeout", type=float, default=300, help="seconds to follow the run (exit 7 after)")
     stop.set_defaults(handler=abort)
+    now = sub.add_parser("promote", parents=[scripts], help="promote the canary of SERVICE in flight in an environment now: "
+                                                           "no pause between its remaining steps (after a passed analysis)")
+    now.add_argument("service")
+    now.add_argument("--environment", required=True)
+    now.add_argument("--run", default=None, metavar="RUN_ID", help="this run (default: the newest in flight there)")
+    now.add_argument("--reason", default=None, help="why: in the promote step's log and Airflow's note")
+    now.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its end")
+    now.add_argument("--timeout", type=float, default=900, help="seconds to follow the run (exit 7 after)")
+    now.set_defaults(handler=promote)
     hold = sub.add_parser("freeze", parents=[scripts], help="refuse every service's releases to environments (an incident)")
     where = hold.add_mutually_exclusive_group(required=True)
     where.add_argument("--environment", action="append", help="an environment to freeze (again for more)")

@@ -1,4 +1,5 @@
-"""``abort``: stop a service's release in flight in an environment, with Airflow's own handles.
+"""``abort`` and ``promote``: stop a service's release in flight in an environment, or promote it now, with
+Airflow's own handles.
 
 Argo Rollouts' ``abort`` puts all traffic back on the stable version and leaves the rollout degraded; here:
 
@@ -9,6 +10,12 @@ Argo Rollouts' ``abort`` puts all traffic back on the stable version and leaves 
    is stopped by the rollback's fencing token in any case) and drops a deferred one's trigger;
 3. the rollback task, whose trigger rule is ``one_failed``, puts all traffic back on the version that was live, and
    the record task writes the release as rolled back, "aborted by <user>: <why>".
+
+``promote`` (Argo Rollouts' ``promote``: skip the pauses) once the canary passed its analysis (or had none to pass):
+the XCom ``promote_now`` of resolve, then the promote step, if it runs already, is cleared (``POST
+.../clearTaskInstances``): Airflow stops it and runs it again at once, and its new try, which takes the step over
+with a newer fencing token, goes through the remaining steps with no pause between them. The post-promotion watch
+and the scale-down delay still hold. A promote step that has not started yet reads the XCom when it does.
 
 Each call is Airflow's REST API as the signed-in user: Airflow checks the user's role and writes its audit log. The
 same function serves the CLI and the Releases view (which calls it with the user's own token).
@@ -23,14 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from deployflow.client.api import AirflowClient, ApiError, BadInput, NothingToDo, RunTimedOut
+from deployflow.client.api import AirflowClient, ApiError, BadInput, NothingToDo, Refused, RunTimedOut
 from deployflow.client.output import emit
 from deployflow.errors import ConfigError
 from deployflow.release import check_reason
 
 # The release DAG's task ids (deployflow.airflow.task_ids: the client does not import Airflow's side).
-RESOLVE, ROLLBACK, RECORD = "resolve", "rollback", "record"
+RESOLVE, ANALYSIS, PROMOTE, ROLLBACK, RECORD = "resolve", "analysis", "promote", "rollback", "record"
 ABORTED = "aborted"  # the XCom key of resolve that the record task reads
+PROMOTE_NOW = "promote_now"  # the XCom key of resolve that the promote step reads
 IN_FLIGHT = ("queued", "running")  # a run's states while it goes on
 # A task's states before it is done: what an abort stops.
 UNFINISHED = ("scheduled", "queued", "running", "deferred", "up_for_reschedule", "up_for_retry", "restarting",
@@ -89,6 +97,53 @@ def abort_release(client: AirflowClient, service: str, environment: str, *, by: 
     return Aborted(dag_id, run_id, environment, tuple(stopped), by, reason)
 
 
+@dataclass(frozen=True)
+class PromotedNow:
+    """A "promote now" as it was done: the run, whether its running promote step was restarted, by whom and why."""
+
+    dag_id: str
+    run_id: str
+    environment: str
+    restarted: bool
+    by: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "run_id": self.run_id, "environment": self.environment,
+                "restarted": self.restarted, "by": self.by, "reason": self.reason}
+
+
+def promote_release(client: AirflowClient, service: str, environment: str, *, by: str, reason: str,
+                    run_id: str | None = None, now: datetime | None = None) -> PromotedNow:
+    """Promote ``service``'s release in flight to ``environment`` now: no more pauses between its remaining steps.
+
+    :raises BadInput: the reason is not one line of text.
+    :raises NothingToDo: no release is in flight there, or it is promoted already.
+    :raises Refused: its analysis has not passed (it still judges, or failed), or it is rolling back.
+    """
+    try:
+        reason = check_reason(reason, "reason")
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    dag_id = f"release_{service}"
+    run = in_flight_run(client, dag_id, environment, run_id)
+    run_id = run["dag_run_id"]
+    states = {ti["task_id"]: ti.get("state") for ti in client.task_instances(dag_id, run_id)}
+    if states.get(PROMOTE) == "success":
+        raise NothingToDo(f"run {run_id} of {dag_id} promoted already: its watch or record is what is left")
+    if states.get(ROLLBACK) not in (None, "skipped") or states.get(PROMOTE) in ("failed", "upstream_failed"):
+        raise Refused(f"run {run_id} of {dag_id} is rolling back in {environment}: nothing to promote")
+    if states.get(ANALYSIS) not in ("success", "skipped"):
+        raise Refused(f"the analysis of run {run_id} has not passed (it is {states.get(ANALYSIS) or 'not started'}): "
+                      "promote now skips the pauses after a passed analysis, never the analysis itself")
+    at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    client.set_xcom(dag_id, run_id, RESOLVE, PROMOTE_NOW, {"by": by, "reason": reason, "at": at})
+    restarted = states.get(PROMOTE) == "running"
+    if restarted:
+        client.clear_task(dag_id, run_id, PROMOTE, note=f"promote now, by {by}" + (f": {reason}" if reason else ""))
+    return PromotedNow(dag_id, run_id, environment, restarted, by, reason)
+
+
 def in_flight_run(client: AirflowClient, dag_id: str, environment: str, run_id: str | None) -> dict[str, Any]:
     """The newest run of ``dag_id`` still going on in ``environment`` (``run_id`` only, if given).
 
@@ -116,6 +171,21 @@ def run_environment(client: AirflowClient, dag_id: str, run: dict[str, Any]) -> 
         return (client.xcom(dag_id, run["dag_run_id"], RESOLVE) or {}).get("environment") or "?"
     except ApiError:
         return "?"
+
+
+def promote(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> int:
+    """The CLI's ``promote``: promote now, then follow the run to its end (``--no-wait``: don't)."""
+    client = connect()
+    done = promote_release(client, args.service, args.environment, by=args.user, reason=args.reason or "",
+                           run_id=args.run)
+    print(f"promote now: run {done.run_id}'s promote step " + ("restarted with no pause between its steps"
+                                                               if done.restarted else "will skip its pauses when it starts"),
+          file=sys.stderr if args.json else sys.stdout, flush=True)
+    row: dict[str, Any] = {"service": args.service, **done.to_dict()}
+    if args.wait:
+        row["state"] = client.wait(done.dag_id, done.run_id, timeout=args.timeout)["state"]
+    emit(row, as_json=args.json, rows=[row], columns=("service", "environment", "run_id", "restarted", "by", "state"))
+    return 0 if not args.wait or row["state"] == "success" else 1
 
 
 def abort(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> int:

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help="the image reference to run")
     parser.add_argument("--strategy", help="override the environment's strategy")
     parser.add_argument("--weight", type=int, help="shift: only the step to this percentage")
+    parser.add_argument("--skip-pauses", action="store_true", help="promote: no pause between the remaining steps (promote now)")
     parser.add_argument("--fence", type=int, help="the step's fencing token: stop before a write once a newer step holds one")
     parser.add_argument("--result-file", default=os.environ.get("DEPLOYFLOW_RESULT_FILE"),
                         help="also write the JSON result here (KubernetesPodOperator: /airflow/xcom/return.json)")
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             prometheus_url=settings.prometheus_url,
         )
         step = getattr(rollout, args.step)
-        result = step(args.weight) if args.step == "shift" else step()
+        result = (step(args.weight) if args.step == "shift" else step(skip_pauses=args.skip_pauses) if args.step == "promote"
+                  else step())
     except (ConfigError, ValueError) as exc:
         logging.error("%s", exc)
         return BAD_INPUT

@@ -1,16 +1,14 @@
 """The rollout engine: one release of one version to one environment, step by step, on any platform.
 
-prepare starts the new version beside the live one (or, where the platform
-replaces instances itself, in its place) with no traffic; shift carries out the
-strategy's traffic steps, watching each; promote walks the steps after canary
-analysis, watches the new version with all traffic while the old one stands by
-(the post-promotion watch, then what is left of the scale-down delay), then
-removes the old one; rollback puts all traffic back on the old version, then removes
-the new one. Strategies differ only in the steps they plan, platforms only in
+prepare starts the new version beside the live one (or in its place) with no
+traffic; shift carries out the strategy's traffic steps, watching each; promote
+walks the steps after canary analysis and watches the new version with all
+traffic while the old one stands by, then removes the old one; rollback puts
+all traffic back on the old version, then removes the new one. Strategies differ only in the steps they plan, platforms only in
 their Workload, Traffic and ReleaseStore.
 
-Every step reads the record and the live sets first and converges, so a
-retried step finishes the work instead of doubling it. When a watched step
+Every step reads the record and the live sets first and converges: a retried
+step finishes the work instead of doubling it. When a watched step
 fails, traffic goes back to the old version at once, inside the failing step
 (Argo Rollouts' abort); the rollback step removes the new version.
 """
@@ -108,7 +106,7 @@ class Rollout:
         self.traffic.set_weights(hold)  # before any new instance runs: traffic stays where it is
         if record.colour != record.live:
             leftover = self.workload.get(record.colour)
-            if leftover.versions - {self.target.version}:  # an earlier release's instances in the colour we need
+            if leftover.versions - {self.target.version}:  # an earlier release's, in the colour we need
                 log.info("prepare: removing %d leftover instance(s) of %s", leftover.size, ", ".join(sorted(leftover.versions)))
                 self.traffic.drain([record.colour])
                 self.workload.scale(record.colour, 0, leftover.target, self._track())
@@ -132,29 +130,31 @@ class Rollout:
         steps = shift_steps(self._steps(record), record.percent, percent, strategy=self.strategy.name)
         for step in steps:
             record = self._apply(record, step)
-            if step.pause_s and not step.analysis:
-                self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
+            if not step.analysis:
+                self.guards.pause(record, step)
         # analysis is False on a first deploy: there is nothing to compare with
         return {**self._result(record, started), "analysis": any(s.analysis for s in steps)}
 
-    def promote(self) -> dict[str, Any]:
+    def promote(self, *, skip_pauses: bool = False) -> dict[str, Any]:
         """The steps after analysis; the new version watched with all traffic while the old one stands by
-        (the post-promotion watch, then what is left of the scale-down delay); then the old version goes."""
+        (the post-promotion watch, then what is left of the scale-down delay); then the old version goes.
+        :param skip_pauses: promote now: no pause between the remaining steps; the watch and the delay still hold."""
         started = self.clock()
         record = self._require()
         if record.outcome == PROMOTED or record.already_live:  # a retry after the work was done
             record = self._finish(record, PROMOTED)
             return {**self._result(record, started), "cost": self._cost(record)}
+        skipped = []
         for step in promote_steps(self._steps(record), record.percent):
             record = self._apply(record, step)
-            if step.pause_s:
-                self.guards.watch(record, step.pause_s, f"the {step.percent} % step")
+            if self.guards.pause(record, step, skip=skip_pauses):
+                skipped.append(step.percent)
         watched = self._watch_after_promotion(record)
         delay = self.strategy.scale_down_delay() - watched.seconds
         if delay > 0 and record.previous:
             self.guards.watch(record, delay, "the scale-down delay")
         old = [c for c in (record.live, BASELINE if record.baseline else None) if c and c != record.colour]
-        if old:  # nothing of the old version goes unless the new one is at full size and ready now
+        if old:  # the old version goes only if the new one is whole and ready now
             new = self.workload.get(record.colour)
             if new.size < self.env.replicas:
                 self.guards.abort(record, f"{self.target.version} runs {new.size} of {self.env.replicas} instance(s) at promotion")
@@ -166,7 +166,8 @@ class Rollout:
         log.info("promote: %s is live in %s; %s of %s removed in %.1f s", self.target.version, self.env.name,
                  " and ".join(old) or "nothing", record.previous.version if record.previous else "nothing",
                  self.clock() - started)
-        return {**self._result(record, started), "cost": self._cost(record), "watch": watched.to_dict()}
+        return {**self._result(record, started), "cost": self._cost(record), "watch": watched.to_dict(),
+                **({"pauses_skipped": skipped} if skipped else {})}
 
     def rollback(self) -> dict[str, Any]:
         """All traffic back to the previous version (restarting its instances if needed), then remove the new one."""
@@ -229,7 +230,7 @@ class Rollout:
 
     def _finish(self, record: Record, outcome: str) -> Record:
         if record.outcome is None:
-            record = at(self.now, record, 0)  # the old set, or the new one, is gone: no extra instance any more
+            record = at(self.now, record, 0)  # the old set, or the new one, is gone: no extra instance
         finished = replace(record, outcome=outcome)
         if finished != record:
             self.store.save(finished)

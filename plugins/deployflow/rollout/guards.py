@@ -18,6 +18,7 @@ from deployflow.catalog import Environment
 from deployflow.platforms.base import InstanceSet, Workload
 from deployflow.record import Record, StepFailed
 from deployflow.routers.base import Split, Traffic
+from deployflow.strategies.base import Step
 
 log = logging.getLogger("deployflow.deployer")
 
@@ -61,6 +62,17 @@ class Guards:
                                seconds=seconds, interval_s=min(h.interval_s, 0.5), sleep=self.sleep, clock=self.clock)
         if not verdict.healthy:
             self.abort(record, f"{self.version} failed its health checks during {what}: {verdict.reason()}")
+
+    def pause(self, record: Record, step: Step, *, skip: bool = False) -> bool:
+        """Watch ``step`` for its pause; with ``skip`` (a person asked to promote now), go on at once. True when a
+        pause was skipped."""
+        if not step.pause_s:
+            return False
+        if skip:
+            log.info("the %d s pause of the %d %% step skipped (promote now)", step.pause_s, step.percent)
+            return True
+        self.watch(record, step.pause_s, f"the {step.percent} % step")
+        return False
 
     def restore(self, record: Record) -> bool:
         """All traffic to the previous version, at once (its instances restarted first if any were lost, or, in

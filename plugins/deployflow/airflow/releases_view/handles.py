@@ -1,7 +1,8 @@
-"""The Releases view's handles: roll back, abort, approve or reject, freeze and unfreeze, from its pages.
+"""The Releases view's handles: roll back, abort, promote now, approve or reject, freeze and unfreeze, from its pages.
 
     POST /api/services/{service}/environments/{environment}/rollback  {"to": "previous"|COMMIT, "reason", "strategy"}
     POST /api/services/{service}/environments/{environment}/abort     {"reason", "run_id"}
+    POST /api/services/{service}/environments/{environment}/promote   {"reason", "run_id"}
     POST /api/services/{service}/environments/{environment}/approve   {"reason", "run_id"}
     POST /api/services/{service}/environments/{environment}/reject    {"reason", "run_id"}
     POST /api/freeze    {"reason", "environments": [...], "until"}
@@ -35,7 +36,7 @@ from deployflow.client.api import AirflowClient, ApiError, BadInput, ClientError
 from deployflow.client.freezes import lift_freeze, set_freeze, shown
 from deployflow.client.gates import APPROVE, REJECT, answer_gate
 from deployflow.client.release import trigger
-from deployflow.client.steering import abort_release
+from deployflow.client.steering import abort_release, promote_release
 from deployflow.errors import one_of
 from deployflow.policies import ENVIRONMENTS
 from deployflow.release import run_note
@@ -153,6 +154,19 @@ def add_handles(app: FastAPI, may_act: Callable[[Any, str], str]) -> None:
             done = abort_release(as_user(request)(), service, environment, by=name, reason=body.reason, run_id=body.run_id)
             return {"done": f"run {done.run_id} aborted ({', '.join(done.stopped)} stopped); the rollback follows",
                     **done.to_dict()}
+
+        return acting(go)
+
+    @app.post("/api/services/{service}/environments/{environment}/promote", dependencies=checked)
+    def promote(service: str, environment: Environment, body: RunBody, request: Request,
+                user: GetUserDep) -> dict[str, Any]:
+        name = may_act(user, service)
+
+        def go() -> dict[str, Any]:
+            done = promote_release(as_user(request)(), service, environment, by=name, reason=body.reason,
+                                   run_id=body.run_id)
+            how = "its promote step restarted with no pause" if done.restarted else "its promote step will skip its pauses"
+            return {"done": f"run {done.run_id} promoted now: {how}", **done.to_dict()}
 
         return acting(go)
 
