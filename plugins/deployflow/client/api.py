@@ -1,5 +1,6 @@
 """Airflow's REST API (v2) as a release needs it: log in, trigger a run, follow it, read its tasks' timings
-and failures. The session is passed in, so tests can point it anywhere; the token comes from ``/auth/token``
+and failures; and the Releases view's JSON (what is live, a service's history), which Airflow's API server serves
+behind the same sign-in. The session is passed in, so tests can point it anywhere; the token comes from ``/auth/token``
 (Airflow's simple auth manager). Every failure is a ``ClientError`` whose class is the CLI's exit code."""
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
+from deployflow.client.output import terminal_text
+
 FINISHED = ("success", "failed")
+# The Releases view's JSON API, where Airflow's API server mounts it (releases_view.URL_PREFIX; a test holds them equal).
+RELEASES_API = "/deployflow/api"
 
 
 class ClientError(RuntimeError):
@@ -207,6 +213,19 @@ class AirflowClient:
             return [{"event": line} for line in content.splitlines()]
         return [e if isinstance(e, dict) else {"event": str(e)} for e in content]
 
+    def releases_grid(self) -> dict[str, Any]:
+        """The Releases view's grid: each service the user may read, in each environment (what is live, what waits)."""
+        return self._call("GET", f"{RELEASES_API}/grid")
+
+    def releases_service(self, service: str, *, environment: str | None = None, limit: int = 50,
+                         offset: int = 0) -> dict[str, Any]:
+        """The Releases view's answer for ``service``: its environments, a page of its history (newest first, of
+        ``environment`` only if given), its figures; ApiError 404 when neither the catalog nor the ledger knows it."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if environment:
+            params["environment"] = environment
+        return self._call("GET", f"{RELEASES_API}/services/{quote(service, safe='')}", params=params)
+
     def wait(
         self, dag_id: str, run_id: str, *, timeout: float = 1800, poll: float = 2.0,
         on_change: Callable[[str, str], None] | None = None,
@@ -276,7 +295,8 @@ def duration_seconds(value: object) -> float | None:
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """One line, safe to print: Airflow's answers (an error's detail) are untrusted text."""
+    return terminal_text(text)
 
 
 def _reason(exc: requests.exceptions.ConnectionError) -> str:
