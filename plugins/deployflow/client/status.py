@@ -22,6 +22,7 @@ SHORT = 8  # hex digits of a commit, a digest, a configuration version: enough t
 STATUS = ("version", "digest", "config", "since", "by", "strategy", "waits")
 HISTORY = ("when", "environment", "version", "outcome", "took", "failed_requests", "who", "why")
 HEADERS = {"since": "SINCE (UTC)", "when": "WHEN (UTC)", "failed_requests": "FAILED REQ"}
+HISTORY_HEADERS = {**HEADERS, "environment": "ENV"}  # 7 wide, not 11: room for why
 LIMITS = {"service": 24, "environment": 12, "version": 12, "by": 12, "who": 12, "strategy": 12, "outcome": 20}
 HINTS = 3  # the known names an unknown service's error suggests at most
 INDENT = "  "
@@ -142,7 +143,7 @@ def history_text(page: dict[str, Any]) -> str:
              "who": r.get("requested_by"), "why": why(r)} for r in releases]
     first, last, total = past["offset"] + 1, past["offset"] + len(releases), past["total"]
     more = f"; --limit {min(total, MAX_LIMIT)} shows {'them all' if total <= MAX_LIMIT else 'more'}" if last < total else ""
-    return "\n".join([table(rows, HISTORY, headers=HEADERS, limits=LIMITS, width=WIDTH),
+    return "\n".join([table(rows, HISTORY, headers=HISTORY_HEADERS, limits=LIMITS, width=WIDTH),
                       terminal_text(f"{first} to {last} of {total} releases of {page['service']}{where}{more}")])
 
 
@@ -162,22 +163,23 @@ def worth_a_row(cell: dict[str, Any]) -> bool:
 
 
 def waits(cell: dict[str, Any]) -> str:
-    """What holds or is under way: a freeze, the run holding the lock and its approvals, the runs queued, and the
-    newest release when it did not go live."""
+    """What is under way or holds, the most pressing first: an approval the release holding the lock waits for (else
+    that release), the runs queued behind it, a freeze, the newest release when it did not go live."""
     waiting = cell["waits"]
     said = []
-    if freeze := waiting.get("freeze"):
-        said.append(f"frozen: {freeze.get('name')}")
     if lock := waiting.get("lock"):
-        said.append(f"releasing ({lock.get('state') or 'a run Airflow does not know'})")
-        said += [f"{gate.get('task_id')} waits for approval" for gate in lock.get("approvals") or []]
+        state = lock.get("state")
+        said.append("approval" if lock.get("approvals") else "releasing" if state == "running"
+                    else f"releasing ({state or 'a run Airflow does not know'})")
     if queued := waiting.get("queued"):
         said.append(f"{len(queued)} queued")
+    if freeze := waiting.get("freeze"):
+        said.append(f"frozen: {freeze.get('name')}")
     if newest := cell.get("newest"):
-        said.append(f"newest: {newest.get('outcome')}")
+        said.append(f"newest {newest.get('outcome')}")
     if not cell.get("in_catalog") and not cell.get("live"):
         said.append("not in the catalog")
-    return "; ".join(said)
+    return ", ".join(said)
 
 
 def notes(answer: dict[str, Any]) -> list[str]:
