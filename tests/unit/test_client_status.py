@@ -302,3 +302,19 @@ def test_nothing_the_ledger_holds_reaches_the_terminal_as_a_control(capsys, airf
     assert ran.out.endswith("catalog problem: bad: line 3: not yaml\n"
                             "the freeze Variable cannot be read, and every release is refused: deployflow_freeze: is not "
                             "valid JSON\n")
+
+
+def test_options_the_view_refuses_exit_2(capsys, airflow, passwords):
+    airflow.logs_in()
+    airflow.answer(route(A), 400, {"detail": "--since 'yesterday' is not an ISO date"})
+    ran = history(capsys, airflow, passwords, A)
+    assert (ran.code, ran.err) == (2, "deployflow.client: the Releases view refused the options: --since 'yesterday' is "
+                                      "not an ISO date")
+
+
+def test_a_grid_with_no_service_says_so(capsys, airflow, passwords, seen):
+    airflow.logs_in()
+    airflow.answer(GRID, 200, {**grid_answer(seen), "services": [], "problems": [{"service": "(catalog)", "message": "gone"}]})
+    ran = status(capsys, airflow, passwords)
+    assert (ran.code, ran.out) == (0, "no service: the catalog and the ledger name none you may read\n"
+                                      "catalog problem: (catalog): gone\n")
