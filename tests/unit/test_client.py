@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from deployflow.client import AirflowClient, ApiError, failure_reason, run_seconds, timings
-from deployflow.client.api import UnexpectedAnswer, duration_seconds
+from deployflow.client.api import UnexpectedAnswer
+from deployflow.client.runs import duration_seconds
 
 
 class FakeResponse:

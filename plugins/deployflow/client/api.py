@@ -1,20 +1,24 @@
 """Airflow's REST API (v2) as a release needs it: log in, trigger a run, follow it, read its tasks' timings
-and failures. The session is passed in, so tests can point it anywhere; the token comes from ``/auth/token``
+and failures; and the Releases view's JSON (what is live, a service's history), which Airflow's API server serves
+behind the same sign-in. The session is passed in, so tests can point it anywhere; the token comes from ``/auth/token``
 (Airflow's simple auth manager). Every failure is a ``ClientError`` whose class is the CLI's exit code."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
+from deployflow.client.output import terminal_text
+
 FINISHED = ("success", "failed")
+# The Releases view's JSON API, where Airflow's API server mounts it (releases_view.URL_PREFIX; a test holds them equal).
+RELEASES_API = "/deployflow/api"
 
 
 class ClientError(RuntimeError):
@@ -66,14 +70,6 @@ class NothingToDo(ClientError):
     """Nothing is there to act on: no gate waits for an answer, no freeze is set."""
 
     exit_code = 8
-
-
-@dataclass(frozen=True)
-class TaskTiming:
-    task_id: str
-    state: str | None
-    seconds: float | None
-    try_number: int
 
 
 class AirflowClient:
@@ -228,6 +224,19 @@ class AirflowClient:
             return [{"event": line} for line in content.splitlines()]
         return [e if isinstance(e, dict) else {"event": str(e)} for e in content]
 
+    def releases_grid(self) -> dict[str, Any]:
+        """The Releases view's grid: each service the user may read, in each environment (what is live, what waits)."""
+        return self._call("GET", f"{RELEASES_API}/grid")
+
+    def releases_service(self, service: str, *, environment: str | None = None, limit: int = 50,
+                         offset: int = 0) -> dict[str, Any]:
+        """The Releases view's answer for ``service``: its environments, a page of its history (newest first, of
+        ``environment`` only if given), its figures; ApiError 404 when neither the catalog nor the ledger knows it."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if environment:
+            params["environment"] = environment
+        return self._call("GET", f"{RELEASES_API}/services/{quote(service, safe='')}", params=params)
+
     def wait(
         self, dag_id: str, run_id: str, *, timeout: float = 1800, poll: float = 2.0,
         on_change: Callable[[str, str], None] | None = None,
@@ -250,54 +259,9 @@ class AirflowClient:
             time.sleep(poll)
 
 
-def timings(task_instances: list[dict[str, Any]]) -> list[TaskTiming]:
-    """Per-task timings in start order (tasks that never started last)."""
-    def start(ti: dict[str, Any]) -> str:
-        return ti.get("start_date") or "9999"
-
-    return [
-        TaskTiming(ti["task_id"], ti.get("state"), ti.get("duration"), ti.get("try_number", 0))
-        for ti in sorted(task_instances, key=start)
-    ]
-
-
-def failure_reason(entries: list[dict[str, Any]]) -> str | None:
-    """The message of the exception that failed the task, from its log entries."""
-    for entry in reversed(entries):
-        for detail in entry.get("error_detail") or []:
-            return f"{detail.get('exc_type')}: {detail.get('exc_value')}"
-    return None
-
-
-def run_seconds(run: dict[str, Any]) -> float | None:
-    if not (run.get("start_date") and run.get("end_date")):
-        return None
-    parse = datetime.fromisoformat
-    return (parse(run["end_date"].replace("Z", "+00:00")) - parse(run["start_date"].replace("Z", "+00:00"))).total_seconds()
-
-
-_DURATION = re.compile(r"P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-                       r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?")
-
-
-def duration_seconds(value: object) -> float | None:
-    """Seconds of a duration as Airflow's API gives it (ISO 8601, ``PT1H30M``; or a number of seconds); None for none.
-
-    :raises UnexpectedAnswer: anything else.
-    """
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    found = _DURATION.fullmatch(value) if isinstance(value, str) and value not in ("P", "PT") else None
-    if found is None or value.endswith("T"):
-        raise UnexpectedAnswer(f"{value!r} is not a duration (ISO 8601, such as PT1H30M)")
-    days, hours, minutes, seconds = (float(found[k] or 0) for k in "dhms")
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """One line, safe to print: Airflow's answers (an error's detail) are untrusted text."""
+    return terminal_text(text)
 
 
 def _reason(exc: requests.exceptions.ConnectionError) -> str:

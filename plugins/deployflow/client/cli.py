@@ -1,5 +1,6 @@
 """Releases through Airflow's REST API (v2), for people at a terminal and for CI: trigger and follow one, answer
-its approval gate, abort or promote one in flight, freeze and unfreeze environments.
+its approval gate, abort or promote one in flight, freeze and unfreeze environments; and what is live where, and
+what was released (the Releases view's JSON, served by Airflow's API server behind the same sign-in).
 
     python -m deployflow.client --url http://127.0.0.1:8080 --user admin \\
         --password-file .airflow/simple_auth_manager_passwords.json \\
@@ -9,21 +10,24 @@ its approval gate, abort or promote one in flight, freeze and unfreeze environme
     python -m deployflow.client ... abort sample-app --environment staging --reason "wrong config"
     python -m deployflow.client ... promote sample-app --environment staging --reason "metrics look fine"
     python -m deployflow.client ... freeze --environment prod --reason "database failover" --until 2026-12-03T08:00:00Z
+    python -m deployflow.client ... status [sample-app]
+    python -m deployflow.client ... history sample-app --environment prod --limit 20
 
 Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
 traceback) and one of these exit codes:
 
     0  done: the release succeeded; the gate was answered; the freeze was set or lifted; the aborted release
-       was rolled back
+       was rolled back; the status or history printed
     1  the release failed (the run ended failed; the failing tasks' reasons are printed); an aborted
        release's rollback did not succeed
     2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
        an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
-       (without --replace), a promote before the analysis passed or during a rollback, or an argument is
-       wrong (a malformed --url or --until; argparse's usage errors)
+       (without --replace), a promote before the analysis passed or during a rollback, an unknown service
+       (status, history: HTTP 404), or an argument is wrong (a malformed --url or --until, a --limit out of
+       range; argparse's usage errors)
     3  the password file is missing, unreadable, not JSON, or has no password for --user
     4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver
-       the gate assigns, no right to the Variable)
+       the gate assigns, no right to the Variable or to read the service's runs)
     5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
     6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
     7  the run did not finish within --timeout (it goes on in Airflow)
@@ -45,6 +49,7 @@ from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
 from deployflow.client.release import release
 from deployflow.client.steering import abort, promote
+from deployflow.client.status import register as register_status
 
 
 def read_password(path: Path, user: str) -> str:
@@ -153,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     lift = sub.add_parser("unfreeze", parents=[scripts], help="lift the freeze, or its hold on some environments")
     lift.add_argument("--environment", action="append", help="lift it here only (again for more); default: everywhere")
     lift.set_defaults(handler=unfreeze)
+    register_status(sub, scripts)  # status [SERVICE], history SERVICE (client/status.py)
     args = parser.parse_args(argv)
     try:
         return args.handler(args, lambda: connect(args))

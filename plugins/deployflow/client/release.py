@@ -12,15 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from deployflow.client.api import (
-    AirflowClient,
-    ApiError,
-    UnexpectedAnswer,
-    duration_seconds,
-    failure_reason,
-    run_seconds,
-    timings,
-)
+from deployflow.client.api import AirflowClient, ApiError, UnexpectedAnswer
+from deployflow.client.runs import duration_seconds, failure_reason, run_seconds, timings
 from deployflow.client.output import table
 from deployflow.release import release_run_id, run_note
 
