@@ -175,3 +175,26 @@ def test_a_rollback_is_recorded_with_who_why_and_the_release_it_put_back(tmp_pat
         Outcome.PROMOTED, "alice", "errors after 0123456", "prod")  # its own environment's earlier release
     assert (entry.commit, entry.digest, entry.tests) == (artifact["sha"], artifact["digest"], artifact["tests"])
     assert "build" not in entry.steps and "checkout" not in entry.steps
+
+
+ABORTED = {"by": "carol", "reason": "wrong config", "at": "2026-12-01T09:03:00+00:00"}
+
+
+def test_an_aborted_release_is_rolled_back_aborted_by_who_and_why(tmp_path, monkeypatch):
+    ti = TI({**XCOMS, ("resolve", "aborted"): ABORTED})
+    entry = run_record(tmp_path, monkeypatch, ti, fails="aborted, rolled back to fedcba987654: aborted by carol: wrong config")
+    assert (entry.outcome, entry.outcome_detail, entry.failure) == (
+        Outcome.ROLLED_BACK, "aborted, rolled back to fedcba987654", "aborted by carol: wrong config")
+
+
+def test_an_abort_that_came_after_promote_finished_changes_nothing(tmp_path, monkeypatch):
+    promoted = {k: v for k, v in XCOMS.items() if k[0] != "rollback"}
+    ti = TI({**promoted, ("promote", "return_value"): {"seconds": 5.0}, ("resolve", "aborted"): ABORTED})
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    context = {"ti": ti, "run_id": "manual__1",
+               "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
+                                          run_type="manual")}
+    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None):
+        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context)
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    assert (entry.outcome, entry.failure) == (Outcome.PROMOTED, None)
