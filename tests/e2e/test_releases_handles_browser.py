@@ -58,6 +58,7 @@ def test_an_admin_rolls_dev_back_from_the_page_and_the_front_port_answers_the_pr
     page.driver.save_screenshot(str(tmp_path / "service-handles.png"))
     print(f"screenshot: {tmp_path / 'service-handles.png'}")
     status, said = page.act("rollback", ENVIRONMENT, "e2e: back from the page")
+    page.driver.save_screenshot(str(tmp_path / "service-rollback.png"))
     assert status == "200", said
     run_id = said.split("as run ")[-1].strip()
     assert run_id.startswith(f"{ENVIRONMENT}__rollback-previous__"), said
