@@ -51,7 +51,17 @@ class Prometheus:
         return True
 
 
+@pytest.fixture(autouse=True)
+def ledger(tmp_path, monkeypatch) -> str:
+    """The ledger the sensor keeps a failing verdict in: SQLite in a fresh state directory."""
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+    monkeypatch.delenv("DEPLOYFLOW_LEDGER_URL", raising=False)
+    return str(tmp_path)
+
+
 class TI:
+    dag_id, task_id = "release_shop", "analysis"
+
     def __init__(self) -> None:
         self.pushed: dict[str, object] = {}
 
@@ -88,7 +98,7 @@ def poke(monkeypatch, prometheus: Prometheus, alive: dict[str, int]) -> tuple[bo
     monkeypatch.setattr(sensors.time, "time", lambda: 1013.5)
     ti = TI()
     try:
-        return sensor.poke({"ti": ti}), ti, stopped
+        return sensor.poke({"ti": ti, "run_id": "r1"}), ti, stopped
     except AirflowFailException as exc:
         return exc, ti, stopped
 
@@ -124,7 +134,7 @@ def test_by_default_the_analysis_defers_to_the_triggerer_with_what_it_judges_and
     monkeypatch.setattr(sensors.time, "time", lambda: 1000.0)
     sensor = CanaryAnalysisSensor(task_id="analysis", service=SERVICE, environment_name="staging")
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": TI()})
+        sensor.execute({"ti": TI(), "run_id": "r1"})
     trigger = deferred.value.trigger
     assert isinstance(trigger, CanaryAnalysisTrigger) and deferred.value.method_name == "execute_complete"
     assert trigger.serialize()[1] == {
@@ -145,7 +155,7 @@ def completed(monkeypatch, payload: dict, intervals: int = 3) -> tuple[object, T
     sensor = CanaryAnalysisSensor(task_id="analysis", service=shop(intervals), environment_name="staging")
     ti = TI()
     try:
-        return sensor.execute_complete({"ti": ti}, payload), ti, stopped
+        return sensor.execute_complete({"ti": ti, "run_id": "r1"}, payload), ti, stopped
     except (AirflowFailException, TaskDeferred) as exc:
         return exc, ti, stopped
 
@@ -197,7 +207,7 @@ def test_each_interval_s_trigger_goes_to_the_triggerer_of_the_queue_the_analysis
     ti = TI()
     ti.queue, ti.task, ti.dag_id, ti.task_id, ti.run_id = "host-b", sensor, "release_shop", "analysis", "r1"
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": ti})
+        sensor.execute({"ti": ti, "run_id": "r1"})
     message, _ = _defer_task(deferred.value, ti, SimpleNamespace(info=lambda *args, **kwargs: None))
     assert message.queue == "host-b"
 
@@ -224,3 +234,23 @@ def test_no_analysis_says_why_in_the_log_and_in_xcom(strategy, shifted, analysis
     with pytest.raises(AirflowSkipException, match=f"^{why}$"):
         CanaryAnalysisSensor(task_id="analysis", service=service, environment_name="staging").execute({"ti": ti})
     assert ti.pushed == {"skipped": why}
+
+
+def test_a_failed_analysis_is_final_for_its_run_a_retry_fails_with_the_kept_verdict_without_judging(monkeypatch):
+    """Airflow may retry an analysis that failed (apache/airflow#72716): the retry must not judge again (with
+    ``no_data: pass`` it could pass a failed canary on the traffic left)."""
+    verdict = {"interval": 2, "result": "fail", "guard": "canary: 0 of 1 instance(s) running (and never restarted)"}
+    at_two = AnalysisProgress(**{**STARTED.to_dict(), "judged": 1, "passed": 1})
+    failed, _, _ = completed(monkeypatch, event("fail", verdict, at_two, "canary analysis failed at interval 2: ..."))
+    assert isinstance(failed, AirflowFailException)
+
+    monkeypatch.setenv("DEPLOYFLOW_PROMETHEUS_URL", "http://prom")
+    stopped: list[str] = []
+    monkeypatch.setattr(sensors, "stop_load", lambda service, environment, log: stopped.append(environment))
+    retry, other_run = TI(), TI()
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=shop(3), environment_name="staging")
+    with pytest.raises(AirflowFailException, match="failed at interval 2 in an earlier try of this run"):
+        sensor.execute({"ti": retry, "run_id": "r1"})  # never defers: no interval is judged again
+    assert retry.pushed["verdict"] == verdict and stopped == ["staging"]  # the record's reason, the load stopped
+    with pytest.raises(TaskDeferred):  # another run of the DAG judges as usual
+        sensor.execute({"ti": other_run, "run_id": "r2"})

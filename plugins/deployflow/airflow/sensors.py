@@ -24,6 +24,7 @@ from deployflow.airflow.analysis_interval import IntervalOutcome, Judging, judge
 from deployflow.airflow.analysis_trigger import CanaryAnalysisTrigger
 from deployflow.airflow.settings import prometheus_url
 from deployflow.airflow.load import stop_load
+from deployflow.airflow.verdicts import failed_verdict, keep_failed_verdict
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.analysis.progress import AnalysisProgress, Outcome
 from deployflow.airflow.runs import skip
@@ -216,6 +217,12 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         strategy = (ti.xcom_pull(task_ids=task_ids.RESOLVE) or {}).get("strategy") or None  # the run's
         if not shifted.get("analysis"):
             skip(context, not_analysed(shifted, strategy, self.service.environments[self.environment_name]))
+        earlier = failed_verdict(context)
+        if earlier is not None:  # final for the run: a retry never judges a failed canary again
+            ti.xcom_push(key="verdict", value=earlier)
+            stop_load(self.service, self.environment_name, self.log)
+            raise AirflowFailException(f"canary analysis failed at interval {earlier.get('interval')} in an earlier try "
+                                       "of this run; a failed analysis is final, a retry does not judge again")
         config = self.service.environments[self.environment_name].analysis
         progress = AnalysisProgress(started=time.time(), interval_s=config.interval_s, intervals=config.intervals,
                                     scrape_lag_s=self.scrape_lag_s, no_data=config.no_data)
@@ -263,6 +270,7 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         ti = context["ti"]
         ti.xcom_push(key="verdict", value=outcome.verdict)
         if outcome.outcome is Outcome.FAIL:
+            keep_failed_verdict(context, outcome.verdict, self.log)
             stop_load(self.service, self.environment_name, self.log)  # nothing is judged any more
             raise AirflowFailException(outcome.reason)
         self.log.info("%s", outcome.reason)

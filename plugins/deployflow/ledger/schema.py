@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from deployflow.ledger.fences import create_fences_table  # fences.py and locks.py define their tables beside their queries
+from deployflow.ledger.verdicts import create_verdicts_table
 from deployflow.ledger.locks import create_locks_table
 from deployflow.outcomes import NOT_GIVEN, VALUES, detail, of_sentence
 
@@ -128,6 +129,11 @@ def _v7(conn: Connection) -> None:
     create_fences_table(conn)
 
 
+def _v8(conn: Connection) -> None:
+    """The failed analyses' verdicts, final for their run whatever a retry would judge."""
+    create_verdicts_table(conn)
+
+
 def upgraded(row: dict[str, Any]) -> dict[str, Any]:
     """A row as an earlier deployflow wrote it (a JSON line) as :func:`_v6` leaves a stored one."""
     row = {**row, **{name: NOT_GIVEN for name in ("environment", "strategy") if row.get(name) == "?"}}
@@ -137,7 +143,7 @@ def upgraded(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # Each migration brings the schema from its index to the next version (index 0: empty -> 1).
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 VERSION = len(MIGRATIONS)
 
 
