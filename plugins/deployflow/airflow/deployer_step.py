@@ -66,10 +66,11 @@ def promote_now(step: str, context: Context, log: Any) -> bool:
     if step != "promote":
         return False
     asked = context["ti"].xcom_pull(task_ids=RESOLVE, key=PROMOTE_NOW)
-    if asked:
-        log.info("promote now, asked by %s (%s): the remaining steps follow each other with no pause",
-                 asked.get("by") or "someone", asked.get("reason") or "no reason given")
-    return bool(asked)
+    if not isinstance(asked, dict):  # what steering writes, or nothing
+        return False
+    log.info("promote now, asked by %s (%s): the remaining steps follow each other with no pause",
+             asked.get("by") or "someone", asked.get("reason") or "no reason given")
+    return True
 
 
 def deployer_environment(step: str) -> dict[str, str]:
