@@ -244,6 +244,8 @@ def run_note(request: Mapping[str, Any], version: str | None = None) -> str:
              "the catalog's strategy" if strategy == USE_CATALOG else str(strategy), ref]
     if request.get("freeze"):
         parts.append("freeze overridden")
+    if request.get("already_live"):
+        parts.append("already live")
     who = f"by {literal_markdown(request['requested_by'])}" if request.get("requested_by") else ""
     # Anyone's words: shown as written, never a link or HTML of their own.
     why = literal_markdown(request["reason"]) if request.get("reason") else ""

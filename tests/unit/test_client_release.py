@@ -218,7 +218,8 @@ def test_with_json_the_end_is_one_document_and_the_progress_goes_to_stderr(capsy
                   for t in ENDED],
         "skipped": {"analysis": "blue-green has no canary step to judge",
                     "load": "analysis.load_rate is 0 in dev: no synthetic traffic"},
-        "watch": {"skipped": "post_promotion is off in dev"}, "failed": {}, "live": LIVE,
+        "watch": {"skipped": "post_promotion is off in dev"}, "failed": {}, "live": LIVE, "outcome": None,
+        "already_live": None,
     }
 
 

@@ -39,6 +39,7 @@ from deployflow.airflow.task_ids import (
 )
 from deployflow.catalog import Service
 from deployflow.governance.notifications import event_for
+from deployflow.governance.rerelease import ALREADY_LIVE
 from deployflow.ledger import ReleaseEntry
 from deployflow.outcomes import Outcome, one_line
 
@@ -52,8 +53,8 @@ if TYPE_CHECKING:
 class ReleaseRecordOperator(BaseOperator):
     """The last task: record the release (who, what, where, outcome, timings) and show what is live.
 
-    Fails when the release did not reach production, so the run's state says
-    what happened to the release.
+    Fails when the release did not reach production (nor found it there already: "already live"), so the run's
+    state says what happened to the release.
 
     :param service: the catalog entry.
     :param tidy: removes the run's finished deployers of an environment (the deployer operator's ``remove_finished``);
@@ -79,7 +80,7 @@ class ReleaseRecordOperator(BaseOperator):
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
 
     def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
-        """Record the release, tell its channels, show what is live; fail unless it was promoted."""
+        """Record the release, tell its channels, show what is live; fail unless it was promoted or already live."""
         ti = context["ti"]
         entry = self._record(context)
         announce(self.service, event_for(entry.outcome), request, context, version=entry.version,
@@ -88,7 +89,7 @@ class ReleaseRecordOperator(BaseOperator):
             live = self._live(request["environment"])
             if live is not None:
                 ti.xcom_push(key="live", value=live)
-        if entry.outcome is not Outcome.PROMOTED:
+        if entry.outcome not in (Outcome.PROMOTED, Outcome.ALREADY_LIVE):
             because = f": {entry.failure}" if entry.failure else ""
             version = f" {entry.version}" if entry.version else ""
             raise AirflowFailException(f"release of {self.service.name}{version}: {entry.outcome_detail}{because}")
@@ -110,6 +111,9 @@ class ReleaseRecordOperator(BaseOperator):
         rejected = approval is not None and approval["decision"] != "approved"
         outcome, said = ending(pulled, refused=bool(refused), rejected=rejected,
                                deploy_started=bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
+        # Nothing was prepared: the configuration is the live release's, as the image is.
+        config = artifact.get("config") if outcome is Outcome.ALREADY_LIVE else (
+            ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config")
         early = first_failure(ti, before_deploy(self.service)) if outcome is Outcome.FAILED_BEFORE_DEPLOY else None
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome, said=f"{said} at {early[0]}" if early else said,
@@ -119,7 +123,7 @@ class ReleaseRecordOperator(BaseOperator):
             judged=refused or (rejection(approval) if rejected else None)
             or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
             or ti.xcom_pull(task_ids=HEALTH, key=FAILURE) or (early[1] if early else None),
-            config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
+            config=config,
             committed_at=source.get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
             digest=built.get("digest"),
@@ -149,6 +153,8 @@ def ending(pulled: dict[str, Any], *, refused: bool, rejected: bool, deploy_star
     """How the release ended, and the sentence that says so, from what resolve, the gates, promote and rollback left."""
     if refused:
         return Outcome.REFUSED, "refused"
+    if (pulled[RESOLVE] or {}).get(ALREADY_LIVE):
+        return Outcome.ALREADY_LIVE, f"already live: {pulled[RESOLVE][ALREADY_LIVE]}"
     if pulled[PROMOTE]:
         return Outcome.PROMOTED, "promoted"
     rollback = pulled[ROLLBACK] or {}
