@@ -75,10 +75,11 @@ def world(tmp_path, monkeypatch, repo):
     return SimpleNamespace(dag=release_dag(service, tmp_path / "shop.yaml"), service=service, repo=repo, ti=RunTI())
 
 
-def resolve(world, git_ref: str) -> dict:
+def resolve(world, git_ref: str, **params: object) -> dict:
     """Resolve's result, and the tasks it had skipped (empty when it skipped none)."""
     dag_run = SimpleNamespace(triggering_user_name="alice", run_type="manual", start_date=datetime.now(timezone.utc))
-    context = {"ti": world.ti, "dag_run": dag_run, "params": {"environment": "dev", "git_ref": git_ref}, "run_id": "manual__1"}
+    context = {"ti": world.ti, "dag_run": dag_run, "params": {"environment": "dev", "git_ref": git_ref, **params},
+               "run_id": "manual__1"}
     try:
         result = world.dag.get_task("resolve").execute(context)
         world.ti.xcom_push("return_value", result)  # as the task runner does with what execute returns
@@ -120,8 +121,8 @@ def test_the_live_commit_with_a_new_configuration_reuses_its_image_and_checkout_
         checkout.execute({"ti": world.ti, "run_id": "manual__1"})
 
 
-@pytest.mark.parametrize("ref", ["next", "no-such-branch"])
-def test_another_commit_or_one_only_a_checkout_can_tell_runs_the_whole_pipeline(world, ref):
-    resolved = resolve(world, ref)
+@pytest.mark.parametrize(("ref", "params"), [("next", {}), ("no-such-branch", {}), ("main", {"force": True})])
+def test_another_commit_one_only_a_checkout_can_tell_or_a_forced_release_runs_the_whole_pipeline(world, ref, params):
+    resolved = resolve(world, ref, **params)
     assert resolved["skipped_tasks"] == [] and "artifact" not in resolved
     assert not {"already_live", "reuse"} & set(resolved)

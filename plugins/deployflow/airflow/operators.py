@@ -82,7 +82,7 @@ class ResolveReleaseOperator(BaseOperator, SkipMixin):
             f" ({request.reason})" if request.reason else "",
         )
         resolved = {**request.to_dict(), **decided}
-        if not (request.promote_from or request.rollback_to):  # those take an artifact of their own
+        if not (request.promote_from or request.rollback_to or request.force):  # those take an artifact of their own
             rerelease = measure(self.service, request, dag_id=release_dag_id(self.service.name))
             self.log.info("against what is live in %s: %s (%s)", request.environment, rerelease.need, rerelease.reason)
             if rerelease.artifact is not None:

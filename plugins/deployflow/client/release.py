@@ -41,7 +41,7 @@ def release(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> i
     dag_id = f"release_{args.service}"
     conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason,
             "promote_from": args.promote_from, "freeze_override": args.freeze_override,
-            "rollback_to": getattr(args, "rollback_to", None)}
+            "rollback_to": getattr(args, "rollback_to", None), "force": getattr(args, "force", None)}
     conf = {k: v for k, v in conf.items() if v is not None}
     try:
         run = trigger(client, dag_id, conf, run_note({**conf, "requested_by": args.user}), datetime.now(timezone.utc))
