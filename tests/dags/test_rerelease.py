@@ -99,8 +99,10 @@ def test_the_live_commit_and_configuration_again_skips_everything_but_the_record
     world.ti.task_id = "record"
     context = {"ti": world.ti, "run_id": "manual__1",
                "dag_run": SimpleNamespace(start_date=datetime.now(timezone.utc), triggering_user_name="alice", run_type="manual")}
-    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None):
+    with mock.patch.object(ReleaseRecordOperator, "_live") as live, mock.patch("deployflow.airflow.record.finish_load") as load, \
+            mock.patch("deployflow.airflow.record.release_environment_lock") as unlock:
         world.dag.get_task("record").execute(context)  # succeeds: the run ends success
+    assert not (live.called or load.called or unlock.called)  # no load, lock or deployer of this run's: seconds saved
     row = Ledger(default_url(tmp_path / "state")).entries()[-1]
     assert (row.run_id, row.outcome, row.commit, row.digest, row.config) == (
         "manual__1", Outcome.ALREADY_LIVE, git(world.repo, "rev-parse", "main"), "sha256:" + "d" * 64, None)

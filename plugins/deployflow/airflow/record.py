@@ -70,6 +70,10 @@ class ReleaseRecordOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
+        if request.get(ALREADY_LIVE):
+            # Nothing ran after resolve: no load, deployer or lock of this run's to end, and what is live is what resolve
+            # read in the ledger (the live status, a second or so of router and engine reads, is left out too).
+            return self._finish(context, request, show_live=False)
         try:
             finish_load(self.service, request.get("environment", ""), self.log)  # the judging is over: its load too
             return self._finish(context, request)
@@ -79,13 +83,13 @@ class ReleaseRecordOperator(BaseOperator):
                     self.tidy(self.service, request["environment"], context["run_id"], self.log)
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
 
-    def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, context: Context, request: dict[str, Any], *, show_live: bool = True) -> dict[str, Any]:
         """Record the release, tell its channels, show what is live; fail unless it was promoted or already live."""
         ti = context["ti"]
         entry = self._record(context)
         announce(self.service, event_for(entry.outcome), request, context, version=entry.version,
                  reason=entry.failure or "", previous=entry.previous)
-        if request.get("environment") in self.service.environments:
+        if show_live and request.get("environment") in self.service.environments:
             live = self._live(request["environment"])
             if live is not None:
                 ti.xcom_push(key="live", value=live)
@@ -153,8 +157,8 @@ def ending(pulled: dict[str, Any], *, refused: bool, rejected: bool, deploy_star
     """How the release ended, and the sentence that says so, from what resolve, the gates, promote and rollback left."""
     if refused:
         return Outcome.REFUSED, "refused"
-    if (pulled[RESOLVE] or {}).get(ALREADY_LIVE):
-        return Outcome.ALREADY_LIVE, f"already live: {pulled[RESOLVE][ALREADY_LIVE]}"
+    if already_live := (pulled.get(RESOLVE) or {}).get(ALREADY_LIVE):
+        return Outcome.ALREADY_LIVE, f"already live: {already_live}"
     if pulled[PROMOTE]:
         return Outcome.PROMOTED, "promoted"
     rollback = pulled[ROLLBACK] or {}
