@@ -14,6 +14,7 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # resolve refused the request: bad input, a freeze, not a deployer, a value not granted
     FAILED_BEFORE_DEPLOY = "failed_before_deploy"  # the lock, checkout, build, a suite, the coverage gate or prepare failed: nothing deployed
     FAILED = "failed"  # the deploy began and was not rolled back (the rollback failed, or had nothing to undo)
+    ALREADY_LIVE = "already_live"  # the live commit and configuration again: nothing ran after resolve, nothing changed
 
 
 VALUES = tuple(outcome.value for outcome in Outcome)

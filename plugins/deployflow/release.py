@@ -118,6 +118,14 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
             "description": "Release into a freeze window anyway, for this reason; the release then waits "
                            "for an approval, and the override is recorded.",
         },
+        "force": {
+            "default": False,
+            "type": "boolean",
+            "title": "Force",
+            "description": "Build, test and deploy even if this commit and configuration are already live (they "
+                           "end 'already live' at once otherwise, and the live commit with a new configuration "
+                           "reuses its tested image).",
+        },
     }
 
 
@@ -132,6 +140,7 @@ class ReleaseRequest:
     promote_from: str = ""
     freeze_override: str = ""
     rollback_to: str = ""
+    force: bool = False  # the whole pipeline, whatever is live
 
     @classmethod
     def from_params(
@@ -158,10 +167,13 @@ class ReleaseRequest:
         # A rollback takes this environment's own earlier release: what it requires was met when that was promoted.
         promote_from = "" if rollback_to else _promote_from(service, environment, params.get("promote_from") or "")
         freeze_override = check_reason(params.get("freeze_override") or "", "params.freeze_override")
+        force = params.get("force") or False
+        if not isinstance(force, bool):
+            raise ConfigError("params.force", f"{force!r} is not valid; must be true or false")
         return cls(service.name, environment, git_ref, strategy, reason, requested_by, promote_from, freeze_override,
-                   rollback_to)
+                   rollback_to, force)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | bool]:
         return asdict(self)
 
 
@@ -244,6 +256,8 @@ def run_note(request: Mapping[str, Any], version: str | None = None) -> str:
              "the catalog's strategy" if strategy == USE_CATALOG else str(strategy), ref]
     if request.get("freeze"):
         parts.append("freeze overridden")
+    if request.get("already_live"):
+        parts.append("already live")
     who = f"by {literal_markdown(request['requested_by'])}" if request.get("requested_by") else ""
     # Anyone's words: shown as written, never a link or HTML of their own.
     why = literal_markdown(request["reason"]) if request.get("reason") else ""

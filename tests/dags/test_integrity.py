@@ -121,7 +121,7 @@ def test_every_dag_has_tags_and_every_task_retries_set(imported):
 
 def test_release_dag_shape(imported):
     dag = imported["dags"]["release_sample-app"]
-    assert dag["params"] == ["environment", "freeze_override", "git_ref", "promote_from", "reason", "rollback_to", "strategy"]
+    assert dag["params"] == ["environment", "force", "freeze_override", "git_ref", "promote_from", "reason", "rollback_to", "strategy"]
     assert dag["cron"] == "0 2 * * *"
     tasks = dag["tasks"]
     assert tasks["resolve"]["downstream"] == ["lock"]

@@ -43,6 +43,7 @@ MIX = [
     (2, 9, "prod", "refused", None, None, None, None),
     (2, 10, "prod", "failed_before_deploy", 4.0, None, None, None),
     (2, 11, "prod", "rejected", 50.0, 3.0, None, None),  # the gate's rollback: not a change, nor a rollback's time
+    (2, 13, "prod", "already_live", 2.5, None, 900.0, "+00:00"),  # the live version again: no deploy, no lead time
     (3, 8, "prod", "failed", 30.0, None, None, None),
     (3, 9, "prod", "rolled_back", 40.0, 7.25, None, None),
     (4, 16, "prod", "promoted", 130.0, None, 600.0, "-05:00"),  # restores both failures of day 3
@@ -116,7 +117,7 @@ def test_the_figures_match_their_definitions_computed_in_python(ledger):
 
 @pytest.mark.parametrize(("environment", "numbers"), [
     # Counted by hand from MIX, so a definition both SQL and expected() got wrong still fails here.
-    ("prod", {"releases": 10, "changes": 7, "promoted": 3, "rejected": 1, "change_failure_rate": 4 / 7, "success_rate": 3 / 7,
+    ("prod", {"releases": 11, "changes": 7, "promoted": 3, "rejected": 1, "change_failure_rate": 4 / 7, "success_rate": 3 / 7,
               "lead_median_s": 5400.0, "restore_rollback_median_s": 12.5, "unrestored": 0,
               # restores: 3 h, then 32 h and 31 h after day 3's two failures, 2 h after the last day's rollback
               "restore_next_good_median_s": (3 * 3600 + 31 * 3600) / 2}),
@@ -144,7 +145,7 @@ def test_the_command_prints_one_row_per_service_and_environment(ledger, url, cap
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Releases finished 2026-11-02 to 2026-11-08 (UTC, 7 days)"
     assert out[1].split()[:6] == ["service", "environment", "releases", "changes", "promoted", "rejected"]
-    assert [line.split()[:6] for line in out[3:]] == [["shop", "prod", "10", "7", "3", "1"], ["shop", "staging", "6", "6", "4", "0"]]
+    assert [line.split()[:6] for line in out[3:]] == [["shop", "prod", "11", "7", "3", "1"], ["shop", "staging", "6", "6", "4", "0"]]
 
 
 def _image(png: bytes):

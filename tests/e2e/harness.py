@@ -70,7 +70,7 @@ def all_tries_text(home: Path, run_id: str, task_id: str, *, dag_id: str = DAG_I
     return "\n".join(events)
 
 
-def release(client: AirflowClient, environment: str, ref: str, **conf: str) -> dict:
+def release(client: AirflowClient, environment: str, ref: str, **conf: str | bool) -> dict:
     """Trigger a release through the REST API and follow it to the end."""
     run_id = client.trigger(DAG_ID, {"environment": environment, "git_ref": ref, **conf})["dag_run_id"]
     return finished(client, run_id)

@@ -17,7 +17,9 @@ def span(airflow, run_id: str) -> tuple[str, str]:
 
 
 def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow, airflow_home):
-    runs = {name: airflow.trigger(DAG_ID, {"environment": env, "git_ref": "main", "reason": f"lock test {name}"})["dag_run_id"]
+    # force: each run takes its lock and deploys, even where main is live already (an earlier module).
+    runs = {name: airflow.trigger(DAG_ID, {"environment": env, "git_ref": "main", "reason": f"lock test {name}",
+                                           "force": True})["dag_run_id"]
             for name, env in (("dev", "dev"), ("prod-1", "prod"), ("prod-2", "prod"))}
     done = {name: finished(airflow, run_id) for name, run_id in runs.items()}
     for name, run in done.items():

@@ -24,7 +24,8 @@ NOT_RUN = {"upstream_failed", "skipped", None}
 @pytest.fixture(scope="module")
 def runs(airflow, sample_repo):
     triggered = {
-        ref: airflow.trigger(DAG_ID, {"environment": "dev", "git_ref": ref, "reason": f"e2e {ref}"})["dag_run_id"]
+        # force: main is built and tested even where it is live already (an earlier module).
+        ref: airflow.trigger(DAG_ID, {"environment": "dev", "git_ref": ref, "reason": f"e2e {ref}", "force": True})["dag_run_id"]
         for ref in ("main", "broken-unit", "broken-build")
     }
     results = {}

@@ -23,7 +23,9 @@ def _seconds(start: str, end: str) -> float:
 @pytest.fixture(scope="module")
 def runs(airflow, sample_repo):
     branch(sample_repo, "report-2")  # a new commit: the release that restores dev
-    return [release(airflow, "dev", ref, reason=f"e2e report {ref}") for ref in ("main", "ready-never", "broken-build", "report-2")]
+    # force: main may be live in dev already (an earlier module); each release here must deploy.
+    return [release(airflow, "dev", ref, reason=f"e2e report {ref}", force=True)
+            for ref in ("main", "ready-never", "broken-build", "report-2")]
 
 
 def test_the_report_over_real_runs(runs, stack_state, tmp_path, capsys):

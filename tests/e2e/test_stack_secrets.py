@@ -76,7 +76,7 @@ def during_a_release(airflow, airflow_home: Path) -> dict:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        run = release(airflow, "dev", "main", reason="e2e stack secrets")
+        run = release(airflow, "dev", "main", reason="e2e stack secrets", force=True)  # a whole release, even where main is live
     finally:
         done.set()
         watcher.join()

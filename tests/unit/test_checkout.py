@@ -8,7 +8,10 @@ from datetime import datetime
 
 import pytest
 
-from deployflow.pipeline.checkout import Checkout, checkout, checkout_command, clone_command, ref_candidates, resolve_command
+from deployflow.pipeline.checkout import (
+    Checkout, checkout, checkout_command, clone_command, commit_of, ls_remote_command, ref_candidates, remote_commit,
+    resolve_command,
+)
 from deployflow.errors import StageFailed
 
 
@@ -94,3 +97,41 @@ def test_the_tree_is_readable_by_others_whatever_the_umask(repo, tmp_path):
     finally:
         os.umask(previous)
     assert (Path(result.path) / "app.txt").stat().st_mode & 0o777 == 0o644
+
+
+# --- the commit a ref names, asked of the remote before any checkout (resolve's measure against what is live) ------
+
+def test_the_ls_remote_command_is_exact():
+    assert ls_remote_command("/srv/a", "v1") == ["git", "ls-remote", "--", "/srv/a", "v1", "v1^{}"]
+
+
+LISTING = "\n".join([
+    f"{'1' * 40}\tHEAD", f"{'2' * 40}\trefs/heads/v2", f"{'3' * 40}\trefs/tags/v2", f"{'4' * 40}\trefs/tags/v2^{{}}",
+    f"{'5' * 40}\trefs/heads/release/v2", f"{'6' * 40}\trefs/heads/main",
+])
+
+
+@pytest.mark.parametrize(("ref", "commit"), [
+    ("HEAD", "1" * 40),
+    ("v2", "4" * 40),  # a tag before a branch of that name, as rev-parse takes it; an annotated tag's commit
+    ("main", "6" * 40),
+    ("release/v2", "5" * 40),
+    ("2222222", None),  # a short SHA: only a clone can tell
+    ("nope", None),
+])
+def test_the_remote_listing_names_the_commit_as_a_checkout_would(ref, commit):
+    assert remote_commit(LISTING, ref) == commit
+
+
+@pytest.mark.parametrize("ref", ["HEAD", "main", "feature", "v1", "v1-annotated"])
+def test_the_commit_of_a_ref_is_the_one_its_checkout_gets(repo, tmp_path, ref):
+    git(repo, "tag", "-a", "v1-annotated", "-m", "annotated", "feature")
+    assert commit_of(str(repo), ref) == checkout(str(repo), ref, tmp_path / "src").sha
+
+
+def test_a_full_sha_names_itself_and_what_the_remote_cannot_say_is_none(repo, tmp_path):
+    sha = git(repo, "rev-parse", "feature")
+    asked = []
+    assert commit_of(str(repo), sha, run=lambda argv: asked.append(argv) or "") == sha and asked == []
+    assert commit_of(str(repo), sha[:7]) is None
+    assert commit_of(str(tmp_path / "missing"), "main") is None  # the checkout says why

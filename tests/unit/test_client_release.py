@@ -218,7 +218,8 @@ def test_with_json_the_end_is_one_document_and_the_progress_goes_to_stderr(capsy
                   for t in ENDED],
         "skipped": {"analysis": "blue-green has no canary step to judge",
                     "load": "analysis.load_rate is 0 in dev: no synthetic traffic"},
-        "watch": {"skipped": "post_promotion is off in dev"}, "failed": {}, "live": LIVE,
+        "watch": {"skipped": "post_promotion is off in dev"}, "failed": {}, "live": LIVE, "outcome": None,
+        "already_live": None,
     }
 
 
@@ -241,3 +242,20 @@ def test_a_rollback_asks_for_the_earlier_release_and_says_which_it_puts_back(cap
     assert ("  rolling back to 0ld0ld0ld0ld as prod promoted it (run prod__main__20261205T100000): no checkout, build or "
             "tests\n") in ran.out
     assert ran.code == 0
+
+
+def test_a_release_of_what_is_live_says_so_and_why_nothing_ran(capsys, airflow, passwords):
+    why = "3f2a9c1d0e4b is live in dev (run dev__main__20261206T170000) with the same configuration (none): nothing to build, test or deploy"
+    follow(airflow, "success", tasks=[[ti("resolve", "success"), ti("checkout", "skipped", None), ti("record", "success")]])
+    xcom(airflow, "resolve", {**RESOLVED, "already_live": why, "artifact": {"short_sha": "3f2a9c1d0e4b", "source": "dev"}})
+    xcom(airflow, "record", {"outcome": "already_live"})
+    ran = release(capsys, airflow, passwords)
+    assert ran.code == 0 and f"  already live: {why}\n" in ran.out
+    assert f"\nalready live, nothing ran after resolve (no checkout, build, tests or deploy): {why}" in ran.out
+    assert "promoting" not in ran.out
+
+
+def test_force_goes_into_the_conf_only_when_asked(capsys, airflow, passwords):
+    follow(airflow, "success")
+    assert release(capsys, airflow, passwords, "--force").code == 0
+    assert airflow.requests(*TRIGGER)[0].body["conf"] == {"environment": "dev", "force": True}

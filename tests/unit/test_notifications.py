@@ -19,7 +19,8 @@ ROLLED_BACK = ReleaseEvent(
     strategy="blue-green", run_id="manual__2025-06-01T11:58:00+00:00", requested_by="alice", reason=REASON,
     url="http://localhost:8080/dags/release_sample-app/runs/manual__2025-06-01T11:58:00+00:00", at=AT,
 )
-ALL_EVENTS_VALID = "valid values are 'started', 'awaiting_approval', 'promoted', 'rolled_back', 'rejected', 'failed'"
+ALL_EVENTS_VALID = ("valid values are 'started', 'awaiting_approval', 'promoted', 'rolled_back', 'rejected', 'failed', "
+                    "'already_live'")
 
 
 def event(**changes) -> ReleaseEvent:
@@ -190,9 +191,16 @@ def test_the_catalog_list_refuses_a_bad_channel_naming_its_field(raw, path, says
 @pytest.mark.parametrize(("outcome", "told"), [
     (Outcome.PROMOTED, "promoted"), (Outcome.ROLLED_BACK, "rolled_back"), (Outcome.REJECTED, "rejected"),
     (Outcome.REFUSED, "failed"), (Outcome.FAILED_BEFORE_DEPLOY, "failed"), (Outcome.FAILED, "failed"),
+    (Outcome.ALREADY_LIVE, "already_live"),
 ])
 def test_each_outcome_is_told_as_one_event(outcome, told):
     assert event_for(outcome) == told and told in EVENTS
+
+
+def test_a_release_of_what_is_live_is_told_as_nothing_released():
+    event = ReleaseEvent(event="already_live", service="shop", environment="dev", version="0123456789ab", previous=None,
+                         strategy="rolling", run_id="manual__1", requested_by="alice", at="2026-12-06T20:00:00Z")
+    assert event.text() == "shop 0123456789ab is already live in dev: nothing released"
 
 
 def test_every_outcome_has_an_event():

@@ -62,7 +62,7 @@ def test_unknown_param_is_refused():
 def test_every_unknown_param_is_named_with_the_valid_ones():
     with pytest.raises(ConfigError) as caught:
         ReleaseRequest.from_params(SERVICE, {"environment": "dev", "size": 1, "colour": "blue"})
-    assert str(caught.value) == "params.colour: unknown parameter (and size too); valid ones are environment, git_ref, strategy, reason, promote_from, rollback_to, freeze_override"
+    assert str(caught.value) == "params.colour: unknown parameter (and size too); valid ones are environment, git_ref, strategy, reason, promote_from, rollback_to, freeze_override, force"
 
 
 @pytest.mark.parametrize(("params", "path", "says"), BAD)
@@ -94,7 +94,7 @@ def test_the_form_defaults_are_valid_and_name_no_environment():
     assert "default" not in schema["environment"]
     defaults = {name: spec["default"] for name, spec in schema.items() if "default" in spec}
     assert defaults == {"git_ref": "main", "strategy": "catalog", "reason": "", "promote_from": None, "rollback_to": None,
-                        "freeze_override": None}
+                        "freeze_override": None, "force": False}
     assert ReleaseRequest.from_params(SERVICE, {**defaults, "environment": "dev"}).environment == "dev"
 
 
@@ -122,7 +122,7 @@ def test_a_trigger_that_names_no_environment_is_refused(service, params, schedul
 def test_only_the_nightly_schedule_releases_to_the_nightly_environment():
     defaults = {name: spec["default"] for name, spec in param_schema(NIGHTLY).items()}
     assert defaults == {"environment": None, "git_ref": "nightly", "strategy": "catalog", "reason": "", "promote_from": None,
-                        "rollback_to": None, "freeze_override": None}
+                        "rollback_to": None, "freeze_override": None, "force": False}
     request = ReleaseRequest.from_params(NIGHTLY, defaults, requested_by="scheduled", scheduled=True)
     assert (request.environment, request.git_ref, request.strategy) == ("staging", "nightly", "canary")
     # Airflow's check of the defaults (a scheduled run has nothing else) passes: null is in the enum.
@@ -168,3 +168,11 @@ def test_a_run_id_reads_like_the_release_with_airflows_characters_only(environme
     made = release_run_id(environment, ref, at)
     assert made == expected
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", made)
+
+
+def test_force_is_true_or_false_and_off_by_default():
+    assert ReleaseRequest.from_params(SERVICE, {"environment": "prod"}).force is False
+    assert ReleaseRequest.from_params(SERVICE, {"environment": "prod", "force": True}).force is True
+    with pytest.raises(ConfigError) as caught:
+        ReleaseRequest.from_params(SERVICE, {"environment": "prod", "force": "yes"})
+    assert (caught.value.path, caught.value.message) == ("params.force", "'yes' is not valid; must be true or false")

@@ -49,7 +49,7 @@ REFUSED = [
     ({"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""},
      "params.environment: is required (only the nightly schedule may leave it out); valid values are 'dev', 'prod'"),
     ({"environment": "dev", "colour": "blue"},
-     "params.colour: unknown parameter; valid ones are environment, git_ref, strategy, reason, promote_from, rollback_to, freeze_override"),
+     "params.colour: unknown parameter; valid ones are environment, git_ref, strategy, reason, promote_from, rollback_to, freeze_override, force"),
     ({"environment": "dev", "reason": "see {{ conn.billing_db.password }}"},
      "params.reason: contains '{{'; a reason is data, never a template"),
     ({"environment": "dev", "reason": "ok\u202e"},

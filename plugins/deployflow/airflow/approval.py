@@ -185,7 +185,8 @@ def approval_body(service: Service, resolved: dict[str, Any], context: Context, 
         f"- Live now: `{live.commit[:12]}` (run {live.run_id})" if live else "- Live now: nothing (a first release)",
     ]
     if artifact:
-        lines.append(f"- Promoted from {artifact['source']} (run {artifact['run_id']}), not rebuilt: `{artifact['ref']}`"
+        taken = "The live image, for a new configuration" if resolved.get("reuse") else f"Promoted from {artifact['source']}"
+        lines.append(f"- {taken} (run {artifact['run_id']}), not rebuilt: `{artifact['ref']}`"
                      + (f" `{artifact['digest']}`" if artifact.get("digest") else ""))
     lines += ["", "**Why this gate**", *[f"- {literal_markdown(w)}" for w in why], "",
               "**Commits since the live version**", *_commits(service, ti, source, live), "",

@@ -78,6 +78,11 @@ def config_key() -> bytes:
     return key.encode()
 
 
+def config_version(env: Environment) -> str:
+    """The version of the environment's configuration as it resolves now ('' for none): what prepare would release."""
+    return "" if env.config.empty else resolve(env.config, read_secret).version(config_key())
+
+
 def release_of_step(step: str, context: Context, env: Environment, image_version: str, publish: Publish) -> str:
     """The version this step releases: prepare resolves and publishes the configuration; the others read prepare's."""
     ti = context["ti"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.hooks.docker import DockerHook
-from airflow.sdk import BaseOperator, Variable
+from airflow.sdk import BaseOperator, SkipMixin, Variable
 from docker.types import Mount
 
 from deployflow.airflow.announce import announce
@@ -26,11 +26,13 @@ from deployflow.airflow.governance import govern
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.registry import registry_credentials
+from deployflow.airflow.rerelease import measure
 from deployflow.airflow.runs import is_scheduled, requested_by, skip
 from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
-from deployflow.airflow.task_ids import CHECKOUT, NOTE, REFUSED, RESOLVE
+from deployflow.airflow.task_ids import CHECKOUT, NOTE, RECORD, REFUSED, RESOLVE, release_dag_id
 from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
+from deployflow.governance.rerelease import ALREADY_LIVE, REUSE
 from deployflow.pipeline import build, suites
 from deployflow.pipeline.checkout import Checkout, checkout
 from deployflow.platforms.hardening import TEST_LIMITS
@@ -41,10 +43,15 @@ from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTR
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+XCOM_RETURN_KEY = "return_value"
 
-class ResolveReleaseOperator(BaseOperator):
+
+class ResolveReleaseOperator(BaseOperator, SkipMixin):
     """Validate the run's params against the catalog and push the release request to XCom, with the run's note
     (key ``note``: environment, strategy, ref, who and why) for whoever sets it through the REST API.
+
+    A release of the live commit and configuration skips every later task but the record ("already live"); one of
+    the live commit with a new configuration takes the live release's image (``artifact``, as a promotion does).
 
     :param service: the catalog entry this DAG releases.
     """
@@ -75,11 +82,21 @@ class ResolveReleaseOperator(BaseOperator):
             f" ({request.reason})" if request.reason else "",
         )
         resolved = {**request.to_dict(), **decided}
-        note = run_note(resolved, (decided.get("artifact") or {}).get("short_sha"))
+        if not (request.promote_from or request.rollback_to or request.force):  # those take an artifact of their own
+            rerelease = measure(self.service, request, dag_id=release_dag_id(self.service.name))
+            self.log.info("against what is live in %s: %s (%s)", request.environment, rerelease.need, rerelease.reason)
+            if rerelease.artifact is not None:
+                resolved.update({"artifact": rerelease.artifact.to_dict(), rerelease.need: rerelease.reason})
+        version = (resolved.get("artifact") or {}).get("short_sha")
+        note = run_note(resolved, version)
         self.log.info("run note: %s", note)
         context["ti"].xcom_push(key=NOTE, value=note)
-        announce(self.service, "started", resolved, context, version=(decided.get("artifact") or {}).get("short_sha"),
-                 reason=request.reason)
+        if resolved.get(ALREADY_LIVE):
+            # The record task alone runs (it says "already live"); the scheduler skips the rest, checkout first.
+            context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=resolved)  # the skip ends execute before Airflow would
+            # Raises: resolve ends here, successfully, and tells no channel; the record tells them how it ended.
+            self.skip(context["ti"], [t for t in self.get_flat_relatives(upstream=False) if t.task_id != RECORD])
+        announce(self.service, "started", resolved, context, version=version, reason=request.reason)
         return resolved
 
 
@@ -102,6 +119,8 @@ class CheckoutOperator(BaseOperator):
         resolved = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
         artifact = resolved.get("artifact")
         if artifact:  # build, tests and coverage are skipped with it: the artifact was built and tested already
+            if resolved.get(REUSE):
+                skip(context, f"{resolved[REUSE]}: nothing to check out, build or test")
             doing = "rolling back to" if resolved.get("rollback_to") else "promoting"
             skip(context, f"{doing} {artifact['short_sha']} as {artifact['source']} promoted it "
                           f"(run {artifact['run_id']}): nothing to check out, build or test")

@@ -40,6 +40,7 @@ from deployflow.airflow.task_ids import (
 )
 from deployflow.catalog import Service
 from deployflow.governance.notifications import event_for
+from deployflow.governance.rerelease import ALREADY_LIVE
 from deployflow.ledger import ReleaseEntry
 from deployflow.outcomes import Outcome, one_line
 
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
 class ReleaseRecordOperator(BaseOperator):
     """The last task: record the release (who, what, where, outcome, timings) and show what is live.
 
-    Fails when the release did not reach production, so the run's state says
-    what happened to the release.
+    Fails when the release did not reach production (nor found it there already: "already live"), so the run's
+    state says what happened to the release.
 
     :param service: the catalog entry.
     :param tidy: removes the run's finished deployers of an environment (the deployer operator's ``remove_finished``);
@@ -70,6 +71,10 @@ class ReleaseRecordOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
+        if request.get(ALREADY_LIVE):
+            # Nothing ran after resolve: no load, deployer or lock of this run's to end, and what is live is what resolve
+            # read in the ledger (the live status, a second or so of router and engine reads, is left out too).
+            return self._finish(context, request, show_live=False)
         try:
             finish_load(self.service, request.get("environment", ""), self.log)  # the judging is over: its load too
             return self._finish(context, request)
@@ -79,17 +84,17 @@ class ReleaseRecordOperator(BaseOperator):
                     self.tidy(self.service, request["environment"], context["run_id"], self.log)
                 release_environment_lock(self.service.name, request["environment"], context["run_id"], self.log)
 
-    def _finish(self, context: Context, request: dict[str, Any]) -> dict[str, Any]:
-        """Record the release, tell its channels, show what is live; fail unless it was promoted."""
+    def _finish(self, context: Context, request: dict[str, Any], *, show_live: bool = True) -> dict[str, Any]:
+        """Record the release, tell its channels, show what is live; fail unless it was promoted or already live."""
         ti = context["ti"]
         entry = self._record(context)
         announce(self.service, event_for(entry.outcome), request, context, version=entry.version,
                  reason=entry.failure or "", previous=entry.previous)
-        if request.get("environment") in self.service.environments:
+        if show_live and request.get("environment") in self.service.environments:
             live = self._live(request["environment"])
             if live is not None:
                 ti.xcom_push(key="live", value=live)
-        if entry.outcome is not Outcome.PROMOTED:
+        if entry.outcome not in (Outcome.PROMOTED, Outcome.ALREADY_LIVE):
             because = f": {entry.failure}" if entry.failure else ""
             version = f" {entry.version}" if entry.version else ""
             raise AirflowFailException(f"release of {self.service.name}{version}: {entry.outcome_detail}{because}")
@@ -112,18 +117,21 @@ class ReleaseRecordOperator(BaseOperator):
         aborted = aborted_by(ti.xcom_pull(task_ids=RESOLVE, key=ABORTED))
         outcome, said = ending(pulled, refused=bool(refused), rejected=rejected,
                                deploy_started=bool(ti.xcom_pull(task_ids=PREPARE, key="started")))
-        if aborted and outcome is not Outcome.PROMOTED:  # an abort that came after promote finished changed nothing
+        if aborted and outcome not in (Outcome.PROMOTED, Outcome.ALREADY_LIVE):  # an abort after the end changed nothing
             said = f"aborted, {said}"
+        # Nothing was prepared: the configuration is the live release's, as the image is.
+        config = artifact.get("config") if outcome is Outcome.ALREADY_LIVE else (
+            ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config")
         early = first_failure(ti, before_deploy(self.service)) if outcome is Outcome.FAILED_BEFORE_DEPLOY else None
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome, said=f"{said} at {early[0]}" if early else said,
             commit=source.get("sha"), image=built.get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
-            judged=(aborted if outcome is not Outcome.PROMOTED else None) or refused or (rejection(approval) if rejected else None)
+            judged=(aborted if outcome not in (Outcome.PROMOTED, Outcome.ALREADY_LIVE) else None) or refused or (rejection(approval) if rejected else None)
             or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
             or ti.xcom_pull(task_ids=HEALTH, key=FAILURE) or (early[1] if early else None),
-            config=(ti.xcom_pull(task_ids=PREPARE, key=RELEASE_XCOM) or {}).get("config"),
+            config=config,
             committed_at=source.get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
             digest=built.get("digest"),
@@ -153,6 +161,8 @@ def ending(pulled: dict[str, Any], *, refused: bool, rejected: bool, deploy_star
     """How the release ended, and the sentence that says so, from what resolve, the gates, promote and rollback left."""
     if refused:
         return Outcome.REFUSED, "refused"
+    if already_live := (pulled.get(RESOLVE) or {}).get(ALREADY_LIVE):
+        return Outcome.ALREADY_LIVE, f"already live: {already_live}"
     if pulled[PROMOTE]:
         return Outcome.PROMOTED, "promoted"
     rollback = pulled[ROLLBACK] or {}

@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                                 help="release the image and tests this environment promoted, unbuilt")
     release_parser.add_argument("--freeze-override", default=None, metavar="REASON",
                                 help="release into a freeze window anyway, for this reason (the release then waits for an approval)")
+    release_parser.add_argument("--force", action="store_const", const=True, default=None,
+                                help="build, test and deploy even if this commit and configuration are already live")
     release_parser.add_argument("--timeout", type=float, default=None,
                                 help="seconds to follow the run (exit 7 after); default: the DAG's run timeout, which counts "
                                      "its longest approval gate, and 60 s to start")

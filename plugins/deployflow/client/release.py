@@ -20,6 +20,7 @@ from deployflow.release import release_run_id, run_note
 # The release DAG's task ids and XCom keys (deployflow.airflow.task_ids: the client does not import Airflow's side).
 RESOLVE, CHECKOUT, PROMOTE, RECORD = "resolve", "checkout", "promote", "record"
 SKIPPED, LIVE = "skipped", "live"
+ALREADY_LIVE, REUSE = "already_live", "reuse"  # what resolve found live (deployflow.governance.rerelease)
 AWAITING_INPUT = "awaiting_input"  # a human-in-the-loop task waiting for its answer
 RUN_ID_TRIES = 3  # a second release of the same ref to the same environment in the same second gets ``.2``
 DEFAULT_TIMEOUT_S = 1800.0  # where the DAG says no run timeout
@@ -33,7 +34,7 @@ def release(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> i
     dag_id = f"release_{args.service}"
     conf = {"environment": args.environment, "git_ref": args.git_ref, "strategy": args.strategy, "reason": args.reason,
             "promote_from": args.promote_from, "freeze_override": args.freeze_override,
-            "rollback_to": getattr(args, "rollback_to", None)}
+            "rollback_to": getattr(args, "rollback_to", None), "force": getattr(args, "force", None)}
     conf = {k: v for k, v in conf.items() if v is not None}
     try:
         run = trigger(client, dag_id, conf, run_note({**conf, "requested_by": args.user}), datetime.now(timezone.utc))
@@ -113,6 +114,8 @@ class Follower:
     def report(self, run: dict[str, Any]) -> dict[str, Any]:
         """The run as it ended: its tasks, why those that skipped did, the watch after promotion, what is live."""
         tis = self.client.task_instances(self.dag_id, self.run_id)
+        if not self.resolved:  # a run over before the first poll saw resolve succeed
+            self.resolved = self._xcom(RESOLVE) or {}
         skipped = {ti["task_id"]: why for ti in tis if ti.get("state") == "skipped"
                    if (why := self._xcom(ti["task_id"], SKIPPED))}
         failed = {ti["task_id"]: failure_reason(self.client.task_log(self.dag_id, self.run_id, ti["task_id"],
@@ -124,14 +127,19 @@ class Follower:
             "tasks": [{"task_id": t.task_id, "state": t.state, "seconds": t.seconds, "try_number": t.try_number}
                       for t in timings(tis)],
             "skipped": skipped, "watch": (self._xcom(PROMOTE) or {}).get("watch"), "failed": failed,
-            "live": self._xcom(RECORD, LIVE),
+            "live": self._xcom(RECORD, LIVE), "outcome": (self._xcom(RECORD) or {}).get("outcome"),
+            "already_live": self.resolved.get(ALREADY_LIVE),
         }
 
     def _tell_resolved(self) -> None:
         r = self.resolved
         whose = "as asked" if self.args.strategy not in (None, "catalog") else "the catalog's"
         self.say(f"  resolved: {r.get('environment')} with {r.get('strategy')} ({whose}), ref {r.get('git_ref')}")
-        if artifact := r.get("artifact"):
+        if r.get(ALREADY_LIVE):
+            self.say(f"  already live: {r[ALREADY_LIVE]}")
+        elif r.get(REUSE):
+            self.say(f"  reusing the live image: {r[REUSE]}: no checkout, build or tests")
+        elif artifact := r.get("artifact"):
             doing = "rolling back to" if r.get("rollback_to") else "promoting"
             self.say(f"  {doing} {artifact.get('short_sha')} as {artifact.get('source')} promoted it "
                      f"(run {artifact.get('run_id')}): no checkout, build or tests")
@@ -177,6 +185,9 @@ def text(report: dict[str, Any]) -> str:
     lines = [f"\n{report['dag_id']} {report['run_id']}: {report['state'].upper()} in {report['seconds'] or 0:.1f} s"
              + (f" ({report['strategy']})" if report.get("strategy") else ""),
              table(report["tasks"], ("task_id", "state", "seconds"), indent="  ")]
+    if report.get("already_live"):
+        lines.append(f"\nalready live, nothing ran after resolve (no checkout, build, tests or deploy): "
+                     f"{report['already_live']}")
     if report["skipped"]:
         lines += ["\nskipped:", table([{"task_id": t, "why": w} for t, w in report["skipped"].items()], ("task_id", "why"),
                                       indent="  ")]

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from deployflow.errors import ConfigError, one_of
 from deployflow.outcomes import Outcome, one_line
 
-EVENTS = ("started", "awaiting_approval", "promoted", "rolled_back", "rejected", "failed")
+EVENTS = ("started", "awaiting_approval", "promoted", "rolled_back", "rejected", "failed", "already_live")
 KINDS = ("webhook", "slack", "email")
 SCHEMA = "deployflow.release-event/v1"
 # No ',' or ';' (the SMTP hook splits on them), no whitespace or newline (a header could be forged with one).
@@ -43,6 +43,7 @@ _VERBS = {
     "rolled_back": "rolled back in {environment} ({strategy})",
     "rejected": "rejected for {environment}",
     "failed": "failed in {environment} ({strategy})",
+    "already_live": "is already live in {environment}: nothing released",
 }
 
 # The event each way a release ends is told as: a refusal and both failures are "failed" (a channel that hears
@@ -50,6 +51,7 @@ _VERBS = {
 OUTCOME_EVENTS = {
     Outcome.PROMOTED: "promoted", Outcome.ROLLED_BACK: "rolled_back", Outcome.REJECTED: "rejected",
     Outcome.REFUSED: "failed", Outcome.FAILED_BEFORE_DEPLOY: "failed", Outcome.FAILED: "failed",
+    Outcome.ALREADY_LIVE: "already_live",
 }
 
 

@@ -4,8 +4,9 @@ Definitions (the module ``report`` prints them; the README's "Release figures (D
 
 - a release *reached the deploy* when its outcome (``deployflow.outcomes.Outcome``) is promoted, rolled back (to
   a version, or on a first deploy with nothing left) or failed (the deploy began and was not rolled back).
-  Refused, rejected and failed-before-deploy runs are not changes (a rejection's own rollback is the gate's
-  decision, not a failed change): they count in ``releases`` (rejected ones also in ``rejected``) and in no rate.
+  Refused, rejected, failed-before-deploy and already-live runs are not changes (a rejection's own rollback is the
+  gate's decision, not a failed change; an already-live run deployed nothing): they count in ``releases`` (rejected
+  ones also in ``rejected``) and in no rate, nor in the deployment frequency or the lead time.
 - *deployment frequency*: promoted releases per day (and per week) of the period.
 - *lead time for changes*: from ``committed_at`` to the promoted release's ``finished_at`` (median, mean).
 - *change failure rate*: rolled back or failed, over the releases that reached the deploy.

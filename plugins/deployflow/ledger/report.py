@@ -15,7 +15,8 @@ options, prints the table and writes the page. Definitions, in short:
   reports its median, from the merge);
 - change failure rate: rolled back or failed (the deploy began and was not rolled back), over releases that
   reached the deploy (DORA: deployments that need a rollback or a fix; GitLab: incidents over deployments).
-  Refused, rejected and failed-before-deploy runs are not changes; ``rejected`` counts the gates' rejections;
+  Refused, rejected, failed-before-deploy and already-live runs are not changes (nor deployments: an already-live
+  run deployed nothing); ``rejected`` counts the gates' rejections;
 - restore: by rollback, the median of rolled-back releases' ``rollback_seconds``; to good, the median time
   from a failed change to the next promoted release in that environment (DORA's failed deployment recovery
   time; GitLab: the median time an incident stays open); ``open``: failures no promotion has followed yet;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -21,6 +22,7 @@ from deployflow.errors import StageFailed
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Sequence[str]], str]
+FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def clone_command(location: str, dest: Path) -> list[str]:
@@ -44,6 +46,23 @@ def commit_time_command(dest: Path, sha: str) -> list[str]:
 def log_command(dest: Path, old: str, new: str, limit: int) -> list[str]:
     """The commits in ``new`` that ``old`` lacks, newest first, one line each (what an approver reads)."""
     return ["git", "-C", str(dest), "log", "--oneline", "--no-decorate", f"--max-count={limit}", f"{old}..{new}", "--"]
+
+
+def ls_remote_command(location: str, ref: str) -> list[str]:
+    """The remote's refs whose name ends in ``ref``, an annotated tag's commit too: what a ref names, without a clone."""
+    return ["git", "ls-remote", "--", location, ref, f"{ref}^{{}}"]
+
+
+def remote_commit(listing: str, ref: str) -> str | None:
+    """The commit ``ref`` names in ``git ls-remote`` output, as a checkout resolves it: ``HEAD``, then a tag (its
+    peeled commit), then a branch; None when the listing does not say (a short SHA, a ref the remote lacks: only
+    a clone can tell)."""
+    names = {}
+    for line in listing.splitlines():
+        sha, _, name = line.partition("\t")
+        names[name.strip()] = sha.strip()
+    candidates = ["HEAD"] if ref == "HEAD" else [f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}"]
+    return next((names[c] for c in candidates if c in names), None)
 
 
 def ref_candidates(ref: str) -> list[str]:
@@ -119,6 +138,19 @@ def _resolve(dest: Path, ref: str, run: Runner) -> str:
         except subprocess.CalledProcessError:
             continue
     raise StageFailed(f"checkout: ref {ref!r} is not a branch, tag or commit of the repository")
+
+
+def commit_of(location: str, ref: str, *, run: Runner = run_git) -> str | None:
+    """The commit ``ref`` names in the repository at ``location``, asked of the remote without a clone (a second
+    or less; a full SHA names itself, as it does for ``git rev-parse``); None when only a checkout can tell, or the
+    remote does not answer (the checkout then says why)."""
+    if FULL_SHA.fullmatch(ref):
+        return ref
+    try:
+        return remote_commit(run(ls_remote_command(location, ref)), ref)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        log.warning("git ls-remote %s %s: %s", location, ref, (getattr(exc, "stderr", "") or str(exc)).strip())
+        return None
 
 
 def commits_between(dest: Path, old: str, new: str, *, limit: int = 20, run: Runner = run_git) -> list[str]:
