@@ -107,7 +107,9 @@ def routes(client: TestClient) -> list[str]:
 
 def test_the_app_has_the_routes_the_docs_name_and_no_docs_or_openapi(client):
     assert sorted(r.path for r in client.app.routes if isinstance(r, APIRoute)) == [
-        "/", "/api/grid", "/api/services/{service}", "/api/services/{service}/charts/{chart}.png", "/services/{service}"]
+        "/", "/api/grid", "/api/services/{service}", "/api/services/{service}/changes",
+        "/api/services/{service}/charts/{chart}.png", "/api/services/{service}/in-flight", "/services/{service}",
+        "/services/{service}/changes"]
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code in (401, 404)
 
