@@ -3,6 +3,7 @@ signed in as tests/unit/test_releases_view.py signs in, over its ledger and cata
 in flight (svc-0001's prod lock is held by a run), read from a fake of Airflow's progress, the deployer's release
 record files in a state directory, and a real git mirror of a repository made here."""
 
+# ruff: noqa: F811 - the fixtures of test_releases_view.py, imported, are the tests' arguments
 from __future__ import annotations
 
 import json
@@ -61,7 +62,7 @@ def progress() -> FakeRunProgress:
 
 
 @pytest.fixture
-def client(tokens, catalog, ledger, airflow, progress, state_dir) -> TestClient:  # noqa: F811
+def client(tokens, catalog, ledger, airflow, progress, state_dir) -> TestClient:
     readers = Readers(catalog=WatchedCatalog(catalog).read, ledger=lambda: engine_for(ledger, reader=True),
                       airflow=airflow, clock=lambda: NOW)
     live = InFlightReaders(progress=progress, records=SiteRecords(lambda: StackSettings("local", state_dir)),
@@ -230,7 +231,7 @@ def test_without_a_mirror_the_changes_say_so(state_dir):
     assert commits_between(mirror_path(state_dir, A), "abcdef1", "abcdef2").problem.startswith("no mirror of the service")
 
 
-def test_the_changes_json_and_page_escaped_and_linked_from_the_history(client, tokens, mirrored, ledger):  # noqa: F811
+def test_the_changes_json_and_page_escaped_and_linked_from_the_history(client, tokens, mirrored, ledger):
     headers = tokens.header("v", "viewer")
     params = {"old": mirrored[1][:12], "new": mirrored[3][:12]}
     answer = client.get(f"/api/services/{A}/changes", params=params, headers=headers).json()
@@ -248,7 +249,7 @@ def test_the_changes_json_and_page_escaped_and_linked_from_the_history(client, t
             in history)
 
 
-def test_a_view_without_a_mirror_says_so(tokens, catalog, ledger, airflow):  # noqa: F811
+def test_a_view_without_a_mirror_says_so(tokens, catalog, ledger, airflow):
     readers = Readers(catalog=WatchedCatalog(catalog).read, ledger=lambda: engine_for(ledger, reader=True),
                       airflow=airflow, clock=lambda: NOW)
     answer = TestClient(releases_app(readers)).get(f"/api/services/{A}/changes", params={"old": "abcdef1", "new": "abcdef2"},
