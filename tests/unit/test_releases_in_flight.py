@@ -87,14 +87,33 @@ def test_the_in_flight_json_the_run_its_steps_its_split_and_each_interval_s_verd
         "record_problem": None,
         "analysis": [
             {"interval": 1, "result": "pass", "decision": "continue", "final": False, "score": 100.0, "guard": None,
-             "reasons": ["pass: score 100"], "metrics": [
+             "failure": None, "reasons": ["pass: score 100"], "metrics": [
                  {"metric": "error_rate", "label": "pass", "estimate": 0.0, "ci_low": -0.01, "ci_high": 0.012, "ratio": None,
                   "reason": "no more errors"},
                  {"metric": "latency", "label": "pass", "estimate": 0.0021, "ci_low": -0.003, "ci_high": 0.004, "ratio": 1.01,
                   "reason": HOSTILE}]},
             {"interval": 2, "result": "fail", "decision": None, "final": False, "score": None, "guard": VERDICT_2["guard"],
-             "reasons": [], "metrics": []}]}
+             "failure": None, "reasons": [], "metrics": []}],
+        "watch": []}
     assert progress.asked[-1] == {(f"release_{B}", HOLDER)}  # the runs holding a lock, and only those
+
+
+def test_the_post_promotion_watch_s_intervals_come_from_the_release_record(client, tokens, state_dir):
+    watched = replace(RECORD, percent=100, baseline=False, watch=(
+        {"interval": 1, "result": "nodata", "failure": None, "reasons": ["nodata (no request reached bbbbbbbbbbb2)"]},
+        {**VERDICT_1, "interval": 2, "result": "fail", "failure": "9 of 10 requests answered 5xx (90.0%)"}))
+    write_record(state_dir, B, "prod", json.dumps(watched.to_dict()))
+    [prod] = client.get(f"/api/services/{B}/in-flight", headers=tokens.header("v", "viewer")).json()["in_flight"]
+    assert [(i["interval"], i["result"], i["failure"], [m["metric"] for m in i["metrics"]]) for i in prod["watch"]] == [
+        (1, "nodata", None, []), (2, "fail", "9 of 10 requests answered 5xx (90.0%)", ["error_rate", "latency"])]
+    assert [(s["track"], s["percent"]) for s in prod["split"]["shares"]] == [("stable", 100), ("old", 0)]
+    page = client.get(f"/services/{B}", headers=tokens.header("v", "viewer")).text
+    assert "post-promotion interval 2: fail" in page and "nodata (no request reached bbbbbbbbbbb2)" in page
+    assert page.count('data-kind="post-promotion" data-interval="2" data-metric') == 3  # the failure, two metrics
+    finished = replace(watched, outcome="promoted")  # a finished record's watch is not in flight any more
+    write_record(state_dir, B, "prod", json.dumps(finished.to_dict()))
+    [prod] = client.get(f"/api/services/{B}/in-flight", headers=tokens.header("v", "viewer")).json()["in_flight"]
+    assert prod["watch"] == [] and prod["split"]["under_way"] is False
 
 
 def test_a_service_with_nothing_in_flight_asks_airflow_of_no_run(client, tokens, progress):
@@ -161,7 +180,7 @@ def test_a_verdict_as_the_judge_writes_it_is_a_row_a_metric():
     report = IntervalReport(3, 1000.0, 1015.0, {"error_rate": classified}, verdict)
     shown = interval_of({**report.to_dict(), "decision": "fail"})
     assert shown == {"interval": 3, "result": "fail", "decision": "fail", "final": False, "score": 40.0, "guard": None,
-                     "reasons": ["fail: score 40"], "metrics": [{"metric": "error_rate", "label": "high", "estimate": 0.25,
+                     "failure": None, "reasons": ["fail: score 40"], "metrics": [{"metric": "error_rate", "label": "high", "estimate": 0.25,
                                                                  "ci_low": 0.1, "ci_high": None, "ratio": 2.0,
                                                                  "reason": "more errors"}]}
 

@@ -1,7 +1,8 @@
 """The releases in flight on a service's page, as plain data: for each environment whose lock a run holds, the
 run, its current steps (its tasks running, deferred or waiting, as Airflow has them), the traffic split the
-deployer's release record says (who takes what share, by version) and each canary analysis interval's verdict
-as the sensor pushed it (``task_ids.interval_verdict_key``). No reading here and no Airflow: each function
+deployer's release record says (who takes what share, by version), each canary analysis interval's verdict
+as the sensor pushed it (``task_ids.interval_verdict_key``) and each post-promotion watch interval's as the
+deployer keeps it in the release record (``rollout.watch.watch_verdict``). No reading here and no Airflow: each function
 takes what it shows, so the same answer serves the JSON, the page's panel and the tests.
 """
 
@@ -119,13 +120,15 @@ def interval_of(verdict: Mapping[str, Any]) -> dict[str, Any]:
     and its table."""
     return {"interval": verdict.get("interval"), "result": verdict.get("result"), "decision": verdict.get("decision"),
             "final": bool(verdict.get("final")), "score": verdict.get("score"), "guard": verdict.get("guard"),
-            "reasons": [str(r) for r in verdict.get("reasons") or ()], "metrics": metric_rows(verdict)}
+            "failure": verdict.get("failure"), "reasons": [str(r) for r in verdict.get("reasons") or ()],
+            "metrics": metric_rows(verdict)}
 
 
 def environment_in_flight(environment: str, holder: Mapping[str, Any], progress: RunProgress | None,
                           record: RecordReading | None) -> dict[str, Any]:
     """One environment's release in flight: ``holder`` is the cell's lock (``board.cell_of``'s ``waits.lock``)."""
     split = split_of(record.record) if record and record.record else None
+    watched = record.record.watch if split and split.under_way else ()
     return {
         "environment": environment, "run_id": holder["run_id"], "dag_id": holder["dag_id"], "since": holder.get("since"),
         "state": holder.get("state"), "approvals": holder.get("approvals") or [],
@@ -134,6 +137,7 @@ def environment_in_flight(environment: str, holder: Mapping[str, Any], progress:
         "record_problem": (record.problem if record else None) or (None if split else "no release record yet"),
         "analysis": [interval_of(v) for v in sorted(progress.verdicts if progress else (),
                                                     key=lambda v: v.get("interval") or 0)],
+        "watch": [interval_of(v) for v in watched],  # the post-promotion watch's, from the release record
     }
 
 
