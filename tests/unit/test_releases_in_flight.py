@@ -274,3 +274,33 @@ def test_a_view_without_a_mirror_says_so(tokens, catalog, ledger, airflow):
     answer = TestClient(releases_app(readers)).get(f"/api/services/{A}/changes", params={"old": "abcdef1", "new": "abcdef2"},
                                                   headers=tokens.header("v", "viewer")).json()
     assert answer["problem"] == "this view reads no mirror of the repositories"
+
+
+KUBERNETES_SHOP = {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"prod": {
+    "platform": "kubernetes", "port": 18000, "kubernetes": {"connection_id": "k8s", "namespace": "shop"}}}}
+
+
+def test_a_cluster_that_does_not_answer_is_said_and_asked_once_at_a_time(state_dir):
+    import threading
+
+    from deployflow.catalog import parse_service
+    from deployflow.platforms.base import Clients
+
+    reached, answered, asked = threading.Event(), threading.Event(), []
+
+    def hanging(connection_id: str) -> object:  # a Kubernetes API that never answers, then refuses
+        asked.append(connection_id)
+        reached.set()
+        answered.wait(10)
+        raise RuntimeError("connection refused")
+
+    records = SiteRecords(lambda: StackSettings("local", state_dir), Clients(kubernetes=hanging), wait_s=0.2)
+    service = parse_service(KUBERNETES_SHOP)
+    first = records.read(service, "prod")
+    assert reached.wait(30)
+    second = records.read(service, "prod")
+    assert first.problem == second.problem == "the release record is not reachable from here: no answer in 0.2 s"
+    assert asked == ["k8s"]  # the second answer waited on the first read, it did not start another
+    answered.set()
+    records._reads[("shop", "prod")].result(timeout=5)
+    assert records.read(service, "prod").problem == "the release record is not reachable from here: connection refused"

@@ -2,11 +2,13 @@
 site's release store (``platforms.factory.site_for``: on a Docker host the file ``release.json`` under the state
 directory, on Kubernetes the ConfigMap ``<service>-release`` through the environment's connection). A record
 that is missing is no record yet; one that cannot be read (a partial file, a cluster the API server cannot
-reach) is a sentence saying why, never an error of the page."""
+reach, or one that does not answer in time) is a sentence saying why, never an error of the page."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from deployflow.airflow.releases_view.in_flight import RecordReading
@@ -23,13 +25,30 @@ def _kubernetes_client(connection_id: str) -> object:
 
 class SiteRecords:
     """Each environment's release record, read through its site. :param settings: the stack's (its state
-    directory); :param clients: how a site reaches its platform (the stores need no Docker engine)."""
+    directory); :param clients: how a site reaches its platform (the stores need no Docker engine);
+    :param wait_s: how long an answer waits for one read (a cluster's API may not answer at all): a read
+    still waiting is not asked again, the answer says so."""
 
-    def __init__(self, settings: Callable[[], StackSettings], clients: Clients | None = None) -> None:
+    def __init__(self, settings: Callable[[], StackSettings], clients: Clients | None = None, *, wait_s: float = 3.0) -> None:
         self.settings = settings
         self.clients = clients or Clients(kubernetes=_kubernetes_client)
+        self.wait_s = wait_s
+        self._reads: dict[tuple[str, str], Future[RecordReading]] = {}  # at most one read a record at a time
+        self._pool = ThreadPoolExecutor(thread_name_prefix="release-record")
+        self._lock = threading.Lock()
 
     def read(self, service: Service, environment: str) -> RecordReading:
+        key = (service.name, environment)
+        with self._lock:
+            pending = self._reads.get(key)
+            if pending is None or pending.done():
+                pending = self._reads[key] = self._pool.submit(self._read, service, environment)
+        try:
+            return pending.result(timeout=self.wait_s)
+        except TimeoutError:
+            return RecordReading(problem=f"the release record is not reachable from here: no answer in {self.wait_s:g} s")
+
+    def _read(self, service: Service, environment: str) -> RecordReading:
         try:
             store = site_for(service, environment, clients=self.clients, settings=self.settings()).store()
             return RecordReading(store.load())
