@@ -215,15 +215,9 @@ class Rollout:
     def _watch_after_promotion(self, record: Record) -> Watched:
         """The post-promotion watch, where the catalog asks for it and the old version stands by."""
         kept = self.traffic.sizes(self._steps(record)[-1], self.env.replicas)[1]  # None: the old set stays as it is
-        return watch_after_promotion(record, environment=self.env, keeps_old=record.live != record.colour and kept != 0,
-                                     guards=self.guards, workload=self.workload, judges=self.judges, clock=self.clock,
-                                     judged_each=self._note_watched)
-
-    def _note_watched(self, verdict: dict[str, Any]) -> None:
-        """Keep a post-promotion interval's verdict in the release's record, where the Releases view reads it."""
-        record = self._mine()
-        if record is not None:
-            self.store.save(replace(record, watch=(*record.watch, verdict)))
+        keeps_old = record.live != record.colour and kept != 0
+        return watch_after_promotion(record, environment=self.env, keeps_old=keeps_old, guards=self.guards,
+                                     workload=self.workload, judges=self.judges, clock=self.clock, store=self.store)
 
     def _result(self, record: Record, started: float) -> dict[str, Any]:
         serving = record.already_live or record.live in (None, record.colour) or record.percent == 100

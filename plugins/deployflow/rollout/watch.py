@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from deployflow.catalog import Environment
@@ -28,6 +28,7 @@ from deployflow.metrics.base import MetricsError
 from deployflow.platforms.base import Workload
 from deployflow.rollout.guards import Guards
 from deployflow.record import Record
+from deployflow.stores.base import ReleaseStore
 
 log = logging.getLogger("deployflow.deployer")
 UNREAD_LIMIT = 3  # intervals in a row whose metrics could not be read before the watch fails
@@ -96,13 +97,20 @@ class HealthOnly:
         return Judgement(None, "no metrics read: health and instances only")
 
 
+def keep_verdict(store: ReleaseStore, verdict: dict[str, Any]) -> None:
+    """Add an interval's verdict to the release record as ``store`` has it now, where the Releases view reads it."""
+    record = store.load()
+    if record is not None and record.outcome is None:
+        store.save(replace(record, watch=(*record.watch, verdict)))
+
+
 def watch_after_promotion(record: Record, *, environment: Environment, keeps_old: bool, guards: Guards,
                           workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float],
-                          judged_each: Callable[[dict[str, Any]], None] = lambda verdict: None) -> Watched:
+                          store: ReleaseStore | None = None) -> Watched:
     """Watch the new version for the catalog's ``post_promotion.duration_s``; what was watched (nothing when the
     watch is off, on a first deploy, or where no old instances stand by: in place, or after a rolling step).
     On a failure the old version takes all traffic back and StepFailed says why (Guards.abort).
-    ``judged_each`` is given each interval's verdict (``watch_verdict``) before the watch acts on it."""
+    Each interval's verdict (``watch_verdict``) goes to the record in ``store`` before the watch acts on it."""
     config, replicas = environment.post_promotion, environment.replicas
     skipped = not_watched(record, environment, keeps_old)
     if skipped is not None:
@@ -135,7 +143,8 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
                                verdict={"result": "unread", "reasons": [f"metrics not read: {exc}"]})
         else:
             log.info("post-promotion interval %d:\n%s", number, judged.table)
-        judged_each(watch_verdict(number, judged))
+        if store is not None:
+            keep_verdict(store, watch_verdict(number, judged))
         if judged.failure:
             guards.abort(record, f"{failed}: {judged.failure}")
         if judged.nodata:
