@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from deployflow.catalog import Service
 from deployflow.record import Record
 
 RunKey = tuple[str, str]  # (dag_id, run_id)
@@ -76,7 +77,7 @@ class RunProgressState(Protocol):
 class ReleaseRecords(Protocol):
     """Where the deployer keeps each environment's release record (a file on a Docker host, a ConfigMap)."""
 
-    def read(self, service: str, environment: str) -> RecordReading:
+    def read(self, service: Service, environment: str) -> RecordReading:
         """The environment's release record, read only; a problem, never an exception, when it cannot be."""
 
 
