@@ -304,3 +304,62 @@ def test_a_cluster_that_does_not_answer_is_said_and_asked_once_at_a_time(state_d
     answered.set()
     records._reads[("shop", "prod")].result(timeout=5)
     assert records.read(service, "prod").problem == "the release record is not reachable from here: connection refused"
+
+
+# ---- what is read of Airflow's metadata database ------------------------------------------
+
+
+@pytest.fixture
+def metadata(tmp_path):
+    """Airflow's session bound to a SQLite file holding its task instances' and XComs' tables (nothing else)."""
+    import sqlalchemy as sa
+    from airflow import settings
+    from airflow.models import import_all_models
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    import_all_models()  # the tables' foreign keys name the others'
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'airflow.db'}")
+    for table in (TaskInstance.__table__, XComModel.__table__):
+        table.create(engine)
+    before = settings.Session
+    settings.Session = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+    try:
+        yield engine
+    finally:
+        settings.Session.remove()
+        settings.Session = before
+        engine.dispose()
+
+
+def test_the_runs_steps_and_verdicts_as_airflow_s_database_has_them(metadata):
+    import uuid
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+
+    from deployflow.airflow.releases_view.run_progress import MetadataProgress
+
+    dag, run, other = f"release_{B}", HOLDER, "manual__other"
+    started = datetime(2026, 12, 6, 11, 58, tzinfo=timezone.utc)
+    tasks = [("shift", "success"), ("analysis", "deferred"), ("load", "running"), ("promote", None)]
+    with metadata.begin() as db:
+        for n, (task_id, state) in enumerate(tasks):
+            db.execute(sa.insert(TaskInstance.__table__).values(id=uuid.uuid4(), dag_id=dag, run_id=run, task_id=task_id,
+                                                                map_index=-1, state=state, pool="default_pool",
+                                                                start_date=started.replace(second=n)))
+        db.execute(sa.insert(TaskInstance.__table__).values(id=uuid.uuid4(), dag_id=dag, run_id=other, task_id="build",
+                                                            map_index=-1, state="running", pool="default_pool"))
+        for key, value in (("verdict_002", VERDICT_2), ("verdict_001", VERDICT_1), ("verdict", VERDICT_2),
+                           ("return_value", {"x": 1})):
+            db.execute(sa.insert(XComModel.__table__).values(dag_run_id=1, dag_id=dag, run_id=run, task_id="analysis",
+                                                             map_index=-1, key=key, value=json.dumps(value), timestamp=started))
+    found = MetadataProgress().progress({(dag, run), (dag, "manual__nothing")})
+    assert found[(dag, run)] == RunProgress(
+        steps=(Step("analysis", "deferred", "2026-12-06T11:58:01+00:00"), Step("load", "running", "2026-12-06T11:58:02+00:00")),
+        verdicts=(VERDICT_1, VERDICT_2))
+    assert found[(dag, "manual__nothing")] == RunProgress() and (dag, other) not in found
+    assert MetadataProgress().progress(set()) == {}
