@@ -54,6 +54,7 @@ class Record:
     restore_seconds: float | None = None  # from the failing check to all traffic on the old version (a watch's abort)
     counters: dict[str, int] | None = None  # the router's counters when the release began (cost.py)
     timeline: tuple[tuple[float, int], ...] = ()  # (wall time, instances beyond the environment's size) (cost.py)
+    watch: tuple[dict[str, Any], ...] = ()  # the post-promotion watch's verdicts so far, an interval each (watch.py)
 
     @property
     def serving(self) -> str | None:
@@ -70,6 +71,7 @@ class Record:
         values = {k: v for k, v in data.items() if k in known}
         values["previous"] = Target(**values["previous"]) if values.get("previous") else None
         values["timeline"] = tuple(tuple(point) for point in values.get("timeline") or ())
+        values["watch"] = tuple(dict(verdict) for verdict in values.get("watch") or ())
         values.setdefault("image", "")
         if "live" not in values:  # a record from before the engine kept it: the old version ran in the other colour
             values["live"] = COLOURS[1 - COLOURS.index(values["colour"])] if values["previous"] else None

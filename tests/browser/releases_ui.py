@@ -56,10 +56,32 @@ class ReleasesPage:
             raise TimeoutException(f"waited {self.timeout:g} s for {what}; the page is {self.driver.current_url}") from None
 
 
+SERVICE_PAGE = "/deployflow/services/{service}"
+IN_FLIGHT = (By.CSS_SELECTOR, "[data-testid='in-flight']")
+# One environment's panel as one snapshot, read in one script: the page's own script redraws the panel every few
+# seconds, and elements found one by one could come from two drawings.
+IN_FLIGHT_SNAPSHOT = """
+const box = document.querySelector("[data-testid='in-flight-" + arguments[0] + "']");
+const updated = document.querySelector("[data-testid='in-flight-updated']");
+if (!box) { return {run_id: null, updated: updated ? updated.textContent : null}; }
+const all = (id) => Array.from(box.querySelectorAll("[data-testid='" + id + "']"));
+return {
+  run_id: box.dataset.runId,
+  steps: all("in-flight-step").map((s) => ({task_id: s.dataset.task, state: s.dataset.state})),
+  shares: all("share").map((s) => ({track: s.dataset.track, version: s.dataset.version, percent: Number(s.dataset.percent)})),
+  verdicts: all("verdict-row").map((r) => ({interval: Number(r.dataset.interval), metric: r.dataset.metric,
+                                            text: r.textContent.replace(/\\s+/g, " ").trim()})),
+  updated: updated ? updated.textContent : null,
+};
+"""
+
+
 class ServicePage(ReleasesPage):
-    """A service's page of the Releases view (/deployflow/services/<service>), and its handles: each a button
-    (``data-testid`` ``rollback-<environment>``, ``abort-<environment>``, ...) that asks to confirm, posts, and says
-    Airflow's answer in ``answer-<environment>`` (its HTTP status in ``data-status``)."""
+    """A service's page of the Releases view (its own page, outside Airflow's frame): its panel of the releases in
+    flight (``data-testid`` ``in-flight-<environment>``, ``in-flight-step``, ``share``, ``verdict-row``), which the
+    page redraws by itself while a release is in flight; and its handles, each a button (``rollback-<environment>``,
+    ``abort-<environment>``, ...) that asks to confirm, posts, and says Airflow's answer in
+    ``answer-<environment>`` (its HTTP status in ``data-status``)."""
 
     def open(self, service: str) -> None:
         self.driver.switch_to.default_content()
@@ -89,3 +111,27 @@ class ServicePage(ReleasesPage):
         answer = (By.CSS_SELECTOR, f"[data-testid='answer-{environment}'][data-status]")
         said = self._wait(EC.presence_of_element_located(answer), f"Airflow's answer to {handle} in {environment}")
         return said.get_attribute("data-status"), " ".join(said.text.split())
+
+    def open_service(self, service: str) -> None:
+        self.driver.switch_to.default_content()
+        self.driver.get(f"{self.base_url}{SERVICE_PAGE.format(service=service)}")
+        self._wait(EC.presence_of_element_located(IN_FLIGHT), f"the in-flight panel of {service}")
+
+    def in_flight(self, environment: str) -> dict:
+        """What the panel shows of ``environment`` now: its run (``run_id`` None when nothing is in flight there),
+        its steps, its traffic shares, its verdict rows, and when the panel was last drawn."""
+        return self.driver.execute_script(IN_FLIGHT_SNAPSHOT, environment)
+
+    def wait_in_flight(self, environment: str, until, what: str, *, timeout: float) -> dict:
+        """The first snapshot of ``environment``'s panel that ``until`` accepts, the page left to redraw itself
+        (never reloaded); TimeoutException with the last snapshot after ``timeout`` seconds."""
+        seen: list[dict] = []
+
+        def accepted(driver) -> dict | bool:
+            seen[:] = [self.in_flight(environment)]
+            return seen[0] if until(seen[0]) else False
+
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(accepted)
+        except TimeoutException:
+            raise TimeoutException(f"waited {timeout:g} s for {what}; the panel showed {seen}") from None

@@ -160,10 +160,17 @@ def containers_created(docker_client, stack: str = STACK) -> Iterator[dict[str, 
 def configured(catalog: Path, environment: str, config: dict) -> Iterator[None]:
     """sample-app's ``environment`` with ``config`` for the length of the block (every task reads the catalog when it
     starts), then the file as it was."""
+    with environment_with(catalog, environment, config=config):
+        yield
+
+
+@contextmanager
+def environment_with(catalog: Path, environment: str, **fields: object) -> Iterator[None]:
+    """sample-app's ``environment`` with ``fields`` set for the length of the block, then the file as it was."""
     path = catalog / "sample-app.yaml"
     original = path.read_text()
     entry = yaml.safe_load(original)
-    entry["environments"][environment]["config"] = config
+    entry["environments"][environment].update(fields)
     path.write_text(yaml.safe_dump(entry))
     try:
         yield

@@ -263,6 +263,19 @@ class FakeAirflowState:
         return {d: team for d, team in self.owners.items() if d in dag_ids}
 
 
+
+class FakeRunProgress:
+    """How far Airflow says the runs got (``releases_view.in_flight.RunProgressState``): the progress given, by
+    run; records the runs it was asked for."""
+
+    def __init__(self, progress: dict | None = None) -> None:
+        self.known = dict(progress or {})
+        self.asked: list[set[tuple[str, str]]] = []
+
+    def progress(self, keys: set[tuple[str, str]]) -> dict:
+        self.asked.append(set(keys))
+        return {key: found for key, found in self.known.items() if key in keys}
+
 # ---- HAProxy's admin socket ------------------------------------------------------
 
 HEADER = (

@@ -254,3 +254,16 @@ def test_a_failed_analysis_is_final_for_its_run_a_retry_fails_with_the_kept_verd
     assert retry.pushed["verdict"] == verdict and stopped == ["staging"]  # the record's reason, the load stopped
     with pytest.raises(TaskDeferred):  # another run of the DAG judges as usual
         sensor.execute({"ti": other_run, "run_id": "r2"})
+
+
+def test_each_interval_s_verdict_stays_under_its_own_key_for_the_releases_view(monkeypatch):
+    monkeypatch.setattr(sensors.time, "time", lambda: 1014.0)
+    after_one = AnalysisProgress(**{**STARTED.to_dict(), "judged": 1, "passed": 1})
+    first = {"interval": 1, "result": "pass", "score": 100.0}
+    _, ti, _ = completed(monkeypatch, event("continue", first, after_one, "interval 1: pass"))
+    second = {"interval": 2, "result": "fail", "guard": "canary: 0 of 1 instance(s) running (and never restarted)"}
+    sensor = CanaryAnalysisSensor(task_id="analysis", service=shop(3), environment_name="staging")
+    monkeypatch.setattr(sensors, "stop_load", lambda service, environment, log: None)
+    with pytest.raises(AirflowFailException):
+        sensor.execute_complete({"ti": ti}, event("fail", second, after_one, "canary analysis failed at interval 2"))
+    assert (ti.pushed["verdict_001"], ti.pushed["verdict_002"], ti.pushed["verdict"]) == (first, second, second)

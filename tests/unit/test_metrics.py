@@ -208,6 +208,9 @@ def test_the_watch_judges_the_new_version_against_the_old_one_before_it(new, fai
     assert (judged.failure is None) == (failure is None), judged.table
     if failure:
         assert failure in judged.failure
+    # The table as data too, for the release record (the Releases view's post-promotion rows).
+    assert judged.verdict["interval"] == 1 and set(judged.verdict["metrics"]) == {"error_rate", "latency"}
+    assert judged.verdict["result"] == ("fail" if failure else "nodata" if not new else "pass"), judged.verdict
     # The old version over the hour before the watch; the new one since, up to the scrape lag.
     old = [(q, s, e) for q, s, e in provider.asked if 'version="v1"' in q]
     since = [(q, s, e) for q, s, e in provider.asked if 'version="v2"' in q]

@@ -257,3 +257,21 @@ def test_a_prod_with_no_traffic_is_judged_nodata_by_the_real_judge_and_held(capl
         w.release("v2", "promote")
     assert caplog.text.count(f"score -: {SILENCE}") == 4 and "100/100" not in caplog.text
     assert w.shares() == {"v1": 100}
+
+
+@pytest.mark.parametrize("strategy,flavour", cases())
+def test_each_interval_s_verdict_is_kept_in_the_release_record_as_the_watch_goes(strategy, flavour):
+    w = released(strategy, flavour)
+    table = {"interval": 2, "result": "pass", "score": 100.0, "reasons": ["pass: score 100"],
+             "metrics": {"latency": {"label": "pass", "estimate": 0.001, "ci": [-0.002, 0.003], "ratio": 1.0, "reason": "same"}}}
+    kept = []
+    said = {1: QUIET, 2: Judgement(None, "table 2", verdict=table), 3: MetricsError("prometheus: connection refused")}
+    ScriptedJudge(w, script=lambda n: said.get(n), during=lambda n: kept.append(w.site().store().load().watch))
+    to_full_traffic(w)
+    w.release("v2", "promote")
+    assert [len(found) for found in kept] == [0, 1, 2, 3]  # each interval in the record before the next is judged
+    assert list(kept[-1]) == [
+        {"interval": 1, "result": "nodata", "failure": None, "reasons": [SILENCE]},
+        {**table, "interval": 2, "failure": None},
+        {"interval": 3, "result": "unread", "failure": None, "reasons": ["metrics not read: prometheus: connection refused"]},
+    ]

@@ -108,9 +108,10 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
 
 def test_the_app_has_the_routes_the_docs_name_and_no_docs_or_openapi(client):
     assert sorted(r.path for r in client.app.routes if isinstance(r, APIRoute)) == [
-        "/", "/api/freeze", "/api/grid", "/api/services/{service}", "/api/services/{service}/charts/{chart}.png",
+        "/", "/api/freeze", "/api/grid", "/api/services/{service}", "/api/services/{service}/changes",
+        "/api/services/{service}/charts/{chart}.png",
         *(f"/api/services/{{service}}/environments/{{environment}}/{h}" for h in ("abort", "approve", "promote", "reject", "rollback")),
-        "/api/unfreeze", "/services/{service}"]
+        "/api/services/{service}/in-flight", "/api/unfreeze", "/services/{service}", "/services/{service}/changes"]
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code in (401, 404)
 

@@ -34,7 +34,8 @@ from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
 from deployflow.governance.rerelease import ALREADY_LIVE, REUSE
 from deployflow.pipeline import build, suites
-from deployflow.pipeline.checkout import Checkout, checkout
+from deployflow.pipeline.checkout import Checkout, checkout, run_git
+from deployflow.pipeline.mirror import keep_mirror, mirror_path
 from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.pipeline.registry import auth_config
 from deployflow.release import ReleaseRequest, run_note
@@ -101,7 +102,8 @@ class ResolveReleaseOperator(BaseOperator, SkipMixin):
 
 
 class CheckoutOperator(BaseOperator):
-    """Check out the requested ref into this run's workspace; pushes the commit SHA to XCom.
+    """Check out the requested ref into this run's workspace; pushes the commit SHA to XCom. Fetches the clone
+    into the service's mirror under the state directory too (``pipeline/mirror.py``), for the Releases view.
 
     :param service: the catalog entry this DAG releases.
     :param git_ref: branch, tag or commit (templated).
@@ -137,6 +139,10 @@ class CheckoutOperator(BaseOperator):
             stale.unlink()  # a retried run must not count an earlier attempt's data
         coverage_dir.chmod(0o777)  # the test containers run as the image's unprivileged user
         self.log.info("checkout: %s at %s -> %s in %.2f s", location, self.git_ref, result.sha, result.seconds)
+        # The Releases view lists the commits between two versions from this mirror (pipeline/mirror.py).
+        problem = keep_mirror(workspace / "src", mirror_path(stack_settings().state_dir, self.service.name), run=run_git)
+        if problem:
+            self.log.warning("checkout: %s", problem)
         return {**result.to_dict(), "workspace": str(workspace), "coverage_dir": str(coverage_dir)}
 
 

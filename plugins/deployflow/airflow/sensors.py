@@ -167,7 +167,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
     runs and is scraped, and got its share of requests in the interval), then
     reads the catalog's metrics for the canary and control tracks from
     Prometheus (everything since the analysis began), calls the judge, logs the
-    verdict table and pushes it to XCom (``verdict``). A failing guard or
+    verdict table and pushes it to XCom (``verdict``, the newest, and
+    ``verdict_<nnn>``, each interval's: what the Releases view shows). A failing guard or
     interval, or a failing critical metric, fails the task at once, which sends
     the release to rollback (and stops the load); ``intervals`` passing ones
     succeed and the release goes on to promote. A marginal interval counts
@@ -269,6 +270,8 @@ class CanaryAnalysisSensor(BaseSensorOperator):
         """Push the interval's verdict; fail on a failing one, True when the analysis passed."""
         ti = context["ti"]
         ti.xcom_push(key="verdict", value=outcome.verdict)
+        # Each interval's own, kept through the analysis (a new try clears them): what the Releases view shows.
+        ti.xcom_push(key=task_ids.interval_verdict_key(outcome.verdict["interval"]), value=outcome.verdict)
         if outcome.outcome is Outcome.FAIL:
             keep_failed_verdict(context, outcome.verdict, self.log)
             stop_load(self.service, self.environment_name, self.log)  # nothing is judged any more

@@ -48,3 +48,12 @@ PROMOTE_NOW = "promote_now"
 
 # The XCom key under which a failing check (the health sensor) leaves why, for the record and the channels.
 FAILURE = "failure"
+
+# The XCom key of each judged canary analysis interval's verdict (the analysis task's, one a interval: the
+# Releases view reads them as they come; the key ``verdict`` holds the newest alone).
+INTERVAL_VERDICT = "verdict_"
+
+
+def interval_verdict_key(number: int) -> str:
+    """The XCom key of the verdict of the analysis' interval ``number``."""
+    return f"{INTERVAL_VERDICT}{number:03d}"

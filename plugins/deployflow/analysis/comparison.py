@@ -223,4 +223,4 @@ class VersionComparison(Comparison):
             errors, total = self.errors(next(m for m in self.config.metrics if m.kind == "errors"), since)
             if total and errors / total > limit:
                 failure = f"{errors} of {total} requests answered 5xx ({errors / total:.1%}), above max_error_rate {limit:.1%}"
-        return Judgement(failure, report.table(), nodata)
+        return Judgement(failure, report.table(), nodata, report.to_dict())

@@ -103,7 +103,7 @@ class Rollout:
             log.info("prepare: %s is already live in %s (%s); nothing to do", self.target.version, self.env.name, record.colour)
             return self._result(record, started)
         hold = Split(record.colour, record.live, 0, baseline=record.baseline)
-        self.traffic.set_weights(hold)  # before any new instance runs: traffic stays where it is
+        self.traffic.set_weights(hold)  # before any new instance runs: traffic stays put
         if record.colour != record.live:
             leftover = self.workload.get(record.colour)
             if leftover.versions - {self.target.version}:  # an earlier release's, in the colour we need
@@ -111,7 +111,7 @@ class Rollout:
                 self.traffic.drain([record.colour])
                 self.workload.scale(record.colour, 0, leftover.target, self._track())
         count = self.env.replicas if record.previous is None else self.strategy.first_instances(self.env.replicas)
-        self.workload.scale(record.colour, count, self.target, self._track())  # health is the next task's job
+        self.workload.scale(record.colour, count, self.target, self._track())  # health: the next task
         if record.baseline:  # as many as the canary
             self.workload.scale(BASELINE, count, record.previous, BASELINE)
         self.traffic.set_weights(hold)  # the new instances' routes, with no traffic
@@ -215,9 +215,10 @@ class Rollout:
 
     def _watch_after_promotion(self, record: Record) -> Watched:
         """The post-promotion watch, where the catalog asks for it and the old version stands by."""
-        kept = self.traffic.sizes(self._steps(record)[-1], self.env.replicas)[1]  # None: the old set stays as it is
-        return watch_after_promotion(record, environment=self.env, keeps_old=record.live != record.colour and kept != 0,
-                                     guards=self.guards, workload=self.workload, judges=self.judges, clock=self.clock)
+        kept = self.traffic.sizes(self._steps(record)[-1], self.env.replicas)[1]  # None: the old set stays
+        keeps_old = record.live != record.colour and kept != 0
+        return watch_after_promotion(record, environment=self.env, keeps_old=keeps_old, guards=self.guards,
+                                     workload=self.workload, judges=self.judges, clock=self.clock, store=self.store)
 
     def _result(self, record: Record, started: float) -> dict[str, Any]:
         serving = record.already_live or record.live in (None, record.colour) or record.percent == 100

@@ -19,8 +19,8 @@ end if no interval of the watch had data (silence never promotes).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from deployflow.catalog import Environment
@@ -28,6 +28,7 @@ from deployflow.metrics.base import MetricsError
 from deployflow.platforms.base import Workload
 from deployflow.rollout.guards import Guards
 from deployflow.record import Record
+from deployflow.stores.base import ReleaseStore
 
 log = logging.getLogger("deployflow.deployer")
 UNREAD_LIMIT = 3  # intervals in a row whose metrics could not be read before the watch fails
@@ -37,11 +38,21 @@ INSTANCES_EVERY_S = 1.0  # how often the new version's instances are checked (a 
 @dataclass(frozen=True)
 class Judgement:
     """One interval's verdict on the new version: ``failure`` says why it failed (None: it did not); ``nodata``
-    why there was nothing to judge (None: there was)."""
+    why there was nothing to judge (None: there was); ``verdict`` the judge's table as data (metrics, score)."""
 
     failure: str | None
     table: str = ""
     nodata: str | None = None
+    verdict: Mapping[str, Any] | None = None
+
+
+def watch_verdict(number: int, judged: Judgement) -> dict[str, Any]:
+    """Interval ``number`` as the release record keeps it for the Releases view: the judge's verdict (its
+    metrics, score, reasons) with what the watch made of it."""
+    found = dict(judged.verdict or {})
+    result = "fail" if judged.failure else "nodata" if judged.nodata else found.get("result") or "pass"
+    return {**found, "interval": number, "result": result, "failure": judged.failure,
+            "reasons": list(found.get("reasons") or [r for r in (judged.failure, judged.nodata) if r])}
 
 
 @dataclass(frozen=True)
@@ -86,11 +97,20 @@ class HealthOnly:
         return Judgement(None, "no metrics read: health and instances only")
 
 
+def keep_verdict(store: ReleaseStore, verdict: dict[str, Any]) -> None:
+    """Add an interval's verdict to the release record as ``store`` has it now, where the Releases view reads it."""
+    record = store.load()
+    if record is not None and record.outcome is None:
+        store.save(replace(record, watch=(*record.watch, verdict)))
+
+
 def watch_after_promotion(record: Record, *, environment: Environment, keeps_old: bool, guards: Guards,
-                          workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float]) -> Watched:
+                          workload: Workload, judges: Callable[[str, str], Judge] | None, clock: Callable[[], float],
+                          store: ReleaseStore | None = None) -> Watched:
     """Watch the new version for the catalog's ``post_promotion.duration_s``; what was watched (nothing when the
     watch is off, on a first deploy, or where no old instances stand by: in place, or after a rolling step).
-    On a failure the old version takes all traffic back and StepFailed says why (Guards.abort)."""
+    On a failure the old version takes all traffic back and StepFailed says why (Guards.abort).
+    Each interval's verdict (``watch_verdict``) goes to the record in ``store`` before the watch acts on it."""
     config, replicas = environment.post_promotion, environment.replicas
     skipped = not_watched(record, environment, keeps_old)
     if skipped is not None:
@@ -119,9 +139,12 @@ def watch_after_promotion(record: Record, *, environment: Environment, keeps_old
         except MetricsError as exc:  # a blip is survived; a watch that cannot see fails, as Argo's analysis errors do
             unread += 1
             log.warning("post-promotion interval %d: metrics not read (%d in a row): %s", number, unread, exc)
-            judged = Judgement(f"metrics not read {unread} times in a row: {exc}" if unread >= UNREAD_LIMIT else None)
+            judged = Judgement(f"metrics not read {unread} times in a row: {exc}" if unread >= UNREAD_LIMIT else None,
+                               verdict={"result": "unread", "reasons": [f"metrics not read: {exc}"]})
         else:
             log.info("post-promotion interval %d:\n%s", number, judged.table)
+        if store is not None:
+            keep_verdict(store, watch_verdict(number, judged))
         if judged.failure:
             guards.abort(record, f"{failed}: {judged.failure}")
         if judged.nodata:

@@ -9,7 +9,11 @@ Airflow's runs and freeze Variable.
 - ``board.py``: the answers as plain data; ``view.py``: what each answer reads, and for whom;
 - ``access.py``: the signed-in user and what Airflow's auth manager lets them do;
 - ``airflow_state.py``: what is read from Airflow's metadata database and Variables;
-- ``app.py``: the routes and the pages (``templates/``).
+- ``app.py``: the routes and the pages (``templates/``);
+- the service page's live parts: ``in_flight.py`` (the releases in flight as plain data), ``in_flight_reading.py``
+  (what they read, for whom), ``in_flight_routes.py`` (their routes), ``run_progress.py`` (the runs' steps and
+  analysis verdicts in Airflow's metadata database), ``release_records.py`` (the deployer's release records);
+  the commits between two versions come from the repository's mirror (``deployflow.pipeline.mirror``).
 
 This module stays light (Airflow's configuration only): every Airflow process that loads plugins imports it.
 """

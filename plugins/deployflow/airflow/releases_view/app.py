@@ -7,7 +7,10 @@
     POST /api/services/{service}/environments/{environment}/{rollback,abort,approve,reject}, /api/{freeze,unfreeze}
                                                    the handles (``handles.py``)
     GET /                                          the grid, a page
-    GET /services/{service}                        the service, a page (the same options as its JSON)
+    GET /services/{service}                        the service, a page (the same options as its JSON), with its
+                                                   releases in flight, refreshed as they go
+    and the live routes of ``in_flight_routes.py``: a service's releases in flight (JSON), the commits between
+    two of its versions (JSON, a page)
 
 Every route depends on Airflow's ``get_user`` (the app's own dependency, whatever the route's): no signed-in
 Airflow user, no answer but 401 (a page says where to sign in). There are no docs or OpenAPI routes. The
@@ -36,6 +39,10 @@ from deployflow.airflow.ledger import ledger_url
 from deployflow.airflow.releases_view import airflow_base_path
 from deployflow.airflow.releases_view.airflow_state import MetadataState
 from deployflow.airflow.releases_view.handles import add_handles
+from deployflow.airflow.releases_view.in_flight_reading import InFlightReaders, InFlightReading, Unread
+from deployflow.airflow.releases_view.in_flight_routes import REFRESH_S, add_in_flight_routes
+from deployflow.airflow.releases_view.release_records import SiteRecords
+from deployflow.airflow.releases_view.run_progress import MetadataProgress
 from deployflow.airflow.releases_view.view import Readers, ReleasesReading
 from deployflow.airflow.settings import settings
 from deployflow.catalog.watching import WatchedCatalog
@@ -43,6 +50,7 @@ from deployflow.errors import one_of
 from deployflow.ledger.live import MAX_PAGE
 from deployflow.ledger.report import duration, percent
 from deployflow.ledger.store import engine_for
+from deployflow.platforms.base import StackSettings
 from deployflow.policies import ENVIRONMENTS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -87,9 +95,11 @@ def _api(request: Request) -> bool:
     return request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/api/")
 
 
-def releases_app(readers: Readers, *, airflow_base: str = "") -> FastAPI:
-    """The app over ``readers``. :param airflow_base: the path of Airflow's UI, for the links to its runs."""
+def releases_app(readers: Readers, *, airflow_base: str = "", live: InFlightReaders | None = None) -> FastAPI:
+    """The app over ``readers``. :param airflow_base: the path of Airflow's UI, for the links to its runs;
+    :param live: where the releases in flight and the commits are read (None: nowhere, and the pages say so)."""
     reading = ReleasesReading(readers)
+    in_flight = InFlightReading(reading, live or Unread.readers())
     templates = Jinja2Templates(env=page_environment())
     app = FastAPI(title="deployflow releases", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(get_user)])
@@ -136,8 +146,10 @@ def releases_app(readers: Readers, *, airflow_base: str = "") -> FastAPI:
     def service_page(request: Request, service: str, user: GetUserDep, options: ServiceOptions) -> Response:
         answer = reading.service(user, service, **options)
         return templates.TemplateResponse(request, "service.html", {
-            "page": answer, "options": options, "airflow": airflow_base, "charts": CHART_NAMES})
+            "page": answer, "options": options, "airflow": airflow_base, "charts": CHART_NAMES,
+            "in_flight": in_flight.in_flight(user, service), "refresh_s": REFRESH_S})
 
+    add_in_flight_routes(app, in_flight, templates, airflow_base=airflow_base)
     return app
 
 
@@ -153,4 +165,6 @@ def airflow_releases_app() -> FastAPI:
         return engine_for(ledger_url(stack.state_dir), reader=True)
 
     readers = Readers(catalog=WatchedCatalog(stack.catalog_dir).read, ledger=ledger, airflow=MetadataState())
-    return releases_app(readers, airflow_base=airflow_base_path())
+    live = InFlightReaders(progress=MetadataProgress(), records=SiteRecords(lambda: StackSettings.of(stack)),
+                           state_dir=lambda: stack.state_dir)
+    return releases_app(readers, airflow_base=airflow_base_path(), live=live)

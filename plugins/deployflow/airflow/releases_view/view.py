@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from deployflow.airflow.releases_view.access import Access
 from deployflow.airflow.releases_view.board import AirflowState, Moment, Seen, grid, row_of, service_names, service_page
 from deployflow.airflow.task_ids import release_dag_id
+from deployflow.catalog import Service
 from deployflow.catalog.watching import CatalogReading
 from deployflow.errors import ConfigError
 from deployflow.governance.freeze import parse_adhoc
@@ -133,6 +134,22 @@ class ReleasesReading:
         answer = service_page(row, reading.services.get(name), page=page, environment=environment, period=period,
                               found=measured)
         return {**answer, "generated_at": seen.moment.now.isoformat(), "user": access.name, "freeze_problem": problem}
+
+    def row(self, user: Any, name: str) -> tuple[dict[str, Any], Service | None]:
+        """``name``'s row of the grid (its cells: what is live, the run holding each lock) and its catalog entry,
+        without its history or figures; 403 and 404 as :meth:`service`."""
+        access = self._reader_of(user, name)
+        reading = self.readers.catalog()
+        try:
+            engine = self._ledger()
+            found, locks = cells(engine, name), lock_state(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _unreadable(exc) from None
+        if name not in service_names(reading, found):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r} in the catalog or the ledger")
+        seen, _ = self._seen(reading, [name], found, locks)
+        dag_id = release_dag_id(name)
+        return row_of(name, seen, dag_id=dag_id, can_act=access.may_act(dag_id)), reading.services.get(name)
 
     def chart(self, user: Any, name: str, draw: Callable[[Engine], bytes]) -> bytes:
         """``draw(engine)`` on the ledger, a chart of ``name``, once the user may read its release DAG (else 403);
