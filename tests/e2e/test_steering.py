@@ -11,8 +11,6 @@ API as the signed-in user:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,21 +18,25 @@ import yaml
 
 from deployflow.analysis.loadgen import LoadGenerator
 from deployflow.client.steering import abort_release, promote_release
-from tests.e2e.harness import DAG_ID, PORTS, branch, finished, log_text, release, served_version
+from tests.e2e.harness import DAG_ID, PORTS, branch, environment_with, finished, log_text, release, served_version
 
 pytestmark = pytest.mark.e2e
 
-ENVIRONMENT = "staging"  # a canary with three analysis intervals of 5 s
+ENVIRONMENT = "staging"  # a canary (steps 20, 50, 100) with analysis
 
 
-def test_an_abort_during_canary_analysis_restores_the_stable_version(airflow, sample_repo):
+def test_an_abort_during_canary_analysis_restores_the_stable_version(airflow, sample_repo, catalog):
     if release(airflow, ENVIRONMENT, "main")["state"] != "success":  # the stable version (a no-op if it is live)
         pytest.fail("staging has no stable version to abort to")
     stable = served_version(ENVIRONMENT)
     canary = branch(sample_repo, "abort-canary")
     assert canary != stable
 
-    with LoadGenerator(f"http://127.0.0.1:{PORTS[ENVIRONMENT]}/", rate=20, threads=2) as probe:
+    # An analysis that outlasts the test and passes an interval without data: on a busy machine the canary's own
+    # analysis could otherwise end (pass, or fail on an interval with no request) before the abort.
+    analysis = {**staging(catalog)["analysis"], "intervals": 60, "no_data": "pass"}
+    with environment_with(catalog, ENVIRONMENT, analysis=analysis), \
+            LoadGenerator(f"http://127.0.0.1:{PORTS[ENVIRONMENT]}/", rate=20, threads=2) as probe:
         run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": "abort-canary"})["dag_run_id"]
         _wait_for(airflow, run_id, "analysis", ("deferred", "running"))
         aborted = abort_release(airflow, "sample-app", ENVIRONMENT, by="admin", reason="e2e: wrong config")
@@ -65,7 +67,8 @@ def test_promote_now_skips_the_pause_of_a_promote_step_that_waits(airflow, sampl
     if release(airflow, ENVIRONMENT, "main")["state"] != "success":
         pytest.fail("staging has no stable version to promote over")
     canary = branch(sample_repo, "promote-now")
-    with canary_pause(catalog, LONG_PAUSE_S):  # each task reads the catalog when it starts
+    # each task reads the catalog when it starts
+    with environment_with(catalog, ENVIRONMENT, canary={**staging(catalog)["canary"], "pause_s": LONG_PAUSE_S}):
         run_id = airflow.trigger(DAG_ID, {"environment": ENVIRONMENT, "git_ref": "promote-now"})["dag_run_id"]
         _wait_for(airflow, run_id, "promote", ("running",))
         _wait_for_log(airflow, run_id, "promote", "50 % of traffic on")  # in the step's pause of 600 s now
@@ -80,18 +83,9 @@ def test_promote_now_skips_the_pause_of_a_promote_step_that_waits(airflow, sampl
     assert served_version(ENVIRONMENT) == canary
 
 
-@contextmanager
-def canary_pause(catalog: Path, seconds: int) -> Iterator[None]:
-    """staging's canary pausing ``seconds`` after each step, for the length of the block."""
-    path = catalog / "sample-app.yaml"
-    original = path.read_text()
-    entry = yaml.safe_load(original)
-    entry["environments"][ENVIRONMENT]["canary"]["pause_s"] = seconds
-    path.write_text(yaml.safe_dump(entry))
-    try:
-        yield
-    finally:
-        path.write_text(original)
+def staging(catalog: Path) -> dict:
+    """staging's entry in sample-app's catalog file, as it is now."""
+    return yaml.safe_load((catalog / "sample-app.yaml").read_text())["environments"][ENVIRONMENT]
 
 
 def _wait_for_log(airflow, run_id: str, task_id: str, text: str) -> None:
