@@ -4,6 +4,7 @@ promote's result)."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -55,13 +56,14 @@ class TI:
         self.xcoms[(self.task_id, key)] = value
 
 
-def run_record(tmp_path, monkeypatch, ti: TI, fails: str = "", **operator: Any) -> ReleaseEntry:
-    """The record task over ``ti``'s XComs, once; the ledger's only row."""
+def run_record(tmp_path, monkeypatch, ti: TI, fails: str | None = "", **operator: Any) -> ReleaseEntry:
+    """The record task over ``ti``'s XComs, once, failing with ``fails`` (None: it succeeds); the ledger's only row."""
     monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
     context = {"ti": ti, "run_id": "manual__1",
                "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
                                           run_type="manual")}
-    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None), pytest.raises(AirflowFailException, match=fails):
+    ending = contextlib.nullcontext() if fails is None else pytest.raises(AirflowFailException, match=fails)
+    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None), ending:
         ReleaseRecordOperator(task_id="record", service=SHOP, **operator).execute(context)
     [entry] = Ledger(default_url(tmp_path)).entries()
     return entry
@@ -190,11 +192,5 @@ def test_an_aborted_release_is_rolled_back_aborted_by_who_and_why(tmp_path, monk
 def test_an_abort_that_came_after_promote_finished_changes_nothing(tmp_path, monkeypatch):
     promoted = {k: v for k, v in XCOMS.items() if k[0] != "rollback"}
     ti = TI({**promoted, ("promote", "return_value"): {"seconds": 5.0}, ("resolve", "aborted"): ABORTED})
-    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
-    context = {"ti": ti, "run_id": "manual__1",
-               "dag_run": SimpleNamespace(start_date=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), triggering_user_name="alice",
-                                          run_type="manual")}
-    with mock.patch.object(ReleaseRecordOperator, "_live", return_value=None):
-        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context)
-    [entry] = Ledger(default_url(tmp_path)).entries()
+    entry = run_record(tmp_path, monkeypatch, ti, fails=None)
     assert (entry.outcome, entry.failure) == (Outcome.PROMOTED, None)

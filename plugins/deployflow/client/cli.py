@@ -129,24 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         gate.add_argument("--run", default=None, metavar="RUN_ID", help="this run's gate (default: the newest run's that waits)")
         gate.add_argument("--reason", default=None, help="why: the gate's comment, in the ledger and told to the channels")
         gate.set_defaults(handler=handler)
-    stop = sub.add_parser("abort", parents=[scripts], help="stop the release of SERVICE in flight in an environment: "
-                                                         "traffic back to the version that was live, the release rolled back")
-    stop.add_argument("service")
-    stop.add_argument("--environment", required=True)
-    stop.add_argument("--run", default=None, metavar="RUN_ID", help="this run (default: the newest in flight there)")
-    stop.add_argument("--reason", default=None, help="why: in the ledger as \"aborted by <user>: <reason>\"")
-    stop.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its rollback")
-    stop.add_argument("--timeout", type=float, default=300, help="seconds to follow the run (exit 7 after)")
-    stop.set_defaults(handler=abort)
-    now = sub.add_parser("promote", parents=[scripts], help="promote the canary of SERVICE in flight in an environment now: "
-                                                           "no pause between its remaining steps (after a passed analysis)")
-    now.add_argument("service")
-    now.add_argument("--environment", required=True)
-    now.add_argument("--run", default=None, metavar="RUN_ID", help="this run (default: the newest in flight there)")
-    now.add_argument("--reason", default=None, help="why: in the promote step's log and Airflow's note")
-    now.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its end")
-    now.add_argument("--timeout", type=float, default=900, help="seconds to follow the run (exit 7 after)")
-    now.set_defaults(handler=promote)
+    for name, handler, what, why, timeout in (
+            ("abort", abort, "stop the release of SERVICE in flight in an environment: traffic back to the version that "
+             "was live, the release rolled back", 'in the ledger as "aborted by <user>: <reason>"', 300),
+            ("promote", promote, "promote the canary of SERVICE in flight in an environment now: no pause between its "
+             "remaining steps (after a passed analysis)", "in the promote step's log and Airflow's note", 900)):
+        steer = sub.add_parser(name, parents=[scripts], help=what)
+        steer.add_argument("service")
+        steer.add_argument("--environment", required=True)
+        steer.add_argument("--run", default=None, metavar="RUN_ID", help="this run (default: the newest in flight there)")
+        steer.add_argument("--reason", default=None, help=f"why: {why}")
+        steer.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the run to its end")
+        steer.add_argument("--timeout", type=float, default=timeout, help="seconds to follow the run (exit 7 after)")
+        steer.set_defaults(handler=handler)
     hold = sub.add_parser("freeze", parents=[scripts], help="refuse every service's releases to environments (an incident)")
     where = hold.add_mutually_exclusive_group(required=True)
     where.add_argument("--environment", action="append", help="an environment to freeze (again for more)")

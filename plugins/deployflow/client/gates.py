@@ -99,7 +99,7 @@ def waiting_gate(client: AirflowClient, dag_id: str, environment: str, run_id: s
     elsewhere = set()
     for detail in waiting:
         run = client.dag_run(dag_id, detail["task_instance"]["dag_run_id"])
-        found = _environment(client, dag_id, run)
+        found = run_environment(client, dag_id, run)
         if found == environment:
             return Gate(detail, run, found)
         elsewhere.add(f"{found} (run {run.get('dag_run_id')})")
@@ -108,7 +108,7 @@ def waiting_gate(client: AirflowClient, dag_id: str, environment: str, run_id: s
     raise NothingToDo(f"no gate of {where} waits for an answer in {environment}{others}")
 
 
-def _environment(client: AirflowClient, dag_id: str, run: dict[str, Any]) -> str:
+def run_environment(client: AirflowClient, dag_id: str, run: dict[str, Any]) -> str:
     """The run's environment: its conf's, else resolve's (the nightly schedule's runs name none)."""
     named = (run.get("conf") or {}).get("environment")
     if named:

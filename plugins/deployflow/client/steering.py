@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from deployflow.client.api import AirflowClient, ApiError, BadInput, NothingToDo, Refused, RunTimedOut
+from deployflow.client.gates import run_environment
 from deployflow.client.output import emit
 from deployflow.errors import ConfigError
 from deployflow.release import check_reason
@@ -71,13 +72,7 @@ def abort_release(client: AirflowClient, service: str, environment: str, *, by: 
     :raises BadInput: the reason is not one line of text.
     :raises NothingToDo: no release is in flight there, or it is already ending (its rollback or record runs).
     """
-    try:
-        reason = check_reason(reason, "reason")
-    except ConfigError as exc:
-        raise BadInput(str(exc)) from None
-    dag_id = f"release_{service}"
-    run = in_flight_run(client, dag_id, environment, run_id)
-    run_id = run["dag_run_id"]
+    dag_id, run_id, reason = _steered(client, service, environment, run_id, reason)
     tasks = [ti for ti in client.task_instances(dag_id, run_id)
              if ti.get("state") in UNFINISHED and ti["task_id"] not in ENDING]
     if not tasks:
@@ -121,13 +116,7 @@ def promote_release(client: AirflowClient, service: str, environment: str, *, by
     :raises NothingToDo: no release is in flight there, or it is promoted already.
     :raises Refused: its analysis has not passed (it still judges, or failed), or it is rolling back.
     """
-    try:
-        reason = check_reason(reason, "reason")
-    except ConfigError as exc:
-        raise BadInput(str(exc)) from None
-    dag_id = f"release_{service}"
-    run = in_flight_run(client, dag_id, environment, run_id)
-    run_id = run["dag_run_id"]
+    dag_id, run_id, reason = _steered(client, service, environment, run_id, reason)
     states = {ti["task_id"]: ti.get("state") for ti in client.task_instances(dag_id, run_id)}
     if states.get(PROMOTE) == "success":
         raise NothingToDo(f"run {run_id} of {dag_id} promoted already: its watch or record is what is left")
@@ -142,6 +131,20 @@ def promote_release(client: AirflowClient, service: str, environment: str, *, by
     if restarted:
         client.clear_task(dag_id, run_id, PROMOTE, note=f"promote now, by {by}" + (f": {reason}" if reason else ""))
     return PromotedNow(dag_id, run_id, environment, restarted, by, reason)
+
+
+def _steered(client: AirflowClient, service: str, environment: str, run_id: str | None,
+             reason: str) -> tuple[str, str, str]:
+    """The DAG and the run in flight a handle acts on, and its reason checked.
+
+    :raises BadInput: the reason is not one line of text. :raises NothingToDo: no release is in flight there.
+    """
+    try:
+        reason = check_reason(reason, "reason")
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    dag_id = f"release_{service}"
+    return dag_id, in_flight_run(client, dag_id, environment, run_id)["dag_run_id"], reason
 
 
 def in_flight_run(client: AirflowClient, dag_id: str, environment: str, run_id: str | None) -> dict[str, Any]:
@@ -160,17 +163,6 @@ def in_flight_run(client: AirflowClient, dag_id: str, environment: str, run_id: 
     where = f"run {run_id} of {dag_id}" if run_id else dag_id
     others = f"; releases go on in {', '.join(elsewhere)}" if elsewhere else ""
     raise NothingToDo(f"no release of {where} is in flight in {environment}{others}")
-
-
-def run_environment(client: AirflowClient, dag_id: str, run: dict[str, Any]) -> str:
-    """The run's environment: its conf's, else resolve's (the nightly schedule's runs name none)."""
-    named = (run.get("conf") or {}).get("environment")
-    if named:
-        return named
-    try:
-        return (client.xcom(dag_id, run["dag_run_id"], RESOLVE) or {}).get("environment") or "?"
-    except ApiError:
-        return "?"
 
 
 def promote(args: argparse.Namespace, connect: Callable[[], AirflowClient]) -> int:
