@@ -125,17 +125,19 @@ def test_release_dag_shape(imported):
     assert dag["cron"] == "0 2 * * *"
     tasks = dag["tasks"]
     assert tasks["resolve"]["downstream"] == ["lock"]
-    # The lock: then the build, or (a promotion, whose build and tests are skipped) straight to the gate.
-    assert tasks["lock"]["downstream"] == ["approve_deploy", "checkout"]
+    # The lock: then the build, or (a promotion, whose build and tests are skipped) straight to the gate, or to
+    # prepare where resolve skipped the gate too (airflow/skips.py: it asks for nothing).
+    assert tasks["lock"]["downstream"] == ["approve_deploy", "checkout", "prepare"]
     assert tasks["checkout"]["downstream"] == ["build"]
     assert tasks["build"]["downstream"] == ["test.integration", "test.performance", "test.unit"]
     for suite in ("unit", "integration", "performance"):
         assert tasks[f"test.{suite}"]["downstream"] == ["coverage_gate"]
         assert tasks[f"test.{suite}"]["retries"] == 0  # a failing suite is not retried
-    assert tasks["coverage_gate"]["downstream"] == ["approve_deploy"]
+    assert tasks["coverage_gate"]["downstream"] == ["approve_deploy", "prepare"]
     assert tasks["approve_deploy"]["downstream"] == ["prepare", "rollback"]
     assert (tasks["approve_deploy"]["rule"], tasks["approve_deploy"]["retries"]) == ("none_failed_min_one_success", 0)
     assert tasks["prepare"]["downstream"] == ["health", "rollback"]
+    assert tasks["prepare"]["rule"] == "none_failed_min_one_success"  # a skipped gate lets it run, a failed one not
     assert tasks["health"]["downstream"] == ["rollback", "shift"]
     # A wait failed from outside (a lost worker, apache/airflow#72716's resume race) is tried again; its own
     # verdicts raise AirflowFailException, which Airflow never retries (tests/unit: the sensors' failures).
@@ -164,6 +166,8 @@ def test_a_gate_before_promote_stands_between_the_analysis_and_promote(tmp_path)
     assert tasks["shift"]["downstream"] == ["analysis", "approve_promote", "load", "rollback"]
     assert tasks["analysis"]["downstream"] == ["approve_promote", "rollback"]
     assert tasks["approve_promote"]["downstream"] == ["promote", "rollback"]  # a rejection rolls back
+    # Where resolve skipped the gate (it asks for nothing in this environment), promote follows shift and the analysis.
+    assert sorted(t for t, task in tasks.items() if "promote" in task["downstream"]) == ["analysis", "approve_promote", "shift"]
     assert tasks["approve_promote"]["rule"] == "none_failed_min_one_success"
 
 

@@ -83,13 +83,26 @@ def release_together(client: AirflowClient, environments: list[str], ref: str) -
     return {env: finished(client, run_id) for env, run_id in run_ids.items()}
 
 
+class TaskStates(dict):
+    """A run's task states by task id, shown in an assertion's message with what did not succeed first (pytest cuts
+    a long message short, and the failed task is what a reader needs)."""
+
+    def __repr__(self) -> str:
+        others = {task: state for task, state in self.items() if state not in ("success", "skipped")}
+        return f"not success or skipped: {others}; {len(self) - len(others)} others success or skipped"
+
+
 def finished(client: AirflowClient, run_id: str) -> dict:
     run = client.wait(DAG_ID, run_id, timeout=900)
     tis = client.task_instances(DAG_ID, run_id)
+    tasks = TaskStates({ti["task_id"]: ti["state"] for ti in tis})
+    if run["state"] == "failed":  # the failed tasks' last lines, shown with a test that did not expect the failure
+        for task in (task for task, state in tasks.items() if state == "failed"):
+            print(f"[harness] {run_id} {task} failed; its log ends:", *log_text(client, run_id, task).splitlines()[-15:],
+                  sep="\n  ")
     return {
         "run_id": run_id, "state": run["state"], "start": run["start_date"], "end": run["end_date"],
-        "tasks": {ti["task_id"]: ti["state"] for ti in tis},
-        "tries": {ti["task_id"]: ti["try_number"] for ti in tis},
+        "tasks": tasks, "tries": {ti["task_id"]: ti["try_number"] for ti in tis},
     }
 
 

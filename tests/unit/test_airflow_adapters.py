@@ -8,6 +8,7 @@ on a fake API client.
 from __future__ import annotations
 
 import json
+import logging
 
 import asyncio
 import threading
@@ -15,9 +16,11 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.triggers.base import TaskSuccessEvent
 from docker.errors import APIError
 
 from deployflow.airflow.deployer_operator import DeployerOperator
@@ -73,17 +76,19 @@ def test_trigger_serializes_to_its_classpath_and_arguments():
     assert HealthCheckTrigger(**kwargs).serialize() == trigger.serialize()
 
 
-async def first_event(trigger: HealthCheckTrigger) -> dict:
+async def first_event(trigger: HealthCheckTrigger, *, payload: bool = True) -> Any:
     async for event in trigger.run():
-        return event.payload
+        return event.payload if payload else event
     raise AssertionError("the trigger ended without an event")
 
 
-def test_trigger_fires_healthy_after_consecutive_good_rounds(healthy):
+def test_trigger_ends_the_task_healthy_after_consecutive_good_rounds_with_no_worker_resume(healthy, caplog):
     trigger = HealthCheckTrigger(urls=[healthy], paths=["/health", "/ready"], consecutive=2, interval_s=0.05, timeout_s=5)
-    event = asyncio.run(first_event(trigger))
-    assert event["healthy"] is True
-    assert "healthy after 2 rounds" in event["reason"]
+    trigger._log = logging.getLogger("health-trigger-test")  # the triggerer's logger goes to the task's log
+    with caplog.at_level(logging.INFO, logger="health-trigger-test"):
+        event = asyncio.run(first_event(trigger, payload=False))
+    assert isinstance(event, TaskSuccessEvent)  # the triggerer ends the task: no process starts to say so
+    assert "healthy after 2 rounds" in caplog.text
 
 
 def test_trigger_fires_unhealthy_with_the_last_answer_on_timeout(unready):

@@ -193,7 +193,10 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         )
         deploy = _deploy_tasks(service, service_file, approve)
         resolve >> lock >> checkout >> build >> test_group >> coverage_gate >> approve >> deploy[PREPARE]
+        # Resolve skips a gate that asks for nothing before it would start (skips.py): prepare then follows the
+        # coverage gate, or the lock where an artifact skipped the build (none failed, one succeeded).
         lock >> approve
+        [lock, coverage_gate] >> deploy[PREPARE]
     if not params_per_task:
         dag.params = params  # attrs runs the same converter and validator (a schedule needs valid defaults)
     return dag
@@ -218,7 +221,8 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
     # Every step converges when retried, so a killed deployer is retried; a step
     # that failed on its own (exit 1: health, exit 2: input) is not, and shift
     # and promote have already put traffic back on the old version by then.
-    prepare = deployer(task_id=PREPARE, step="prepare", retries=1, on_failure_callback=remember_failure, **common)
+    prepare = deployer(task_id=PREPARE, step="prepare", retries=1, on_failure_callback=remember_failure,
+                       trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **common)
     # The waits' own verdicts (unhealthy, timed out, analysis failed) raise AirflowFailException, which is never
     # retried. Their retries are for what kills a wait from outside: a lost worker, and Airflow 3.3's
     # resume-after-defer race (apache/airflow#72716: the executor's stale "success" of the deferring exit,
@@ -251,6 +255,7 @@ def _deploy_tasks(service: Service, service_file: Path, approve: BaseOperator) -
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         [shift, analysis] >> gate >> promote
+        [shift, analysis] >> promote  # and after shift alone where resolve skipped the gate (skips.py)
         watched.append(gate)
     else:
         [shift, analysis] >> promote

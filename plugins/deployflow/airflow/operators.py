@@ -29,6 +29,7 @@ from deployflow.airflow.registry import registry_credentials
 from deployflow.airflow.rerelease import measure
 from deployflow.airflow.runs import is_scheduled, requested_by, skip
 from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
+from deployflow.airflow.skips import DECIDED, decided_skips
 from deployflow.airflow.task_ids import BUILD, CHECKOUT, COVERAGE_GATE, NOTE, RECORD, REFUSED, RESOLVE, TEST, release_dag_id
 from deployflow.catalog import Service, project_root
 from deployflow.errors import DeployflowError
@@ -98,13 +99,20 @@ class ResolveReleaseOperator(BaseOperator, SkipMixin):
             # Raises: resolve ends here, successfully, and tells no channel; the record tells them how it ended.
             self.skip(context["ti"], [t for t in self.get_flat_relatives(upstream=False) if t.task_id != RECORD])
         announce(self.service, "started", resolved, context, version=version, reason=request.reason)
+        # What the request already decides is skipped now, by the scheduler, before any of it would start a process
+        # (skips.py); a release built and tested already (a promotion, a rollback, the live image with a new
+        # configuration) skips checkout, build, the suites and the coverage gate too: skipped by checkout, the
+        # scheduler would walk that skip down one level per loop (about 6 s measured).
+        resolved[DECIDED] = decided_skips(self.service, resolved)
         if resolved.get("artifact"):
-            # Built and tested already (a promotion, a rollback, the live image with a new configuration): checkout,
-            # build, the suites and the coverage gate are skipped now, at once; skipped by checkout, the scheduler
-            # would walk the skip down one level per loop (about 6 s measured).
-            context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=resolved)
             self.log.info("%s: checkout, build and tests skipped", unbuilt_reason(resolved))
-            self.skip(context["ti"], [t for t in self.get_flat_relatives(upstream=False) if is_unbuilt(t.task_id)])
+        for task_id, why in resolved[DECIDED].items():
+            self.log.info("%s skipped: %s", task_id, why)
+        skipped = [t for t in self.get_flat_relatives(upstream=False)
+                   if t.task_id in resolved[DECIDED] or (resolved.get("artifact") and is_unbuilt(t.task_id))]
+        if skipped:
+            context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=resolved)  # the skip ends execute before Airflow would
+            self.skip(context["ti"], skipped)
         return resolved
 
 

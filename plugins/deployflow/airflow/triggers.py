@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import requests
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from deployflow import health
 
@@ -16,8 +16,11 @@ from deployflow import health
 class HealthCheckTrigger(BaseTrigger):
     """Probe instances until ``consecutive`` good rounds in a row, or ``timeout_s``.
 
-    Fires one event: ``{"healthy": bool, "reason": str}``. Probes run in a
-    thread (``requests`` is synchronous) so the triggerer's loop never blocks.
+    Healthy, it ends the task from the triggerer (``TaskSuccessEvent``, the reason in the task's log): no worker
+    process starts again only to say so (measured: a process start, a DAG file parse and Airflow API calls per
+    release, for a log line). Unhealthy, it fires ``{"healthy": False, "reason": str}``, and the task resumes to
+    fail with the reason, leave it for the record and never retry. Probes run in a thread (``requests`` is
+    synchronous) so the triggerer's loop never blocks.
     """
 
     def __init__(self, *, urls: list[str], paths: list[str], consecutive: int, interval_s: float, timeout_s: float) -> None:
@@ -43,7 +46,8 @@ class HealthCheckTrigger(BaseTrigger):
                 probes = await asyncio.to_thread(health.probe_round, session, self.urls, self.paths)
                 elapsed = time.monotonic() - started
                 if streak.record(probes):
-                    yield TriggerEvent({"healthy": True, "reason": health.HealthVerdict(True, streak.rounds, elapsed, ()).reason()})
+                    self.log.info("%s", health.HealthVerdict(True, streak.rounds, elapsed, ()).reason())
+                    yield TaskSuccessEvent()
                     return
                 if elapsed + self.interval_s > self.timeout_s:
                     verdict = health.HealthVerdict(False, streak.rounds, elapsed, streak.last_failures)

@@ -116,8 +116,9 @@ class Follower:
         tis = self.client.task_instances(self.dag_id, self.run_id)
         if not self.resolved:  # a run over before the first poll saw resolve succeed
             self.resolved = self._xcom(RESOLVE) or {}
+        decided = self.resolved.get(SKIPPED) or {}  # the skips resolve decided, before those tasks would start
         skipped = {ti["task_id"]: why for ti in tis if ti.get("state") == "skipped"
-                   if (why := self._xcom(ti["task_id"], SKIPPED))}
+                   if (why := decided.get(ti["task_id"]) or self._xcom(ti["task_id"], SKIPPED))}
         failed = {ti["task_id"]: failure_reason(self.client.task_log(self.dag_id, self.run_id, ti["task_id"],
                                                                       ti.get("try_number") or 1)) or "(see the task log)"
                   for ti in tis if ti.get("state") == "failed"}
