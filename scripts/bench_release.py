@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "plugins"),
-                str(Path(__file__).resolve().parent)]  # tests, deployflow, the other benchmarks
+                str(Path(__file__).resolve().parent)]  # tests, deployflow, bench_scale
 
 from bench_scale import busy_core_seconds  # noqa: E402
 
@@ -52,17 +52,15 @@ def ready_at(ti: dict, upstream_end: float | None, run_start: float) -> float:
 
 
 def split_phases(tries: list[dict], logs: dict[int, list[dict]], ready: float) -> dict:
-    """One task's wall time, ``ready`` to its last try's end_date, split into phases (seconds).
-
-    ``tries``: its task instance (REST fields scheduled_when, queued_when, start_date, end_date, state,
-    try_number), one dict per try; ``logs``: each try's log events ({"timestamp", "event"}). Each task process
+    """One task's wall, ``ready`` to its last try's end_date, split into phases (seconds). ``tries``: its task
+    instance (REST fields), one per try; ``logs``: each try's log events ({"timestamp", "event"}). Each process
     logs "::group::Pre Execute", "Worker startup parse complete", "::endgroup::" (parse done), then execute()'s
-    own lines, then "::group::Post Execute". Counted: start+parse = the first process's start_date (or its first
-    event if earlier) to its parse end, plus Pre Execute to parse end of every later process (deferral resumes,
-    retries); work = parse end to Post Execute of every process, plus each trigger's run in the triggerer
-    ("trigger ... starting" to "Trigger fired event"), when the log has them; hand-off = the last Post Execute to
-    end_date; between = the rest (a deferred task waiting for the triggerer and to be resumed, a retry's delay,
-    earlier processes' exit): Airflow's. airflow = total - work. ``processes`` counts the processes started.
+    own lines, then "::group::Post Execute". start+parse = the first process's start_date (or first event if
+    earlier) to its parse end, plus Pre Execute to parse end of each later process (deferral resumes, retries);
+    work = parse end to Post Execute of every process, plus each trigger's run ("trigger ... starting" to
+    "Trigger fired event") when the log has it; hand-off = the last Post Execute to end_date; between = the rest
+    (waiting for the triggerer and to be resumed, a retry's delay, earlier processes' exit). airflow = total -
+    work, all but work. ``processes`` counts the processes started.
     """
     last = max(tries, key=lambda t: t.get("try_number") or 0)
     first = min(tries, key=lambda t: t.get("try_number") or 0)
@@ -80,7 +78,7 @@ def split_phases(tries: list[dict], logs: dict[int, list[dict]], ready: float) -
         if last.get("state") == "skipped" or not last.get("try_number"):
             row["note"] = NO_PROCESS if last.get("state") == "skipped" else f"{last.get('state')}, no process"
             return row
-        start = stamp(first.get("start_date")) or end  # ran, but no log to split: all of it counted as work
+        start = stamp(first.get("start_date")) or end  # ran, no log to split: all counted as work
         row.update(note="no log", total=end - ready, work=end - start, airflow=start - ready)
         row["ready->queued"] = start - ready
         return row
@@ -133,7 +131,7 @@ def critical_path(upstream: dict[str, list[str]], ends: dict[str, float | None],
     upstream that finished last (ran or skipped; one without an end_date never counts). Ties: the one that did
     more work, then the task id. Returned first task first."""
     work = work or {}
-    key = lambda t: (ends[t], work.get(t, 0.0), t)  # noqa: E731
+    key = lambda t: (ends[t], work.get(t, 0.0), t)
     done = [t for t in ends if ends[t] is not None]
     node = last if last is not None else max(done, key=key)
     path = [node]
@@ -151,7 +149,7 @@ def net_core_seconds(busy: float, wall: float, idle_cores: float) -> float:
 
 
 def median_index(values: list[float]) -> int:
-    """The index of the median value (the lower one of an even count)."""
+    """The median's index (the lower of an even count)."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     return order[(len(order) - 1) // 2]
 
@@ -168,19 +166,20 @@ def breakdown(client, run: dict, structure: dict[str, list[str]]) -> dict:
             try:
                 history = client._call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/tries")
                 tries = list({t["try_number"]: t for t in [*history["task_instances"], ti]}.values())
-            except Exception:  # noqa: BLE001 - an older API: the last try only
+            except Exception:  # an older API: the last try only
                 pass
         for number in range(1, (ti.get("try_number") or 0) + 1):
             try:
                 logs[number] = client.task_log(DAG_ID, run_id, task_id, number)
-            except Exception:  # noqa: BLE001 - no log kept: counted as "no log"
+            except Exception:  # no log kept: counted as "no log"
                 logs[number] = []
         up = [ends[u] for u in structure.get(task_id, ()) if ends.get(u) is not None]
-        rows[task_id] = split_phases(tries, logs, ready_at(ti, max(up, default=None), run_start))
-        rows[task_id]["ended"] = ends[task_id]
+        ready = ready_at(ti, max(up, default=None), run_start)
+        rows[task_id] = {**split_phases(tries, logs, ready), "ready": ready, "ended": ends[task_id]}
     last = "record" if ends.get("record") is not None else None
     path = critical_path(structure, ends, last, {t: r["work"] for t, r in rows.items()})
     return {"run_id": run_id, "state": run["state"], "wall": stamp(run["end_date"]) - run_start, "tasks": rows,
+            "start": run_start,
             "path": path, "path_work": sum(rows[t]["work"] for t in path),
             "processes": sum(r["processes"] for r in rows.values())}
 
@@ -260,22 +259,22 @@ def report(results: list[dict], idle: float) -> None:
         print(f"{task_id:<18}" + "".join(f"{statistics.median(x[p] for x in rows):>14.2f}" for p in PHASES))
     sums = {p: statistics.median(sum(row[p] for row in r["tasks"].values()) for r in results) for p in PHASES}
     print(f"{'(sum of tasks)':<18}" + "".join(f"{sums[p]:>14.2f}" for p in PHASES))
-    print("\ncritical path of the median release:")
+    print("\ncritical path of the median release (airflow: its end less the previous one's, less its work):")
+    previous = chosen["start"]
     for task_id in chosen["path"]:
         row = chosen["tasks"][task_id]
-        print(f"  {task_id:<18} work {row['work']:6.2f} s  airflow {row['airflow']:6.2f} s  {row['note']}")
-    path_work = chosen["path_work"]
-    on_path = chosen["wall"] - path_work
-    ratios = [r["wall"] / r["path_work"] for r in results if r["path_work"] > 0]
-    print(f"  release wall {chosen['wall']:.1f} s = path work {path_work:.1f} s + Airflow {on_path:.1f} s: "
-          f"{chosen['wall'] / path_work:.2f}x the path's work (goal <= 1.5)")
+        print(f"  {task_id:<18} work {row['work']:6.2f} s  airflow {row['ended'] - previous - row['work']:6.2f} s "
+              f"({row['ready'] - previous:4.2f} s of it until scheduled)  {row['note']}")
+        previous = row["ended"]
+    wall, path_work = chosen["wall"], chosen["path_work"]
+    on_path, ratio = wall - path_work, wall / path_work
+    print(f"  run end after the last: {chosen['start'] + wall - previous:.2f} s; release wall {wall:.1f} s = path "
+          f"work {path_work:.1f} s + Airflow {on_path:.1f} s: {ratio:.2f}x the path's work (goal <= 1.5)")
     processes = statistics.median(r["processes"] for r in results)
     net = statistics.median(r["net_core_s"] for r in results)
-    print(f"\nSUMMARY bench-release: median release wall {statistics.median(walls):.1f} s; critical-path work "
-          f"{path_work:.1f} s; wall/path work {statistics.median(ratios):.2f}x (goal <= 1.5); Airflow on the path "
-          f"{on_path:.1f} s; {processes:.0f} task processes per release; {net:.1f} net core-s per release "
-          f"(idle stack {idle:.2f} cores subtracted)")
-
+    print(f"\nSUMMARY bench-release: median release wall {wall:.1f} s; critical-path work {path_work:.1f} s; "
+          f"wall/path work {ratio:.2f}x (goal <= 1.5); Airflow on the path {on_path:.1f} s; {processes:.0f} task "
+          f"processes per release; {net:.1f} net core-s per release (idle stack {idle:.2f} cores subtracted)")
 
 if __name__ == "__main__":
     sys.exit(main())
