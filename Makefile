@@ -16,7 +16,7 @@ SERVICE ?= sample-app
 ENVIRONMENT ?= dev
 REF ?= HEAD
 
-.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-exporter bench-faults bench-judge bench-k8s bench-parse bench-scale bench-view celery-up celery-down kind-e2e
+.PHONY: help venv images up demo demo-down report test test-unit k8s-schemas lock clean bench-config bench-deploy bench-release bench-exporter bench-faults bench-judge bench-k8s bench-parse bench-scale bench-view celery-up celery-down kind-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ clean: demo-down celery-down ## remove the venv, Airflow state and the registry 
 
 bench-deploy: venv images ## deploy benchmark: failed requests, rollback time, overhead (prints figures)
 	$(PY) scripts/bench_deploy.py
+
+bench-release: venv images ## release breakdown: each task's wall split into Airflow's part and its work, the critical path, net core-seconds (prints figures; ARGS="--releases 3 --json PATH")
+	$(PY) scripts/bench_release.py $(ARGS)
 
 bench-config: venv images ## configuration benchmark: configuration-only releases against image releases, and a bad one rolled back (prints figures)
 	$(PY) scripts/bench_config.py
