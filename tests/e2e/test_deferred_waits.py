@@ -83,6 +83,10 @@ def test_health_and_analysis_wait_in_the_triggerer_and_no_worker_slot_is_held(ai
     # The health check deferred too: its trigger wrote its own log (a deferred state of about 2 s may fall
     # between two samples; the trigger's log cannot).
     assert trigger_logs(airflow_home, run_id, "health"), "the health check never ran in the triggerer"
+    # ... and ended there: healthy, the trigger ends the task (TaskSuccessEvent), no second process resumes it.
+    health = all_tries_text(airflow_home, run_id, "health")
+    assert health.count("::group::Pre Execute") == 1, health
+    assert any("healthy after" in text for text in trigger_logs(airflow_home, run_id, "health").values())
     analysis = all_tries_text(airflow_home, run_id, "analysis")
     assert "canary analysis passed" in analysis
     for number in (2, 3):  # each interval's trigger began from the serialized progress; the task logs what it said

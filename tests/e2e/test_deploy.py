@@ -247,6 +247,10 @@ def test_rolling_replaces_every_replica_checking_health_per_batch(airflow, docke
     assert run["state"] == "success", run["tasks"]
     assert load.report.failures == [], load.report.summary()
     assert [s.percent for s in step_times(log_text(airflow, run["run_id"], "shift"))] == [33, 67, 100]
+    # A rolling release has no canary to judge and dev asks for no approval: resolve skipped those through the
+    # scheduler, and none of them started a process (try 0).
+    needless = ("analysis", "load", "approve_deploy")
+    assert {t: (run["tasks"][t], run["tries"][t]) for t in needless} == {t: ("skipped", 0) for t in needless}
     containers = app_containers(docker_client, "dev")
     assert sorted(c.labels["io.deployflow.version"] for c in containers) == [new] * 3
     assert served_version("dev") == new
