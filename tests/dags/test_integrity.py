@@ -163,12 +163,22 @@ def test_a_gate_before_promote_stands_between_the_analysis_and_promote(tmp_path)
     (tmp_path / "sample-app.yaml").write_text(yaml.safe_dump(entry))
     dag = import_in_subprocess(tmp_path)["dags"]["release_sample-app"]
     tasks = dag["tasks"]
-    assert tasks["shift"]["downstream"] == ["analysis", "approve_promote", "load", "rollback"]
-    assert tasks["analysis"]["downstream"] == ["approve_promote", "rollback"]
+    assert tasks["shift"]["downstream"] == ["analysis", "approve_promote", "load", "promote", "rollback"]
+    assert tasks["analysis"]["downstream"] == ["approve_promote", "promote", "rollback"]
     assert tasks["approve_promote"]["downstream"] == ["promote", "rollback"]  # a rejection rolls back
     # Where resolve skipped the gate (it asks for nothing in this environment), promote follows shift and the analysis.
     assert sorted(t for t, task in tasks.items() if "promote" in task["downstream"]) == ["analysis", "approve_promote", "shift"]
     assert tasks["approve_promote"]["rule"] == "none_failed_min_one_success"
+
+
+def test_a_service_that_asks_for_no_coverage_has_no_coverage_gate_task(tmp_path):
+    entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
+    entry["tests"] = {**entry["tests"], "coverage_threshold": 0}  # a gate at 0 % would check nothing
+    (tmp_path / "sample-app.yaml").write_text(yaml.safe_dump(entry))
+    tasks = import_in_subprocess(tmp_path)["dags"]["release_sample-app"]["tasks"]
+    assert "coverage_gate" not in tasks
+    for suite in ("unit", "integration", "performance"):
+        assert tasks[f"test.{suite}"]["downstream"] == ["approve_deploy", "prepare"]
 
 
 def test_a_bad_catalog_file_fails_import_naming_file_field_and_values(tmp_path):

@@ -1,5 +1,5 @@
-"""Waiting holds no worker slot: on the real stack, a staging canary's health check and analysis wait in the
-triggerer, the load is a container (not a task), and a triggerer restart mid-analysis resumes the analysis at
+"""Waiting holds no worker slot: on the real stack, a staging canary's analysis (and a health check past its
+first seconds) waits in the triggerer, the load is a container (not a task), and a triggerer restart mid-analysis resumes the analysis at
 the interval it had reached.
 
 The run's task instances are sampled through the REST API about every 0.5 s while the release goes on.
@@ -80,13 +80,17 @@ def test_health_and_analysis_wait_in_the_triggerer_and_no_worker_slot_is_held(ai
     assert_no_slot_held_while_waiting(samples)
     assert any(s["load_running"] and s["states"].get("analysis") == "deferred" for s in samples), \
         "the load ran as a container while the analysis waited"
-    # The health check deferred too: its trigger wrote its own log (a deferred state of about 2 s may fall
-    # between two samples; the trigger's log cannot).
-    assert trigger_logs(airflow_home, run_id, "health"), "the health check never ran in the triggerer"
-    # ... and ended there: healthy, the trigger ends the task (TaskSuccessEvent), no second process resumes it.
+    # The health check took one process: healthy within its first seconds, it ended in the task (a hand-off to
+    # the triggerer and back costs more than so short a wait); slower (a busy machine), it deferred, and the
+    # trigger ended the task (TaskSuccessEvent): no second process resumed it either way.
     health = all_tries_text(airflow_home, run_id, "health")
     assert health.count("::group::Pre Execute") == 1, health
-    assert any("healthy after" in text for text in trigger_logs(airflow_home, run_id, "health").values())
+    triggered = trigger_logs(airflow_home, run_id, "health")
+    if triggered:
+        assert "the triggerer waits for the rest" in health
+        assert any("healthy after" in text for text in triggered.values()), triggered
+    else:
+        assert re.search(r"healthy: \d+ good rounds in a row", health), health
     analysis = all_tries_text(airflow_home, run_id, "analysis")
     assert "canary analysis passed" in analysis
     for number in (2, 3):  # each interval's trigger began from the serialized progress; the task logs what it said

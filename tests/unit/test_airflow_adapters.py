@@ -27,7 +27,7 @@ from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.airflow.record import ending
 from deployflow.airflow.deployer_step import last_error, last_result
 from deployflow.airflow.lock import lock_engine
-from deployflow.airflow.sensors import HealthCheckSensor
+from deployflow.airflow.health_check import HealthCheckSensor
 from deployflow.airflow.triggers import HealthCheckTrigger
 from deployflow.catalog import parse_service
 from deployflow.ledger.locks import EnvironmentLocks
@@ -136,14 +136,20 @@ def test_sensor_refuses_an_environment_missing_from_the_catalog(healthy):
         check.poke({})
 
 
-def test_the_health_check_defers_to_its_trigger_by_default(healthy):
+def test_a_health_check_healthy_within_its_first_seconds_ends_in_the_task_with_no_trigger(healthy):
+    assert sensor([healthy]).execute({}) is None  # two good rounds 0.1 s apart: no hand-off to the triggerer
+
+
+def test_a_health_check_not_healthy_within_its_first_seconds_defers_the_rest_of_its_wait(unready, monkeypatch):
+    monkeypatch.setattr("deployflow.airflow.health_check.INLINE_S", 0.35)
     with pytest.raises(TaskDeferred) as deferred:
-        sensor([healthy]).execute({})
+        sensor([unready]).execute({})
     assert deferred.value.method_name == "execute_complete"
-    assert deferred.value.trigger.serialize() == (
-        "deployflow.airflow.triggers.HealthCheckTrigger",
-        {"urls": [healthy], "paths": ["/health", "/ready", "/live"], "consecutive": 2, "interval_s": 0.1, "timeout_s": 1},
-    )
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert classpath == "deployflow.airflow.triggers.HealthCheckTrigger"
+    assert {k: v for k, v in kwargs.items() if k != "timeout_s"} == {
+        "urls": [unready], "paths": ["/health", "/ready", "/live"], "consecutive": 2, "interval_s": 0.1}
+    assert 0.1 <= kwargs["timeout_s"] < 1  # what is left of the catalog's 1 s after probing in the task
 
 
 def test_a_deferred_health_check_that_timed_out_fails_with_the_pokes_message_and_tells_the_record(unready):
@@ -336,6 +342,7 @@ def test_a_deferred_health_check_goes_to_the_triggerer_of_the_queue_its_try_was_
     from airflow.sdk.execution_time.task_runner import _defer_task
 
     monkeypatch.setenv("AIRFLOW__TRIGGERER__QUEUES_ENABLED", "True")
+    monkeypatch.setattr("deployflow.airflow.health_check.INLINE_S", 0)  # defer at once
     check = sensor([healthy])
     assert check.queue == "default"
     ti = SimpleNamespace(queue="host-b", task=check, dag_id="release_shop", task_id="health", run_id="r1")

@@ -14,34 +14,24 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TaskGroup, TriggerRule
-from docker.types import Mount
+from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable, Param, TriggerRule
 
 from deployflow.factory import implementation
-from deployflow.pipeline import suites
 from deployflow.airflow.approval import ReleaseApprovalOperator
-from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.load import AnalysisLoadOperator
 from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
 from deployflow.airflow.lock import EnvironmentLockSensor
-from deployflow.airflow.sensors import CanaryAnalysisSensor, HealthCheckSensor
-from deployflow.airflow.operators import (
-    CheckoutOperator,
-    ImageBuildOperator,
-    PytestSuiteOperator,
-    ResolveReleaseOperator,
-    test_labels,
-)
-from deployflow.airflow.settings import docker_url
+from deployflow.airflow.health_check import HealthCheckSensor
+from deployflow.airflow.sensors import CanaryAnalysisSensor
+from deployflow.airflow.operators import CheckoutOperator, ImageBuildOperator, ResolveReleaseOperator
+from deployflow.airflow.suite_tasks import suite_tasks
 from deployflow.airflow.runs import in_a_task
-from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.airflow.task_ids import (
     ANALYSIS,
     APPROVE_DEPLOY,
     APPROVE_PROMOTE,
     BUILD,
     CHECKOUT,
-    COVERAGE_GATE,
     HEALTH,
     LOAD,
     LOCK,
@@ -51,7 +41,6 @@ from deployflow.airflow.task_ids import (
     RESOLVE,
     ROLLBACK,
     SHIFT,
-    TEST,
     release_dag_id,
 )
 from deployflow.catalog import Service, catalog_dir, load_catalog, load_service
@@ -69,9 +58,6 @@ def _requested(field: str) -> str:
     return "{{ (" + _xcom(RESOLVE) + " or {}).get('" + field + "', '') }}"
 
 
-# The suites and the coverage gate run the built image by its ID: what they test is what was built.
-IMAGE = "{{ " + _xcom(BUILD) + "['image_id'] }}"
-COVERAGE_DIR = "{{ " + _xcom(CHECKOUT) + "['coverage_dir'] }}"
 # A promotion takes the artifact an earlier environment promoted (resolve found it in the ledger) where a
 # build takes the checkout's commit and the build's image.
 _ARTIFACT = "(" + _xcom(RESOLVE) + " or {}).get('artifact')"
@@ -156,35 +142,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         # A failed build or suite is deterministic: a retry only delays the verdict.
         build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s),
                                    on_failure_callback=remember_failure)
-        with TaskGroup(TEST, tooltip="pytest suites in containers from the built image") as test_group:
-            for suite in service.tests.suites:
-                PytestSuiteOperator(
-                    task_id=suite,
-                    suite=suite,
-                    image=IMAGE,
-                    coverage_source=service.tests.coverage_source,
-                    coverage_dir=COVERAGE_DIR,
-                    labels=test_labels(service.name),
-                    retries=0,
-                    execution_timeout=timedelta(seconds=service.tests.timeout_s),
-                    on_failure_callback=remember_failure,
-                )
-        coverage_gate = HardenedDockerOperator(
-            task_id=COVERAGE_GATE,
-            doc_md=f"Combined coverage of all suites must reach {service.tests.coverage_threshold} %.",
-            image=IMAGE,
-            command=suites.coverage_gate_command(service.tests.coverage_threshold),
-            environment=suites.coverage_gate_environment(),
-            mounts=[Mount(target=suites.COVERAGE_MOUNT, source=COVERAGE_DIR, type="bind")],
-            docker_url=docker_url(),
-            network_mode="host",
-            mount_tmp_dir=False,
-            auto_remove="force",
-            labels=test_labels(service.name),
-            limits=TEST_LIMITS,
-            retries=0,
-            on_failure_callback=remember_failure,
-        )
+        test_group, tested = suite_tasks(service)
         # Waits only where the environment asks, or where the release overrides a freeze. After a promotion's
         # skipped build and tests (none failed) it still runs: none_failed_min_one_success.
         approve = ReleaseApprovalOperator(
@@ -192,11 +150,12 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         deploy = _deploy_tasks(service, service_file, approve)
-        resolve >> lock >> checkout >> build >> test_group >> coverage_gate >> approve >> deploy[PREPARE]
+        resolve >> lock >> checkout >> build >> test_group
+        tested >> approve >> deploy[PREPARE]
         # Resolve skips a gate that asks for nothing before it would start (skips.py): prepare then follows the
-        # coverage gate, or the lock where an artifact skipped the build (none failed, one succeeded).
+        # tests, or the lock where an artifact skipped the build (none failed, one succeeded).
         lock >> approve
-        [lock, coverage_gate] >> deploy[PREPARE]
+        [lock, tested] >> deploy[PREPARE]
     if not params_per_task:
         dag.params = params  # attrs runs the same converter and validator (a schedule needs valid defaults)
     return dag
