@@ -223,6 +223,17 @@ def test_with_json_the_end_is_one_document_and_the_progress_goes_to_stderr(capsy
     }
 
 
+def test_the_steps_resolve_skipped_say_why_from_resolves_result(capsys, airflow, passwords):
+    # Skipped by resolve through the scheduler (airflow/skips.py), analysis and load never ran: no XCom of theirs.
+    follow(airflow, "success", tasks=[ENDED])
+    xcom(airflow, "resolve", {**RESOLVED, "skipped": {"analysis": "blue-green has no canary step to judge",
+                                                      "load": "analysis.load_rate is 0 in dev: no synthetic traffic",
+                                                      "approve_deploy": "no approval asked for before deploy in dev"}})
+    ran = release(capsys, airflow, passwords, "--json")
+    assert json.loads(ran.out)["skipped"] == {"analysis": "blue-green has no canary step to judge",
+                                              "load": "analysis.load_rate is 0 in dev: no synthetic traffic"}
+
+
 def test_a_failed_task_says_why_from_its_log(capsys, airflow, passwords):
     follow(airflow, "failed", tasks=[[ti("resolve", "success"), ti("build", "failed")]])
     airflow.answer(("GET", f"{RUN}/taskInstances/build/logs/1"), 200, {"content": [
