@@ -50,6 +50,10 @@ def setup(docker_client, sample_repo: Path, tmp_path_factory) -> Iterator[Setup]
     catalog = scenarios.write_catalog(tmp_path_factory.mktemp("scale-catalog"), sample_repo, PORTS)
     entry = yaml.safe_load((catalog / "sample-app.yaml").read_text())
     entry["environments"]["dev"]["replicas"] = 2
+    # A health streak longer than the health check's first seconds in its task (health_check.INLINE_S): the rest
+    # of the wait is deferred, and its trigger must run in host B's triggerer (the instances listen there).
+    entry["environments"]["dev"]["health"] = {"health": "/health", "ready": "/ready", "live": "/live",
+                                              "consecutive": 8, "interval_s": 1, "timeout_s": 60}
     extra = {"DEPLOYFLOW_CATALOG": str(catalog), "DEPLOYFLOW_WORKSPACE": str(tmp_path_factory.mktemp("scale-ws"))}
     ensure_images(docker_client)  # before copying the deployer's and the proxy's
     engine = second_engine()

@@ -44,7 +44,8 @@ def test_build_and_tests_run_on_worker_a_and_the_deploy_steps_on_worker_b(setup)
     assert ran == [PREPARE, "shift", PROMOTE]  # rolling: rollback skipped
     for task_id in (*ran, HEALTH, RECORD):  # the record reads the environment's records, on its host
         assert (tis[task_id]["hostname"], tis[task_id]["queue"]) == ("worker-b", HOST_B_QUEUE), task_id
-    # The health wait was deferred, and its trigger (the probes of host B's instances) ran in host B's triggerer.
+    # The health wait (8 good rounds a second apart: longer than its first seconds in the task) was deferred, and its
+    # trigger (the probes of host B's instances) ran in host B's triggerer.
     assert triggerers_of(setup, run_id, HEALTH) == {"triggerer-b"}
     sha = scenarios.git(setup.repo, "rev-parse", "main")[:12]
     assert served_version("dev") == sha
