@@ -132,8 +132,7 @@ class HealthCheckSensor(BaseSensorOperator):
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
-        if not event.get("healthy"):
-            reason = event.get("reason", "health check failed")
-            context["ti"].xcom_push(key=task_ids.FAILURE, value=f"health check failed: {reason}")  # for the record
-            raise AirflowFailException(reason)
-        self.log.info("%s", event.get("reason"))
+        """Resumed only when unhealthy: a healthy trigger ends the task itself (``TaskSuccessEvent``)."""
+        reason = event.get("reason", "health check failed")
+        context["ti"].xcom_push(key=task_ids.FAILURE, value=f"health check failed: {reason}")  # for the record
+        raise AirflowFailException(reason)

@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 
 from deployflow.airflow.deployer_step import DEPLOYER_IMAGE
 from deployflow.airflow.runs import skip
+from deployflow.airflow.skips import no_load_rate
 from deployflow.airflow.sites import environment_site
 from deployflow.airflow.task_ids import ANALYSIS, PROMOTE, ROLLBACK, SHIFT
 from deployflow.catalog import Service
@@ -58,8 +59,8 @@ class AnalysisLoadOperator(BaseOperator):
         env = self.service.environments[self.environment_name]
         shifted = context["ti"].xcom_pull(task_ids=SHIFT) or {}
         analysed, watched = bool(shifted.get("analysis")), env.post_promotion.enabled and bool(shifted.get("previous"))
-        if env.analysis.load_rate <= 0:
-            skip(context, f"analysis.load_rate is 0 in {env.name}: no synthetic traffic")
+        if why := no_load_rate(env):
+            skip(context, why)
         if not (analysed or watched):
             why = f"post_promotion is off in {env.name}" if not env.post_promotion.enabled else "a first deploy"
             skip(context, f"nothing to drive traffic for: no canary analysis, no post-promotion watch ({why})")

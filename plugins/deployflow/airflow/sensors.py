@@ -25,6 +25,7 @@ from deployflow.airflow.load import stop_load
 from deployflow.airflow.verdicts import failed_verdict, keep_failed_verdict
 from deployflow.analysis.progress import AnalysisProgress, Outcome
 from deployflow.airflow.runs import skip
+from deployflow.airflow.skips import no_analysis
 from deployflow.catalog import Environment, Service
 
 if TYPE_CHECKING:
@@ -52,10 +53,8 @@ def not_analysed(shifted: dict[str, Any], strategy: str | None, environment: Env
     """Why a release has no canary analysis, from shift's result (no analysed step) and the run's strategy."""
     if shifted.get("already_live"):
         return f"{shifted.get('version')} is live already: nothing to judge"
-    if strategy != "canary":
-        return f"{strategy} has no canary step to judge"
-    if not environment.analysis.enabled:
-        return f"analysis is off in {environment.name}"
+    if why := no_analysis(strategy, environment):
+        return why
     if not shifted.get("previous"):
         return "a first deploy: no old version to judge the canary against"
     return "shift reached no analysed step"

@@ -14,7 +14,7 @@ from typing import Any
 
 from deployflow.airflow.governance import approval_needed
 from deployflow.airflow.task_ids import ANALYSIS, APPROVE_DEPLOY, APPROVE_PROMOTE, LOAD
-from deployflow.catalog import Service
+from deployflow.catalog import Environment, Service
 
 # The key of resolve's result under which the decided skips are, by task id, with why.
 DECIDED = "skipped"
@@ -27,14 +27,11 @@ def decided_skips(service: Service, resolved: dict[str, Any]) -> dict[str, str]:
     :param resolved: resolve's result: the request (environment, strategy) and its governance decision.
     """
     env = service.environments[resolved["environment"]]
-    strategy = resolved.get("strategy")
     skips: dict[str, str] = {}
-    if strategy != "canary":
-        skips[ANALYSIS] = f"{strategy} has no canary step to judge"
-    elif not env.analysis.enabled:
-        skips[ANALYSIS] = f"analysis is off in {env.name}"
-    if env.analysis.load_rate <= 0:
-        skips[LOAD] = f"analysis.load_rate is 0 in {env.name}: no synthetic traffic"
+    if why := no_analysis(resolved.get("strategy"), env):
+        skips[ANALYSIS] = why
+    if why := no_load_rate(env):
+        skips[LOAD] = why
     elif ANALYSIS in skips and not env.post_promotion.enabled:
         skips[LOAD] = (f"nothing to drive traffic for: no canary analysis ({skips[ANALYSIS]}), "
                        f"no post-promotion watch (off in {env.name})")
@@ -42,3 +39,18 @@ def decided_skips(service: Service, resolved: dict[str, Any]) -> dict[str, str]:
         if not approval_needed(service, resolved, position):
             skips[gate] = f"no approval asked for before {position} in {env.name}"
     return skips
+
+
+def no_analysis(strategy: str | None, env: Environment) -> str | None:
+    """Why a release with ``strategy`` has no canary analysis in ``env`` whatever it deploys; None: it may have one
+    (the analysis task tells the rest: a first deploy has nothing to judge against)."""
+    if strategy != "canary":
+        return f"{strategy} has no canary step to judge"
+    if not env.analysis.enabled:
+        return f"analysis is off in {env.name}"
+    return None
+
+
+def no_load_rate(env: Environment) -> str | None:
+    """Why ``env`` gets no synthetic traffic whatever is judged; None: it may."""
+    return f"analysis.load_rate is 0 in {env.name}: no synthetic traffic" if env.analysis.load_rate <= 0 else None
