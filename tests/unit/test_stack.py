@@ -146,8 +146,10 @@ def test_airflow_up_starts_each_process_private_with_only_its_pointers(tmp_path,
     monkeypatch.setattr(processes.subprocess, "Popen", popen)
     monkeypatch.setattr(processes, "_running", lambda home, name: None)
     monkeypatch.setattr(local, "_wait_http", lambda *args, **kwargs: None)
+    monkeypatch.setattr(local, "wait_for_airflow", lambda port: started.setdefault("waited", port))
     local.airflow_up(home, 28999, {"DEPLOYFLOW_STATE": str(state)}, exporter_port=29999)
 
+    assert started.pop("waited") == 28999
     assert set(started) == {"db-migrate", "scheduler", "dag-processor", "api-server", "triggerer", "exporter"}
     assert started["exporter"]["argv"] == [sys.executable, "-m", "deployflow.ledger", "exporter", "--port", "29999"]
     for component, kwargs in started.items():
@@ -205,3 +207,15 @@ def test_a_stacks_down_leaves_the_hosts_registry_unless_asked(tmp_path, monkeypa
     monkeypatch.setattr(stack_cli, "registry_down", lambda client: done.append("registry"))
     assert stack_cli.main(["down", "--home", str(tmp_path), *argv]) == 0
     assert done == ["airflow", "containers of local", *(["registry"] if registry_removed else [])]
+
+
+def test_waiting_for_airflow_waits_for_its_execution_api_too(monkeypatch):
+    """The Execution API's first answer builds its routes: asked for at start, not by the first task."""
+    asked = []
+
+    class Answer:
+        status_code = 200
+
+    monkeypatch.setattr(processes.requests, "get", lambda url, timeout: asked.append(url) or Answer())
+    processes.wait_for_airflow(28999)
+    assert asked == ["http://127.0.0.1:28999/api/v2/monitor/health", "http://127.0.0.1:28999/execution/health"]

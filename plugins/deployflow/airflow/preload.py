@@ -28,6 +28,8 @@ MODULES = (
     "deployflow.airflow.catalog_bundle",
     "deployflow.airflow.dag_factory",
     "deployflow.airflow.deployer_operator",
+    "deployflow.airflow.notifications",  # announce: the http and smtp providers' notifiers
+    "deployflow.platforms.docker",  # the health check's and the record's Docker host
 )
 _done = False
 

@@ -38,7 +38,7 @@ from deployflow.stack import ROOT
 from deployflow.stack.celery_services import Servers, postgres_down, redis_down, servers_up
 from deployflow.stack.containers import containers_down, ensure_images, prometheus_up, registry_up
 from deployflow.stack.local import EXPORTER, airflow_env
-from deployflow.stack.processes import _alive, _pid_file, _reap, _running, _wait_http, say, start_process, stop_process
+from deployflow.stack.processes import _alive, _pid_file, _reap, _running, _wait_http, say, start_process, stop_process, wait_for_airflow
 from deployflow.stack.secrets import (
     FERNET_KEY,
     JWT_SECRET,
@@ -181,7 +181,7 @@ def up(top: Path, port: int = PORT, extra: dict[str, str] | None = None, *, cont
         define_registry_connection(top, registry, process_env("db-migrate", top, port, extra))
     for name, command in commands(concurrency).items():
         start(top, name, port, extra, command)
-    _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
+    wait_for_airflow(port)
     _wait_http(f"http://127.0.0.1:{EXPORTER_PORT}/metrics", "the release exporter", timeout=30)
     say(f"Airflow (CeleryExecutor, PostgreSQL) on http://127.0.0.1:{port}; user admin, password: "
         f"`python -m deployflow.stack.celery password --top {top}`")

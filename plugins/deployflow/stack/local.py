@@ -21,7 +21,7 @@ from pathlib import Path
 from deployflow.settings import BASE_IMAGE_VARIABLE, DEPLOYER_IMAGE_VARIABLE, REGISTRY_VARIABLE, Settings, variable_env
 from deployflow.stack import ROOT
 from deployflow.stack.containers import HAPROXY_IMAGE, LOCAL_EXPORTER_PORT, LOCAL_PROMETHEUS_PORT, deployer_image
-from deployflow.stack.processes import _wait_http, say, start_process, stop_process
+from deployflow.stack.processes import _wait_http, say, start_process, stop_process, wait_for_airflow
 from deployflow.stack.secrets import PRIVATE_FILE, PRIVATE_UMASK, component_env, ensure_secrets, make_private, password_file, private_dir
 
 EXPORTER = "exporter"  # one more process of the stack, beside Airflow's
@@ -84,7 +84,7 @@ def airflow_up(home: Path, port: int, extra_env: dict[str, str] | None = None,
     private_dir(home / "logs")
     for name, command in _commands(exporter_port).items():
         start_process(home, name, command, component_env(name, home, env))
-    _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", "Airflow API server", timeout=180)
+    wait_for_airflow(port)
     _wait_http(f"http://127.0.0.1:{exporter_port}/metrics", "the release exporter", timeout=30)
     say(f"release metrics on http://127.0.0.1:{exporter_port}/metrics")
     say(f"Airflow on http://127.0.0.1:{port} (user admin; its password is in {password_file(home)}, "
