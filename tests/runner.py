@@ -28,6 +28,7 @@ from deployflow.stack.containers import registry_up
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ["tests/e2e"]
+DURATIONS = ["--durations=20"]  # each process ends with its slowest tests: where make test's time goes
 BESIDE = ["tests/scale", "tests/unit", "tests/dags", "tests/db", "tests/test_lint.py", "tests/test_architecture.py"]
 
 
@@ -49,9 +50,9 @@ def main(args: list[str]) -> int:
     log = top / "beside.log"
     started = time.monotonic()
     with log.open("wb") as out:
-        beside = pytest(BESIDE, args, top / "beside", ROOT / ".airflow-test-beside", stdout=out, stderr=subprocess.STDOUT)
+        beside = pytest(BESIDE, [*DURATIONS, *args], top / "beside", ROOT / ".airflow-test-beside", stdout=out, stderr=subprocess.STDOUT)
         try:
-            main_rc = pytest(MAIN, args, top / "e2e", ROOT / ".airflow-test").wait()
+            main_rc = pytest(MAIN, [*DURATIONS, *args], top / "e2e", ROOT / ".airflow-test").wait()
         except BaseException:  # interrupted: the other process stops too (its own teardown runs on SIGINT)
             beside.send_signal(signal.SIGINT)
             beside.wait()
