@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from deployflow.client.api import RELEASES_API, AirflowClient, ApiError, BadInput, UnexpectedAnswer
-from deployflow.client.output import WIDTH, as_document, table, terminal_text
+from deployflow.client.output import as_document
+from deployflow.terminal import WIDTH, table, terminal_text
 from deployflow.errors import one_of
 from deployflow.policies import ENVIRONMENTS
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployflow.client.api import _one_line
-from deployflow.client.output import clip, table, terminal_text
+from deployflow.terminal import clip, table, terminal_text
 
 
 @pytest.mark.parametrize(("text", "shown"), [
