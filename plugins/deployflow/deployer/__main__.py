@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     if args.step not in ("status", "rbac") and not (args.version and args.image):
         parser.error(f"{args.step} needs --version and --image")
+    # Every step's result goes to stdout as a JSON line but the status a person asks for: a table (an error of it is
+    # the line on stderr already).
+    printed = args.step != "status" or args.json
     rollout = None
     try:
         service = _service(args.service_file)
@@ -91,28 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     except Fenced as exc:  # the newer step does the rest; a note in the record would be a write too
         logging.error("%s stopped: %s", args.step, exc)
-        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=_prints_json(args))
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=printed)
         return FENCED
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
         _note_failure(rollout, args.step, exc)
-        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=_prints_json(args))
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=printed)
         return FAILED
     except Exception as exc:  # noqa: BLE001 - no verdict of its own: say why, and let the task retry the step
         logging.exception("%s crashed: %s: %s", args.step, type(exc).__name__, exc)
         _result({"step": args.step, "ok": False, "error": f"{args.step} crashed: {type(exc).__name__}: {exc}"},
-                args.result_file, printed=_prints_json(args))
+                args.result_file, printed=printed)
         return CRASHED
-    _result({"step": args.step, "ok": True, **result}, args.result_file, printed=_prints_json(args))
-    if not _prints_json(args):
+    _result({"step": args.step, "ok": True, **result}, args.result_file, printed=printed)
+    if not printed:
         print(status_text(result))
     return 0
-
-
-def _prints_json(args: argparse.Namespace) -> bool:
-    """Whether the result goes to stdout as JSON: every step's does but the status a person asked for (its error is
-    the line on stderr already)."""
-    return args.step != "status" or args.json
 
 
 def _stopped(signum: int, frame: object) -> None:
