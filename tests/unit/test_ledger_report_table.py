@@ -12,7 +12,7 @@ import pytest
 
 from deployflow.ledger import Ledger
 from deployflow.ledger.figures import figures
-from deployflow.ledger.report import main
+from deployflow.ledger.report import main, nothing_found
 from tests.db.test_report import PERIOD, fill
 
 IN_PERIOD = ["--since", "2026-11-02", "--until", "2026-11-08"]
@@ -90,3 +90,9 @@ def test_a_period_with_no_release_is_one_line_naming_it(ledger, url, capsys):
     fill(ledger)
     assert report(capsys, url, "--since", "2027-01-01", "--until", "2027-01-07", "--service", "shop") == (
         "No releases finished 2027-01-01 to 2027-01-07 (UTC, 7 days), service shop\n")
+
+
+def test_the_empty_ledger_s_line_hides_its_password(ledger):
+    assert ledger.entries() == []
+    line = nothing_found(ledger.engine, "postgresql://deployflow:s3cret@db:5432/ledger", PERIOD, "")
+    assert line == "No releases in the ledger yet (postgresql://deployflow:***@db:5432/ledger)"

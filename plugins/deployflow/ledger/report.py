@@ -88,7 +88,7 @@ def nothing_found(engine: Engine, url: str, period: Period, scope: str) -> str:
     """The one line that stands for an empty table: an empty ledger, or none of its releases in the period."""
     with engine.connect() as conn:
         if conn.execute(sa.select(releases.c.id).limit(1)).first() is None:
-            return f"No releases in the ledger yet ({url})"
+            return f"No releases in the ledger yet ({sa.engine.make_url(url).render_as_string()})"  # password: ***
     return f"No releases finished {period.since} to {period.until} (UTC, {period.days} days){scope}"
 
 
