@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(f"--url: no ledger at {url.removeprefix('sqlite:///')} (set --url or $DEPLOYFLOW_LEDGER_URL)")
     try:
         if not sa.inspect(engine).has_table(releases.name):
-            print(f"report: {url} has no releases yet (no {releases.name} table)", file=sys.stderr)
+            print(f"report: {sa.engine.make_url(url).render_as_string()} has no releases yet (no {releases.name} table)",
+                  file=sys.stderr)
             return 1
         found = figures(engine, period, service=args.service, environment=args.environment)
         scope = "".join(f", {k} {v}" for k, v in (("service", args.service), ("environment", args.environment)) if v)
