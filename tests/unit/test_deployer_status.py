@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from deployflow.deployer import __main__ as cli
+from deployflow.deployer.status_text import status_text
 from deployflow.errors import ConfigError
 from deployflow.record import StepFailed
 from tests.unit.world import World
@@ -148,3 +149,22 @@ def test_a_failed_status_is_exit_1_with_its_json_line_only_when_asked(monkeypatc
     wired(monkeypatch, World("canary", platform="docker"), SimpleNamespace(status=failing))
     code, out, _ = run(capsys, *argv)
     assert (code, out, errors(caplog)) == (1, printed, ["status failed: the router did not answer"])
+
+
+def test_a_set_with_no_instance_left_and_a_router_with_no_server_leave_no_empty_column_or_table():
+    found = {"service": "shop", "environment": "prod", "live": "blue", "router": {"servers": {}}, "sets": {
+        "blue": {"versions": ["v1"], "images": ["v1"], "configs": ["c1"], "traffic_percent": 100,
+                 "instances": [{"name": "blue-0\x1b[2J", "url": "http://127.0.0.1:20000", "running": False}]},
+        "green": {"versions": [], "images": [], "configs": [], "traffic_percent": 0, "instances": []}}}
+    assert status_text(found).splitlines() == [
+        "service:     shop",
+        "environment: prod",
+        "live:        blue",
+        "",
+        "SET    TRAFFIC  VERSIONS  IMAGES  CONFIGS",
+        "blue     100 %  v1        v1      c1",
+        "green      0 %  -         -       -",
+        "",
+        "SET   INSTANCE  URL                     RUNNING",
+        "blue  blue-0    http://127.0.0.1:20000  no",
+    ]

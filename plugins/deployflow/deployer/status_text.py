@@ -27,7 +27,7 @@ def status_text(status: Mapping[str, Any]) -> str:
         blocks.append(f"No sets in {status.get('environment')}: nothing released there yet")
     else:
         blocks.append(_sets(sets))
-        lists = dict.fromkeys(k for found in sets.values() for k, v in found.items() if _is_list_of_rows(v))
+        lists = dict.fromkeys(k for found in sets.values() for k, v in found.items() if _is_list_of_rows(v) and v)
         blocks += [_members(name, sets) for name in lists]
     blocks += [_named_rows(key, value) for key, value in router.items() if _is_table(value) and value]
     return "\n\n".join(blocks)
@@ -70,7 +70,8 @@ def _numbers(rows: list[dict[str, Any]]) -> set[str]:
 
 
 def _is_list_of_rows(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+    """A list of dicts (an empty list too: a set with no instance left has ``instances: []``)."""
+    return isinstance(value, list) and all(isinstance(v, Mapping) for v in value)
 
 
 def _is_table(value: Any) -> bool:
