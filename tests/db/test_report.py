@@ -144,8 +144,8 @@ def test_the_command_prints_one_row_per_service_and_environment(ledger, url, cap
     assert main(["--url", url, "--since", "2026-11-02", "--until", "2026-11-08"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Releases finished 2026-11-02 to 2026-11-08 (UTC, 7 days)"
-    assert out[1].split()[:6] == ["service", "environment", "releases", "changes", "promoted", "rejected"]
-    assert [line.split()[:6] for line in out[3:]] == [["shop", "prod", "11", "7", "3", "1"], ["shop", "staging", "6", "6", "4", "0"]]
+    assert out[1].split()[:6] == ["SERVICE", "ENVIRONMENT", "RELEASES", "CHANGES", "PROMOTED", "REJECTED"]
+    assert [line.split()[:6] for line in out[2:]] == [["shop", "prod", "11", "7", "3", "1"], ["shop", "staging", "6", "6", "4", "0"]]
 
 
 def _image(png: bytes):

@@ -22,6 +22,9 @@ RELEASE = {"environment": "prod", "version": "0123456789ab", "image": "127.0.0.1
     ("rollback", None, [
         "rollback", "--environment", "prod", "--version", "0123456789ab", "--image", "127.0.0.1:5000/shop:0123456789ab",
         "--strategy", "canary"]),
+    ("status", None, [  # status prints a table for a person unless told: the task parses its JSON line
+        "status", "--environment", "prod", "--version", "0123456789ab", "--image", "127.0.0.1:5000/shop:0123456789ab",
+        "--strategy", "canary", "--json"]),
 ])
 def test_the_deployers_arguments(step, service_file, arguments):
     assert deployer_arguments(step, service_file=service_file, **RELEASE) == arguments

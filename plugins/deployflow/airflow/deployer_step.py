@@ -56,8 +56,9 @@ def deployer_arguments(
     """
     catalog = ["--service-file", service_file] if service_file is not None else []
     fencing = ["--fence", str(fence)] if fence is not None else []
+    machine = ["--json"] if step == "status" else []  # status prints a table for a person unless told; we parse it
     return [step, *catalog, "--environment", environment, "--version", version, "--image", image, "--strategy", strategy,
-            *fencing, *(["--skip-pauses"] if skip_pauses else [])]
+            *fencing, *(["--skip-pauses"] if skip_pauses else []), *machine]
 
 
 def promote_now(step: str, context: Context, log: Any) -> bool:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-from deployflow.client.output import terminal_text
+from deployflow.terminal import terminal_text
 
 FINISHED = ("success", "failed")
 # The Releases view's JSON API, where Airflow's API server mounts it (releases_view.URL_PREFIX; a test holds them equal).

@@ -1,54 +1,14 @@
-"""What a command prints: a table for people, by default, or one JSON document for scripts (``--json``).
-
-What Airflow answers is untrusted text (a reason, a name, an error's detail): every cell and line printed to a
-terminal goes through :func:`terminal_text`, which leaves no escape sequence, control or format character (a
-colour, a cursor move, a bidi override) to act on the terminal. JSON escapes them itself (``\\u001b``)."""
+"""What a client command prints: a table for people, by default, or one JSON document for scripts (``--json``).
+The table and the terminal-safe text are :mod:`deployflow.terminal`'s, shared with the ledger's and the
+deployer's commands."""
 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-WIDTH = 100  # the columns a table fits in, by cutting its last column
-MIN_LAST = 16  # the least a table's last column is cut to, however wide the others are
-# ECMA-48: CSI (ESC [ or 0x9B ... final byte), OSC/DCS/SOS/PM/APC strings (up to BEL or ST), two-byte ESC sequences.
-_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x9b[0-?]*[ -/]*[@-~]?"
-                     r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -/]*[0-~]?")
-
-
-def terminal_text(value: object) -> str:
-    """``value`` as one line that does nothing to a terminal: escape sequences removed, whitespace runs made one
-    space, then every other control (Cc) and format (Cf) character removed."""
-    flat = " ".join(_ESCAPE.sub("", str(value)).split())
-    return "".join(c for c in flat if unicodedata.category(c) not in ("Cc", "Cf"))
-
-
-def clip(text: str, width: int | None) -> str:
-    """``text`` cut to ``width`` characters, its last one ``…`` when cut."""
-    return text if width is None or len(text) <= width else text[:max(width - 1, 0)] + "…"
-
-
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, indent: str = "",
-          headers: Mapping[str, str] | None = None, limits: Mapping[str, int] | None = None,
-          width: int | None = None) -> str:
-    """``rows`` under a header of ``columns``, each column as wide as its widest cell; an empty cell is ``-``.
-
-    :param headers: a column's header (default: its name in capitals).
-    :param limits: a column's widest cell; a longer one is cut, ending in ``…``.
-    :param width: the widest line; the last column is cut to fit (to :data:`MIN_LAST` at least).
-    """
-    titles = [(headers or {}).get(c, c.upper()) for c in columns]
-    cells = [[clip(_cell(row.get(c)), (limits or {}).get(c)) for c in columns] for row in rows]
-    widths = [max([len(t), *(len(r[i]) for r in cells)]) for i, t in enumerate(titles)]
-    if width is not None and columns:
-        room = max(MIN_LAST, width - len(indent) - sum(widths[:-1]) - 2 * (len(columns) - 1))
-        for line in cells:
-            line[-1] = clip(line[-1], room)
-    lines = [titles, *cells]
-    return "\n".join(indent + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+from deployflow.terminal import table
 
 
 def emit(data: Any, *, as_json: bool, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -59,13 +19,3 @@ def emit(data: Any, *, as_json: bool, rows: Sequence[Mapping[str, Any]], columns
 def as_document(data: Any) -> str:
     """``data`` as the JSON document ``--json`` prints (ASCII: a control character in it is escaped)."""
     return json.dumps(data, indent=2, sort_keys=True)
-
-
-def _cell(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    if isinstance(value, (list, tuple)):
-        return terminal_text(", ".join(map(str, value))) or "-"
-    return terminal_text(value) or "-"

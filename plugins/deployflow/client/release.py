@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from deployflow.client.api import AirflowClient, ApiError, UnexpectedAnswer
 from deployflow.client.runs import duration_seconds, failure_reason, run_seconds, timings
-from deployflow.client.output import table
+from deployflow.terminal import table
 from deployflow.release import release_run_id, run_note
 
 # The release DAG's task ids and XCom keys (deployflow.airflow.task_ids: the client does not import Airflow's side).

@@ -1,7 +1,7 @@
 """``status [SERVICE]`` and ``history SERVICE``: what is live where and what waits, and what was released, as the
 Releases view answers them (its JSON API behind Airflow's sign-in: ``airflow/releases_view/app.py``), for a person
-(tables in :data:`~deployflow.client.output.WIDTH` columns) or a script (``--json``: the view's document as it is).
-The ledger's and the catalog's text is anyone's: every cell and line goes through ``output.terminal_text``."""
+(tables in :data:`~deployflow.terminal.WIDTH` columns) or a script (``--json``: the view's document as it is).
+The ledger's and the catalog's text is anyone's: every cell and line goes through ``terminal.terminal_text``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from deployflow.client.api import RELEASES_API, AirflowClient, ApiError, BadInput, UnexpectedAnswer
-from deployflow.client.output import WIDTH, as_document, table, terminal_text
+from deployflow.client.output import as_document
+from deployflow.terminal import WIDTH, table, terminal_text
 from deployflow.errors import one_of
 from deployflow.policies import ENVIRONMENTS
 

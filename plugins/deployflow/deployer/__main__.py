@@ -10,7 +10,9 @@
 
 Progress and timings go to stderr; the last line on stdout is the step's
 result as JSON (the deploy task's XCom), also written to --result-file if
-given (KubernetesPodOperator reads /airflow/xcom/return.json). ``--fence N``
+given (KubernetesPodOperator reads /airflow/xcom/return.json). ``status``
+prints a table for a person instead (its JSON with ``--json``, which Airflow
+passes; the result file is JSON either way). ``--fence N``
 is the step's fencing token (deployflow.rollout.fence): before each write
 the step checks that no newer step holds the environment, and stops (exit 3)
 when one does. SIGTERM stops a step at once (exit 143). ``rbac``
@@ -39,6 +41,7 @@ from pathlib import Path
 from deployflow.catalog import Service, load_service, parse_service
 from deployflow.catalog.loading import read_yaml
 from deployflow.deployer import BAD_INPUT, CRASHED, FAILED, FENCED
+from deployflow.deployer.status_text import status_text
 from deployflow.deployer.wiring import deployer_clients, rollout_for
 from deployflow.errors import ConfigError, DeployflowError
 from deployflow.kubernetes.manifests import Manifests, kubernetes_environment, to_yaml
@@ -61,12 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight", type=int, help="shift: only the step to this percentage")
     parser.add_argument("--skip-pauses", action="store_true", help="promote: no pause between the remaining steps (promote now)")
     parser.add_argument("--fence", type=int, help="the step's fencing token: stop before a write once a newer step holds one")
+    parser.add_argument("--json", action="store_true",
+                        help="status: print the JSON result line, not the table (the other steps always print JSON)")
     parser.add_argument("--result-file", default=os.environ.get("DEPLOYFLOW_RESULT_FILE"),
                         help="also write the JSON result here (KubernetesPodOperator: /airflow/xcom/return.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     if args.step not in ("status", "rbac") and not (args.version and args.image):
         parser.error(f"{args.step} needs --version and --image")
+    # Every step's result goes to stdout as a JSON line but the status a person asks for: a table (an error of it is
+    # the line on stderr already).
+    printed = args.step != "status" or args.json
     rollout = None
     try:
         service = _service(args.service_file)
@@ -86,19 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     except Fenced as exc:  # the newer step does the rest; a note in the record would be a write too
         logging.error("%s stopped: %s", args.step, exc)
-        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=printed)
         return FENCED
     except DeployflowError as exc:
         logging.error("%s failed: %s", args.step, exc)
         _note_failure(rollout, args.step, exc)
-        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file)
+        _result({"step": args.step, "ok": False, "error": str(exc)}, args.result_file, printed=printed)
         return FAILED
     except Exception as exc:  # noqa: BLE001 - no verdict of its own: say why, and let the task retry the step
         logging.exception("%s crashed: %s: %s", args.step, type(exc).__name__, exc)
         _result({"step": args.step, "ok": False, "error": f"{args.step} crashed: {type(exc).__name__}: {exc}"},
-                args.result_file)
+                args.result_file, printed=printed)
         return CRASHED
-    _result({"step": args.step, "ok": True, **result}, args.result_file)
+    _result({"step": args.step, "ok": True, **result}, args.result_file, printed=printed)
+    if not printed:
+        print(status_text(result))
     return 0
 
 
@@ -142,11 +152,12 @@ def _rbac(service: Service, environment: str) -> int:
     return 0
 
 
-def _result(result: dict, result_file: str | None = None) -> None:
-    """The step's result, one write of one line, after every log line is out."""
+def _result(result: dict, result_file: str | None = None, *, printed: bool = True) -> None:
+    """The step's result, one write of one line on stdout (``printed``), after every log line is out."""
     sys.stderr.flush()
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
+    if printed:
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
     if result_file:
         Path(result_file).parent.mkdir(parents=True, exist_ok=True)
         Path(result_file).write_text(json.dumps(result))

@@ -1,7 +1,7 @@
 """The ledger's commands: ``python -m deployflow.ledger <command> [options]``.
 
     import    [--url URL] FILE...        bring in JSON-lines ledgers, once
-    report    ...                        DORA and success-rate figures, a table and charts (report.py)
+    report    ... [--json]               DORA and success-rate figures: a table (or JSON) and charts (report.py)
     exporter  ...                        release metrics for Prometheus on 127.0.0.1 (exporter.py)
     backup    ...  |  restore ...        a consistent copy of the ledger and release records (backup.py)
     recover   ...                        an environment back to its last promoted version (deployer/recover.py)

@@ -5,9 +5,10 @@
     --since YYYY-MM-DD   first day (UTC, default 29 days before --until: 30 days in all)
     --until YYYY-MM-DD   last day, included (UTC, default today)
     --charts DIR         PNG charts there        --html FILE          the table and the charts in one page
+    --json               the figures as one JSON document (seconds, rates 0 to 1), not the table
 
 The figures are computed in SQL (figures.py, whose docstring defines each one); this module reads the
-options, prints the table and writes the page. Definitions, in short:
+options, prints the table (or, for a ledger with nothing in the period, one line saying so) and writes the page. Definitions, in short:
 
 - deploys/day, /week: promoted releases per day of the period (GitLab's deployment frequency: successful
   deployments per day; DORA: how often changes reach production);
@@ -28,11 +29,17 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from deployflow import terminal
 from deployflow.ledger import engine_for
 from deployflow.ledger.figures import Figures, Period, figures
 from deployflow.ledger.schema import releases
@@ -67,13 +74,22 @@ def row(f: Figures) -> list[str]:
 
 def table(found: Sequence[Figures]) -> str:
     """Plain text, one row per service and environment, numbers right-aligned."""
-    rows = [list(COLUMNS), *(row(f) for f in found)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return terminal.table([dict(zip(COLUMNS, row(f))) for f in found], COLUMNS, right=COLUMNS[2:])
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-    return "\n".join([line(rows[0]), line(["-" * w for w in widths]), *(line(r) for r in rows[1:])])
+def document(period: Period, found: Sequence[Figures], *, service: str | None, environment: str | None) -> dict:
+    """What ``--json`` prints: the period, the filters and each service's figures in their own units (seconds,
+    rates from 0 to 1, None where there is nothing to measure)."""
+    return {"since": period.since.isoformat(), "until": period.until.isoformat(), "days": period.days,
+            "service": service, "environment": environment, "figures": [asdict(f) for f in found]}
+
+
+def nothing_found(engine: Engine, url: str, period: Period, scope: str) -> str:
+    """The one line that stands for an empty table: an empty ledger, or none of its releases in the period."""
+    with engine.connect() as conn:
+        if conn.execute(sa.select(releases.c.id).limit(1)).first() is None:
+            return f"No releases in the ledger yet ({sa.engine.make_url(url).render_as_string()})"  # password: ***
+    return f"No releases finished {period.since} to {period.until} (UTC, {period.days} days){scope}"
 
 
 def page(period: Period, found: Sequence[Figures], charts: dict[str, bytes]) -> str:
@@ -122,6 +138,7 @@ def parser(settings: Settings) -> argparse.ArgumentParser:
     p.add_argument("--until", help="last day, included, YYYY-MM-DD (UTC; default today)")
     p.add_argument("--charts", type=Path, metavar="DIR", help="write PNG charts into DIR")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the table and the charts as one HTML page")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON document (for scripts)")
     return p
 
 
@@ -139,28 +156,44 @@ def main(argv: list[str] | None = None) -> int:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return _refuse(f"--url: no ledger at {url.removeprefix('sqlite:///')} (set --url or $DEPLOYFLOW_LEDGER_URL)")
     try:
-        import sqlalchemy as sa
-
         if not sa.inspect(engine).has_table(releases.name):
-            print(f"report: {url} has no releases yet (no {releases.name} table)", file=sys.stderr)
+            print(f"report: {sa.engine.make_url(url).render_as_string()} has no releases yet (no {releases.name} table)",
+                  file=sys.stderr)
             return 1
         found = figures(engine, period, service=args.service, environment=args.environment)
-        print(f"Releases finished {period.since} to {period.until} (UTC, {period.days} days)"
-              + "".join(f", {k} {v}" for k, v in (("service", args.service), ("environment", args.environment)) if v))
-        print(table(found) if found else "(no release in this period)")
+        scope = "".join(f", {k} {v}" for k, v in (("service", args.service), ("environment", args.environment)) if v)
+        made = document(period, found, service=args.service, environment=args.environment) if args.json else None
+        if made is None and not found:
+            print(nothing_found(engine, url, period, scope))
+        elif made is None:
+            print(f"Releases finished {period.since} to {period.until} (UTC, {period.days} days){scope}")
+            print(table(found))
         if args.charts or args.html:
-            from deployflow.ledger.charts import render  # matplotlib: imported only when charts are asked for
-
-            charts = render(engine, period, service=args.service, environment=args.environment)
-            if args.charts:
-                args.charts.mkdir(parents=True, exist_ok=True)
-                for name, png in charts.items():
-                    (args.charts / f"{name}.png").write_bytes(png)
-                print(f"charts: {', '.join(str(args.charts / f'{n}.png') for n in charts)}")
-            if args.html:
-                args.html.parent.mkdir(parents=True, exist_ok=True)
-                args.html.write_text(page(period, found, charts))
-                print(f"page: {args.html}")
+            written = _charts(engine, period, found, args)
+            if made is not None:
+                made |= written
+            else:
+                print("\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in written.items()))
+        if made is not None:
+            print(json.dumps(made, indent=2, sort_keys=True))
     finally:
         engine.dispose()
     return 0
+
+
+def _charts(engine: Engine, period: Period, found: Sequence[Figures], args: argparse.Namespace) -> dict[str, object]:
+    """Write the charts (``--charts``) and the page (``--html``); the paths written, by kind."""
+    from deployflow.ledger.charts import render  # matplotlib: imported only when charts are asked for
+
+    charts = render(engine, period, service=args.service, environment=args.environment)
+    written: dict[str, object] = {}
+    if args.charts:
+        args.charts.mkdir(parents=True, exist_ok=True)
+        for name, png in charts.items():
+            (args.charts / f"{name}.png").write_bytes(png)
+        written["charts"] = [str(args.charts / f"{n}.png") for n in charts]
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(page(period, found, charts))
+        written["page"] = str(args.html)
+    return written

@@ -1,12 +1,12 @@
-"""deployflow.client.output: what reaches a terminal is one line with nothing that acts on it, and a table fits
-the width it is given."""
+"""deployflow.terminal: what reaches a terminal is one line with nothing that acts on it, and a table fits
+the width it is given, its columns in line whatever their values' lengths."""
 
 from __future__ import annotations
 
 import pytest
 
 from deployflow.client.api import _one_line
-from deployflow.client.output import clip, table, terminal_text
+from deployflow.terminal import clip, fields, table, terminal_text
 
 
 @pytest.mark.parametrize(("text", "shown"), [
@@ -54,3 +54,23 @@ def test_the_last_column_keeps_a_least_width_and_a_limit_cuts_its_column():
     lines = table(ROWS, ("name", "why"), width=10, limits={"why": 50}, headers={"why": "REASON"}, indent="  ").splitlines()
     assert lines == ["  NAME  REASON", "  a     " + "x" * 15 + "…", "  bb    short"]
     assert table(ROWS, ("name", "why"), limits={"why": 5}).splitlines()[1] == "a     xxxx…"
+
+
+def test_right_aligned_columns_end_in_line_with_their_header_whatever_the_values_lengths():
+    rows = [{"name": "a-much-longer-name-than-the-header", "count": 7}, {"name": "b", "count": 12345678}]
+    assert table(rows, ("name", "count"), right=("count",)).splitlines() == [
+        "NAME                                   COUNT",
+        "a-much-longer-name-than-the-header         7",
+        "b                                   12345678",
+    ]
+
+
+def test_a_right_aligned_last_column_cut_to_the_width_is_no_wider_than_its_cells():
+    rows = [{"name": "a", "n": "1" * 40}, {"name": "b", "n": "2"}]
+    assert table(rows, ("name", "n"), right=("n",), width=24).splitlines() == [
+        "NAME                   N", "a     " + "1" * 17 + "…", "b                      2"]
+
+
+def test_fields_line_up_their_values_and_show_nothing_as_a_dash():
+    assert fields([("service", "shop"), ("a longer key", "\x1b[31mred\x1b[0m"), ("live", None)], indent="  ") == (
+        "  service:      shop\n  a longer key: red\n  live:         -")
