@@ -168,3 +168,11 @@ def test_a_set_with_no_instance_left_and_a_router_with_no_server_leave_no_empty_
         "SET   INSTANCE  URL                     RUNNING",
         "blue  blue-0    http://127.0.0.1:20000  no",
     ]
+
+
+@pytest.mark.parametrize("step", ["status", "prepare"])
+def test_a_service_file_that_is_not_there_is_one_line_and_exit_2(caplog, tmp_path, step):
+    """It was a FileNotFoundError traceback and exit 4 (crashed, so retried)."""
+    missing = tmp_path / "shop.yaml"
+    code = cli.main([step, "--service-file", str(missing), "--environment", "dev", "--version", "v1", "--image", "i"])
+    assert (code, errors(caplog)) == (2, [f"--service-file: {missing} is not a file (the service's catalog file)"])

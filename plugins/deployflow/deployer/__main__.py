@@ -131,6 +131,8 @@ def _note_failure(rollout: Rollout | None, step: str, exc: DeployflowError) -> N
 
 def _service(service_file: str | None) -> Service:
     if service_file:
+        if not Path(service_file).is_file():
+            raise ConfigError("--service-file", f"{service_file} is not a file (the service's catalog file)")
         # The task that started this step checked the service's grants just before (deployer_step.check_grants);
         # the grants file is the platform's, on Airflow's side, never mounted here.
         return load_service(Path(service_file), check_grants=False)
