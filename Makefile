@@ -1,4 +1,4 @@
-# deployflow: two commands matter. `make demo` and `make test` (see README.md).
+# deployflow: two commands matter. `make demo` and `make test` (see README.md; the rest is in docs/).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -107,6 +107,13 @@ bench-view: venv ## Releases view: the grid's answer for 500 services x 3 enviro
 
 bench-k8s: venv ## the kubernetes driver's API calls and time per step (real client, FAKE API server)
 	$(PY) scripts/bench_k8s.py
+
+.PHONY: docs docs-serve
+docs: venv ## build the documentation site, strict (broken links fail), into /tmp/deployflow-site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir /tmp/deployflow-site
+
+docs-serve: venv ## serve the documentation on http://127.0.0.1:8000, rebuilt as pages change
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 kind-e2e: venv ## Kubernetes end to end: kind cluster, Gateway, Airflow, releases to dev/staging/prod (needs internet; KEEP=1 keeps it)
 	$(PY) scripts/kind_e2e.py

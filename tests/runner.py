@@ -29,7 +29,8 @@ from deployflow.stack.containers import registry_up
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ["tests/e2e"]
 DURATIONS = ["--durations=20"]  # each process ends with its slowest tests: where make test's time goes
-BESIDE = ["tests/scale", "tests/unit", "tests/dags", "tests/db", "tests/test_lint.py", "tests/test_architecture.py"]
+BESIDE = ["tests/scale", "tests/unit", "tests/dags", "tests/db", "tests/test_lint.py", "tests/test_architecture.py",
+          "tests/test_docs.py"]
 
 
 def pytest(paths: list[str], args: list[str], base: Path, airflow_home: Path, **popen) -> subprocess.Popen:

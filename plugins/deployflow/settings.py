@@ -5,7 +5,7 @@ each command builds it once in ``main()`` and passes its values down (its option
 the Airflow adapters ask ``deployflow.airflow.settings``, which asks it. Every path is absolute: a relative one
 a person gives is from the directory they ran the command in, and the defaults are under the checkout
 (``$DEPLOYFLOW_HOME``), never under the working directory, since a container mounts the state directory by the
-path this gives. The README's "Settings" table lists every variable, its default, and who reads it.
+path this gives. docs/reference/settings.md lists every variable, its default, and who reads it.
 
 A leaf: it imports nothing of deployflow, and no Airflow (the ledger's and the deployer's commands run without).
 """

@@ -48,8 +48,8 @@ def test_a_regressed_canary_is_rolled_back_by_analysis_before_full_traffic(airfl
     assert run["tasks"]["promote"] == "upstream_failed"  # never past the analysed 20 % step
     assert run["tasks"]["rollback"] == "success"
     assert "canary analysis failed at interval" in log_text(airflow, run["run_id"], "analysis")
-    # The tables of every try: Airflow 3.3's resume-after-defer race (apache/airflow#72716, see the README) may retry
-    # an analysis that failed; the retry judges again once the load is over (nodata) and fails again, the same end.
+    # The tables of every try: Airflow 3.3's resume-after-defer race (apache/airflow#72716, see docs/concepts/release-dag.md)
+    # may retry an analysis that failed; the retry judges again once the load is over (nodata) and fails again, the same end.
     log = all_tries_text(airflow_home, run["run_id"], "analysis")
     table = [line for line in log.splitlines() if line.startswith(metric)]
     assert any(" high " in f" {line} " for line in table), table  # the regressed metric, labelled in the table

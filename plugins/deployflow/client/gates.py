@@ -18,7 +18,7 @@ from deployflow.release import check_reason
 
 APPROVE, REJECT = "Approve", "Reject"  # the options of Airflow's ApprovalOperator
 WAITING = ("awaiting_input", "deferred")  # a gate waiting for its answer (deferred: Airflow before awaiting_input)
-# Airflow 3.3.2 can fail a gate answered within seconds of asking (README, "Approval gates"): answer no sooner.
+# Airflow 3.3.2 can fail a gate answered within seconds of asking (docs/concepts/governance.md, "Approval gates"): answer no sooner.
 SETTLE_S = 10.0
 COLUMNS = ("service", "environment", "run_id", "gate", "answer", "by", "at")
 

@@ -14,7 +14,7 @@ strategy. Prints per service what came back and the seconds it took, then a tota
 Exit codes: 0 every service came back (or had nothing to bring back), 1 one or more did not (each says
 why), 2 bad input. Environment (deployflow.settings): DEPLOYFLOW_CATALOG, DEPLOYFLOW_STACK, DEPLOYFLOW_STATE,
 DEPLOYFLOW_LEDGER_URL, DEPLOYFLOW_HAPROXY_IMAGE, DEPLOYFLOW_PROMETHEUS_URL; it works from any directory. Kubernetes
-environments are refused (see README). It runs on the environment's Docker host against the local engine:
+environments are refused (see docs/concepts/ledger.md). It runs on the environment's Docker host against the local engine:
 without ``--docker-host`` it brings back the services that name no docker_host there, with ``--docker-host
 CONN`` those whose docker_host is CONN; the others are left, each with a line saying where to run it.
 """

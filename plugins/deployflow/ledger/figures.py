@@ -1,6 +1,6 @@
 """The release figures, computed in SQL from the ledger: aggregate queries that run on SQLite and PostgreSQL.
 
-Definitions (the module ``report`` prints them; the README's "Release figures (DORA)" says why):
+Definitions (the module ``report`` prints them; docs/concepts/metrics.md says why):
 
 - a release *reached the deploy* when its outcome (``deployflow.outcomes.Outcome``) is promoted, rolled back (to
   a version, or on a first deploy with nothing left) or failed (the deploy began and was not rolled back).

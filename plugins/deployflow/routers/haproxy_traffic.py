@@ -37,7 +37,7 @@ def weights(new: Sequence[str], old: Sequence[str], percent: int, baseline: Sequ
     common divisor: HAProxy's round robin spreads a round of ``sum(weights)``
     picks, and after a runtime weight change it can send a whole run of them
     to one server until the round settles; the smallest weights with the same
-    ratio keep that run short (see README, "The router").
+    ratio keep that run short (see docs/concepts/strategies.md, "The router").
     """
     if not old:
         percent = 100
