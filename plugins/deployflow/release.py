@@ -41,15 +41,23 @@ ROLLBACK_TO_PATTERN = r"^(previous|[0-9a-f]{7,64})$(?!\n)"
 REASON_PATTERN = (
     r"^(?!.*\{[{%#])[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$(?!\n)"
 )
+# The label of null in an optional select of the trigger form (Airflow's is the text "null"): nothing.
+NOT_GIVEN = {"null": ""}
+# A nightly service's environment by default: what Airflow's check of a scheduled run passes and the form counts
+# as empty (a required field holding "" keeps the Trigger button disabled); the first task refuses it elsewhere.
+NIGHTLY_DEFAULT = ""
 
 
 def param_schema(service: Service) -> dict[str, dict[str, Any]]:
     """JSON-schema fragments for the trigger form, one per parameter, with their defaults.
 
+    Airflow's form (3.3) stars a field, and keeps Trigger disabled while it is empty, when its ``type`` does not
+    allow "null": an optional field's type is ``["null", ...]``, its default null, shown empty (``NOT_GIVEN``).
+
     ``environment`` has no default, so Airflow refuses a trigger that does not name one (HTTP 400, no run)
     unless the service has a nightly schedule: a scheduled run must pass Airflow's check with the defaults
-    alone, so there the default is null, which only the schedule may leave as it is (the first task refuses
-    it for any other run). A scheduled run's ref is the nightly's.
+    alone, so there the default is "", which only the schedule may leave as it is (the first task refuses
+    it for any other run) and the form still counts as empty. A scheduled run's ref is the nightly's.
     """
     environments = list(service.environments)
     environment: dict[str, Any] = {
@@ -60,7 +68,7 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
     }
     git_ref = service.source.default_ref
     if service.nightly is not None:
-        environment.update(type=["null", "string"], enum=[*environments, None], default=None, description=(
+        environment.update(enum=[*environments, NIGHTLY_DEFAULT], default=NIGHTLY_DEFAULT, description=(
             f"Where to release (required; only the nightly schedule leaves it empty, for {service.nightly.environment}). "
             "Each has its own strategy in the catalog."))
         git_ref = service.nightly.ref or git_ref
@@ -83,18 +91,18 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
             "description": "'catalog' uses the environment's strategy from the service catalog.",
         },
         "reason": {
-            "default": "",
-            "type": "string",
+            "default": None,
+            "type": ["null", "string"],
             "maxLength": REASON_MAX,
             "pattern": REASON_PATTERN,
             "title": "Reason",
             "description": "Why this release (recorded in the release ledger); one line of text.",
         },
-        # Null by default: the form takes a string param with a default of "" for a required one.
         "promote_from": {
             "default": None,
             "type": ["null", "string"],
             "enum": [None, *environments],
+            "values_display": dict(NOT_GIVEN),
             "title": "Promote from",
             "description": "Release the image (by digest) and test results an earlier environment promoted, "
                            "without building; Git ref then names that release's commit, or is left as it is "
@@ -120,7 +128,7 @@ def param_schema(service: Service) -> dict[str, dict[str, Any]]:
         },
         "force": {
             "default": False,
-            "type": "boolean",
+            "type": ["null", "boolean"],  # optional: no star on a checkbox (None is False)
             "title": "Force",
             "description": "Build, test and deploy even if this commit and configuration are already live (they "
                            "end 'already live' at once otherwise, and the live commit with a new configuration "
@@ -179,7 +187,7 @@ class ReleaseRequest:
 
 def _environment(service: Service, environment: Any, scheduled: bool) -> str:
     valid = tuple(service.environments)
-    if environment is None:
+    if environment in (None, NIGHTLY_DEFAULT):
         if scheduled and service.nightly is not None:
             return service.nightly.environment
         # Never a silent default: a release to the wrong environment is the one mistake not to make quietly.

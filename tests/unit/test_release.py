@@ -93,7 +93,7 @@ def test_the_form_defaults_are_valid_and_name_no_environment():
     schema = param_schema(SERVICE)
     assert "default" not in schema["environment"]
     defaults = {name: spec["default"] for name, spec in schema.items() if "default" in spec}
-    assert defaults == {"git_ref": "main", "strategy": "catalog", "reason": "", "promote_from": None, "rollback_to": None,
+    assert defaults == {"git_ref": "main", "strategy": "catalog", "reason": None, "promote_from": None, "rollback_to": None,
                         "freeze_override": None, "force": False}
     assert ReleaseRequest.from_params(SERVICE, {**defaults, "environment": "dev"}).environment == "dev"
 
@@ -110,6 +110,8 @@ NIGHTLY = parse_service({
     (SERVICE, {"environment": None}, False),
     (NIGHTLY, {}, False),  # a manual trigger of a nightly service names its environment too
     (NIGHTLY, {"environment": None, "git_ref": "main"}, False),
+    (NIGHTLY, {"environment": "", "git_ref": "main"}, False),  # the form's default: "" counts as not given
+    (SERVICE, {"environment": ""}, False),
     (SERVICE, {}, True),  # no nightly: nothing to fall back on
 ])
 def test_a_trigger_that_names_no_environment_is_refused(service, params, scheduled):
@@ -121,15 +123,16 @@ def test_a_trigger_that_names_no_environment_is_refused(service, params, schedul
 
 def test_only_the_nightly_schedule_releases_to_the_nightly_environment():
     defaults = {name: spec["default"] for name, spec in param_schema(NIGHTLY).items()}
-    assert defaults == {"environment": None, "git_ref": "nightly", "strategy": "catalog", "reason": "", "promote_from": None,
+    assert defaults == {"environment": "", "git_ref": "nightly", "strategy": "catalog", "reason": None, "promote_from": None,
                         "rollback_to": None, "freeze_override": None, "force": False}
     request = ReleaseRequest.from_params(NIGHTLY, defaults, requested_by="scheduled", scheduled=True)
     assert (request.environment, request.git_ref, request.strategy) == ("staging", "nightly", "canary")
-    # Airflow's check of the defaults (a scheduled run has nothing else) passes: null is in the enum.
+    # Airflow's check of the defaults (a scheduled run has nothing else) passes: "" is in the enum (null is not).
     spec = {k: v for k, v in param_schema(NIGHTLY)["environment"].items() if k != "default"}
-    jsonschema.validate(None, spec)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate("prod", spec)
+    jsonschema.validate("", spec)
+    for bad in ("prod", None):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, spec)
 
 
 NOTES = [

@@ -48,6 +48,9 @@ def context(ti: RunTI, params: dict, *, user: str | None = "alice", run_type: st
 REFUSED = [
     ({"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""},
      "params.environment: is required (only the nightly schedule may leave it out); valid values are 'dev', 'prod'"),
+    # The trigger form's default of a nightly service's environment, and of an optional field (null).
+    ({"environment": "", "git_ref": "main", "strategy": "catalog", "reason": None},
+     "params.environment: is required (only the nightly schedule may leave it out); valid values are 'dev', 'prod'"),
     ({"environment": "dev", "colour": "blue"},
      "params.colour: unknown parameter; valid ones are environment, git_ref, strategy, reason, promote_from, rollback_to, freeze_override, force"),
     ({"environment": "dev", "reason": "see {{ conn.billing_db.password }}"},
@@ -72,9 +75,13 @@ def test_a_refused_request_fails_resolve_and_the_ledger_names_who_asked(tmp_path
     assert (entry.environment, entry.strategy) == ("none", "none")  # never given: not '?', not an environment
 
 
-def test_the_nightly_schedule_resolves_to_the_nightly_environment():
+@pytest.mark.parametrize("defaults", [  # the DAG's defaults (a form's empty environment, null reason), and older ones
+    {"environment": "", "git_ref": "main", "strategy": "catalog", "reason": None, "promote_from": None},
+    {"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""},
+])
+def test_the_nightly_schedule_resolves_to_the_nightly_environment(defaults):
     ti = RunTI()
-    params = {"environment": None, "git_ref": "main", "strategy": "catalog", "reason": ""}
+    params = dict(defaults)
     request = ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params, user=None, run_type="scheduled"))
     assert (request["environment"], request["strategy"], request["requested_by"]) == ("dev", "rolling", "scheduled")
     assert ti.pushed == {("resolve", "note"): "dev · rolling · main · by scheduled"}
