@@ -41,7 +41,9 @@ demo: up ## release the sample service through Airflow's REST API and follow it
 	  rc=$$?; \
 	  echo; echo "Airflow UI: http://127.0.0.1:$(PORT)  user: admin  password: in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json"; \
 	  echo "  (at a terminal: $(PY) -m deployflow.stack password --home $(AIRFLOW_HOME))"; \
-	  echo "Stop everything with: make demo-down"; exit $$rc
+	  echo "Stop everything with: make demo-down"; \
+	  if [ $$rc -ne 0 ]; then echo; echo "(make exits 2 on any failure: call python -m deployflow.client itself for its own code)"; \
+	    $(PY) -m deployflow.client.exit_codes $$rc; fi; exit $$rc
 
 demo-down: ## stop what demo started (Airflow processes by PID, containers by name)
 	@if [ -x $(PY) ]; then $(PY) -m deployflow.stack down --home $(AIRFLOW_HOME); fi

@@ -22,7 +22,7 @@ RELEASES_API = "/deployflow/api"
 
 
 class ClientError(RuntimeError):
-    """A failure the CLI reports in one line, with its exit code (the module docstring lists them)."""
+    """A failure the CLI reports in one line, with its exit code (exit_codes.py lists them)."""
 
     exit_code = 6
 

@@ -14,26 +14,9 @@ what was released (the Releases view's JSON, served by Airflow's API server behi
     python -m deployflow.client ... history sample-app --environment prod --limit 20
 
 Each command prints a table, or with ``--json`` one JSON document. Every failure is one line on stderr (never a
-traceback) and one of these exit codes:
-
-    0  done: the release succeeded; the gate was answered; the freeze was set or lifted; the aborted release
-       was rolled back; the status or history printed
-    1  the release failed (the run ended failed; the failing tasks' reasons are printed); an aborted
-       release's rollback did not succeed
-    2  refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param,
-       an unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set
-       (without --replace), a promote before the analysis passed or during a rollback, an unknown service
-       (status, history: HTTP 404), or an argument is wrong (a malformed --url or --until, a --limit out of
-       range; argparse's usage errors)
-    3  the password file is missing, unreadable, not JSON, or has no password for --user
-    4  Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver
-       the gate assigns, no right to the Variable or to read the service's runs)
-    5  Airflow cannot be reached: connection refused, host not found, or no answer in --http-timeout
-    6  Airflow's answer is not what its API gives: not JSON, an unexpected shape, another HTTP error
-    7  the run did not finish within --timeout (it goes on in Airflow)
-    8  nothing to act on: no gate waits for an answer there; no freeze is set to lift; no release is in
-       flight there (or it is already rolling back)
-  130  interrupted (Ctrl-C): what was triggered goes on in Airflow
+traceback) and an exit code of exit_codes.py (``--help`` lists them): 0 done, 1 the release failed, 2 refused or
+bad input, 3 to 6 the password file, the login, Airflow unreachable or answering oddly, 7 timed out, 8 nothing to
+act on, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +27,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from deployflow.client import exit_codes
 from deployflow.client.api import AirflowClient, BadInput, ClientError, PasswordUnreadable, UnexpectedAnswer
 from deployflow.client.freezes import freeze, unfreeze
 from deployflow.client.gates import approve, reject
@@ -87,7 +71,8 @@ def connect(args: argparse.Namespace) -> AirflowClient:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployflow.client", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m deployflow.client", description=__doc__.split("\n\n")[0],
+                                     epilog=exit_codes.table(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", help="prefer --password-file: a password here shows in the process list")

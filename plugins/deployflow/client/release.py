@@ -98,7 +98,9 @@ class Follower:
         print(line, file=sys.stderr if self.args.json else sys.stdout, flush=True)
 
     def heard(self, task_id: str, state: str) -> None:
-        self.say(f"  [{time.monotonic() - self.started:6.1f}s] {task_id:<24} {state}")
+        # Why a step resolve skipped did (no canary to judge, no approval asked), as it skips: the report says it again.
+        why = (self.resolved.get(SKIPPED) or {}).get(task_id) if state == "skipped" else None
+        self.say(f"  [{time.monotonic() - self.started:6.1f}s] {task_id:<24} {state}" + (f": {why}" if why else ""))
         if state == AWAITING_INPUT and task_id not in self.asked:
             self.asked.add(task_id)
             self._ask(task_id)
