@@ -111,14 +111,15 @@ class AirflowUI:
                                      "and no newest_run_id was given") from None
             return self.newest_run_id(dag_id)
 
-    def open_trigger_form(self, dag_id: str, fields: dict[str, str]) -> None:
-        """The Trigger dialog of ``dag_id`` with ``fields`` filled in and its Trigger button enabled."""
+    def open_trigger_form(self, dag_id: str, fields: dict[str, str], *, enabled: bool = True) -> None:
+        """The Trigger dialog of ``dag_id`` with ``fields`` filled in and (``enabled``) its Trigger button enabled."""
         self.driver.get(f"{self.base_url}/dags/{quote(dag_id)}")
         self._click(TRIGGER_BUTTON)
         self._visible(TRIGGER_FORM)
         for name, value in fields.items():
             self.fill_param(name, value)
-        self._enabled(TRIGGER_SUBMIT, f"Trigger of {dag_id} with {fields}")
+        if enabled:
+            self._enabled(TRIGGER_SUBMIT, f"Trigger of {dag_id} with {fields}")
 
     def fill_param(self, name: str, value: str) -> None:
         """Set the field of the param ``name`` in the form on the page: a select's option (an enum's) by its

@@ -5,6 +5,10 @@ A release of gov-app to prod is triggered from the form by admin, its gate (``ap
 input) is approved on its Required Action page by the approver (whoever triggers a run never answers its gate),
 and the REST API must then show the run with the form's values and the gate succeeded, approved by the approver.
 Screenshots of the form and of the gate go to the test's tmp_path.
+
+Before any release, the forms as a newcomer sees them: sample-app's (a nightly service, whose environment's
+default is "") and gov-app's mark Environment required and nothing else that may be left empty, show no "null",
+and enable Trigger once an environment is chosen (tests/dags/test_trigger_form.py holds the rules behind it).
 Needs chromium and chromium-driver (.ci/run installs them); without them the test fails, it never skips.
 """
 
@@ -14,14 +18,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from deployflow.stack.secrets import user_password
 from tests.stacks import wait_for_dag
 from deployflow.client import AirflowClient
 from tests.browser.airflow_rest import hitl_detail, newest_run_id, wait_for_task_state
-from tests.browser.airflow_ui import AirflowUI, chromium_driver
+from tests.browser.airflow_ui import TRIGGER_FORM, AirflowUI, chromium_driver
 from tests.browser.scheduler_log import scheduler_log, wait_for_parked_exit
-from tests.e2e.harness import APPROVER, PORT
+from tests.browser.trigger_form import field, trigger_enabled
+from tests.e2e.harness import APPROVER, DAG_ID as SAMPLE_DAG, PORT
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +35,8 @@ DAG_ID = "release_gov-app"
 GATE = "approve_deploy"
 FIELDS = {"environment": "prod", "git_ref": "main", "reason": "browser test"}
 COMMENT = "approved in the browser by tests/e2e/test_governance_browser.py"
+OPTIONAL = ("reason", "promote_from", "rollback_to", "freeze_override", "force")  # may be left as they are
+EMPTY_AT_FIRST = ("reason", "promote_from", "rollback_to", "freeze_override")  # their default is null
 
 
 @pytest.fixture
@@ -81,3 +89,26 @@ def test_a_release_triggered_from_the_form_and_approved_in_the_ui_goes_through(
     assert (detail["responded_by_user"] or {}).get("name") == APPROVER, detail["responded_by_user"]
     if comment:
         assert detail["params_input"].get("comment") == comment, detail["params_input"]
+
+
+@pytest.mark.parametrize(("dag_id", "environment"), [(SAMPLE_DAG, "dev"), (DAG_ID, "prod")], ids=["nightly", "manual"])
+def test_the_trigger_form_marks_the_environment_required_and_shows_no_null(
+        airflow: AirflowClient, signed_in: Callable[[str], AirflowUI], tmp_path: Path, dag_id: str, environment: str):
+    wait_for_dag(airflow, dag_id)
+    ui = signed_in("admin")
+    ui.open_trigger_form(dag_id, {}, enabled=False)
+    ui.screenshot(tmp_path / "trigger-form-untouched.png")
+    shown = {name: field(ui.driver, name) for name in ("environment", *OPTIONAL)}
+    print({name: f"{f.label!r} {f.value!r} {f.placeholder!r}" for name, f in shown.items()})
+    assert shown["environment"].required and shown["environment"].label.endswith("*"), shown["environment"]
+    assert [name for name in OPTIONAL if shown[name].required or shown[name].label.endswith("*")] == [], shown
+    assert {name: shown[name].value for name in ("environment", *EMPTY_AT_FIRST)} == dict.fromkeys(("environment", *EMPTY_AT_FIRST), "")
+    dialog = ui.driver.find_element(*TRIGGER_FORM).text
+    assert "null" not in dialog.split() and "None" not in dialog.split(), dialog
+    WebDriverWait(ui.driver, 10).until(lambda d: not trigger_enabled(d), "Trigger is enabled before an environment is chosen")
+
+    ui.fill_param("environment", environment)  # and nothing else
+    WebDriverWait(ui.driver, 10).until(trigger_enabled, "Trigger stays disabled with only the environment chosen")
+    assert field(ui.driver, "environment").value == environment
+    form = ui.screenshot(tmp_path / "trigger-form.png")
+    print(f"screenshot of {dag_id}'s form with only the environment chosen: {form}")
