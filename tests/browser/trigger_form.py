@@ -13,8 +13,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser.airflow_ui import TRIGGER_SUBMIT
 
-# The innermost group around a param's field: its label and its input.
-FIELD_GROUP = "(//*[@role='group'][.//*[@id='element_{name}']])[last()]"
+# The innermost group around a param's field: its label and its input (a switch's by its hidden input's name).
+FIELD_GROUP = "(//*[@role='group'][.//*[@id='element_{name}' or @name='element_{name}']])[last()]"
 # react-select's placeholder (shown while nothing is chosen) has an id ending so.
 PLACEHOLDER = (By.CSS_SELECTOR, "[id$='-placeholder']")
 
@@ -23,7 +23,7 @@ PLACEHOLDER = (By.CSS_SELECTOR, "[id$='-placeholder']")
 class Field:
     label: str  # the label's text as shown, the star included
     required: bool  # the label is marked required (data-required): the form draws the star, keeps Trigger disabled while empty
-    value: str  # a text field's text; a select's chosen option's label ("" when nothing is chosen, or its label is "")
+    value: str  # a text field's text; a select's chosen option's label ("" when nothing is chosen, or its label is ""); on/off
     placeholder: str  # what an empty select shows instead of a value ("" for a text field, or a chosen option)
 
 
@@ -31,8 +31,10 @@ def field(driver: WebDriver, name: str) -> Field:
     """What the form on the page shows of the param ``name``."""
     group = driver.find_element(By.XPATH, FIELD_GROUP.format(name=name))
     label = group.find_element(By.TAG_NAME, "label")
-    element = driver.find_element(By.ID, f"element_{name}")
-    if element.tag_name in ("input", "textarea"):
+    [element] = driver.find_elements(By.ID, f"element_{name}") or group.find_elements(By.NAME, f"element_{name}")
+    if element.get_attribute("type") == "checkbox":  # a switch: on or off
+        value, placeholder = "on" if element.is_selected() else "off", ""
+    elif element.tag_name in ("input", "textarea"):
         value, placeholder = element.get_attribute("value") or "", ""
     else:
         shown = element.find_elements(*PLACEHOLDER)
