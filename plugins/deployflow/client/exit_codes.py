@@ -23,8 +23,8 @@ EXIT_CODES: dict[int, str] = {
     2: "refused or bad input: Airflow refused the trigger or the answer (HTTP 400, 404, 409, 422: a bad param, an "
        "unknown DAG, a gate answered since), the requester answering their own gate, a freeze already set (without "
        "--replace), a promote before the analysis passed or during a rollback, an unknown service (status, history: "
-       "HTTP 404), or an argument is wrong (a malformed --url or --until, a --limit out of range; argparse's usage "
-       "errors)",
+       "HTTP 404), or an argument is wrong (a malformed --url, --until, --name or --reason, a --limit out of 1 to "
+       "500; argparse's usage errors)",
     3: "the password file is missing, unreadable, not JSON, or has no password for --user",
     4: "Airflow refused the login or a call (HTTP 401 or 403: wrong password, expired token, not an approver the "
        "gate assigns, no right to the Variable or to read the service's runs)",
