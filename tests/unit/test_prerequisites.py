@@ -7,6 +7,8 @@ are recorded, never run.
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ import pytest
 
 from deployflow.settings import DEFAULT_BASE_IMAGE
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "prerequisites.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "prerequisites.py"
 _spec = importlib.util.spec_from_file_location("prerequisites", SCRIPT)
 prerequisites = sys.modules["prerequisites"] = importlib.util.module_from_spec(_spec)  # its dataclasses look it up
 _spec.loader.exec_module(prerequisites)
@@ -215,3 +218,35 @@ def test_unknown_target_is_refused_with_the_valid_ones(capsys: pytest.CaptureFix
 
 def test_base_image_is_the_settings_default() -> None:
     assert prerequisites.BASE_IMAGE == DEFAULT_BASE_IMAGE
+
+
+def dry_run(target: str) -> list[str]:
+    """What ``make TARGET`` would run on a machine where nothing is made yet."""
+    return subprocess.run(["make", "-n", "-B", "PYTHON=python3", target], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+@pytest.mark.parametrize("target", sorted(set(prerequisites.TARGETS) - {"venv"}))
+def test_each_target_checks_its_prerequisites_before_any_slow_step(target: str) -> None:
+    commands = dry_run(target)
+    assert commands[0] == f"python3 scripts/prerequisites.py {target}"
+    venv = next(i for i, command in enumerate(commands) if command.startswith("python3 -m venv"))
+    assert commands[venv - 1] == "python3 scripts/prerequisites.py venv"
+
+
+def test_every_target_that_needs_docker_is_checked() -> None:
+    rules = re.findall(r"^([a-z0-9-]+):([^=#\n]*)", (ROOT / "Makefile").read_text(), flags=re.M)
+    using_docker = {target for target, needs in rules if "images" in needs.split() or target == "images"}
+    assert using_docker - {"kind-e2e"} <= set(prerequisites.TARGETS)  # kind-e2e checks kind, kubectl, a bridge itself
+
+
+def test_the_demo_venv_leaves_the_test_tools_out_and_the_tests_add_them() -> None:
+    demo, tests = dry_run("demo"), dry_run("test")
+    assert not any("requirements-test.txt" in command for command in demo)
+    assert any("install -q -r requirements.txt -r requirements-test.txt" in command for command in tests)
+
+
+def test_ci_installs_from_the_same_list() -> None:
+    ci = (ROOT / ".ci/run").read_text()
+    assert "python3 scripts/prerequisites.py test\nmake test\n" in ci
+    assert not re.search(r"apt-get install[^\n]*(docker|debootstrap|postgresql|redis|chromium)", ci)
