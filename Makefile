@@ -132,10 +132,10 @@ bench-k8s: venv ## the kubernetes driver's API calls and time per step (real cli
 	$(PY) scripts/bench_k8s.py
 
 .PHONY: docs docs-serve
-docs: venv ## build the documentation site, strict (broken links fail), into /tmp/deployflow-site
+docs: test-venv ## build the documentation site, strict (broken links fail), into /tmp/deployflow-site
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir /tmp/deployflow-site
 
-docs-serve: venv ## serve the documentation on http://127.0.0.1:8000, rebuilt as pages change
+docs-serve: test-venv ## serve the documentation on http://127.0.0.1:8000, rebuilt as pages change
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 kind-e2e: venv ## Kubernetes end to end: kind cluster, Gateway, Airflow, releases to dev/staging/prod (needs internet; KEEP=1 keeps it)
