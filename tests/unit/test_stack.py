@@ -219,3 +219,43 @@ def test_waiting_for_airflow_waits_for_its_execution_api_too(monkeypatch):
     monkeypatch.setattr(processes.requests, "get", lambda url, timeout: asked.append(url) or Answer())
     processes.wait_for_airflow(28999)
     assert asked == ["http://127.0.0.1:28999/api/v2/monitor/health", "http://127.0.0.1:28999/execution/health"]
+
+
+def test_a_base_image_that_cannot_be_made_ends_with_the_scripts_line_and_no_traceback(monkeypatch):
+    """build.sh's last line says why; the stack exits with its code and says nothing more (no
+    CalledProcessError), and builds nothing on a missing base."""
+    ran = []
+
+    def run(argv, **kwargs):
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 1)
+
+    class NoEngine:
+        def __getattr__(self, name):
+            raise AssertionError(f"the engine was asked for {name}")
+
+    monkeypatch.setattr(containers.subprocess, "run", run)
+    with pytest.raises(SystemExit) as exited:
+        containers.ensure_images(NoEngine())
+    assert exited.value.code == 1
+    assert ran == [["bash", str(ROOT / "include/images/base/build.sh")]]
+
+
+@pytest.mark.parametrize("uid, debootstrap, last_line", [
+    ("0", False, "[base-image] building deployflow/base:none needs debootstrap: apt-get install debootstrap"),
+    ("1000", True, "[base-image] building deployflow/base:none with debootstrap needs root: run 'make images' once as "
+                   "root (or pull python:3.11-slim-bookworm and tag it deployflow/base:none)"),
+])
+def test_the_base_image_script_ends_each_refusal_with_what_to_do(tmp_path, uid, debootstrap, last_line):
+    """A PATH of date, a fake id and maybe a fake debootstrap: no engine answers, no pull is tried."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "date").symlink_to(subprocess.run(["bash", "-c", "command -v date"], capture_output=True,
+                                                 text=True).stdout.strip())
+    for name, body in (("id", f"echo {uid}"), *((("debootstrap", "exit 0"),) if debootstrap else ())):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    done = subprocess.run(["/bin/bash", str(ROOT / "include/images/base/build.sh")], capture_output=True, text=True,
+                          env={"PATH": str(bin_dir), "BASE_IMAGE": "deployflow/base:none", "SKIP_PULL": "1"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == last_line

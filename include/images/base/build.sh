@@ -30,8 +30,9 @@ if [ "${SKIP_PULL:-0}" != 1 ] && timeout 60 docker pull -q "$OFFICIAL_IMAGE" >/d
 fi
 
 log "no registry base can be pulled: building $BASE_IMAGE from Debian $SUITE with debootstrap"
-command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
-[ "$(id -u)" = 0 ] || { log "debootstrap needs root"; exit 1; }
+# Each way out ends with one line that says what to do (the Makefile's check of prerequisites comes first).
+command -v debootstrap >/dev/null || { log "building $BASE_IMAGE needs debootstrap: apt-get install debootstrap"; exit 1; }
+[ "$(id -u)" = 0 ] || { log "building $BASE_IMAGE with debootstrap needs root: run 'make images' once as root (or pull $OFFICIAL_IMAGE and tag it $BASE_IMAGE)"; exit 1; }
 
 rootfs=$(mktemp -d /tmp/deployflow-rootfs.XXXXXX)
 trap 'rm -rf "$rootfs"' EXIT

@@ -43,6 +43,7 @@ scrape_configs:
       - targets: ["127.0.0.1:{exporter}"]
 """
 RULES = ROOT / "include/prometheus/rules.yml"
+BASE_IMAGE_SCRIPT = ROOT / "include/images/base/build.sh"
 REGISTRY_CONTAINER = "deployflow-registry"
 REGISTRY_VOLUME = "deployflow-registry-data"
 REGISTRY_CONTEXT = ROOT / "include/images/registry"
@@ -75,7 +76,9 @@ def registry_image() -> str:
 def ensure_images(client: docker.DockerClient) -> None:
     """The base image (pulled or debootstrapped), then the stack's images, each built once."""
     base_image = Settings.from_environ().base_image
-    subprocess.run(["bash", str(ROOT / "include/images/base/build.sh")], check=True, env={**os.environ, "BASE_IMAGE": base_image})
+    made = subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], env={**os.environ, "BASE_IMAGE": base_image})
+    if made.returncode:  # the script's last line says why (debootstrap missing, not root, a mirror's error)
+        raise SystemExit(made.returncode)
     for tag, context, dockerfile in (
         (registry_image(), REGISTRY_CONTEXT, "Dockerfile"),
         (HAPROXY_IMAGE, ROOT / "include/images/haproxy", "Dockerfile"),
