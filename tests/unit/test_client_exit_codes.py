@@ -58,12 +58,19 @@ def fake_python(tmp_path: Path, client_code: int) -> Path:
     return script
 
 
+def make_demo(tmp_path: Path, client_code: int) -> subprocess.CompletedProcess:
+    """The real ``make demo`` recipe around a stand-in client. -o: the OS check, up and venv count as made (no
+    package, no stack, no pip); AIRFLOW_HOME: nothing of the checkout's is read; a make of its own, also under
+    ``make test`` (whose MAKELEVEL and MAKEFLAGS would add "Entering directory" lines)."""
+    env = {name: value for name, value in os.environ.items() if name not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "-s", "--no-print-directory", "-o", "needs-demo", "-o", "up", "-o", "venv", "demo",
+                           f"PY={fake_python(tmp_path, client_code)}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**env, "AIRFLOW_HOME": str(tmp_path / "home")})
+
+
 @pytest.mark.parametrize("client_code", [1, 7])
 def test_make_demo_says_the_clients_code_last_though_make_exits_2(tmp_path, client_code):
-    # -o: up and venv count as made (no stack, no pip); AIRFLOW_HOME: nothing of the checkout's is read.
-    ran = subprocess.run(["make", "-s", "-o", "up", "-o", "venv", "demo", f"PY={fake_python(tmp_path, client_code)}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")})
+    ran = make_demo(tmp_path, client_code)
     assert ran.returncode == 2, (ran.stdout, ran.stderr)
     assert ran.stdout.splitlines()[-1] == exit_codes.meaning(client_code), ran.stdout
     assert "call python -m deployflow.client itself" in ran.stdout.splitlines()[-2]
@@ -71,7 +78,5 @@ def test_make_demo_says_the_clients_code_last_though_make_exits_2(tmp_path, clie
 
 
 def test_make_demo_says_nothing_more_when_the_release_succeeds(tmp_path):
-    ran = subprocess.run(["make", "-s", "-o", "up", "-o", "venv", "demo", f"PY={fake_python(tmp_path, 0)}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")})
+    ran = make_demo(tmp_path, 0)
     assert ran.returncode == 0 and "deployflow.client exited" not in ran.stdout, (ran.stdout, ran.stderr)

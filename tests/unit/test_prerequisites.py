@@ -7,6 +7,7 @@ are recorded, never run.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -221,9 +222,11 @@ def test_base_image_is_the_settings_default() -> None:
 
 
 def dry_run(target: str) -> list[str]:
-    """What ``make TARGET`` would run on a machine where nothing is made yet."""
-    return subprocess.run(["make", "-n", "-B", "PYTHON=python3", target], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.splitlines()
+    """What ``make TARGET`` would run on a machine where nothing is made yet: a make of its own, also when the
+    suite itself runs under ``make test`` (whose MAKELEVEL and MAKEFLAGS would add "Entering directory" lines)."""
+    env = {name: value for name, value in os.environ.items() if name not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "--no-print-directory", "-n", "-B", "PYTHON=python3", target], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout.splitlines()
 
 
 @pytest.mark.parametrize("target", sorted(set(prerequisites.TARGETS) - {"venv"}))
