@@ -87,7 +87,7 @@ def test_a_broken_dockerfile_stops_the_release_at_build(airflow, runs):
 @pytest.mark.parametrize(
     ("conf", "says"),
     [
-        ({"environment": "qa"}, "Invalid input for param environment: 'qa' is not one of ['dev', 'staging', 'prod', None]"),
+        ({"environment": "qa"}, "Invalid input for param environment: 'qa' is not one of ['dev', 'staging', 'prod', '']"),
         ({"environment": "dev", "git_ref": "--upload-pack=touch /tmp/x"}, "Invalid input for param git_ref"),
         ({"environment": "dev", "strategy": "big-bang"}, "Invalid input for param strategy"),
     ],
