@@ -49,7 +49,7 @@ for dag_id, dag in bag.dags.items():
         "file": os.path.basename(dag.fileloc),
         "tags": sorted(dag.tags),
         "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids),
-                              "rule": str(t.trigger_rule.value),
+                              "rule": str(t.trigger_rule.value), "mode": getattr(t, "mode", None),
                               "on_failure": sorted(c.__name__ for c in (t.on_failure_callback if isinstance(
                                   t.on_failure_callback, list) else [t.on_failure_callback]) if c)} for t in dag.tasks},
         "max_active_runs": dag.max_active_runs,
@@ -124,10 +124,11 @@ def test_release_dag_shape(imported):
     assert dag["params"] == ["environment", "force", "freeze_override", "git_ref", "promote_from", "reason", "rollback_to", "strategy"]
     assert dag["cron"] == "0 2 * * *"
     tasks = dag["tasks"]
-    assert tasks["resolve"]["downstream"] == ["lock"]
-    # The lock: then the build, or (a promotion, whose build and tests are skipped) straight to the gate, or to
-    # prepare where resolve skipped the gate too (airflow/skips.py: it asks for nothing).
-    assert tasks["lock"]["downstream"] == ["approve_deploy", "checkout", "prepare"]
+    # Resolve (which takes the environment's lock): then the build, or (a promotion, whose build and tests are
+    # skipped) straight to the gate, or to prepare where resolve skipped the gate too (airflow/skips.py).
+    assert "lock" not in tasks  # taken by resolve, in its task process (airflow/resolve.py)
+    assert tasks["resolve"]["downstream"] == ["approve_deploy", "checkout", "prepare"]
+    assert (tasks["resolve"]["retries"], tasks["resolve"]["mode"]) == (3, "reschedule")
     assert tasks["checkout"]["downstream"] == ["build"]
     assert tasks["build"]["downstream"] == ["test.integration", "test.performance", "test.unit"]
     for suite in ("unit", "integration", "performance"):
@@ -152,8 +153,8 @@ def test_release_dag_shape(imported):
     assert "approve_promote" not in tasks  # no environment of the sample asks for a gate before promote
     # Each task before the deploy leaves why it failed, for the ledger's failure column (airflow/record.py).
     assert {t for t, task in tasks.items() if task["on_failure"] == ["remember_failure"]} == {
-        "lock", "checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate", "prepare"}
-    # Releases to different environments run at once; the lock task keeps one environment's apart.
+        "resolve", "checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate", "prepare"}
+    # Releases to different environments run at once; resolve's lock keeps one environment's apart.
     assert dag["max_active_runs"] == 8
 
 

@@ -46,6 +46,10 @@ class RunTI:
     def __init__(self) -> None:
         self.pushed: dict[tuple[str, str], object] = {}
         self.task_id = "resolve"
+        self.dag_id = "release_shop"
+
+    def get_first_reschedule_date(self, context: dict) -> None:  # resolve, a sensor, asks: its first poke
+        return None
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[(self.task_id, key)] = value

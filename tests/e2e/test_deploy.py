@@ -306,15 +306,15 @@ def test_a_second_trigger_never_runs_a_deployer_beside_the_first(airflow, airflo
         stop.set()
         watcher.join()
     assert a["state"] == b["state"] == "success"
-    # queue-b waited in its lock task for queue-a to let go of prod (its record), then deployed: in the order
+    # queue-b waited in its resolve (which takes the lock) for queue-a to let go of prod (its record), then deployed: in the order
     # they were asked for, so queue-b's commit is what prod serves.
     tis = {run: {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, run)} for run in (first, second)}
-    assert tis[second]["lock"]["end_date"] >= tis[first]["record"]["start_date"], (tis[first]["record"], tis[second]["lock"])
+    assert tis[second]["resolve"]["end_date"] >= tis[first]["record"]["start_date"], (tis[first]["record"], tis[second]["resolve"])
     assert tis[second]["prepare"]["start_date"] >= tis[first]["record"]["start_date"]
     assert max(seen) == 1, "two deployers ran at once"
     assert served_version("prod") == short_sha(sample_repo, "queue-b")
-    for run in (first, second):  # each lock task read the other run through the Task SDK
-        assert "could not read the runs" not in all_tries_text(airflow_home, run, "lock")
+    for run in (first, second):  # each resolve read the other run through the Task SDK
+        assert "could not read the runs" not in all_tries_text(airflow_home, run, "resolve")
     # prod had no traffic (no load here, none of its own): its post-promotion watch judged nothing and says so, then
     # the e2e catalog's no-data policy 'pass' decides; never a pass score for what no request reached.
     watch = log_text(airflow, first, "promote")

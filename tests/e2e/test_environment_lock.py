@@ -11,9 +11,9 @@ pytestmark = pytest.mark.timeout(1500)
 
 
 def span(airflow, run_id: str) -> tuple[str, str]:
-    """From the moment the run held its environment (its lock task done) to the end of its record task."""
+    """From the moment the run held its environment (its resolve done: it takes the lock) to the end of its record task."""
     tis = {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, run_id)}
-    return tis["lock"]["end_date"], tis["record"]["end_date"]
+    return tis["resolve"]["end_date"], tis["record"]["end_date"]
 
 
 def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow, airflow_home):
@@ -34,9 +34,9 @@ def test_dev_and_prod_overlap_and_two_prod_releases_do_not(airflow, airflow_home
     # The first lets go in its record task, after its last deploy step: the second holds prod only after that.
     record = {ti["task_id"]: ti for ti in airflow.task_instances(DAG_ID, runs[first])}["record"]
     assert spans[second][0] >= record["start_date"], (spans, record["start_date"])
-    waited = all_tries_text(airflow_home, runs[second], "lock")
+    waited = all_tries_text(airflow_home, runs[second], "resolve")
     assert f"prod is held by run {runs[first]}" in waited and "waiting" in waited
     # dev held its own environment while the first prod release held prod.
     dev, prod = spans["dev"], spans[first]
     assert max(dev[0], prod[0]) < min(dev[1], prod[1]), spans
-    assert "held by run" not in all_tries_text(airflow_home, runs["dev"], "lock")
+    assert "held by run" not in all_tries_text(airflow_home, runs["dev"], "resolve")

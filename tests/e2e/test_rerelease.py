@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "dev"
 UNBUILT = ("checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate")
-NOT_DEPLOYED = ("lock", "approve_deploy", "prepare", "health", "shift", "analysis", "load", "promote", "rollback")
+NOT_DEPLOYED = ("approve_deploy", "prepare", "health", "shift", "analysis", "load", "promote", "rollback")
 
 
 def front(path: str = "/") -> dict:

@@ -41,3 +41,11 @@ def test_the_end_says_the_strategy_and_why_each_step_was_skipped(capsys, airflow
     assert end.splitlines()[1].endswith("(rolling)")
     assert all(re.search(rf"\n  {task_id} +{re.escape(why)}\n", end) for task_id, why in DECIDED.items()), end
     assert "\npost-promotion watch skipped: post_promotion is off in dev\n" in end
+
+
+def test_a_release_waiting_for_its_environment_says_so(capsys, airflow, passwords):
+    waiting = ti("resolve", "up_for_reschedule", None)  # resolve takes the environment's lock, waiting in reschedule mode
+    follow(airflow, "running", "success", tasks=[[waiting], [RAN[0]], RAN])
+    xcom(airflow, "resolve", RESOLVED)
+    out = release(capsys, airflow, passwords).out
+    assert re.search(r"\] resolve +up_for_reschedule: waiting for the environment, which another release holds", out), out

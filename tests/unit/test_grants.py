@@ -11,7 +11,7 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
-from deployflow.airflow.operators import ResolveReleaseOperator
+from deployflow.airflow.resolve import ResolveReleaseOperator
 from deployflow.airflow.task_ids import REFUSED
 from deployflow.catalog import load_catalog, load_service
 from deployflow.catalog.grants import GRANTS_ENV

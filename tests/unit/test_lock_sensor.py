@@ -1,6 +1,7 @@
-"""EnvironmentLockSensor's poke against a SQLite ledger file, the Dag runs' states faked where the Task SDK
-reads them: it takes a free lock, keeps it on a retry, waits visibly behind a live run, takes over from a run
-that has ended or is gone, and never waits on another environment. The record task's release never raises."""
+"""The environment lock as resolve takes it on each poke (``lock.take_in_turn``), against a SQLite ledger file, the
+Dag runs' states faked where the Task SDK reads them: it takes a free lock, keeps it on a retry, waits visibly behind
+a live run, takes over from a run that has ended or is gone, and never waits on another environment. The record
+task's release never raises."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from airflow.utils.state import TaskInstanceState
 
 from deployflow.airflow import lock
-from deployflow.airflow.lock import EnvironmentLockSensor, release_environment_lock
+from deployflow.airflow.lock import release_environment_lock, take_in_turn
+from deployflow.airflow.resolve import ResolveReleaseOperator
+from deployflow.catalog import parse_service
 from deployflow.ledger import engine_for
 from deployflow.ledger.locks import EnvironmentLocks, create_locks_table
 
@@ -43,7 +46,7 @@ class Airflow:
         self.states: dict[str, str | Exception] = {}
         self.asked: list[tuple[str, str]] = []
 
-        # Runs whose lock task has not finished: its state, the environment their conf names (None: none).
+        # Runs whose resolve task (it takes the lock) has not finished: its state, the environment their conf names (None: none).
         self.lock_states: dict[str, str | None] = {}
         self.wants: dict[str, str | None] = {}
         self.task_states_error: Exception | None = None
@@ -56,12 +59,12 @@ class Airflow:
         return DagRunStateResult(state=state).state  # what the real one returns: the enum (str() of it is not its value)
 
     def get_task_states(self, dag_id: str, task_ids: list[str]) -> dict[str, dict[str, object]]:
-        """Every run of the DAG with its lock task's state, as the API server's /task-instances/states answers."""
+        """Every run of the DAG with its resolve task's state (resolve takes the lock), as the API server's /task-instances/states answers."""
         if self.task_states_error:
             raise self.task_states_error
-        assert task_ids == ["lock"], task_ids
-        done = {run: {"lock": "success"} for run in self.states if run not in self.lock_states}
-        return {**done, **{run: {"lock": state and TaskInstanceState(state)} for run, state in self.lock_states.items()}}
+        assert task_ids == ["resolve"], task_ids  # the task that takes the lock
+        done = {run: {"resolve": "success"} for run in self.states if run not in self.lock_states}
+        return {**done, **{run: {"resolve": state and TaskInstanceState(state)} for run, state in self.lock_states.items()}}
 
     def fetch_dag_run(self, dag_id: str, run_id: str) -> DagRunResult:
         state = self.states[run_id]
@@ -84,7 +87,6 @@ def runs(tmp_path, monkeypatch) -> Airflow:
     monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(airflow.get_dagrun_state))
     monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(airflow.get_task_states))
     monkeypatch.setattr(lock, "fetch_dag_run", airflow.fetch_dag_run)
-    monkeypatch.setattr(EnvironmentLockSensor, "log", property(lambda self: LOG))  # the task log, as caplog sees it
     return airflow
 
 
@@ -99,9 +101,9 @@ TRIGGERED: dict[str, datetime] = {}  # each run's run_after: the order the runs 
 
 
 def poke(run_id: str, environment: str = "prod") -> bool:
-    sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name=environment)
     after = TRIGGERED.setdefault(run_id, datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc) + timedelta(seconds=len(TRIGGERED)))
-    return sensor.poke({"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG), "dag_run": SimpleNamespace(run_after=after)})
+    context = {"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG), "dag_run": SimpleNamespace(run_after=after)}
+    return take_in_turn("shop", environment, context, "resolve", LOG)
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +134,7 @@ def at(minute: int) -> datetime:
 
 
 def test_a_run_triggered_second_whose_lock_task_runs_first_waits_for_the_first(runs, caplog, locks):
-    # Both runs start; b's lock task happens to run before a's (seen in CI: b took prod 4 s after its trigger).
+    # Both runs start; b's resolve happens to run before a's (seen in CI: b took prod 4 s after its trigger).
     runs.states.update({"manual__a": "running", "manual__b": "running"})
     TRIGGERED.update({"manual__a": at(0), "manual__b": at(1)})
     runs.lock_states["manual__a"] = "scheduled"
@@ -142,9 +144,9 @@ def test_a_run_triggered_second_whose_lock_task_runs_first_waits_for_the_first(r
     assert locks.holder("shop", "prod") is None
     assert ("prod: waiting for run manual__a (triggered at 2026-12-01T09:00:00.000000Z), which was triggered first and "
             "has not asked for it yet") in caplog.text
-    runs.lock_states["manual__a"] = "running"  # a's lock task runs now: it is not b's to wait for
+    runs.lock_states["manual__a"] = "running"  # a's resolve runs now: it is not b's to wait for
     assert poke("manual__a") is True
-    del runs.lock_states["manual__a"]  # its lock task succeeded
+    del runs.lock_states["manual__a"]  # its resolve succeeded
     assert poke("manual__b") is False
     assert release_environment_lock("shop", "prod", "manual__a", LOG)
     assert poke("manual__b") is True
@@ -155,7 +157,7 @@ def test_a_run_triggered_second_whose_lock_task_runs_first_waits_for_the_first(r
     ("it was triggered after", lambda runs: TRIGGERED.update({"manual__a": at(2)})),
     ("its run is queued, not started (it could wait on a run slot)", lambda runs: runs.states.update({"manual__a": "queued"})),
     ("its run has ended", lambda runs: runs.states.update({"manual__a": "failed"})),
-    ("its lock task will never run", lambda runs: runs.lock_states.update({"manual__a": "upstream_failed"})),
+    ("its resolve will never run", lambda runs: runs.lock_states.update({"manual__a": "upstream_failed"})),
     ("the runs cannot be read", lambda runs: setattr(runs, "task_states_error", AirflowRuntimeError(ErrorResponse(
         error=ErrorType.API_SERVER_ERROR, detail={"status_code": 503, "message": "unavailable"})))),
 ])
@@ -186,10 +188,11 @@ def test_a_waiter_ahead_whose_run_has_ended_is_dropped(runs, caplog):
     assert "run manual__b of release_shop no longer waits for prod of shop: dropped from the queue" in caplog.text
 
 
-def test_it_waits_in_reschedule_mode_every_30_s_on_its_templated_environment():
-    sensor = EnvironmentLockSensor(task_id="lock", service="shop", environment_name="{{ params.environment }}")
-    assert (sensor.mode, sensor.poke_interval, tuple(sensor.template_fields)) == ("reschedule", 30, ("environment_name",))
-    assert EnvironmentLockSensor(task_id="lock", service="shop", environment_name="dev", mode="poke").mode == "poke"
+def test_resolve_waits_for_it_in_reschedule_mode_every_30_s():
+    shop = parse_service({"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"dev": {"port": 18101}}})
+    resolve = ResolveReleaseOperator(task_id="resolve", service=shop)
+    assert (resolve.mode, resolve.poke_interval) == ("reschedule", 30)
+    assert ResolveReleaseOperator(task_id="resolve", service=shop, mode="poke").mode == "poke"
 
 
 def test_a_free_lock_is_taken_and_a_retry_keeps_it_without_asking_airflow(runs, locks):
@@ -288,6 +291,6 @@ def test_the_holder_keeps_its_lock_on_a_retry_even_behind_an_earlier_waiter(runs
     runs.states.update({"manual__a": "running", "manual__b": "running"})
     TRIGGERED.update({"manual__a": datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc),
                       "manual__b": datetime(2026, 12, 1, 9, 1, tzinfo=timezone.utc)})
-    assert poke("manual__b") is True  # b's lock task ran first
+    assert poke("manual__b") is True  # b's resolve ran first
     assert poke("manual__a") is False  # a, triggered earlier, now waits for b
     assert poke("manual__b") is True  # b's retry is not sent behind a: that would deadlock both

@@ -104,7 +104,7 @@ BEFORE_DEPLOY = {k: v for k, v in XCOMS.items() if k[0] in ("resolve", "checkout
 
 def test_the_record_reads_why_in_the_order_the_tasks_before_the_deploy_run():
     # The same tasks carry remember_failure in the DAG (tests/dags/test_integrity.py: the release DAG's shape).
-    assert before_deploy(SHOP) == ("lock", "checkout", "build", "test.unit", "test.integration", "test.performance",
+    assert before_deploy(SHOP) == ("resolve", "checkout", "build", "test.unit", "test.integration", "test.performance",
                                    "coverage_gate", "prepare")
 
 

@@ -7,17 +7,26 @@ and the ledger line names the user who triggered the run, not "?".
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSensorTimeout
 
 from deployflow.ledger import Ledger, default_url
-from deployflow.airflow.record import ReleaseRecordOperator
-from deployflow.airflow.operators import ResolveReleaseOperator
+from deployflow.airflow import lock
+from deployflow.airflow.lock import release_environment_lock, take_in_turn
+from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
+from deployflow.airflow.resolve import ResolveReleaseOperator
 from deployflow.catalog import parse_service
 from deployflow.outcomes import Outcome
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch) -> None:
+    """A state directory of the test's own: resolve takes the environment's lock in its ledger."""
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))
+
 
 SHOP = parse_service({
     "name": "shop", "source": {"repo": "/srv/shop", "default_ref": "main"},
@@ -32,6 +41,10 @@ class RunTI:
     def __init__(self) -> None:
         self.pushed: dict[tuple[str, str], object] = {}
         self.task_id = "resolve"
+        self.dag_id = "release_shop"
+
+    def get_first_reschedule_date(self, context: dict) -> None:  # resolve, a sensor, asks: its first poke
+        return None
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[(self.task_id, key)] = value
@@ -84,11 +97,69 @@ def test_the_nightly_schedule_resolves_to_the_nightly_environment(defaults):
     params = dict(defaults)
     request = ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params, user=None, run_type="scheduled"))
     assert (request["environment"], request["strategy"], request["requested_by"]) == ("dev", "rolling", "scheduled")
-    assert ti.pushed == {("resolve", "note"): "dev · rolling · main · by scheduled"}
+    assert ti.pushed[("resolve", "note")] == "dev · rolling · main · by scheduled"
 
 
 def test_resolve_leaves_the_runs_note_with_the_resolved_strategy():
     ti = RunTI()
     params = {"environment": "prod", "git_ref": "v1.2", "strategy": "catalog", "reason": "fix *checkout*"}
     ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, params))
-    assert ti.pushed == {("resolve", "note"): "prod · blue-green · v1.2 · by alice: fix \\*checkout\\*"}
+    assert ti.pushed[("resolve", "note")] == "prod · blue-green · v1.2 · by alice: fix \\*checkout\\*"
+
+
+# ---- resolve takes the environment's lock ------------------------------------------------------------------------
+
+def hold(environment: str, run_id: str = "manual__0") -> None:
+    """Another run of shop, triggered earlier, takes ``environment``'s lock."""
+    earlier = {"run_id": run_id, "ti": SimpleNamespace(dag_id="release_shop"),
+               "dag_run": SimpleNamespace(run_after=datetime(2026, 12, 1, tzinfo=timezone.utc))}
+    assert take_in_turn("shop", environment, earlier, "resolve", logging.getLogger("test"))
+
+
+@pytest.fixture
+def held(monkeypatch) -> None:
+    """prod is held by a live run (its state is not read here: a holder whose state cannot be read is waited for)."""
+    monkeypatch.setattr(lock, "holder_is_stale", lambda holder, log: False)
+    hold("prod")
+
+
+def test_resolve_waits_while_another_run_holds_the_environment_and_resolves_once_it_is_let_go(held, caplog, monkeypatch):
+    monkeypatch.setattr(ResolveReleaseOperator, "log", property(lambda self: logging.getLogger("test")))  # as caplog sees it
+    ti = RunTI()
+    params = {"environment": "prod", "git_ref": "v1.2", "strategy": "catalog", "reason": "fix"}
+    resolve, run = ResolveReleaseOperator(task_id="resolve", service=SHOP), context(ti, params)
+    with caplog.at_level(logging.INFO), pytest.raises(AirflowRescheduleException):  # reschedule mode: no slot held
+        resolve.execute(run)
+    assert "prod is held by run manual__0" in caplog.text
+    # Nothing decided against what is live, no note, no skip, no channel told: only the request, for the record.
+    assert set(ti.pushed) == {("resolve", "request")}
+    assert ti.pushed[("resolve", "request")]["environment"] == "prod"
+    assert release_environment_lock("shop", "prod", "manual__0", logging.getLogger("test"))
+    assert resolve.execute(run)["environment"] == "prod"  # the next poke, of the same run
+    assert ti.pushed[("resolve", "note")] == "prod · blue-green · v1.2 · by alice: fix"
+
+
+def test_a_bad_request_is_refused_at_once_while_the_environment_is_held(held):
+    ti = RunTI()
+    with pytest.raises(AirflowFailException, match="params.colour: unknown parameter"):
+        ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(ti, {"environment": "prod", "colour": "blue"}))
+    assert set(ti.pushed) == {("resolve", "refused")}
+
+
+def test_another_environment_is_resolved_while_prod_is_held(held):
+    assert ResolveReleaseOperator(task_id="resolve", service=SHOP).execute(context(RunTI(), {"environment": "dev"}))["environment"] == "dev"
+
+
+def test_a_release_that_timed_out_waiting_is_recorded_with_its_environment_and_why(held, tmp_path):
+    ti = RunTI()
+    params = {"environment": "prod", "git_ref": "v1.2", "strategy": "catalog", "reason": "fix"}
+    resolve = ResolveReleaseOperator(task_id="resolve", service=SHOP, timeout=0)
+    with pytest.raises(AirflowSensorTimeout) as timed_out:
+        resolve.execute(context(ti, params))
+    remember_failure({"ti": ti, "exception": timed_out.value})  # resolve's on_failure_callback
+    ti.task_id = "record"
+    with pytest.raises(AirflowFailException, match="^release of shop: failed before deploy"):
+        ReleaseRecordOperator(task_id="record", service=SHOP).execute(context(ti, params))
+    [entry] = Ledger(default_url(tmp_path)).entries()
+    assert (entry.environment, entry.requested_by, entry.outcome) == ("prod", "alice", Outcome.FAILED_BEFORE_DEPLOY)
+    assert entry.failure.startswith("resolve failed: Sensor has timed out"), entry.failure

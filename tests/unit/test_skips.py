@@ -8,7 +8,7 @@ import pytest
 import yaml
 from airflow.sdk import DAG
 
-from deployflow.airflow.operators import ResolveReleaseOperator
+from deployflow.airflow.resolve import ResolveReleaseOperator
 from deployflow.airflow.skips import decided_skips
 from deployflow.catalog import parse_service
 from tests.unit.test_resolve_task import RunTI, context
@@ -55,14 +55,15 @@ def test_a_gate_asked_for_or_a_freeze_overridden_is_not_skipped():
 
 
 @pytest.mark.parametrize("strategy", ["rolling", "blue-green"])
-def test_resolve_skips_them_through_the_scheduler_at_once_with_why(strategy, monkeypatch):
+def test_resolve_skips_them_through_the_scheduler_at_once_with_why(strategy, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path))  # resolve takes the environment's lock in its ledger
     skipped: list[str] = []
     monkeypatch.setattr(ResolveReleaseOperator, "skip", lambda self, ti, tasks: skipped.extend(t.task_id for t in tasks))
     with DAG("release_sample-app", schedule=None):
         resolve = ResolveReleaseOperator(task_id="resolve", service=service())
         from airflow.providers.standard.operators.empty import EmptyOperator
 
-        for task_id in ("lock", "analysis", "load", "approve_deploy", "prepare", "record"):
+        for task_id in ("checkout", "analysis", "load", "approve_deploy", "prepare", "record"):
             resolve >> EmptyOperator(task_id=task_id)
     ti = RunTI()
     params = {"environment": "dev", "git_ref": "main", "strategy": strategy, "reason": "", "force": True}

@@ -20,10 +20,10 @@ from deployflow.factory import implementation
 from deployflow.airflow.approval import ReleaseApprovalOperator
 from deployflow.airflow.load import AnalysisLoadOperator
 from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
-from deployflow.airflow.lock import EnvironmentLockSensor
 from deployflow.airflow.health_check import HealthCheckSensor
 from deployflow.airflow.sensors import CanaryAnalysisSensor
-from deployflow.airflow.operators import CheckoutOperator, ImageBuildOperator, ResolveReleaseOperator
+from deployflow.airflow.operators import CheckoutOperator, ImageBuildOperator
+from deployflow.airflow.resolve import ResolveReleaseOperator
 from deployflow.airflow.suite_tasks import suite_tasks
 from deployflow.airflow.runs import in_a_task
 from deployflow.airflow.task_ids import (
@@ -34,7 +34,6 @@ from deployflow.airflow.task_ids import (
     CHECKOUT,
     HEALTH,
     LOAD,
-    LOCK,
     PREPARE,
     PROMOTE,
     RECORD,
@@ -126,16 +125,17 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         tags=["deployflow", "release", f"service:{service.name}"],
         default_args={"owner": service.owner or "deployflow", "retries": 1, "retry_delay": timedelta(seconds=10)},
         dagrun_timeout=DAGRUN_TIMEOUT + timedelta(seconds=_longest_approval_s(service)),
-        # Releases of a service to different environments run at once; the lock task keeps two releases
+        # Releases of a service to different environments run at once; resolve's lock keeps two releases
         # to one environment apart (the second waits for the first, in reschedule mode, holding no slot).
         max_active_runs=MAX_ACTIVE_RUNS,
         render_template_as_native_obj=False,
         doc_md=__doc__,
     ) as dag:
-        resolve = ResolveReleaseOperator(task_id=RESOLVE, service=service)
-        lock = EnvironmentLockSensor(
-            task_id=LOCK, service=service.name, environment_name=_requested("environment"), retries=3,
-            timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service), on_failure_callback=remember_failure,
+        # Resolve takes the environment's lock too (resolve.py): a release waiting behind another shows as resolve up
+        # for reschedule, holding no worker slot, the holder in its log.
+        resolve = ResolveReleaseOperator(
+            task_id=RESOLVE, service=service, retries=3, on_failure_callback=remember_failure,
+            timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service),
         )
         checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}",
                                     on_failure_callback=remember_failure)
@@ -150,12 +150,12 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         deploy = _deploy_tasks(service, service_file, approve)
-        resolve >> lock >> checkout >> build >> test_group
+        resolve >> checkout >> build >> test_group
         tested >> approve >> deploy[PREPARE]
         # Resolve skips a gate that asks for nothing before it would start (skips.py): prepare then follows the
-        # tests, or the lock where an artifact skipped the build (none failed, one succeeded).
-        lock >> approve
-        [lock, tested] >> deploy[PREPARE]
+        # tests, or resolve where an artifact skipped the build (none failed, one succeeded).
+        resolve >> approve
+        [resolve, tested] >> deploy[PREPARE]
     if not params_per_task:
         dag.params = params  # attrs runs the same converter and validator (a schedule needs valid defaults)
     return dag

@@ -1,24 +1,23 @@
-"""The environment lock in a release DAG: a sensor that waits for it, and its release by the record task.
+"""The environment lock in a release DAG: taken by resolve (a sensor's poke, :func:`take_in_turn`), let go by the
+record task (:func:`release_environment_lock`).
 
 The lock is a row of the ledger's database (``deployflow.ledger.locks``), so it holds across workers and
-across the tasks of a release: from this sensor until the record task, whatever runs between. A release
-waiting for it shows as a sensor up for reschedule, with the run that holds the environment in its log.
+across the tasks of a release: from resolve until the record task, whatever runs between. A release
+waiting for it shows as resolve up for reschedule, with the run that holds the environment in its log.
 
 A holder is stale when its run is no longer queued or running (it ended without releasing: a worker lost,
 the record task killed) or no longer exists (deleted); the Task SDK tells, through the API server.
 
 Runs take an environment in the order they were triggered: a run waits behind earlier runs in the queue,
-and behind an earlier running run whose lock task has not asked yet (:func:`earlier_run_on_its_way`).
+and behind an earlier running run whose resolve (the task that takes the lock) has not asked yet (:func:`earlier_run_on_its_way`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowRuntimeError, ErrorType
 from sqlalchemy.engine import Engine
 
@@ -74,7 +73,7 @@ def holder_is_stale(holder: Holder, log: logging.Logger) -> bool:
     return True
 
 
-# A lock task in one of these states has asked for its environment, or never will.
+# A resolve task in one of these states has asked for its environment, or never will.
 DONE_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
@@ -98,10 +97,10 @@ def _value(state: Any) -> str:
 
 def earlier_run_on_its_way(dag_id: str, task_id: str, run_id: str, environment: str, queued: str, in_line: set[str],
                            log: logging.Logger) -> Holder | None:
-    """The earliest running run of this DAG triggered before ``queued`` whose lock task (``task_id``) has not
+    """The earliest running run of this DAG triggered before ``queued`` whose resolve (``task_id``: it takes the lock) has not
     asked yet and that may release to ``environment`` (its conf names it, or names none: a nightly's), or None.
 
-    Two releases triggered a moment apart both start; the second's lock task may run first (tasks of two runs
+    Two releases triggered a moment apart both start; the second's resolve may run first (tasks of two runs
     run in no set order) and must not take the environment from the first. A queued run is not waited for: the
     scheduler starts runs in the order they were triggered, and a running release waiting on one that waits
     for a free run slot could wait for its timeout. A state that cannot be read is not waited for (the lock
@@ -139,56 +138,36 @@ def _since(holder: Holder) -> str:
     return holder.since().astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class EnvironmentLockSensor(BaseSensorOperator):
-    """Succeed once this run holds the lock of its service's environment; wait while another run holds it.
-
-    Reschedule mode by default: a release waiting behind another holds no worker slot between pokes. The
-    record task lets go (:func:`release_environment_lock`); a holder whose run has ended without that is taken
-    over. Another environment's lock never blocks this one.
-
-    :param service: the service's name.
-    :param environment_name: the run's environment (templated).
-    """
-
-    template_fields: Sequence[str] = ("environment_name",)
-    ui_color = "#eceff1"
-
-    def __init__(self, *, service: str, environment_name: str, **kwargs: Any) -> None:
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", POKE_INTERVAL_S)
-        super().__init__(**kwargs)
-        self.service = service
-        self.environment_name = environment_name
-
-    def poke(self, context: Context) -> bool:
-        run_id, dag_id = context["run_id"], context["ti"].dag_id
-        engine = lock_engine()
-        try:
-            locks = EnvironmentLocks(engine)
-            queued = queued_at(context)
-            waiting = locks.acquire_in_turn(
-                self.service, self.environment_name, run_id, dag_id, queued,
-                is_stale=lambda h: holder_is_stale(h, self.log),
-                on_its_way=lambda in_line: earlier_run_on_its_way(dag_id, self.task_id, run_id, self.environment_name,
-                                                                  queued, in_line, self.log))
-        finally:
-            engine.dispose()
-        if waiting is None:
-            self.log.info("%s of %s is held by this run (%s): going ahead", self.environment_name, self.service, run_id)
-            return True
-        why, holder = waiting
-        if why == "coming":
-            self.log.info("%s: waiting for run %s (triggered at %s), which was triggered first and has not asked for "
-                          "it yet", self.environment_name, holder.run_id, holder.taken_at)
-            return False
-        if why == "behind":
-            self.log.info("%s: waiting behind run %s (queued at %s), which was triggered first and waits for it too",
-                          self.environment_name, holder.run_id, holder.taken_at)
-            return False
+def take_in_turn(service: str, environment: str, context: Context, task_id: str, log: logging.Logger) -> bool:
+    """Take the lock of ``service``'s ``environment`` for this run, in the order runs were triggered: True once the
+    run holds it (again, on a later poke); False while another run holds it, or was triggered first and has not
+    asked yet (``task_id``: the task that asks, resolve), the reason logged. A holder whose run has ended without
+    letting go is taken over. Another environment's lock never blocks this one."""
+    run_id, dag_id = context["run_id"], context["ti"].dag_id
+    engine = lock_engine()
+    try:
+        locks = EnvironmentLocks(engine)
+        queued = queued_at(context)
+        waiting = locks.acquire_in_turn(
+            service, environment, run_id, dag_id, queued,
+            is_stale=lambda h: holder_is_stale(h, log),
+            on_its_way=lambda in_line: earlier_run_on_its_way(dag_id, task_id, run_id, environment, queued, in_line, log))
+    finally:
+        engine.dispose()
+    if waiting is None:
+        log.info("%s of %s is held by this run (%s): going ahead", environment, service, run_id)
+        return True
+    why, holder = waiting
+    if why == "coming":
+        log.info("%s: waiting for run %s (triggered at %s), which was triggered first and has not asked for it yet",
+                 environment, holder.run_id, holder.taken_at)
+    elif why == "behind":
+        log.info("%s: waiting behind run %s (queued at %s), which was triggered first and waits for it too",
+                 environment, holder.run_id, holder.taken_at)
+    else:
         held = holder.held_for(datetime.now(timezone.utc))
-        self.log.info("%s is held by run %s (since %s, %d s ago); waiting", self.environment_name, holder.run_id,
-                      _since(holder), held)
-        return False
+        log.info("%s is held by run %s (since %s, %d s ago); waiting", environment, holder.run_id, _since(holder), held)
+    return False
 
 
 def release_environment_lock(service: str, environment: str, run_id: str, log: logging.Logger) -> bool:

@@ -29,10 +29,10 @@ from deployflow.airflow.task_ids import (
     COVERAGE_GATE,
     FAILURE,
     HEALTH,
-    LOCK,
     PREPARE,
     PROMOTE,
     REFUSED,
+    REQUEST,
     RESOLVE,
     ROLLBACK,
     SHIFT,
@@ -106,7 +106,9 @@ class ReleaseRecordOperator(BaseOperator):
         pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
         refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
         # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
-        request = pulled[RESOLVE] or {"service": self.service.name, "requested_by": requested_by(context["dag_run"])}
+        # One that timed out waiting for the environment's lock left its request on its last poke.
+        request = pulled[RESOLVE] or ti.xcom_pull(task_ids=RESOLVE, key=REQUEST) or {
+            "service": self.service.name, "requested_by": requested_by(context["dag_run"])}
         # A promotion's artifact stands for the checkout and the build it skipped.
         artifact = request.get("artifact") or {}
         built = artifact or pulled[BUILD] or {}
@@ -186,7 +188,7 @@ def aborted_by(abort: dict[str, Any] | None) -> str | None:
 
 def before_deploy(service: Service) -> tuple[str, ...]:
     """The tasks before the deploy, in the order they run: each leaves why it failed (:func:`remember_failure`)."""
-    return (LOCK, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), COVERAGE_GATE, PREPARE)
+    return (RESOLVE, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), COVERAGE_GATE, PREPARE)
 
 
 def remember_failure(context: Context) -> None:

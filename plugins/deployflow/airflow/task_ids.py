@@ -10,7 +10,6 @@ def release_dag_id(service: str) -> str:
 
 
 RESOLVE = "resolve"
-LOCK = "lock"  # the environment's lock: one release per service and environment at a time
 CHECKOUT = "checkout"
 BUILD = "build"
 TEST = "test"  # the task group of the pytest suites
@@ -30,6 +29,10 @@ DEPLOYER_STEPS = (PREPARE, SHIFT, PROMOTE, ROLLBACK)
 
 # The XCom key under which resolve leaves why it refused a request, for the record task's ledger line.
 REFUSED = "refused"
+
+# The XCom key under which resolve leaves the request on each poke until it holds the environment's lock: the record
+# task's ledger line of a release that timed out waiting names its environment, who asked and why.
+REQUEST = "request"
 
 # The XCom key under which resolve leaves the run's note (``deployflow.release.run_note``): a task cannot set its
 # run's note (the Task SDK has no call for it), so the client sets it through the REST API.

@@ -100,6 +100,8 @@ class Follower:
     def heard(self, task_id: str, state: str) -> None:
         # Why a step resolve skipped did (no canary to judge, no approval asked), as it skips: the report says it again.
         why = (self.resolved.get(SKIPPED) or {}).get(task_id) if state == "skipped" else None
+        if task_id == RESOLVE and state == "up_for_reschedule":  # resolve takes the environment's lock
+            why = "waiting for the environment, which another release holds (resolve's log names it)"
         self.say(f"  [{time.monotonic() - self.started:6.1f}s] {task_id:<24} {state}" + (f": {why}" if why else ""))
         if state == AWAITING_INPUT and task_id not in self.asked:
             self.asked.add(task_id)
