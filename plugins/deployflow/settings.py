@@ -12,6 +12,7 @@ A leaf: it imports nothing of deployflow, and no Airflow (the ledger's and the d
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,21 +82,32 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Each variable where it is set (an empty one is unset), else its default."""
-        given = {name: value for name, value in environ.items() if name.startswith("DEPLOYFLOW_") and value}
-        home = absolute(given.get("DEPLOYFLOW_HOME", CHECKOUT))
-        return cls(
-            home=home,
-            state_dir=given.get("DEPLOYFLOW_STATE", home / ".state"),
-            workspace=given.get("DEPLOYFLOW_WORKSPACE", home / ".workspace"),
-            catalog_dir=given.get("DEPLOYFLOW_CATALOG", home / "include" / "services"),
-            grants_file=given.get("DEPLOYFLOW_GRANTS"),
-            registry_credentials=given.get("DEPLOYFLOW_REGISTRY_CREDENTIALS",
-                                           Path.home() / ".deployflow" / "registry" / "credentials.json"),
-            stack=given.get("DEPLOYFLOW_STACK", DEFAULT_STACK),
-            named_ledger_url=given.get("DEPLOYFLOW_LEDGER_URL"),
-            registry=given.get("DEPLOYFLOW_REGISTRY", DEFAULT_REGISTRY),
-            haproxy_image=given.get("DEPLOYFLOW_HAPROXY_IMAGE", DEFAULT_HAPROXY_IMAGE),
-            base_image=environ.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE,  # build.sh's name for it too
-            prometheus_url=given.get("DEPLOYFLOW_PROMETHEUS_URL"),
-        )
+        """Each variable where it is set (an empty one is unset), else its default. The same variables (and working
+        directory and home) give the same, immutable, object: a DAG file's parse asks a dozen times, each reading
+        paths made absolute."""
+        given = tuple(sorted((name, value) for name, value in environ.items() if name.startswith("DEPLOYFLOW_") and value))
+        return _from_given(cls, given, environ.get("BASE_IMAGE") or "", os.getcwd(), os.environ.get("HOME") or "")
+
+
+@functools.lru_cache(maxsize=16)
+def _from_given(cls: type[Settings], given_items: tuple[tuple[str, str], ...], base_image: str, cwd: str,
+                home_dir: str) -> Settings:
+    """:meth:`Settings.from_environ` for one set of variables (``cwd`` and ``home_dir``: what relative paths and
+    ``Path.home()`` depend on, part of the cache's key)."""
+    given = dict(given_items)
+    home = absolute(given.get("DEPLOYFLOW_HOME", CHECKOUT))
+    return cls(
+        home=home,
+        state_dir=given.get("DEPLOYFLOW_STATE", home / ".state"),
+        workspace=given.get("DEPLOYFLOW_WORKSPACE", home / ".workspace"),
+        catalog_dir=given.get("DEPLOYFLOW_CATALOG", home / "include" / "services"),
+        grants_file=given.get("DEPLOYFLOW_GRANTS"),
+        registry_credentials=given.get("DEPLOYFLOW_REGISTRY_CREDENTIALS",
+                                       Path.home() / ".deployflow" / "registry" / "credentials.json"),
+        stack=given.get("DEPLOYFLOW_STACK", DEFAULT_STACK),
+        named_ledger_url=given.get("DEPLOYFLOW_LEDGER_URL"),
+        registry=given.get("DEPLOYFLOW_REGISTRY", DEFAULT_REGISTRY),
+        haproxy_image=given.get("DEPLOYFLOW_HAPROXY_IMAGE", DEFAULT_HAPROXY_IMAGE),
+        base_image=base_image or DEFAULT_BASE_IMAGE,  # build.sh's name for it too
+        prometheus_url=given.get("DEPLOYFLOW_PROMETHEUS_URL"),
+    )

@@ -105,3 +105,17 @@ def test_a_relative_state_option_is_from_the_working_directory_and_the_ledger_fo
         state_dir = args.settings.state_dir
     assert state_dir == tmp_path / "s"
     assert args.url == f"sqlite:///{tmp_path}/s/ledger.db"
+
+
+def test_the_same_environment_is_read_once_and_a_change_is_seen(tmp_path, monkeypatch):
+    """A DAG file's parse asks a dozen times: the same variables give the same object; any change gives a new one."""
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "a"))
+    first = Settings.from_environ()
+    assert Settings.from_environ() is first
+    monkeypatch.setenv("DEPLOYFLOW_STATE", str(tmp_path / "b"))
+    assert Settings.from_environ().state_dir == tmp_path / "b"
+    monkeypatch.setenv("DEPLOYFLOW_STATE", "relative")  # made absolute from the working directory of the moment
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_environ().state_dir == tmp_path / "relative"
+    monkeypatch.chdir(tmp_path / "..")
+    assert Settings.from_environ().state_dir == tmp_path.parent / "relative"
