@@ -87,7 +87,7 @@ def stack_state(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path, tmp_path_factory) -> Iterator[AirflowClient]:
-    """Airflow on 127.0.0.1:28080 with a fresh home, logged in as admin through /auth/token."""
+    """Airflow on 127.0.0.1:PORT (28080; shard 1's 28680) with a fresh home, logged in as admin through /auth/token."""
     home, state = airflow_home, stack_state
     ensure_images(docker_client)
     registry_up(docker_client)
