@@ -11,7 +11,7 @@ its own pytest base directory and Airflow home; the registry all push to is star
 output streams; the others' are printed when they end, after a header. The exit code is the first non-zero
 one; after a failure the directories (the stacks' homes and task logs) stay where the last line says.
 
-    python scripts/run_tests.py [pytest arguments for both, e.g. -x]   (its entry point)
+    python scripts/run_tests.py [pytest arguments for all of them, e.g. -x]   (its entry point)
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ def main(args: list[str]) -> int:
     paths = [ROOT / p for p in (*MAIN, *BESIDE)]
     missing = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "tests").rglob("test_*.py")
                      if "node_modules" not in f.parts and not any(f == p or p in f.parents for p in paths))
-    if missing:  # a new test file must be run by one of the two
+    if missing:  # a new test file must be run by one of the processes
         print(f"[tests] {', '.join(missing)} run in neither process: add them to MAIN or BESIDE in {__file__}")
         return 2
-    registry_up(docker.from_env())  # both processes push to it: started here, not by both at once
+    registry_up(docker.from_env())  # every process pushes to it: started here, not by all at once
     top = Path(tempfile.mkdtemp(prefix="deployflow-tests-"))
     started = time.monotonic()
     side: dict[str, tuple[subprocess.Popen, Path]] = {}  # the processes whose output is printed when they end
