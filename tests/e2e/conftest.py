@@ -36,6 +36,7 @@ from tests.e2e.harness import (
     PORTS,
     PROMETHEUS_PORT,
     STACK,
+    SUITES,
     VIEWER,
     USERS,
 )
@@ -48,7 +49,7 @@ def sample_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
-    directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
+    directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS, suites=SUITES)
     scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin", APPROVER],
                              approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
     return scenarios.write_hosted(directory, sample_repo, HOST_PORTS, connection=HOST_CONNECTION, queue=HOST_QUEUE)
