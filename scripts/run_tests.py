@@ -1,6 +1,6 @@
-"""``make test``: every test, in two pytest processes side by side (tests/runner.py says which and how).
+"""``make test``: every test, in three pytest processes side by side (tests/runner.py says which and how).
 
-    python scripts/run_tests.py [pytest arguments for both, e.g. -x]
+    python scripts/run_tests.py [pytest arguments for all of them, e.g. -x]
 """
 
 from __future__ import annotations

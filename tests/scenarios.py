@@ -90,10 +90,14 @@ def branch(repo: Path, name: str, base: str = "main") -> str:
     return sha
 
 
-def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_down_delay_s: int = 10) -> Path:
-    """The shipped sample-app entry, pointed at ``repo``, on ``ports``, with short waits."""
+def write_catalog(directory: Path, repo: Path, ports: dict[str, int], *, scale_down_delay_s: int = 10,
+                  suites: tuple[str, ...] | None = None) -> Path:
+    """The shipped sample-app entry, pointed at ``repo``, on ``ports``, with short waits; its test suites
+    ``suites`` (default: the shipped entry's, all three)."""
     entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
     entry["source"] = {"repo": str(repo), "context": ".", "default_ref": "main"}
+    if suites is not None:
+        entry["tests"]["suites"] = list(suites)
     health = {"consecutive": 3, "interval_s": 0.5, "timeout_s": 10}
     entry["environments"] = {
         "dev": {"port": ports["dev"], "replicas": 3, "strategy": "rolling", "rolling": {"batch_size": 1}, "health": health},

@@ -36,6 +36,7 @@ from tests.e2e.harness import (
     PORTS,
     PROMETHEUS_PORT,
     STACK,
+    SUITES,
     VIEWER,
     USERS,
 )
@@ -48,7 +49,7 @@ def sample_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory, sample_repo: Path) -> Path:
-    directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS)
+    directory = scenarios.write_catalog(tmp_path_factory.mktemp("catalog"), sample_repo, PORTS, suites=SUITES)
     scenarios.write_governed(directory, sample_repo, GOV_PORTS, channels=receivers.CHANNELS, approvers=["admin", APPROVER],
                              approval_timeout_s=GOV_APPROVAL_TIMEOUT_S)
     return scenarios.write_hosted(directory, sample_repo, HOST_PORTS, connection=HOST_CONNECTION, queue=HOST_QUEUE)
@@ -87,7 +88,7 @@ def stack_state(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def airflow(docker_client, catalog: Path, airflow_home: Path, stack_state: Path, tmp_path_factory) -> Iterator[AirflowClient]:
-    """Airflow on 127.0.0.1:28080 with a fresh home, logged in as admin through /auth/token."""
+    """Airflow on 127.0.0.1:PORT (28080; shard 1's 28680) with a fresh home, logged in as admin through /auth/token."""
     home, state = airflow_home, stack_state
     ensure_images(docker_client)
     registry_up(docker_client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,25 +17,38 @@ from deployflow.client import AirflowClient
 from tests.scenarios import branch, git  # noqa: F401 - the tests' names for them
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = 28080
+# make test runs the e2e modules in two pytest processes at once (tests/runner.py E2E_SHARDS), each on a stack of
+# its own: DEPLOYFLOW_E2E_SHARD (0, the default, or 1) picks the stack's name and every port it listens on, so
+# the two never share a container, an engine, a port or a queue. Shard 0 keeps the names and ports it always had.
+SHARD = int(os.environ.get("DEPLOYFLOW_E2E_SHARD", "0"))
+if SHARD not in (0, 1):
+    raise ValueError(f"DEPLOYFLOW_E2E_SHARD={SHARD}: the e2e stacks are 0 and 1")
+OFFSET = 600 * SHARD  # the front ports, Airflow's and the receivers': shard 1's 28680-28792, clear of shard 0's
+PORT = 28080 + OFFSET
 DAG_ID = "release_sample-app"
-STACK = "e2e"
-PORTS = {"dev": 28101, "staging": 28102, "prod": 28103}
+STACK = "e2e" if SHARD == 0 else f"e2e{SHARD}"
+PORTS = {"dev": 28101 + OFFSET, "staging": 28102 + OFFSET, "prod": 28103 + OFFSET}
 GOV_DAG = "release_gov-app"  # the governed service (tests/scenarios.py write_governed)
-GOV_PORTS = {"dev": 28104, "staging": 28105, "prod": 28106}
+GOV_PORTS = {"dev": 28104 + OFFSET, "staging": 28105 + OFFSET, "prod": 28106 + OFFSET}
 GOV_APPROVAL_TIMEOUT_S = 60  # long enough for a browser to answer, short enough to wait out in a test
 # The stack's second user, the approver of gov-app's gates: admin triggers the runs, and may not answer them.
 APPROVER = "approver"
 VIEWER = "watcher"  # may read every page and run, may act on none
 USERS = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{APPROVER}:user,{VIEWER}:viewer"}
 CRASH_AFTER_S = 10
+# sample-app's test suites in the e2e catalog: unit and performance (83 % coverage, over the gate's 80 %), not the
+# integration suite. That one is the longest task of a release (10 s of a 28 s release unloaded, about half of
+# its CPU) and shows nothing the deploy, analysis and steering tests look at; some fifty releases ran it. It runs
+# in every release of gov-app (tests/scenarios.py write_governed: all three suites), and test_governance checks
+# that it passed there; the Celery setup's sample-app (tests/scale) keeps all three as well.
+SUITES = ("unit", "performance")
 HOST_DAG = "release_host-app"  # the service on the second engine (tests/scenarios.py write_hosted)
-HOST_PORTS = {"dev": 28110}
-HOST_ENGINE = "e2e-host"  # tests/engines.py's name of the second engine, standing for dev's Docker host
-HOST_CONNECTION = "df_e2e_host"
-HOST_QUEUE = "e2e-host"
-PROMETHEUS_PORT = 29090
-EXPORTER_PORT = 29468  # the release exporter of the e2e stack (the local one: 9468)
+HOST_PORTS = {"dev": 28110 + OFFSET}
+HOST_ENGINE = f"{STACK}-host"  # tests/engines.py's name of the second engine, standing for dev's Docker host
+HOST_CONNECTION = f"df_{STACK}_host"
+HOST_QUEUE = f"{STACK}-host"
+PROMETHEUS_PORT = 29090 + 10 * SHARD
+EXPORTER_PORT = 29468 + 10 * SHARD  # the release exporter of the e2e stack (the local one: 9468; benchmarks' 29469-29473)
 
 
 def host_connection() -> dict[str, str]:

@@ -11,7 +11,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-WEBHOOK_PORT, SMTP_PORT, DOWN_PORT = 28190, 28191, 28192  # DOWN_PORT: nothing listens there
+from tests.e2e.harness import OFFSET  # each e2e stack its own receivers (harness SHARD)
+
+WEBHOOK_PORT, SMTP_PORT, DOWN_PORT = 28190 + OFFSET, 28191 + OFFSET, 28192 + OFFSET  # DOWN_PORT: nothing listens there
 
 
 def connections() -> dict[str, str]:

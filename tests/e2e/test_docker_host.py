@@ -69,7 +69,7 @@ def test_an_environment_with_a_docker_host_runs_its_proxy_and_instances_there(ai
     assert sorted((c.status, c.labels["io.deployflow.version"]) for c in apps) == [("running", main)] * 2
     assert all(c.labels["io.deployflow.environment"] == "dev" for c in apps)
     # Nothing of host-app on the first engine: no proxy, no instance, no deployer left behind.
-    everything = docker_client.containers.list(all=True, filters={"label": f"io.deployflow.service={SERVICE}"})
+    everything = docker_client.containers.list(all=True, filters={"label": [f"io.deployflow.stack={STACK}", f"io.deployflow.service={SERVICE}"]})
     assert everything == []
     assert f"deployer prepare on connection '{HOST_CONNECTION}': unix:///run/deployflow-{HOST_ENGINE}.sock" in \
         log_text(airflow, run["run_id"], "prepare", dag_id=HOST_DAG)
@@ -86,4 +86,4 @@ def test_an_environment_with_a_docker_host_runs_its_proxy_and_instances_there(ai
     assert (run["queues"]["health"], run["queues"]["rollback"]) == (HOST_QUEUE, HOST_QUEUE)
     assert served() == new
     assert sorted(c.labels["io.deployflow.version"] for c in containers(second_engine, "app")) == [new, new]
-    assert docker_client.containers.list(all=True, filters={"label": f"io.deployflow.service={SERVICE}"}) == []
+    assert docker_client.containers.list(all=True, filters={"label": [f"io.deployflow.stack={STACK}", f"io.deployflow.service={SERVICE}"]}) == []

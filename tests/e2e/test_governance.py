@@ -73,6 +73,9 @@ def test_prod_takes_the_digest_staging_promoted_after_an_approval_through_the_re
                                                                                        stack_state, notified):
     staged = finished(airflow, trigger(airflow, "staging", git_ref="main"))
     assert staged["state"] == "success", staged["tasks"]
+    # gov-app runs all three suites (sample-app's e2e catalog leaves the integration suite out: harness SUITES)
+    assert {t: staged["tasks"][t] for t in ("test.unit", "test.integration", "test.performance")} == dict.fromkeys(
+        ("test.unit", "test.integration", "test.performance"), "success")
     built = airflow.xcom(GOV_DAG, staged["run_id"], "build")
     run_id = trigger(airflow, "prod", reason="take what staging proved")
     asked = awaiting(airflow, airflow_home, run_id)

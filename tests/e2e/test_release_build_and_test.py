@@ -12,11 +12,11 @@ import requests
 
 from deployflow.client import ApiError
 from deployflow.pipeline.registry import RegistryCredentials, credentials_file
-from tests.e2e.harness import DAG_ID, PORT, git, log_text
+from tests.e2e.harness import DAG_ID, PORT, SUITES, git, log_text
 
 pytestmark = pytest.mark.e2e
 
-BUILD_AND_TEST = {"resolve", "checkout", "build", "test.unit", "test.integration", "test.performance"}
+BUILD_AND_TEST = {"resolve", "checkout", "build", *(f"test.{suite}" for suite in SUITES)}  # the e2e catalog's suites (harness SUITES)
 DEPLOY = {"coverage_gate", "prepare", "health", "shift", "analysis", "load", "promote", "rollback"}
 NOT_RUN = {"upstream_failed", "skipped", None}
 
@@ -55,7 +55,8 @@ def test_a_good_commit_builds_pushes_and_passes_all_suites(airflow, runs):
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     )
     assert manifest.headers["Docker-Content-Digest"] == built["digest"]
-    for suite in ("unit", "integration", "performance"):
+    assert {t for t in run["tasks"] if t.startswith("test.")} == {f"test.{suite}" for suite in SUITES}
+    for suite in SUITES:  # the integration suite: in gov-app's releases (test_governance)
         assert f"suite {suite}: PASSED" in log_text(airflow, run["run_id"], f"test.{suite}")
     assert "TOTAL" in log_text(airflow, run["run_id"], "coverage_gate")
 

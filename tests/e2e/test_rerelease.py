@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from tests.e2e.harness import DAG_ID, PORTS, configured, finished, short_sha
+from tests.e2e.harness import DAG_ID, PORTS, SUITES, configured, finished, short_sha
 
 pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "dev"
-UNBUILT = ("checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate")
+UNBUILT = ("checkout", "build", *(f"test.{suite}" for suite in SUITES), "coverage_gate")
 NOT_DEPLOYED = ("approve_deploy", "prepare", "health", "shift", "analysis", "load", "promote", "rollback")
 
 

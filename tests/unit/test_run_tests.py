@@ -1,4 +1,4 @@
-"""tests/runner.py (make test, through scripts/run_tests.py): a test file that neither of its two pytest processes runs is refused."""
+"""tests/runner.py (make test, through scripts/run_tests.py): a test file that none of its pytest processes runs is refused; the e2e modules split in two shards, each on a stack of its own."""
 
 from __future__ import annotations
 
@@ -15,3 +15,37 @@ def test_a_test_file_in_neither_process_is_refused_before_anything_starts(tmp_pa
     assert runner.main([]) == 2
     assert capsys.readouterr().out == (f"[tests] tests/new/test_c.py run in neither process: add them to MAIN or BESIDE "
                                        f"in {runner.__file__}\n")
+
+
+def test_each_e2e_module_runs_in_exactly_one_shard():
+    """Shard 1 names files that exist; shard 0 runs tests/e2e without them: together every module, none twice."""
+    modules = {str(f.relative_to(runner.ROOT)) for f in (runner.ROOT / "tests" / "e2e").glob("test_*.py")}
+    first, env0 = runner.e2e_shard(0)
+    second, env1 = runner.e2e_shard(1)
+    ignored = {option.removeprefix("--ignore=") for option in first if option.startswith("--ignore=")}
+    assert first[0] == "tests/e2e" and set(second) == ignored and set(second) < modules
+    assert len(second) == len(set(second)) and len(modules - ignored) >= 5  # shard 0 keeps the rest
+    assert (env0, env1) == ({"DEPLOYFLOW_E2E_SHARD": "0"}, {"DEPLOYFLOW_E2E_SHARD": "1"})
+
+
+def test_the_two_e2e_stacks_share_no_port_name_or_engine():
+    """tests/e2e/harness.py under each DEPLOYFLOW_E2E_SHARD (a process of its own: the shard is read on import)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    show = ("import json; from tests.e2e import harness as h, receivers as r; print(json.dumps({"
+            "'ports': [h.PORT, *h.PORTS.values(), *h.GOV_PORTS.values(), *h.HOST_PORTS.values(), h.PROMETHEUS_PORT, "
+            "h.EXPORTER_PORT, r.WEBHOOK_PORT, r.SMTP_PORT, r.DOWN_PORT], "
+            "'names': [h.STACK, h.HOST_ENGINE, h.HOST_CONNECTION, h.HOST_QUEUE]}))")
+    seen = []
+    for shard in ("0", "1"):
+        env = {**os.environ, "DEPLOYFLOW_E2E_SHARD": shard, "PYTHONPATH": f"{runner.ROOT}{os.pathsep}{runner.ROOT / 'plugins'}"}
+        out = subprocess.run([sys.executable, "-c", show], env=env, cwd=runner.ROOT, check=True, capture_output=True,
+                             text=True).stdout
+        seen.append(json.loads(out))
+    zero, one = seen
+    assert zero["ports"][0] == 28080 and zero["names"][0] == "e2e"  # shard 0: the stack as it always was
+    assert len(set(zero["ports"])) == len(zero["ports"]) == len(set(one["ports"]))
+    assert not set(zero["ports"]) & set(one["ports"]) and not set(zero["names"]) & set(one["names"])
