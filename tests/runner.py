@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,8 +38,11 @@ MAIN = ["tests/e2e"]
 E2E_SHARDS = [[], [f"tests/e2e/test_{name}.py" for name in (
     "environment_lock", "fencing", "governance", "governance_browser", "grants", "kubernetes_deployer_image",
     "locked_registry", "recover", "release_build_and_test", "release_metrics", "releases_browser",
-    "releases_handles_browser", "releases_inflight_browser", "report", "rerelease", "restart", "rollback",
+    "releases_handles_browser", "releases_inflight_browser", "report", "rerelease", "rollback",
     "stack_secrets")]]
+# Set for e2e shard 0: a file the runner writes once every other test process has ended. The engine restart test,
+# shard 0's last, waits for it (tests/e2e/test_restart.py): it restarts the engine they all share.
+ALONE_AFTER = "DEPLOYFLOW_TESTS_ALONE_AFTER"
 DURATIONS = ["--durations=20"]  # each process ends with its slowest tests: where make test's time goes
 BESIDE = ["tests/scale", "tests/unit", "tests/dags", "tests/db", "tests/test_lint.py", "tests/test_architecture.py",
           "tests/test_docs.py"]
@@ -59,6 +63,14 @@ def e2e_shard(shard: int) -> tuple[list[str], dict[str, str]]:
     return [*MAIN, *others], {"DEPLOYFLOW_E2E_SHARD": "0"}
 
 
+def tell_when_others_end(side: dict[str, tuple[subprocess.Popen, Path]], alone: Path) -> None:
+    """Write ``alone`` once every process beside end-to-end shard 0 has ended: shard 0 runs the engine restart test
+    last, and it waits for this file."""
+    for process, _ in side.values():
+        process.wait()
+    alone.write_text("the other test processes have ended\n")
+
+
 def main(args: list[str]) -> int:
     paths = [ROOT / p for p in (*MAIN, *BESIDE)]
     missing = sorted(str(f.relative_to(ROOT)) for f in (ROOT / "tests").rglob("test_*.py")
@@ -69,6 +81,7 @@ def main(args: list[str]) -> int:
     registry_up(docker.from_env())  # every process pushes to it: started here, not by all at once
     top = Path(tempfile.mkdtemp(prefix="deployflow-tests-"))
     started = time.monotonic()
+    alone = {ALONE_AFTER: str(top / "alone")}
     side: dict[str, tuple[subprocess.Popen, Path]] = {}  # the processes whose output is printed when they end
 
     def beside_process(name: str, paths: list[str], home: Path, extra_env: dict[str, str] | None = None) -> None:
@@ -82,8 +95,9 @@ def main(args: list[str]) -> int:
         paths, env = e2e_shard(shard)
         beside_process(f"e2e-{shard}", paths, ROOT / f".airflow-test-{shard}", env)
     paths, env = e2e_shard(0)
+    threading.Thread(target=tell_when_others_end, args=(side, top / "alone"), daemon=True).start()
     try:
-        main_rc = pytest(paths, [*DURATIONS, *args], top / "e2e", ROOT / ".airflow-test", env).wait()
+        main_rc = pytest(paths, [*DURATIONS, *args], top / "e2e", ROOT / ".airflow-test", {**env, **alone}).wait()
     except BaseException:  # interrupted: the others stop too (their own teardown runs on SIGINT)
         for process, _ in side.values():
             process.send_signal(signal.SIGINT)

@@ -42,6 +42,15 @@ from tests.e2e.harness import (
 )
 
 
+# Restarts the Docker engine every test process shares (its stacks, the other shard's, the scale tests'): run last
+# in its shard, once the runner says the other processes are done (tests/runner.py: ALONE_AFTER).
+ALONE = ("test_restart.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name in ALONE)  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def sample_repo(tmp_path_factory) -> Path:
     return scenarios.make_repo(tmp_path_factory.mktemp("sample-repo"), crash_after_s=CRASH_AFTER_S)

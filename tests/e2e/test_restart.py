@@ -7,7 +7,9 @@ line it had (CI's is `dockerd --bridge=none ...`, started by .ci/run), or by sys
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +20,24 @@ from tests.engines import restart_engine
 
 from tests.e2e.harness import PORTS, PROMETHEUS_PORT, release, served_version, short_sha
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]  # the wait for the other test processes counts too
+ALONE_AFTER = "DEPLOYFLOW_TESTS_ALONE_AFTER"  # tests/runner.py: written once every other test process has ended
+
+
+@pytest.fixture(autouse=True, scope="module")
+def alone() -> None:
+    """Under ``make test`` other test processes share this engine (the other shard's stack, the scale tests'): wait
+    until they have ended, or the restart would be a fault injected into their tests too. Run by hand: no wait."""
+    done = os.environ.get(ALONE_AFTER)
+    if not done:
+        return
+    print("\n[harness] waiting for the other test processes to end: this test restarts the engine they share", flush=True)
+    started = time.monotonic()
+    while not Path(done).exists():
+        if time.monotonic() - started > 3000:
+            pytest.fail(f"the other test processes did not end within 3000 s ({done} was never written)")
+        time.sleep(5)
+    print(f"[harness] they ended after {time.monotonic() - started:.0f} s", flush=True)
 
 
 def serving(environment: str) -> str | None:
@@ -26,6 +45,13 @@ def serving(environment: str) -> str | None:
         return served_version(environment)
     except (requests.RequestException, ValueError, KeyError):
         return None
+
+
+def prometheus_ready() -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_after_an_engine_restart_every_environment_serves_its_live_version_again(airflow, docker_client, sample_repo):
@@ -44,8 +70,10 @@ def test_after_an_engine_restart_every_environment_serves_its_live_version_again
     registry = RegistryCredentials.read(credentials_file())
     back = requests.get(f"http://{Registry().addr}/v2/", auth=(registry.username, registry.password), timeout=5)
     assert back.status_code == 200, "the registry is back"
-    ready = requests.get(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=5)
-    assert ready.status_code == 200, "Prometheus is back"
+    # Prometheus answers 503 until it has replayed its write-ahead log: back means ready within the deadline.
+    while not prometheus_ready() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert prometheus_ready(), "Prometheus is back"
     # And the next release goes through on the restarted engine, over the live version (whatever an
     # earlier module left there: main, or another commit).
     assert release(airflow, "dev", "main", force=True)["state"] == "success"  # a deploy, even where main is live

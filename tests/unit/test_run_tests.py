@@ -49,3 +49,37 @@ def test_the_two_e2e_stacks_share_no_port_name_or_engine():
     assert zero["ports"][0] == 28080 and zero["names"][0] == "e2e"  # shard 0: the stack as it always was
     assert len(set(zero["ports"])) == len(zero["ports"]) == len(set(one["ports"]))
     assert not set(zero["ports"]) & set(one["ports"]) and not set(zero["names"]) & set(one["names"])
+
+
+def test_the_engine_restart_test_runs_in_shard_0_and_last_there():
+    """It restarts the engine every process shares: shard 0 runs it, after its other modules (tests/e2e/conftest.py),
+    and it waits for the file the runner writes once the other processes have ended."""
+    from types import SimpleNamespace
+    from pathlib import Path
+
+    from tests.e2e import conftest
+
+    assert not any(path.endswith("test_restart.py") for path in runner.E2E_SHARDS[1])
+    items = [SimpleNamespace(path=Path(f"tests/e2e/{name}")) for name in ("test_analysis.py", "test_restart.py",
+                                                                          "test_steering.py", "test_deploy.py")]
+    conftest.pytest_collection_modifyitems(items)
+    assert [item.path.name for item in items] == ["test_analysis.py", "test_steering.py", "test_deploy.py", "test_restart.py"]
+
+
+def test_the_runner_says_the_others_have_ended_only_once_every_one_has(tmp_path):
+    import subprocess
+    import sys
+
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    slow = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    done = tmp_path / "alone"
+    import threading
+
+    telling = threading.Thread(target=runner.tell_when_others_end, args=({"beside": (quick, done), "e2e-1": (slow, done)}, done))
+    telling.start()
+    quick.wait()
+    telling.join(timeout=1)
+    assert telling.is_alive() and not done.exists()  # the slow one still runs
+    slow.communicate(b"")
+    telling.join(timeout=30)
+    assert done.read_text() == "the other test processes have ended\n"
