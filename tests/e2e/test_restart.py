@@ -17,11 +17,11 @@ import requests
 from deployflow.pipeline.registry import RegistryCredentials, credentials_file
 from deployflow.stack.containers import Registry
 from tests.engines import restart_engine
+from tests.runner import ALONE_AFTER  # a file written once every other test process has ended
 
 from tests.e2e.harness import PORTS, PROMETHEUS_PORT, release, served_version, short_sha
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]  # the wait for the other test processes counts too
-ALONE_AFTER = "DEPLOYFLOW_TESTS_ALONE_AFTER"  # tests/runner.py: written once every other test process has ended
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,8 @@ A holder is stale when its run is no longer queued or running (it ended without 
 the record task killed) or no longer exists (deleted); the Task SDK tells, through the API server.
 
 Runs take an environment in the order they were triggered: a run waits behind earlier runs in the queue,
-and behind an earlier running run whose resolve (the task that takes the lock) has not asked yet (:func:`earlier_run_on_its_way`).
+and behind an earlier running run whose resolve (the task that takes the lock) has not asked yet
+(:func:`earlier_run_on_its_way`).
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def _value(state: Any) -> str:
 
 def earlier_run_on_its_way(dag_id: str, task_id: str, run_id: str, environment: str, queued: str, in_line: set[str],
                            log: logging.Logger) -> Holder | None:
-    """The earliest running run of this DAG triggered before ``queued`` whose resolve (``task_id``: it takes the lock) has not
-    asked yet and that may release to ``environment`` (its conf names it, or names none: a nightly's), or None.
+    """The earliest running run of this DAG triggered before ``queued`` whose resolve (``task_id``: it takes the
+    lock) has not asked yet and that may release to ``environment`` (its conf names it, or names none: a
+    nightly's), or None.
 
     Two releases triggered a moment apart both start; the second's resolve may run first (tasks of two runs
     run in no set order) and must not take the environment from the first. A queued run is not waited for: the

@@ -39,9 +39,6 @@ from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTR
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-XCOM_RETURN_KEY = "return_value"
-
-
 class CheckoutOperator(BaseOperator):
     """Check out the requested ref into this run's workspace; pushes the commit SHA to XCom. Fetches the clone
     into the service's mirror under the state directory too (``pipeline/mirror.py``), for the Releases view.
