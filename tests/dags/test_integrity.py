@@ -50,6 +50,7 @@ for dag_id, dag in bag.dags.items():
         "tags": sorted(dag.tags),
         "tasks": {t.task_id: {"retries": t.retries, "downstream": sorted(t.downstream_task_ids),
                               "rule": str(t.trigger_rule.value), "mode": getattr(t, "mode", None),
+                              "command": c if isinstance(c := getattr(t, "command", None), list) else None,
                               "on_failure": sorted(c.__name__ for c in (t.on_failure_callback if isinstance(
                                   t.on_failure_callback, list) else [t.on_failure_callback]) if c)} for t in dag.tasks},
         "max_active_runs": dag.max_active_runs,
@@ -132,9 +133,10 @@ def test_release_dag_shape(imported):
     assert tasks["checkout"]["downstream"] == ["build"]
     assert tasks["build"]["downstream"] == ["test.integration", "test.performance", "test.unit"]
     for suite in ("unit", "integration", "performance"):
-        assert tasks[f"test.{suite}"]["downstream"] == ["coverage_gate"]
+        # The last suite to pass runs the coverage gate in its container (pipeline/suites.py): no task of its own.
+        assert tasks[f"test.{suite}"]["downstream"] == ["approve_deploy", "prepare"]
+        assert tasks[f"test.{suite}"]["command"][:2] == ["sh", "-c"]  # pytest, then the gate where it passes last
         assert tasks[f"test.{suite}"]["retries"] == 0  # a failing suite is not retried
-    assert tasks["coverage_gate"]["downstream"] == ["approve_deploy", "prepare"]
     assert tasks["approve_deploy"]["downstream"] == ["prepare", "rollback"]
     assert (tasks["approve_deploy"]["rule"], tasks["approve_deploy"]["retries"]) == ("none_failed_min_one_success", 0)
     assert tasks["prepare"]["downstream"] == ["health", "rollback"]
@@ -153,7 +155,7 @@ def test_release_dag_shape(imported):
     assert "approve_promote" not in tasks  # no environment of the sample asks for a gate before promote
     # Each task before the deploy leaves why it failed, for the ledger's failure column (airflow/record.py).
     assert {t for t, task in tasks.items() if task["on_failure"] == ["remember_failure"]} == {
-        "resolve", "checkout", "build", "test.unit", "test.integration", "test.performance", "coverage_gate", "prepare"}
+        "resolve", "checkout", "build", "test.unit", "test.integration", "test.performance", "prepare"}
     # Releases to different environments run at once; resolve's lock keeps one environment's apart.
     assert dag["max_active_runs"] == 8
 
@@ -172,14 +174,14 @@ def test_a_gate_before_promote_stands_between_the_analysis_and_promote(tmp_path)
     assert tasks["approve_promote"]["rule"] == "none_failed_min_one_success"
 
 
-def test_a_service_that_asks_for_no_coverage_has_no_coverage_gate_task(tmp_path):
+def test_a_service_that_asks_for_no_coverage_runs_its_suites_without_the_gate(tmp_path):
     entry = yaml.safe_load((ROOT / "include" / "services" / "sample-app.yaml").read_text())
     entry["tests"] = {**entry["tests"], "coverage_threshold": 0}  # a gate at 0 % would check nothing
     (tmp_path / "sample-app.yaml").write_text(yaml.safe_dump(entry))
     tasks = import_in_subprocess(tmp_path)["dags"]["release_sample-app"]["tasks"]
-    assert "coverage_gate" not in tasks
     for suite in ("unit", "integration", "performance"):
         assert tasks[f"test.{suite}"]["downstream"] == ["approve_deploy", "prepare"]
+        assert tasks[f"test.{suite}"]["command"][:3] == ["python3", "-m", "pytest"]  # pytest alone, no gate script
 
 
 def test_a_bad_catalog_file_fails_import_naming_file_field_and_values(tmp_path):

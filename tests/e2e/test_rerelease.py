@@ -20,7 +20,7 @@ from tests.e2e.harness import DAG_ID, PORTS, SUITES, configured, finished, short
 pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "dev"
-UNBUILT = ("checkout", "build", *(f"test.{suite}" for suite in SUITES), "coverage_gate")
+UNBUILT = ("checkout", "build", *(f"test.{suite}" for suite in SUITES))
 NOT_DEPLOYED = ("approve_deploy", "prepare", "health", "shift", "analysis", "load", "promote", "rollback")
 
 

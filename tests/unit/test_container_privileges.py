@@ -14,7 +14,6 @@ from deployflow.airflow.dag_factory import release_dag
 from deployflow.airflow.deployer_operator import DOCKER_SOCKET, DeployerOperator
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.operators import PytestSuiteOperator
-from deployflow.airflow.task_ids import COVERAGE_GATE
 from deployflow.analysis.load_container import ContainerLoad
 from deployflow.catalog import parse_service
 from deployflow.configuration import Resources
@@ -81,9 +80,11 @@ def suite(tmp_path) -> tuple[str, dict[str, Any]]:
     return created(task, FakeDockerAPI(0, []), {})
 
 
-def coverage_gate(tmp_path) -> tuple[str, dict[str, Any]]:
-    task = release_dag(SERVICE, tmp_path / "shop.yaml").get_task(COVERAGE_GATE)
+def gated_suite(tmp_path) -> tuple[str, dict[str, Any]]:
+    """A suite that runs the coverage gate after pytest where it passes last: the same container."""
+    task = release_dag(SERVICE, tmp_path / "shop.yaml").get_task("test.unit")
     task.image, task.mounts = "sha256:built", []  # as rendered from the build's XCom
+    assert task.command[:2] == ["sh", "-c"]
     return created(task, FakeDockerAPI(0, []), {})
 
 
@@ -98,7 +99,7 @@ def run(kind, tmp_path, monkeypatch) -> tuple[str, dict[str, Any]]:
     (deployer, "sha256:deployer", 512 * MiB, 256, "10002:10002" if os.geteuid() == 0 else ME),  # the state's owner
     # (handed over to the deployer image's user where Airflow is root: see the last test)
     (suite, "sha256:built", 2048 * MiB, 1024, None),  # the built image by ID, as its own user
-    (coverage_gate, "sha256:built", 2048 * MiB, 1024, None),
+    (gated_suite, "sha256:built", 2048 * MiB, 1024, None),
 ])
 def test_every_container_of_a_release_has_no_capability_and_runs_its_image_pinned(
         kind, image, memory, pids, user, tmp_path, monkeypatch):
@@ -120,7 +121,7 @@ def test_the_deployer_reaches_the_docker_socket_through_its_group(tmp_path, monk
 
 def test_the_release_dag_tests_the_built_image_by_its_id(tmp_path):
     dag = release_dag(SERVICE, tmp_path / "shop.yaml")
-    for task_id in ("test.unit", COVERAGE_GATE):
+    for task_id in ("test.unit", "test.integration"):
         assert dag.get_task(task_id).image == "{{ ti.xcom_pull(task_ids='build')['image_id'] }}"
 
 
@@ -151,7 +152,7 @@ def test_owner_is_uid_and_gid(tmp_path):
 def test_the_release_dags_test_containers_carry_the_stack_label(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOYFLOW_STACK", "e2e")
     dag = release_dag(SERVICE, tmp_path / "shop.yaml")
-    for task_id in ("test.unit", COVERAGE_GATE, "prepare"):
+    for task_id in ("test.unit", "test.performance", "prepare"):
         assert dag.get_task(task_id).labels["io.deployflow.stack"] == "e2e"  # the e2e finds every container by it
 
 

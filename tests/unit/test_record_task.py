@@ -105,15 +105,19 @@ BEFORE_DEPLOY = {k: v for k, v in XCOMS.items() if k[0] in ("resolve", "checkout
 def test_the_record_reads_why_in_the_order_the_tasks_before_the_deploy_run():
     # The same tasks carry remember_failure in the DAG (tests/dags/test_integrity.py: the release DAG's shape).
     assert before_deploy(SHOP) == ("resolve", "checkout", "build", "test.unit", "test.integration", "test.performance",
-                                   "coverage_gate", "prepare")
+                                   "prepare")
 
 
 @pytest.mark.parametrize(("task", "error", "why"), [
     ("build", AirflowFailException("build: the Dockerfile's RUN step failed (exit 2)"),
      "build failed: build: the Dockerfile's RUN step failed (exit 2)"),
-    ("coverage_gate", DockerContainerFailedException("Docker container failed: {'StatusCode': 2}",
-                                                     logs=[b"Name  Stmts\n", b"Coverage failure: total of 72 is less than fail-under=80\n"]),
-     "coverage_gate failed: Docker container failed: {'StatusCode': 2}: Coverage failure: total of 72 is less than fail-under=80"),
+    ("test.unit", DockerContainerFailedException("Docker container failed: {'StatusCode': 2}",
+                                                 logs=[b"Name  Stmts\n", b"Killed\n"]),
+     "test.unit failed: Docker container failed: {'StatusCode': 2}: Killed"),
+    # The last suite to pass runs the coverage gate (pipeline/suites.py): its verdict is the suite's failure.
+    ("test.performance", AirflowFailException("coverage gate: the suites together cover 72 %, under "
+                                              "tests.coverage_threshold 80 %"),
+     "test.performance failed: coverage gate: the suites together cover 72 %, under tests.coverage_threshold 80 %"),
     ("test.unit", AirflowTaskTimeout(), "test.unit failed: AirflowTaskTimeout"),
 ])
 def test_why_a_task_before_the_deploy_failed_reaches_the_ledger(tmp_path, monkeypatch, task, error, why):

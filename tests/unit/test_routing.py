@@ -42,7 +42,6 @@ def ti(task_id: str, dag_id: str = "release_shop", queue: str = "default") -> Si
     ("release_shop", "checkout", {"environment": "staging"}, None),
     ("release_shop", "build", {"environment": "staging"}, None),
     ("release_shop", "test.unit", {"environment": "staging"}, None),
-    ("release_shop", "coverage_gate", {"environment": "staging"}, None),
     ("release_shop", "approve_deploy", {"environment": "staging"}, None),
     # An environment without a docker_host, or none the service has, or none at all: unchanged.
     ("release_shop", "prepare", {"environment": "dev"}, None),

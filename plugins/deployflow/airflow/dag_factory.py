@@ -142,7 +142,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
         # A failed build or suite is deterministic: a retry only delays the verdict.
         build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s),
                                    on_failure_callback=remember_failure)
-        test_group, tested = suite_tasks(service)
+        tested = suite_tasks(service)
         # Waits only where the environment asks, or where the release overrides a freeze. After a promotion's
         # skipped build and tests (none failed) it still runs: none_failed_min_one_success.
         approve = ReleaseApprovalOperator(
@@ -150,7 +150,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         deploy = _deploy_tasks(service, service_file, approve)
-        resolve >> checkout >> build >> test_group
+        resolve >> checkout >> build >> tested
         tested >> approve >> deploy[PREPARE]
         # Resolve skips a gate that asks for nothing before it would start (skips.py): prepare then follows the
         # tests, or resolve where an artifact skipped the build (none failed, one succeeded).

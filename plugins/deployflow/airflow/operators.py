@@ -126,31 +126,35 @@ class ImageBuildOperator(BaseOperator):
 
 
 def test_labels(service: str) -> dict[str, str]:
-    """The labels of a test container (a suite's, the coverage gate's): whose stack and service it is."""
+    """The labels of a test container (a suite's): whose stack and service it is."""
     return {"io.deployflow.stack": stack_settings().stack, "io.deployflow.role": "test", "io.deployflow.service": service}
 
 
 class PytestSuiteOperator(HardenedDockerOperator):
-    """Run one test suite with pytest in a container from the built image (by its ID), as the image's user.
+    """Run one test suite with pytest in a container from the built image (by its ID), as the image's user;
+    where the catalog asks for coverage, the last suite to pass runs the coverage gate in its container too.
 
     Logs a one-line summary (counts, time, coverage, failing tests); a failed
-    suite fails the task with that line as the reason.
+    suite fails the task with that line as the reason, a failed gate with the combined coverage.
 
     :param suite: ``unit``, ``integration`` or ``performance``.
     :param coverage_source: what ``--cov`` measures.
     :param coverage_dir: host directory shared by the suites for coverage data (templated).
+    :param threshold: ``tests.coverage_threshold``; 0: no gate.
+    :param service_suites: every suite of the service: the gate waits for all of them.
     """
 
     # The command carries the catalog's coverage_source: data, never rendered (DockerOperator templates it).
     template_fields: Sequence[str] = tuple(f for f in HardenedDockerOperator.template_fields if f != "command")
     ui_color = "#fce8e6"
 
-    def __init__(self, *, suite: str, coverage_source: str, coverage_dir: str, image: str, **kwargs: Any) -> None:
+    def __init__(self, *, suite: str, coverage_source: str, coverage_dir: str, image: str, threshold: int = 0,
+                 service_suites: Sequence[str] = (), **kwargs: Any) -> None:
         kwargs.setdefault("docker_url", docker_url())
         super().__init__(
             image=image,
-            command=suites.suite_command(suite, coverage_source),
-            environment=suites.suite_environment(suite),
+            command=suites.suite_command(suite, coverage_source, threshold=threshold),
+            environment=suites.suite_environment(suite, suites=service_suites, threshold=threshold),
             mounts=[Mount(target=suites.COVERAGE_MOUNT, source=coverage_dir, type="bind")],
             network_mode="host",
             mount_tmp_dir=False,
@@ -161,18 +165,32 @@ class PytestSuiteOperator(HardenedDockerOperator):
             **kwargs,
         )
         self.suite = suite
+        self.threshold = threshold
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.do_xcom_push = True  # DockerOperator returns the log lines only when pushing
         try:
-            lines = super().execute(context) or []
+            lines, failed = super().execute(context) or [], False
         except DockerContainerFailedException as exc:
-            outcome = suites.read_pytest_output(self.suite, log_lines(exc.logs))
+            lines, failed = log_lines(exc.logs), True
+        own, gate = suites.split_gate(lines)
+        outcome = suites.read_pytest_output(self.suite, own)
+        if not outcome.ok:  # failed, or exit 0 yet no passing test: nothing was shown to work
             self.log.error("%s", outcome.summary())
-            raise AirflowFailException(outcome.summary()) from None
-        outcome = suites.read_pytest_output(self.suite, log_lines(lines))
-        if not outcome.ok:  # exit 0 yet no passing test: nothing was shown to work
             raise AirflowFailException(outcome.summary())
         self.log.info("%s", outcome.summary())
+        combined = suites.gate_coverage(gate)
+        if failed:  # the suite passed: its gate failed (or its container after pytest)
+            raise AirflowFailException(self._gate_failure(combined, gate) if gate else
+                                       f"{outcome.summary()}, yet its container failed")
+        if combined is not None:
+            self.log.info("coverage gate: the suites together cover %g %%, at least tests.coverage_threshold %s %%",
+                          combined, self.threshold)
         return {"suite": self.suite, "ok": outcome.ok, "counts": outcome.counts,
-                "seconds": outcome.seconds, "coverage": outcome.coverage}
+                "seconds": outcome.seconds, "coverage": outcome.coverage, "gate": combined}
+
+    def _gate_failure(self, combined: float | None, gate: list[str]) -> str:
+        if combined is None:
+            return f"coverage gate: the suites' coverage could not be combined: {' '.join(gate[-3:])}".strip()
+        return (f"coverage gate: the suites together cover {combined:g} %, under tests.coverage_threshold "
+                f"{self.threshold} %")

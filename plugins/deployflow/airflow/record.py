@@ -26,7 +26,6 @@ from deployflow.airflow.task_ids import (
     APPROVE_PROMOTE,
     BUILD,
     CHECKOUT,
-    COVERAGE_GATE,
     FAILURE,
     HEALTH,
     PREPARE,
@@ -188,7 +187,7 @@ def aborted_by(abort: dict[str, Any] | None) -> str | None:
 
 def before_deploy(service: Service) -> tuple[str, ...]:
     """The tasks before the deploy, in the order they run: each leaves why it failed (:func:`remember_failure`)."""
-    return (RESOLVE, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), COVERAGE_GATE, PREPARE)
+    return (RESOLVE, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), PREPARE)
 
 
 def remember_failure(context: Context) -> None:
@@ -196,7 +195,7 @@ def remember_failure(context: Context) -> None:
     (the task's log has it whole). It runs for every way a task fails: a refusal, a timeout, a crash."""
     ti, error = context["ti"], context.get("exception")
     why = str(error) or type(error).__name__  # a timeout may say nothing but its kind
-    logs = log_lines(getattr(error, "logs", None))  # a container's last line says why (the coverage gate's total)
+    logs = log_lines(getattr(error, "logs", None))  # a container's last line says why
     if logs:
         why += f": {logs[-1]}"
     ti.xcom_push(key=FAILURE, value=one_line(f"{ti.task_id} failed: {why}", MAX_FAILURE))

@@ -13,7 +13,6 @@ RESOLVE = "resolve"
 CHECKOUT = "checkout"
 BUILD = "build"
 TEST = "test"  # the task group of the pytest suites
-COVERAGE_GATE = "coverage_gate"
 APPROVE_DEPLOY = "approve_deploy"  # the approval gate before the deploy steps
 PREPARE = "prepare"
 HEALTH = "health"
