@@ -13,6 +13,11 @@ slots in use while releases wait (running against deferred task instances, sampl
 figures of make bench-parse (500 and 2,000 generated services), and one summary line. Each round
 also prints the machine's busy CPU time: on a small machine the releases' own work (containers, task
 processes) bounds the rate, not Airflow's scheduling.
+
+Before the releases, the floor: what a task that does nothing costs on the same stack, Airflow's own part
+(scheduler, executor, worker, task process, Execution API), net of the idle stack, in core-seconds per task
+instance: runs of a DAG of ``FLOOR_TASKS`` chained no-op tasks, one run alone and ``FLOOR_RUNS`` at once.
+A release of ``k`` task processes costs at least ``k`` times that, whatever its own work.
 """
 
 from __future__ import annotations
@@ -63,6 +68,38 @@ class LoopTimes:
 
     def between(self, start: float, end: float) -> list[float]:
         return [ms for at, ms in self.samples if start <= at <= end]
+
+
+FLOOR_TASKS = 8
+FLOOR_RUNS = 10
+FLOOR_DAG = f'''"""make bench-scale's floor: {FLOOR_TASKS} chained tasks that do nothing."""
+from airflow.sdk import DAG, chain, task
+
+with DAG("floor", schedule=None, max_active_runs=64, default_args={{"retries": 0}}):
+    @task
+    def nothing() -> None:
+        return None
+
+    chain(*(nothing.override(task_id=f"t{{i}}")() for i in range({FLOOR_TASKS})))
+'''
+
+
+def floor_round(client: AirflowClient, runs: int, idle: float) -> dict:
+    """``runs`` runs of the floor DAG at once: their wall, and the core-seconds per task instance net of the idle
+    stack."""
+    started, busy = time.monotonic(), busy_core_seconds()
+    run_ids = {client.trigger("floor", {})["dag_run_id"] for _ in range(runs)}
+    body = {"dag_ids": ["floor"], "states": ["success", "failed"], "page_limit": 1000}
+    while True:
+        ended = {r["dag_run_id"]: r["state"] for r in client._call("POST", "/api/v2/dags/~/dagRuns/list", json=body)["dag_runs"]
+                 if r["dag_run_id"] in run_ids}
+        if len(ended) == runs:
+            break
+        time.sleep(1)
+    wall = time.monotonic() - started
+    net = busy_core_seconds() - busy - idle * wall
+    return {"runs": runs, "wall": wall, "ok": sum(s == "success" for s in ended.values()),
+            "per_task": net / (runs * FLOOR_TASKS)}
 
 
 def service_entry(name: str, repo: Path, port: int) -> dict:
@@ -210,20 +247,28 @@ def main(argv: list[str] | None = None) -> int:
     work.chmod(0o711)  # the postgres user passes through to its own directory (celery_services)
     repo = scenarios.make_repo(work / "repo", crash_after_s=10)
     rounds = write_catalog(work / "catalog", repo, counts)
+    (work / "dags").mkdir()
+    (work / "dags" / "floor.py").write_text(FLOOR_DAG)
     loops = LoopTimes(STATSD_PORT)
     extra = {"DEPLOYFLOW_CATALOG": str(work / "catalog"), "DEPLOYFLOW_WORKSPACE": str(work / "ws"),
+             "AIRFLOW__CORE__DAGS_FOLDER": str(work / "dags"),  # the floor's DAG (the checkout's dags/ has none)
              "AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
              "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT)}
     top = work / "celery"
-    results = []
+    results, floors = [], []
     try:
         celery_stack.up(top, celery_stack.PORT, extra, concurrency={"worker-a": args.slots})
         client = AirflowClient(f"http://127.0.0.1:{celery_stack.PORT}", timeout=90)
         client.login("admin", admin_password(top / "secrets"))
         for service in (name for names in rounds.values() for name in names):
             wait_for_dag(client, f"release_{service}", timeout=300)
+        wait_for_dag(client, "floor", timeout=300)
         idle = idle_cores(IDLE_S)
         print(f"idle stack: {idle:.2f} cores over {IDLE_S:.0f} s (taken off each round's CPU for its net figure)")
+        for runs in (1, FLOOR_RUNS):
+            floors.append(floor_round(client, runs, idle))
+            print(f"floor: {runs} run(s) of {FLOOR_TASKS} chained no-op tasks, {floors[-1]['ok']}/{runs} succeeded in "
+                  f"{floors[-1]['wall']:.1f} s: {floors[-1]['per_task']:.2f} net core-s per task instance", flush=True)
         one = None
         for n in counts:
             result = {**release_round(client, rounds[n], loops), "idle_cores": idle}
@@ -247,11 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     all_delays = [d for r in results for d in r["delays"]]
     rates = ", ".join(f"N={r['n']} {r['n'] / r['wall'] * 60:.1f}/min" for r in results)
     per_release = ", ".join(f"N={r['n']} {(r['busy'] - r['idle_cores'] * r['wall']) / r['n']:.1f}" for r in results)
-    print(f"SUMMARY bench-scale: {rates}; net core-s per release {per_release}; "
+    floor = ", ".join(f"{f['runs']} at once {f['per_task']:.2f}" for f in floors)
+    print(f"SUMMARY bench-scale: {rates}; net core-s per release {per_release}; floor, net core-s per no-op task {floor}; "
           f"20 at once = {twenty} of one (goal <= 4x); queued->running p95 {percentile(all_delays, .95):.2f} s "
           f"(goal < 5 s); failed {sum(r['n'] - r['ok'] for r in results)}"
           + f"; parse {parse}")
-    return 0 if all(r["ok"] == r["n"] for r in results) else 1
+    return 0 if all(r["ok"] == r["n"] for r in results) and all(f["ok"] == f["runs"] for f in floors) else 1
 
 
 if __name__ == "__main__":
