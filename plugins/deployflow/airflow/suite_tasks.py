@@ -13,14 +13,14 @@ from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.operators import PytestSuiteOperator, test_labels
 from deployflow.airflow.record import remember_failure
 from deployflow.airflow.settings import docker_url
-from deployflow.airflow.task_ids import BUILD, CHECKOUT, COVERAGE_GATE, TEST
+from deployflow.airflow.task_ids import BUILD, COVERAGE_GATE, TEST
 from deployflow.catalog import Service
 from deployflow.pipeline import suites
 from deployflow.platforms.hardening import TEST_LIMITS
 
 # The suites and the coverage gate run the built image by its ID: what they test is what was built.
 IMAGE = "{{ ti.xcom_pull(task_ids='" + BUILD + "')['image_id'] }}"
-COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='" + CHECKOUT + "')['coverage_dir'] }}"
+COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='" + BUILD + "')['coverage_dir'] }}"
 
 
 def suite_tasks(service: Service) -> tuple[TaskGroup, TaskGroup | BaseOperator]:
