@@ -37,7 +37,7 @@ STACK = "config"
 EXPORTER_PORT = 29471  # its release exporter
 PORTS = {"dev": 28401, "staging": 28402, "prod": 28403}
 DAG_ID = "release_sample-app"
-BEFORE_DEPLOY = ("resolve", "checkout", "build", "test.")  # task ids, or a group's prefix
+BEFORE_DEPLOY = ("resolve", "build", "test.")  # task ids, or a group's prefix (build checks out first)
 DEPLOY = ("prepare", "health", "shift", "analysis", "promote", "rollback")
 _RESOLVED = re.compile(r"configuration \w+ of \w+: .* in (\d+\.\d+) s")
 

@@ -12,7 +12,7 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled_back"  # a deploy step or check failed; the old version serves again (nothing, on a first deploy)
     REJECTED = "rejected"  # an approval gate did not approve (rejected, timed out); rolled back if the deploy had begun
     REFUSED = "refused"  # resolve refused the request: bad input, a freeze, not a deployer, a value not granted
-    FAILED_BEFORE_DEPLOY = "failed_before_deploy"  # resolve, checkout, build, a suite (or its coverage gate) or prepare failed: nothing deployed
+    FAILED_BEFORE_DEPLOY = "failed_before_deploy"  # resolve, build (its checkout too), a suite (or its coverage gate) or prepare failed: nothing deployed
     FAILED = "failed"  # the deploy began and was not rolled back (the rollback failed, or had nothing to undo)
     ALREADY_LIVE = "already_live"  # the live commit and configuration again: nothing ran after resolve, nothing changed
 

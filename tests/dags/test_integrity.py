@@ -128,9 +128,9 @@ def test_release_dag_shape(imported):
     # Resolve (which takes the environment's lock): then the build, or (a promotion, whose build and tests are
     # skipped) straight to the gate, or to prepare where resolve skipped the gate too (airflow/skips.py).
     assert "lock" not in tasks  # taken by resolve, in its task process (airflow/resolve.py)
-    assert tasks["resolve"]["downstream"] == ["approve_deploy", "checkout", "prepare"]
+    assert tasks["resolve"]["downstream"] == ["approve_deploy", "build", "prepare"]
     assert (tasks["resolve"]["retries"], tasks["resolve"]["mode"]) == (3, "reschedule")
-    assert tasks["checkout"]["downstream"] == ["build"]
+    assert "checkout" not in tasks  # build checks out first, in its task process (issue 24)
     assert tasks["build"]["downstream"] == ["test.integration", "test.performance", "test.unit"]
     for suite in ("unit", "integration", "performance"):
         # The last suite to pass runs the coverage gate in its container (pipeline/suites.py): no task of its own.
@@ -155,7 +155,7 @@ def test_release_dag_shape(imported):
     assert "approve_promote" not in tasks  # no environment of the sample asks for a gate before promote
     # Each task before the deploy leaves why it failed, for the ledger's failure column (airflow/record.py).
     assert {t for t, task in tasks.items() if task["on_failure"] == ["remember_failure"]} == {
-        "resolve", "checkout", "build", "test.unit", "test.integration", "test.performance", "prepare"}
+        "resolve", "build", "test.unit", "test.integration", "test.performance", "prepare"}
     # Releases to different environments run at once; resolve's lock keeps one environment's apart.
     assert dag["max_active_runs"] == 8
 

@@ -1,7 +1,7 @@
 """Resolve in the release DAG, measuring the request against what the ledger says is live (issue 23): the live
 commit and configuration again has the scheduler skip every task but the record, which writes "already live";
-the live commit with a new configuration takes the live image, and checkout skips saying why; another commit
-runs the whole pipeline.
+the live commit with a new configuration takes the live image, and build (which checks out first) skips saying why;
+another commit runs the whole pipeline.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException, DownstreamTasksSkipped
 
 from deployflow.airflow.dag_factory import release_dag
-from deployflow.airflow.operators import CheckoutOperator
+from deployflow.airflow.operators import ImageBuildOperator
 from deployflow.airflow.record import ReleaseRecordOperator
 from deployflow.catalog import parse_service
 from deployflow.ledger import Ledger, ReleaseEntry, default_url
@@ -117,20 +117,21 @@ def test_the_live_commit_and_configuration_again_skips_everything_but_the_record
     assert row.outcome_detail.startswith("already live: ") and row.failure is None
 
 
-def test_the_live_commit_with_a_new_configuration_reuses_its_image_and_checkout_says_why(world, monkeypatch):
+def test_the_live_commit_with_a_new_configuration_reuses_its_image_and_build_says_why(world, monkeypatch):
     monkeypatch.setattr("deployflow.airflow.rerelease.config_version", lambda env: "c0ffee00c0de")
     resolved = resolve(world, git(world.repo, "rev-parse", "main"))  # a full SHA names itself
-    # resolve skips what the image stands for at once (from checkout, the skip would take a scheduler loop per level)
-    assert resolved["skipped_tasks"] == sorted(["checkout", "build", *DECIDED, *(
+    # resolve skips what the image stands for at once (from build, the skip would take a scheduler loop per level)
+    assert resolved["skipped_tasks"] == sorted(["build", *DECIDED, *(
         t for t in world.dag.task_ids if t.startswith("test."))]) and "already_live" not in resolved
     assert "with configuration none: releasing configuration c0ffee00c0de with its image, unbuilt" in resolved["reuse"]
     assert (resolved["artifact"]["ref"], resolved["artifact"]["digest"]) == ("127.0.0.1:5000/shop:" + resolved["artifact"]["sha"][:12],
                                                                             "sha256:" + "d" * 64)
-    checkout = world.dag.get_task("checkout")
-    assert isinstance(checkout, CheckoutOperator)
-    world.ti.task_id = "checkout"
+    assert "checkout" not in world.dag.task_ids
+    build = world.dag.get_task("build")
+    assert isinstance(build, ImageBuildOperator)
+    world.ti.task_id = "build"
     with pytest.raises(AirflowSkipException, match="unbuilt: nothing to check out, build or test"):
-        checkout.execute({"ti": world.ti, "run_id": "manual__1"})  # should it run all the same
+        build.execute({"ti": world.ti, "run_id": "manual__1"})  # should it run all the same
 
 
 @pytest.mark.parametrize(("ref", "params"), [("next", {}), ("no-such-branch", {}), ("main", {"force": True})])

@@ -61,8 +61,8 @@ def test_an_environment_with_a_docker_host_runs_its_proxy_and_instances_there(ai
 
     # The scheduler's cluster policy put the deploy steps on the host's queue, the rest on the default one.
     assert {t: run["queues"][t] for t in DEPLOY_STEPS} == dict.fromkeys(DEPLOY_STEPS, HOST_QUEUE)
-    assert {t: run["queues"][t] for t in ("resolve", "checkout", "build", "test.unit")} == \
-        dict.fromkeys(("resolve", "checkout", "build", "test.unit"), "default")
+    assert {t: run["queues"][t] for t in ("resolve", "build", "test.unit")} == \
+        dict.fromkeys(("resolve", "build", "test.unit"), "default")
 
     proxies, apps = containers(second_engine, "proxy"), containers(second_engine, "app")
     assert [c.status for c in proxies] == ["running"]

@@ -98,7 +98,7 @@ def test_prod_takes_the_digest_staging_promoted_after_an_approval_through_the_re
           f"the gate's try after the answer {done['tis'][GATE]['duration']:.1f} s")
     assert done["state"] == "success", done["tasks"]
     # Not rebuilt, not retested: the artifact staging promoted, by digest.
-    assert {done["tasks"][t] for t in ("checkout", "build", "test.unit")} == {"skipped"}
+    assert {done["tasks"][t] for t in ("build", "test.unit")} == {"skipped"}
     assert served("prod") == served("staging") == sha
     entry = ledger_row(stack_state, run_id)
     assert (entry.digest, entry.commit[:12], entry.promoted_from) == (built["digest"], sha, "staging")

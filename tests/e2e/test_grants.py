@@ -11,7 +11,7 @@ from tests.e2e.harness import app_containers, configured, log_text, release
 
 pytestmark = pytest.mark.e2e
 
-NOT_RESOLVED = ("checkout", "build", "test.unit", "prepare", "shift", "promote")
+NOT_RESOLVED = ("build", "test.unit", "prepare", "shift", "promote")
 
 
 def test_a_secret_naming_an_ungranted_connection_fails_at_resolve_before_any_build(airflow, catalog, docker_client):

@@ -1,4 +1,4 @@
-"""The release DAG's first half, run for real: checkout, docker build, push, pytest containers.
+"""The release DAG's first half, run for real: build (a checkout, then docker build and push), pytest containers.
 
 All three scenarios are triggered at once through the REST API (JWT from
 /auth/token), as CI would, and followed to the end; the tests then read what
@@ -16,7 +16,7 @@ from tests.e2e.harness import DAG_ID, PORT, SUITES, git, log_text
 
 pytestmark = pytest.mark.e2e
 
-BUILD_AND_TEST = {"resolve", "checkout", "build", *(f"test.{suite}" for suite in SUITES)}  # the e2e catalog's suites (harness SUITES)
+BUILD_AND_TEST = {"resolve", "build", *(f"test.{suite}" for suite in SUITES)}  # the e2e catalog's suites (harness SUITES)
 DEPLOY = {"prepare", "health", "shift", "analysis", "load", "promote", "rollback"}
 NOT_RUN = {"upstream_failed", "skipped", None}
 
@@ -26,13 +26,14 @@ def runs(airflow, sample_repo):
     triggered = {
         # force: main is built and tested even where it is live already (an earlier module).
         ref: airflow.trigger(DAG_ID, {"environment": "dev", "git_ref": ref, "reason": f"e2e {ref}", "force": True})["dag_run_id"]
-        for ref in ("main", "broken-unit", "broken-build")
+        for ref in ("main", "broken-unit", "broken-build", "no-such-ref")
     }
     results = {}
     for ref, run_id in triggered.items():
         run = airflow.wait(DAG_ID, run_id, timeout=900)
         states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG_ID, run_id)}
-        results[ref] = {"run_id": run_id, "state": run["state"], "tasks": states, "sha": git(sample_repo, "rev-parse", ref)}
+        sha = git(sample_repo, "rev-parse", ref) if ref != "no-such-ref" else None
+        results[ref] = {"run_id": run_id, "state": run["state"], "tasks": states, "sha": sha}
     return results
 
 
@@ -42,8 +43,10 @@ def test_a_good_commit_builds_pushes_and_passes_all_suites(airflow, runs):
     # dev is a rolling release: no canary analysis, no load for it, no approval asked, nothing to roll back
     assert {t: s for t, s in run["tasks"].items() if s != "success"} == {
         "analysis": "skipped", "load": "skipped", "approve_deploy": "skipped", "rollback": "skipped"}
-    assert airflow.xcom(DAG_ID, run["run_id"], "checkout")["sha"] == run["sha"]
+    assert "checkout" not in run["tasks"]  # build checks out first, in its own task process (issue 24)
     built = airflow.xcom(DAG_ID, run["run_id"], "build")
+    assert (built["sha"], built["short_sha"], built["git_ref"]) == (run["sha"], run["sha"][:12], "main")
+    assert built["coverage_dir"].endswith("/coverage") and built["checkout_seconds"] > 0
     assert built["ref"] == f"127.0.0.1:5000/sample-app:{run['sha'][:12]}"
     assert built["pushed"] and built["digest"].startswith("sha256:")
     registry = RegistryCredentials.read(credentials_file())  # the registry is locked: its user reads it
@@ -85,11 +88,25 @@ def test_a_broken_dockerfile_stops_the_release_at_build(airflow, runs):
     run = runs["broken-build"]
     assert run["state"] == "failed"
     assert run["tasks"]["build"] == "failed"
-    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "checkout", "build", "record"}}
+    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "build", "record"}}
     assert later and set(later.values()) <= NOT_RUN, later
     log = log_text(airflow, run["run_id"], "build")
     assert "returned a non-zero code: 3" in log
     assert "this step breaks the build" in log
+    # The checkout before the build left the commit in build's XCom (no image): the record names the commit.
+    checked_out = airflow.xcom(DAG_ID, run["run_id"], "build")
+    assert checked_out["sha"] == run["sha"] and "ref" not in checked_out
+
+
+def test_a_ref_the_repository_lacks_fails_build_with_the_checkout_s_words_and_the_ledger_says_so(airflow, runs):
+    run = runs["no-such-ref"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["build"] == "failed"
+    later = {t: s for t, s in run["tasks"].items() if t not in {"resolve", "build", "record"}}
+    assert later and set(later.values()) <= NOT_RUN, later
+    said = "checkout: ref 'no-such-ref' is not a branch, tag or commit of the repository"
+    assert said in log_text(airflow, run["run_id"], "build")
+    assert f"failed before deploy at build: build failed: {said}" in log_text(airflow, run["run_id"], "record")
 
 
 @pytest.mark.parametrize(

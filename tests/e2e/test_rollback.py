@@ -19,7 +19,7 @@ from tests.e2e.harness import DAG_ID, PORTS, branch, finished, release, served_v
 pytestmark = pytest.mark.e2e
 
 ENVIRONMENT = "prod"
-UNBUILT = ("checkout", "build")
+UNBUILT = ("build",)  # build checks out first: no checkout task
 
 
 def roll_back(airflow, to: str, expected: str) -> tuple[dict, float]:

@@ -33,7 +33,7 @@ def tasks(airflow: FakeAirflow, states: dict[str, str], *, then: dict[str, str] 
     airflow.answer(("GET", TIS), 200, body, then=later)
 
 
-CANARY_ANALYSING = {"resolve": "success", "lock": "success", "checkout": "success", "build": "success", "prepare": "success",
+CANARY_ANALYSING = {"resolve": "success", "lock": "success", "build": "success", "prepare": "success",
                     "health": "success", "shift": "success", "analysis": "deferred", "load": "running",
                     "promote": None, "rollback": None, "record": None}
 

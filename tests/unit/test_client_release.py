@@ -73,10 +73,10 @@ def test_a_run_id_taken_in_the_same_second_gets_a_suffix(capsys, airflow, passwo
     assert second == f"{first}.2"
 
 
-def test_the_note_is_made_exact_once_resolve_and_checkout_tell_more(capsys, airflow, passwords):
-    follow(airflow, "success", tasks=[[ti("resolve", "success"), ti("checkout", "success")]])
+def test_the_note_is_made_exact_once_resolve_and_build_tell_more(capsys, airflow, passwords):
+    follow(airflow, "success", tasks=[[ti("resolve", "success"), ti("build", "success")]])
     xcom(airflow, "resolve", RESOLVED)
-    xcom(airflow, "checkout", {"sha": "3f2a9c1d" * 5, "short_sha": "3f2a9c1d"})
+    xcom(airflow, "build", {"sha": "3f2a9c1d" * 5, "short_sha": "3f2a9c1d", "ref": "127.0.0.1:5000/shop:3f2a9c1d"})
     assert release(capsys, airflow, passwords, "--git-ref", "main").code == 0
     patched = airflow.requests("PATCH", RUN)
     assert [p.body for p in patched] == [{"note": "dev · blue-green · main · by admin: CI build 42"},
@@ -164,7 +164,7 @@ def test_a_run_that_ends_exits_by_its_outcome(capsys, airflow, passwords, state,
 
 # ---- the end: a table, or JSON ---------------------------------------------------------------------------------------
 
-ENDED = [ti("resolve", "success", 0.4), ti("checkout", "success", 2.0, "2026-12-06T17:43:03Z"),
+ENDED = [ti("resolve", "success", 0.4), ti("build", "success", 2.0, "2026-12-06T17:43:03Z"),
          ti("analysis", "skipped", 0.1, "2026-12-06T17:44:00Z"), ti("load", "skipped", 0.1, "2026-12-06T17:44:01Z"),
          ti("promote", "success", 21.5, "2026-12-06T17:44:02Z"), ti("rollback", "skipped", None)]
 LIVE = {"environment": "dev", "url": "http://127.0.0.1:18101",
@@ -188,7 +188,7 @@ def test_the_end_is_a_table_of_tasks_with_why_steps_were_skipped_the_watch_and_w
 release_shop {RUN_ID}: SUCCESS in 150.0 s (blue-green)
   TASK_ID   STATE    SECONDS
   resolve   success  0.4
-  checkout  success  2.0
+  build     success  2.0
   analysis  skipped  0.1
   load      skipped  0.1
   promote   success  21.5
@@ -257,7 +257,7 @@ def test_a_rollback_asks_for_the_earlier_release_and_says_which_it_puts_back(cap
 
 def test_a_release_of_what_is_live_says_so_and_why_nothing_ran(capsys, airflow, passwords):
     why = "3f2a9c1d0e4b is live in dev (run dev__main__20261206T170000) with the same configuration (none): nothing to build, test or deploy"
-    follow(airflow, "success", tasks=[[ti("resolve", "success"), ti("checkout", "skipped", None), ti("record", "success")]])
+    follow(airflow, "success", tasks=[[ti("resolve", "success"), ti("build", "skipped", None), ti("record", "success")]])
     xcom(airflow, "resolve", {**RESOLVED, "already_live": why, "artifact": {"short_sha": "3f2a9c1d0e4b", "source": "dev"}})
     xcom(airflow, "record", {"outcome": "already_live"})
     ran = release(capsys, airflow, passwords)

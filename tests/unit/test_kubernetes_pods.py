@@ -35,7 +35,7 @@ SERVICE_FILE = ROOT / "include" / "k8s" / "services" / "sample-app.yaml"
 SERVICE = load_service(SERVICE_FILE)
 STEPS = ("prepare", "shift", "promote", "rollback")
 DEPLOYER_IMAGE = "registry.example/deployflow/deployer:7"
-BUILT = {"ref": "registry.example/sample-app:0123456789ab", "digest": "sha256:" + "a" * 64}
+BUILT = {"ref": "registry.example/sample-app:0123456789ab", "digest": "sha256:" + "a" * 64, "short_sha": "0123456789ab"}
 # A label key: an optional DNS-subdomain prefix and a name; a value: 63 characters at most.
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -49,7 +49,6 @@ class RunTI:
         self.dag_id, self.task_id, self.try_number, self.map_index = dag_id, task_id, 1, -1
         self.pulled = {
             ("resolve", "return_value"): {"environment": environment, "strategy": strategy},
-            ("checkout", "return_value"): {"short_sha": "0123456789ab"},
             ("build", "return_value"): BUILT,
             ("prepare", "started"): started or None,
         }

@@ -35,8 +35,8 @@ def event(**changes) -> ReleaseEvent:
     ({"event": "promoted", "reason": "looks good"}, "sample-app 3f2a1b0c9d8e promoted in prod: looks good"),
     ({"event": "started", "reason": ""}, "sample-app 3f2a1b0c9d8e started in prod (blue-green), requested by alice"),
     ({"event": "rejected", "reason": "not during the freeze"}, "sample-app 3f2a1b0c9d8e rejected for prod: not during the freeze"),
-    ({"event": "failed", "version": None, "reason": "checkout failed: no such ref 'mian'"},
-     "sample-app failed in prod (blue-green): checkout failed: no such ref 'mian'"),
+    ({"event": "failed", "version": None, "reason": "build failed: checkout: ref 'mian' is not a branch"},
+     "sample-app failed in prod (blue-green): build failed: checkout: ref 'mian' is not a branch"),
     ({"event": "failed", "reason": "tests failed:\n  unit: 3 of 120 failed\n"},
      "sample-app 3f2a1b0c9d8e failed in prod (blue-green): tests failed: unit: 3 of 120 failed"),
 ])

@@ -26,9 +26,10 @@ COST = {"requests": 5200, "failed_requests": 1, "saved_by_router": 7, "restore_s
 XCOMS = {
     ("resolve", "return_value"): {"service": "shop", "environment": "prod", "strategy": "blue-green", "git_ref": "main",
                                   "requested_by": "alice", "reason": "fix"},
-    ("checkout", "return_value"): {"sha": "0123456789ab" * 3, "short_sha": "0123456789ab", "seconds": 0.4,
-                                   "committed_at": "2026-12-01T08:00:00+00:00"},
-    ("build", "return_value"): {"ref": "127.0.0.1:5000/shop:0123456789ab", "digest": "sha256:" + "b" * 64, "seconds": 12.0},
+    # Build's one result: the checkout it does first (its seconds as checkout_seconds), then the image.
+    ("build", "return_value"): {"sha": "0123456789ab" * 3, "short_sha": "0123456789ab", "checkout_seconds": 0.4,
+                                "committed_at": "2026-12-01T08:00:00+00:00", "git_ref": "main",
+                                "ref": "127.0.0.1:5000/shop:0123456789ab", "digest": "sha256:" + "b" * 64, "seconds": 12.0},
     ("prepare", "return_value"): {"previous": "fedcba987654", "seconds": 3.5},
     ("prepare", "started"): True,
     ("prepare", "release"): {"version": "0123456789ab-cc0ffee00c0de", "image_version": "0123456789ab", "config": "c0ffee00c0de"},
@@ -99,18 +100,23 @@ def test_a_json_lines_ledger_beside_it_is_imported_once(tmp_path, monkeypatch):
     assert [e.run_id for e in open_ledger(tmp_path).entries()] == ["old"]  # once
 
 
-BEFORE_DEPLOY = {k: v for k, v in XCOMS.items() if k[0] in ("resolve", "checkout")}
+# Build's result before its build: the checkout's alone (pushed as soon as checked out, airflow/checkout_step.py).
+CHECKED_OUT = {k: v for k, v in XCOMS[("build", "return_value")].items() if k not in ("ref", "digest", "seconds")}
+BEFORE_DEPLOY = {**{k: v for k, v in XCOMS.items() if k[0] == "resolve"}, ("build", "return_value"): CHECKED_OUT}
 
 
 def test_the_record_reads_why_in_the_order_the_tasks_before_the_deploy_run():
     # The same tasks carry remember_failure in the DAG (tests/dags/test_integrity.py: the release DAG's shape).
-    assert before_deploy(SHOP) == ("resolve", "checkout", "build", "test.unit", "test.integration", "test.performance",
+    assert before_deploy(SHOP) == ("resolve", "build", "test.unit", "test.integration", "test.performance",
                                    "prepare")
 
 
 @pytest.mark.parametrize(("task", "error", "why"), [
     ("build", AirflowFailException("build: the Dockerfile's RUN step failed (exit 2)"),
      "build failed: build: the Dockerfile's RUN step failed (exit 2)"),
+    # Build checks out first: a bad ref fails it with the checkout's words (tests/unit/test_build_task.py).
+    ("build", AirflowFailException("checkout: ref 'mian' is not a branch, tag or commit of the repository"),
+     "build failed: checkout: ref 'mian' is not a branch, tag or commit of the repository"),
     ("test.unit", DockerContainerFailedException("Docker container failed: {'StatusCode': 2}",
                                                  logs=[b"Name  Stmts\n", b"Killed\n"]),
      "test.unit failed: Docker container failed: {'StatusCode': 2}: Killed"),
@@ -125,6 +131,9 @@ def test_why_a_task_before_the_deploy_failed_reaches_the_ledger(tmp_path, monkey
     remember_failure({"ti": ti, "exception": error})  # the failed task's on_failure_callback
     entry = run_record(tmp_path, monkeypatch, ti, fails=f"failed before deploy at {task}: ")
     assert (entry.outcome, entry.outcome_detail, entry.failure) == (Outcome.FAILED_BEFORE_DEPLOY, f"failed before deploy at {task}", why)
+    # The commit was checked out before anything failed: the ledger names it (no image, none was built).
+    assert (entry.commit, entry.committed_at, entry.image) == ("0123456789ab" * 3, "2026-12-01T08:00:00+00:00", None)
+    assert entry.steps == {"checkout": 0.4}
 
 
 def test_a_release_that_failed_before_deploy_without_a_reason_says_so_plainly(tmp_path, monkeypatch):
@@ -165,7 +174,7 @@ def test_a_rollback_is_recorded_with_who_why_and_the_release_it_put_back(tmp_pat
     artifact = {"ref": "127.0.0.1:5000/shop:fedcba987654", "digest": "sha256:" + "f" * 64, "sha": "fedcba987654" * 3,
                 "short_sha": "fedcba987654", "committed_at": None, "tests": {"unit": {"ok": True}}, "source": "prod",
                 "run_id": "manual__0", "config": "c0ffee00c0de"}
-    xcoms = {**{k: v for k, v in XCOMS.items() if k[0] not in ("checkout", "build", "rollback")},
+    xcoms = {**{k: v for k, v in XCOMS.items() if k[0] not in ("build", "rollback")},
              ("resolve", "return_value"): {**XCOMS[("resolve", "return_value")], "rollback_to": "previous",
                                            "reason": "errors after 0123456", "artifact": artifact},
              ("promote", "return_value"): {"seconds": 1.0}}

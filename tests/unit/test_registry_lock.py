@@ -19,6 +19,7 @@ from deployflow.airflow.deployer_operator import DeployerOperator
 from deployflow.catalog import parse_service
 from deployflow.errors import StageFailed
 from deployflow.pipeline.build import BuiltImage
+from deployflow.pipeline.checkout import Checkout
 from deployflow.pipeline.registry import RegistryCredentials, auth_config, credentials_file, pull_image, registry_of
 from deployflow.stack import celery, containers, secrets
 from tests.unit.fakes import FakeDockerClient, FakeEngine
@@ -179,12 +180,13 @@ def test_the_build_pushes_with_the_credentials_and_logs_no_password(connection, 
     monkeypatch.setattr(operators.Variable, "get", lambda key, default=None: {"deployflow_registry": "127.0.0.1:5000"}.get(key, default))
     monkeypatch.setattr(operators, "DockerHook", lambda **_: SimpleNamespace(api_client=engine))
     monkeypatch.setattr(operators.build, "build_image", lambda client, spec: BuiltImage(spec.ref, "sha256:" + "e" * 64, 1.0, 1.0))
-    checkout = {"sha": "0123456789ab" + "0" * 28, "ref": "main", "path": str(tmp_path), "seconds": 0.1}
-    ti = SimpleNamespace(xcom_pull=lambda task_ids: checkout if task_ids == "checkout" else {"git_ref": "main"})
+    source = Checkout(sha="0123456789ab" + "0" * 28, ref="main", path=str(tmp_path), seconds=0.1)
+    monkeypatch.setattr(operators, "check_out", lambda service, ref, run_id, log: (source, source.to_dict()))
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: {"git_ref": "main"}, xcom_push=lambda key, value: None)
     task = operators.ImageBuildOperator(task_id="build", service=parse_service(
         {"name": "shop", "source": {"repo": "/srv/shop"}, "environments": {"dev": {"port": 18101}}}))
     with caplog.at_level(logging.DEBUG):
-        built = task.execute({"ti": ti, "dag_run": SimpleNamespace(run_type="manual")})
+        built = task.execute({"ti": ti, "run_id": "manual__1", "dag_run": SimpleNamespace(run_type="manual")})
     assert engine.calls == [("push", ("127.0.0.1:5000/shop", "0123456789ab", {"stream": True, "decode": True, "auth_config": AUTH}))]
     assert PASSWORD not in json.dumps(built) and PASSWORD not in caplog.text  # not in XCom, not in the log
     assert connection.masked == [PASSWORD]

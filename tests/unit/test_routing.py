@@ -39,7 +39,6 @@ def ti(task_id: str, dag_id: str = "release_shop", queue: str = "default") -> Si
     ("release_shop", "prepare", {"environment": "prod"}, "docker_prod"),  # the queue defaults to the connection id
     # Build, tests and the rest stay on the default queue and the local engine.
     ("release_shop", "resolve", {"environment": "staging"}, None),
-    ("release_shop", "checkout", {"environment": "staging"}, None),
     ("release_shop", "build", {"environment": "staging"}, None),
     ("release_shop", "test.unit", {"environment": "staging"}, None),
     ("release_shop", "approve_deploy", {"environment": "staging"}, None),

@@ -63,7 +63,7 @@ def test_resolve_skips_them_through_the_scheduler_at_once_with_why(strategy, mon
         resolve = ResolveReleaseOperator(task_id="resolve", service=service())
         from airflow.providers.standard.operators.empty import EmptyOperator
 
-        for task_id in ("checkout", "analysis", "load", "approve_deploy", "prepare", "record"):
+        for task_id in ("build", "analysis", "load", "approve_deploy", "prepare", "record"):
             resolve >> EmptyOperator(task_id=task_id)
     ti = RunTI()
     params = {"environment": "dev", "git_ref": "main", "strategy": strategy, "reason": "", "force": True}

@@ -27,7 +27,7 @@ from airflow.sdk.timezone import utcnow
 
 from deployflow.airflow.announce import announce
 from deployflow.airflow.governance import approval_needed
-from deployflow.airflow.task_ids import ANALYSIS, CHECKOUT, RESOLVE, TEST
+from deployflow.airflow.task_ids import ANALYSIS, BUILD, RESOLVE, TEST
 from deployflow.airflow.ledger import releases_in
 from deployflow.airflow.runs import triggering_user
 from deployflow.catalog import Service, project_root
@@ -164,7 +164,7 @@ def _said(decision: dict[str, Any]) -> str:
 
 
 def _version(ti: Any, resolved: dict[str, Any]) -> str:
-    source = resolved.get("artifact") or ti.xcom_pull(task_ids=CHECKOUT) or {}
+    source = resolved.get("artifact") or ti.xcom_pull(task_ids=BUILD) or {}
     return source.get("short_sha") or "(unknown)"
 
 
@@ -174,7 +174,7 @@ def approval_body(service: Service, resolved: dict[str, Any], context: Context, 
     they are written: never a link, an image or HTML of their own."""
     ti = context["ti"]
     artifact = resolved.get("artifact") or {}
-    source = artifact or ti.xcom_pull(task_ids=CHECKOUT) or {}
+    source = artifact or ti.xcom_pull(task_ids=BUILD) or {}
     environment = resolved["environment"]
     live = _live(service.name, environment)
     lines = [
@@ -208,8 +208,8 @@ def _live(service: str, environment: str):  # -> ReleaseEntry | None
 def _commits(service: Service, ti: Any, source: dict[str, Any], live: Any) -> list[str]:
     if live is None or not source.get("sha"):
         return ["- (no live version to compare with)"]
-    checkout = ti.xcom_pull(task_ids=CHECKOUT) or {}
-    repo = Path(checkout["workspace"]) / "src" if checkout.get("workspace") else Path(service.source.location(project_root()))
+    built = ti.xcom_pull(task_ids=BUILD) or {}  # build checked the ref out into its workspace first
+    repo = Path(built["workspace"]) / "src" if built.get("workspace") else Path(service.source.location(project_root()))
     try:
         commits = commits_between(repo, live.commit, source["sha"], limit=COMMITS_SHOWN)
     except Exception as exc:  # noqa: BLE001 - the gate must still ask: say why the list is missing

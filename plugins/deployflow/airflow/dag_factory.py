@@ -22,7 +22,7 @@ from deployflow.airflow.load import AnalysisLoadOperator
 from deployflow.airflow.record import ReleaseRecordOperator, remember_failure
 from deployflow.airflow.health_check import HealthCheckSensor
 from deployflow.airflow.sensors import CanaryAnalysisSensor
-from deployflow.airflow.operators import CheckoutOperator, ImageBuildOperator
+from deployflow.airflow.operators import ImageBuildOperator
 from deployflow.airflow.resolve import ResolveReleaseOperator
 from deployflow.airflow.suite_tasks import suite_tasks
 from deployflow.airflow.runs import in_a_task
@@ -31,7 +31,6 @@ from deployflow.airflow.task_ids import (
     APPROVE_DEPLOY,
     APPROVE_PROMOTE,
     BUILD,
-    CHECKOUT,
     HEALTH,
     LOAD,
     PREPARE,
@@ -58,11 +57,11 @@ def _requested(field: str) -> str:
 
 
 # A promotion takes the artifact an earlier environment promoted (resolve found it in the ledger) where a
-# build takes the checkout's commit and the build's image.
+# build takes its own: the commit it checked out (in its XCom as soon as checked out) and the image it built.
 _ARTIFACT = "(" + _xcom(RESOLVE) + " or {}).get('artifact')"
-VERSION = "{{ (" + _ARTIFACT + " or " + _xcom(CHECKOUT) + " or {}).get('short_sha', '') }}"
+VERSION = "{{ (" + _ARTIFACT + " or " + _xcom(BUILD) + " or {}).get('short_sha', '') }}"
 # Deploy by digest when the image was pushed: what runs is exactly what was tested.
-# (Empty when the build never finished: the rollback task renders this too, then skips.)
+# (Empty when the build never finished, its XCom the checkout's alone: the rollback task renders this too, then skips.)
 DEPLOY_IMAGE = (
     "{% set b = " + _ARTIFACT + " or " + _xcom(BUILD) + " or {} %}"
     "{{ b.get('ref', '') }}{{ '@' ~ b['digest'] if b.get('digest') else '' }}"
@@ -137,9 +136,8 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             task_id=RESOLVE, service=service, retries=3, on_failure_callback=remember_failure,
             timeout=DAGRUN_TIMEOUT.total_seconds() + _longest_approval_s(service),
         )
-        checkout = CheckoutOperator(task_id=CHECKOUT, service=service, git_ref="{{ " + _xcom(RESOLVE) + "['git_ref'] }}",
-                                    on_failure_callback=remember_failure)
-        # A failed build or suite is deterministic: a retry only delays the verdict.
+        # Build checks the ref out first, then builds: one task process where checkout and build were two (issue 24).
+        # A failed build or suite is deterministic: a retry only delays the verdict (the git step retries itself).
         build = ImageBuildOperator(task_id=BUILD, service=service, retries=0, execution_timeout=timedelta(seconds=service.build.timeout_s),
                                    on_failure_callback=remember_failure)
         tested = suite_tasks(service)
@@ -150,7 +148,7 @@ def release_dag(service: Service, service_file: Path, *, params_per_task: bool =
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         )
         deploy = _deploy_tasks(service, service_file, approve)
-        resolve >> checkout >> build >> tested
+        resolve >> build >> tested
         tested >> approve >> deploy[PREPARE]
         # Resolve skips a gate that asks for nothing before it would start (skips.py): prepare then follows the
         # tests, or resolve where an artifact skipped the build (none failed, one succeeded).

@@ -14,14 +14,17 @@ from typing import Any
 
 from airflow.sdk import Connection
 
+from deployflow.airflow.checkout_step import CHECKOUT_SECONDS
 from deployflow.airflow.settings import settings, state_dir
-from deployflow.airflow.task_ids import BUILD, CHECKOUT, PREPARE, PROMOTE, ROLLBACK, SHIFT
+from deployflow.airflow.task_ids import BUILD, PREPARE, PROMOTE, ROLLBACK, SHIFT
 from deployflow.ledger import Ledger, ReleaseEntry
 
 log = logging.getLogger(__name__)
 
 LEDGER_CONNECTION = "deployflow_ledger"
-TIMED = (CHECKOUT, BUILD, PREPARE, SHIFT, PROMOTE, ROLLBACK)  # tasks whose result says how long their work took
+TIMED = (BUILD, PREPARE, SHIFT, PROMOTE, ROLLBACK)  # tasks whose result says how long their work took
+# The ledger's step of the checkout, which build does first: its figure is build's ``checkout_seconds``.
+CHECKOUT_STEP = "checkout"
 
 
 def ledger_url(state_dir: Path) -> str:
@@ -54,6 +57,8 @@ def releases_in(service: str, environment: str) -> list[ReleaseEntry]:
 
 
 def step_seconds(pulled: dict[str, Any]) -> dict[str, float]:
-    """Each task's own figure of the seconds its work took, from its result."""
-    return {task: float(result["seconds"]) for task, result in pulled.items()
-            if task in TIMED and isinstance(result, dict) and isinstance(result.get("seconds"), (int, float))}
+    """Each step's own figure of the seconds its work took, from its task's result (the checkout's from build's)."""
+    built = pulled.get(BUILD)
+    checkout = {"seconds": built.get(CHECKOUT_SECONDS)} if isinstance(built, dict) else None
+    return {step: float(result["seconds"]) for step, result in {CHECKOUT_STEP: checkout, **pulled}.items()
+            if step in (CHECKOUT_STEP, *TIMED) and isinstance(result, dict) and isinstance(result.get("seconds"), (int, float))}

@@ -1,4 +1,4 @@
-"""Operators of the release DAG's first half: checkout, build, test (resolve is ``resolve.py``).
+"""Operators of the release DAG's first half: build (which checks out first), test (resolve is ``resolve.py``).
 
 Thin adapters: they read Airflow's context (params, run id, XCom) and call the
 Airflow-free core in ``deployflow``. Every failure the core raises on purpose
@@ -18,20 +18,18 @@ from airflow.providers.docker.hooks.docker import DockerHook
 from airflow.sdk import BaseOperator, Variable
 from docker.types import Mount
 
+from deployflow.airflow.checkout_step import build_result, check_out
 from deployflow.airflow.deployer_step import log_lines
-from deployflow.airflow.git_credentials import git_runner
 from deployflow.airflow.grants import require_grants
 from deployflow.airflow.hardened_docker import HardenedDockerOperator
 from deployflow.airflow.registry import registry_credentials
-from deployflow.airflow.resolve import unbuilt_reason
+from deployflow.airflow.resolve import XCOM_RETURN_KEY, unbuilt_reason
 from deployflow.airflow.runs import is_scheduled, skip
-from deployflow.airflow.settings import docker_url, run_workspace, stack_settings
-from deployflow.airflow.task_ids import CHECKOUT, RESOLVE
-from deployflow.catalog import Service, project_root
+from deployflow.airflow.settings import docker_url, stack_settings
+from deployflow.airflow.task_ids import RESOLVE
+from deployflow.catalog import Service
 from deployflow.errors import DeployflowError
 from deployflow.pipeline import build, suites
-from deployflow.pipeline.checkout import Checkout, checkout, run_git
-from deployflow.pipeline.mirror import keep_mirror, mirror_path
 from deployflow.platforms.hardening import TEST_LIMITS
 from deployflow.pipeline.registry import auth_config
 from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTRY_VARIABLE
@@ -39,50 +37,14 @@ from deployflow.settings import BASE_IMAGE_VARIABLE, DEFAULT_BASE_IMAGE, REGISTR
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-class CheckoutOperator(BaseOperator):
-    """Check out the requested ref into this run's workspace; pushes the commit SHA to XCom. Fetches the clone
-    into the service's mirror under the state directory too (``pipeline/mirror.py``), for the Releases view.
-
-    :param service: the catalog entry this DAG releases.
-    :param git_ref: branch, tag or commit (templated).
-    """
-
-    template_fields: Sequence[str] = ("git_ref",)
-    ui_color = "#fff4e5"
-
-    def __init__(self, *, service: Service, git_ref: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.service = service
-        self.git_ref = git_ref
-
-    def execute(self, context: Context) -> dict[str, object]:
-        resolved = context["ti"].xcom_pull(task_ids=RESOLVE) or {}
-        artifact = resolved.get("artifact")
-        if artifact:  # resolve skips it then; should it run all the same, it skips, and the rest with it
-            skip(context, f"{unbuilt_reason(resolved)}: nothing to check out, build or test")
-        require_grants(self.service)
-        workspace = run_workspace(self.service.name, context["run_id"])
-        location = self.service.source.location(project_root())
-        try:
-            result = checkout(location, self.git_ref, workspace / "src", run=git_runner(self.service.source))
-        except DeployflowError as exc:
-            raise AirflowFailException(str(exc)) from None
-        coverage_dir = workspace / "coverage"
-        coverage_dir.mkdir(parents=True, exist_ok=True)
-        for stale in coverage_dir.glob(".coverage*"):
-            stale.unlink()  # a retried run must not count an earlier attempt's data
-        coverage_dir.chmod(0o777)  # the test containers run as the image's unprivileged user
-        self.log.info("checkout: %s at %s -> %s in %.2f s", location, self.git_ref, result.sha, result.seconds)
-        # The Releases view lists the commits between two versions from this mirror (pipeline/mirror.py).
-        problem = keep_mirror(workspace / "src", mirror_path(stack_settings().state_dir, self.service.name), run=run_git)
-        if problem:
-            self.log.warning("checkout: %s", problem)
-        return {**result.to_dict(), "workspace": str(workspace), "coverage_dir": str(coverage_dir)}
-
 
 class ImageBuildOperator(BaseOperator):
-    """``docker build`` the service at the checked-out commit, tag it by commit, push it.
+    """Check out the requested ref into this run's workspace (``checkout_step.py``), then ``docker build`` the
+    service at that commit, tag it by commit, push it. One task, not two: a task process less per release.
 
+    Returns one XCom: the checkout's fields (``sha``, ``short_sha``, ``committed_at``, ``workspace``,
+    ``coverage_dir``, ``git_ref``, ``checkout_seconds``) and the image's (``ref``, ``image_id``, ``digest``,
+    ``seconds``...); the checkout's alone is pushed before the build starts, for a build that fails.
     The registry comes from the Airflow Variable ``deployflow_registry``
     (``AIRFLOW_VAR_DEPLOYFLOW_REGISTRY``); without one the image stays local.
     The push logs in with the registry's credentials (``airflow/registry.py``).
@@ -100,8 +62,15 @@ class ImageBuildOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        source = ti.xcom_pull(task_ids=CHECKOUT)
-        request = ti.xcom_pull(task_ids=RESOLVE)
+        request = ti.xcom_pull(task_ids=RESOLVE) or {}
+        if request.get("artifact"):  # resolve skips it then; should it run all the same, it skips, and the rest with it
+            skip(context, f"{unbuilt_reason(request)}: nothing to check out, build or test")
+        grants = require_grants(self.service)
+        try:  # a bad ref or repository fails the build with the checkout's words ("checkout: ref 'x' is not ...")
+            source, checked_out = check_out(self.service, request["git_ref"], context["run_id"], self.log)
+        except DeployflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        ti.xcom_push(key=XCOM_RETURN_KEY, value=build_result(checked_out, {}))  # the commit, should the build fail
         registry = Variable.get(REGISTRY_VARIABLE, default=None) or None
         base_image = Variable.get(BASE_IMAGE_VARIABLE, default=DEFAULT_BASE_IMAGE)
         build_type = "nightly" if is_scheduled(context["dag_run"]) else "release"
@@ -109,8 +78,8 @@ class ImageBuildOperator(BaseOperator):
         try:
             # image_spec refuses a context or Dockerfile outside the checkout before any Docker call.
             spec = build.image_spec(
-                self.service, Checkout.from_dict(source), branch=request["git_ref"], build_type=build_type,
-                base_image=base_image, registry=registry, network=require_grants(self.service).build_network,
+                self.service, source, branch=request["git_ref"], build_type=build_type,
+                base_image=base_image, registry=registry, network=grants.build_network,
             )
             client = DockerHook(docker_conn_id=None, base_url=self.docker_url or docker_url(), timeout=spec.timeout_s).api_client
             built = build.build_image(client, spec)
@@ -122,7 +91,7 @@ class ImageBuildOperator(BaseOperator):
         except (*build.ENGINE_ERRORS, AirflowException) as exc:  # the hook found no engine (the build's own: above)
             raise AirflowFailException(str(build.engine_failure("build: reaching the Docker engine", exc))) from None
         self.log.info("build stage done in %.1f s: %s pushed=%s", time.monotonic() - started, built.ref, built.pushed)
-        return built.to_dict()
+        return build_result(checked_out, built.to_dict())
 
 
 def test_labels(service: str) -> dict[str, str]:

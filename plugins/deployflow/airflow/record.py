@@ -25,7 +25,6 @@ from deployflow.airflow.task_ids import (
     APPROVE_DEPLOY,
     APPROVE_PROMOTE,
     BUILD,
-    CHECKOUT,
     FAILURE,
     HEALTH,
     PREPARE,
@@ -102,16 +101,16 @@ class ReleaseRecordOperator(BaseOperator):
     def _record(self, context: Context) -> ReleaseEntry:
         """The release's ledger row, written (one per run: a retried record updates it)."""
         ti = context["ti"]
-        pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, CHECKOUT, BUILD, PREPARE, PROMOTE, ROLLBACK)}
+        pulled = {t: ti.xcom_pull(task_ids=t) for t in (RESOLVE, BUILD, PREPARE, PROMOTE, ROLLBACK)}
         refused = ti.xcom_pull(task_ids=RESOLVE, key=REFUSED)
         # A refused request has no resolved request; who asked is the run's own fact, and is recorded anyway.
         # One that timed out waiting for the environment's lock left its request on its last poke.
         request = pulled[RESOLVE] or ti.xcom_pull(task_ids=RESOLVE, key=REQUEST) or {
             "service": self.service.name, "requested_by": requested_by(context["dag_run"])}
-        # A promotion's artifact stands for the checkout and the build it skipped.
+        # A promotion's artifact stands for the build it skipped (the commit, the image); build's XCom holds the
+        # commit it checked out even when the build itself failed afterwards (no image then).
         artifact = request.get("artifact") or {}
         built = artifact or pulled[BUILD] or {}
-        source = artifact or pulled[CHECKOUT] or {}
         approval = next((d for d in (ti.xcom_pull(task_ids=g, key=APPROVAL_XCOM) for g in (APPROVE_DEPLOY, APPROVE_PROMOTE))
                          if d), None)
         rejected = approval is not None and approval["decision"] != "approved"
@@ -126,14 +125,14 @@ class ReleaseRecordOperator(BaseOperator):
         early = first_failure(ti, before_deploy(self.service)) if outcome is Outcome.FAILED_BEFORE_DEPLOY else None
         entry = ReleaseEntry.of(
             request=request, run_id=context["run_id"], outcome=outcome, said=f"{said} at {early[0]}" if early else said,
-            commit=source.get("sha"), image=built.get("ref"),
+            commit=built.get("sha"), image=built.get("ref"),
             previous=(pulled[PREPARE] or {}).get("previous"),
             started=context["dag_run"].start_date, rollback=pulled[ROLLBACK],
             judged=(aborted if outcome not in (Outcome.PROMOTED, Outcome.ALREADY_LIVE) else None) or refused or (rejection(approval) if rejected else None)
             or analysis_failure(ti.xcom_pull(task_ids=ANALYSIS, key="verdict"))
             or ti.xcom_pull(task_ids=HEALTH, key=FAILURE) or (early[1] if early else None),
             config=config,
-            committed_at=source.get("committed_at"),
+            committed_at=built.get("committed_at"),
             steps=step_seconds({**pulled, SHIFT: ti.xcom_pull(task_ids=SHIFT)}),
             digest=built.get("digest"),
             analysis_score=(ti.xcom_pull(task_ids=ANALYSIS, key="verdict") or {}).get("score"),
@@ -187,7 +186,7 @@ def aborted_by(abort: dict[str, Any] | None) -> str | None:
 
 def before_deploy(service: Service) -> tuple[str, ...]:
     """The tasks before the deploy, in the order they run: each leaves why it failed (:func:`remember_failure`)."""
-    return (RESOLVE, CHECKOUT, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), PREPARE)
+    return (RESOLVE, BUILD, *(f"{TEST}.{suite}" for suite in service.tests.suites), PREPARE)
 
 
 def remember_failure(context: Context) -> None:

@@ -21,7 +21,7 @@ from deployflow.airflow.lock import POKE_INTERVAL_S, take_in_turn
 from deployflow.airflow.rerelease import measure
 from deployflow.airflow.runs import is_scheduled, requested_by
 from deployflow.airflow.skips import DECIDED, decided_skips
-from deployflow.airflow.task_ids import BUILD, CHECKOUT, NOTE, RECORD, REFUSED, REQUEST, TEST, release_dag_id
+from deployflow.airflow.task_ids import BUILD, NOTE, RECORD, REFUSED, REQUEST, TEST, release_dag_id
 from deployflow.catalog import Service
 from deployflow.errors import DeployflowError
 from deployflow.governance.rerelease import ALREADY_LIVE, REUSE
@@ -97,15 +97,15 @@ class ResolveReleaseOperator(BaseSensorOperator, SkipMixin):
         self.log.info("run note: %s", note)
         context["ti"].xcom_push(key=NOTE, value=note)
         if resolved.get(ALREADY_LIVE):
-            # The record task alone runs (it says "already live"); the scheduler skips the rest, checkout first.
+            # The record task alone runs (it says "already live"); the scheduler skips the rest, build first.
             context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=resolved)  # the skip ends execute before Airflow would
             # Raises: resolve ends here, successfully, and tells no channel; the record tells them how it ended.
             self.skip(context["ti"], [t for t in self.get_flat_relatives(upstream=False) if t.task_id != RECORD])
         announce(self.service, "started", resolved, context, version=version, reason=request.reason)
         # What the request already decides is skipped now, by the scheduler, before any of it would start a process
         # (skips.py); a release built and tested already (a promotion, a rollback, the live image with a new
-        # configuration) skips checkout, build and the suites too: skipped by checkout, the
-        # scheduler would walk that skip down one level per loop (about 6 s measured).
+        # configuration) skips build (which checks out first) and the suites too: skipped by build,
+        # the scheduler would walk that skip down one level per loop (about 6 s measured).
         resolved[DECIDED] = decided_skips(self.service, resolved)
         if resolved.get("artifact"):
             self.log.info("%s: checkout, build and tests skipped", unbuilt_reason(resolved))
@@ -120,8 +120,8 @@ class ResolveReleaseOperator(BaseSensorOperator, SkipMixin):
 
 
 def is_unbuilt(task_id: str) -> bool:
-    """Whether ``task_id`` is one of the tasks an artifact stands for: checkout, build, a suite."""
-    return task_id in (CHECKOUT, BUILD) or task_id.startswith(f"{TEST}.")
+    """Whether ``task_id`` is one of the tasks an artifact stands for: build (and its checkout), a suite."""
+    return task_id == BUILD or task_id.startswith(f"{TEST}.")
 
 
 def unbuilt_reason(resolved: dict[str, Any]) -> str:

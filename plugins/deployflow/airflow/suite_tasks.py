@@ -11,12 +11,12 @@ from airflow.sdk import TaskGroup
 
 from deployflow.airflow.operators import PytestSuiteOperator, test_labels
 from deployflow.airflow.record import remember_failure
-from deployflow.airflow.task_ids import BUILD, CHECKOUT, TEST
+from deployflow.airflow.task_ids import BUILD, TEST
 from deployflow.catalog import Service
 
 # The suites run the built image by its ID: what they test is what was built.
 IMAGE = "{{ ti.xcom_pull(task_ids='" + BUILD + "')['image_id'] }}"
-COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='" + CHECKOUT + "')['coverage_dir'] }}"
+COVERAGE_DIR = "{{ ti.xcom_pull(task_ids='" + BUILD + "')['coverage_dir'] }}"
 
 
 def suite_tasks(service: Service) -> TaskGroup:

@@ -10,7 +10,6 @@ def release_dag_id(service: str) -> str:
 
 
 RESOLVE = "resolve"
-CHECKOUT = "checkout"
 BUILD = "build"
 TEST = "test"  # the task group of the pytest suites
 APPROVE_DEPLOY = "approve_deploy"  # the approval gate before the deploy steps

@@ -18,7 +18,7 @@ from deployflow.terminal import table
 from deployflow.release import release_run_id, run_note
 
 # The release DAG's task ids and XCom keys (deployflow.airflow.task_ids: the client does not import Airflow's side).
-RESOLVE, CHECKOUT, PROMOTE, RECORD = "resolve", "checkout", "promote", "record"
+RESOLVE, BUILD, PROMOTE, RECORD = "resolve", "build", "promote", "record"
 SKIPPED, LIVE = "skipped", "live"
 ALREADY_LIVE, REUSE = "already_live", "reuse"  # what resolve found live (deployflow.governance.rerelease)
 AWAITING_INPUT = "awaiting_input"  # a human-in-the-loop task waiting for its answer
@@ -84,8 +84,8 @@ def follow_timeout(client: AirflowClient, dag_id: str, say: Callable[[str], None
 
 class Follower:
     """What the release says while its run goes on: each task's new state, what resolve resolved, where a waiting
-    gate is answered (once a gate); and the run's note made exact as resolve (the strategy) and checkout (the commit)
-    tell more. With ``--json`` it says all that on stderr: stdout is the report's alone."""
+    gate is answered (once a gate); and the run's note made exact as resolve (the strategy) and build (the commit it
+    checked out) tell more. With ``--json`` it says all that on stderr: stdout is the report's alone."""
 
     def __init__(self, client: AirflowClient, args: argparse.Namespace, dag_id: str, run_id: str, *, note: str) -> None:
         self.client, self.args, self.dag_id, self.run_id = client, args, dag_id, run_id
@@ -112,8 +112,8 @@ class Follower:
             self.resolved = self._xcom(RESOLVE) or {}
             self._tell_resolved()
             self._note((self.resolved.get("artifact") or {}).get("short_sha"))
-        elif task_id == CHECKOUT and self.resolved:
-            self._note((self._xcom(CHECKOUT) or {}).get("short_sha"))
+        elif task_id == BUILD and self.resolved:
+            self._note((self._xcom(BUILD) or {}).get("short_sha"))
 
     def report(self, run: dict[str, Any]) -> dict[str, Any]:
         """The run as it ended: its tasks, why those that skipped did, the watch after promotion, what is live."""
