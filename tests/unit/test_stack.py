@@ -259,3 +259,18 @@ def test_the_base_image_script_ends_each_refusal_with_what_to_do(tmp_path, uid, 
                           env={"PATH": str(bin_dir), "BASE_IMAGE": "deployflow/base:none", "SKIP_PULL": "1"})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == last_line
+
+
+def test_a_pid_file_whose_pid_another_process_took_since_is_not_running(tmp_path):
+    """A PID is reused once its process ends: a stale file naming a process that started after it was written
+    (this test's own) is no stack process, so it is neither taken as running nor signalled by a stop."""
+    home = tmp_path / "home"
+    secrets.private_dir(home / "pids")
+    path = processes._pid_file(home, "scheduler")
+    path.write_text(str(os.getpid()))
+    assert processes._running(home, "scheduler") == os.getpid()  # written after this process started: its own
+    written = processes._started_at(os.getpid()) - processes.REUSED_AFTER_S - 3600
+    os.utime(path, (written, written))  # the file of a scheduler that ended an hour before this process began
+    assert processes._running(home, "scheduler") is None
+    processes.stop_process(home, "scheduler")  # signals nothing: this process is still here to assert it
+    assert path.exists()

@@ -31,11 +31,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# A PID is reused once its process has ended: a live process that started this long after its PID file was
+# written is another one (the tolerance covers a wall clock stepped back since the boot).
+REUSED_AFTER_S = 60.0
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux's /proc: the boot time and the process's
+    start in clock ticks since); None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat, starttime
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+
+
 def _running(home: Path, name: str) -> int | None:
+    """The PID of process ``name`` where it runs: its PID file's, unless that PID is gone or now another
+    process's (after a reboot, or a stop that never ran: `make demo` found a shell there and started no
+    scheduler; `make demo-down` would have signalled that shell's group)."""
     path = _pid_file(home, name)
     if path.exists():
         pid = int(path.read_text())
-        if _alive(pid):
+        started = _started_at(pid)
+        if _alive(pid) and (started is None or started <= path.stat().st_mtime + REUSED_AFTER_S):
             return pid
     return None
 
