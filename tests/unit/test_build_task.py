@@ -5,7 +5,6 @@ checkout's words; a git error is tried once more inside build, as the checkout t
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,15 +18,12 @@ from deployflow.errors import StageFailed
 from deployflow.pipeline.build import BuiltImage
 from deployflow.pipeline.checkout import Checkout, run_git
 from tests.unit.fakes import FakeEngine
+from tests.unit.test_checkout import git
 
 DIGEST = "sha256:" + "d" * 64
 # What the checkout task's XCom held, and what the build task's did: each must be in build's one XCom now.
 CHECKOUT_KEYS = {"sha", "short_sha", "ref", "path", "seconds", "committed_at", "workspace", "coverage_dir"}
 BUILD_KEYS = {"ref", "image_id", "size_mb", "seconds", "digest", "pushed"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
